@@ -1,0 +1,135 @@
+//! The command line: clap structures, their validation into configuration,
+//! and the glue that runs each subcommand.
+//!
+//! What the user typed lives in the clap structs; each subcommand's file
+//! turns them into validated engine configuration before the first socket
+//! opens (a bad flag is a one-line error and exit status 2), then runs the
+//! engine with the printers. `anyhow` is used here and in `main.rs` only.
+
+pub mod args;
+pub mod nmap_compat;
+pub mod output;
+pub mod progress;
+pub mod scan;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::{Cli, Command};
+
+/// Exit statuses, documented in `--help` and the README.
+pub mod exit {
+    /// The command did its job (a scan finished, whatever it found).
+    pub const OK: u8 = 0;
+    /// The command could not do its job: nothing could be scanned, an
+    /// output file could not be written, an internal error.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage: an unknown flag, a bad target, port or value. Nothing was sent.
+    pub const USAGE: u8 = 2;
+    /// Interrupted by Ctrl-C (SIGINT) or SIGTERM; results so far were written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// A usage error: printed as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        UsageError(msg.into())
+    }
+}
+
+/// Parses `argv` (after rewriting nmap's multi-letter flags) and runs it.
+pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    let argv = nmap_compat::rewrite(argv);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with status 0 and errors
+            // to stderr with status 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = if err.downcast_ref::<UsageError>().is_some() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            };
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "sockeye: {}", one_line(&err));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// An error and its causes on one line: "outer: inner: root".
+fn one_line(err: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 {
+            if s.ends_with(&text) {
+                continue;
+            }
+            s.push_str(": ");
+        }
+        s.push_str(&text);
+    }
+    s
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("SOCKEYE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .without_time()
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "sockeye", &mut out);
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cmd = Cli::command();
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let sub = sub.clone().name(format!("sockeye-{}", sub.get_name()));
+                clap_mangen::Man::new(sub).render(&mut out)?;
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! `sockeye scan`: validate, resolve, scan, print.
+//!
+//! Everything the user typed is checked before the first packet: targets,
+//! ports, durations, output files. Then host names are resolved (a name that
+//! fails is reported and the others are scanned), the engine runs with the
+//! printers on their own thread, and Ctrl-C stops sending, lets in-flight
+//! probes finish briefly, and still writes every result and the summary.
+
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::args::{ColorChoice, ScanArgs};
+use super::output::{OutputSpec, open_file, parse_outputs};
+use super::progress::{self, Suspending};
+use super::{UsageError, exit};
+use crate::report::{
+    self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary, TargetError,
+};
+use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, connect_scan};
+use crate::target::hosts::{
+    Block, ExcludeItem, Excludes, HostSpec, Target, TargetSet, parse_exclude_list, parse_host_spec,
+    parse_target_file,
+};
+use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
+use crate::target::{Proto, SpecError};
+
+/// How long a host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Events buffered between the engine and the printers; a slow printer
+/// (a pipe nobody reads) slows the scan rather than growing memory.
+const EVENT_QUEUE: usize = 16 * 1024;
+
+/// The validated form of `ScanArgs`.
+#[derive(Debug)]
+pub struct ScanPlan {
+    pub specs: Vec<(String, HostSpec)>,
+    pub excludes: Vec<(String, HostSpec)>,
+    pub first_address: bool,
+    pub ports: Vec<u16>,
+    pub list_only: bool,
+    pub outputs: Vec<OutputSpec>,
+    pub all_states: bool,
+    pub engine: ScanConfig,
+    /// The seed was chosen by us, not typed.
+    pub random_seed: bool,
+}
+
+fn usage(err: SpecError) -> UsageError {
+    UsageError::new(err.to_string())
+}
+
+impl ScanPlan {
+    /// Checks everything that can be checked without the network.
+    pub fn from_args(args: ScanArgs) -> Result<ScanPlan, anyhow::Error> {
+        let mut specs = Vec::new();
+        for token in &args.targets {
+            specs.push((token.clone(), parse_host_spec(token).map_err(usage)?));
+        }
+        if let Some(path) = &args.input_list {
+            let text = read_text(path)?;
+            for spec in parse_target_file(&text).map_err(usage)? {
+                specs.push((spec_token(&spec), spec));
+            }
+        }
+        if specs.is_empty() {
+            return Err(UsageError::new(
+                "no targets given (e.g. `sockeye scan 127.0.0.1`; see --help)",
+            )
+            .into());
+        }
+        let mut excludes = Vec::new();
+        for list in &args.exclude {
+            for spec in parse_exclude_list(list).map_err(usage)? {
+                excludes.push((spec_token(&spec), spec));
+            }
+        }
+        if let Some(path) = &args.exclude_file {
+            let text = read_text(path)?;
+            for spec in parse_exclude_list(&text).map_err(usage)? {
+                excludes.push((spec_token(&spec), spec));
+            }
+        }
+
+        let mut ports = match (&args.ports, args.top_ports) {
+            (Some(spec), _) => parse_ports(spec).map_err(usage)?,
+            (None, Some(0)) => {
+                return Err(UsageError::new("--top-ports 0: must be at least 1").into());
+            }
+            (None, Some(n)) => PortList {
+                tcp: sorted(top_ports(Proto::Tcp, n)),
+                udp: Vec::new(),
+            },
+            (None, None) => PortList {
+                tcp: sorted(top_ports(Proto::Tcp, 1000)),
+                udp: Vec::new(),
+            },
+        };
+        if let Some(spec) = &args.exclude_ports {
+            ports.exclude(&parse_ports(spec).map_err(usage)?);
+        }
+        if !ports.udp.is_empty() {
+            if ports.tcp.is_empty() {
+                return Err(UsageError::new(
+                    "only UDP ports (U:) given, but this sockeye has no UDP scan yet; use T: or plain ports",
+                )
+                .into());
+            }
+            tracing::warn!(
+                count = ports.udp.len(),
+                "UDP ports (U:) ignored: no UDP scan yet"
+            );
+        }
+        if ports.tcp.is_empty() && !args.list {
+            return Err(UsageError::new("no ports left to scan after --exclude-ports").into());
+        }
+
+        let timing = Timing::template(args.timing.unwrap_or(3));
+        let rtt = RttLimits {
+            min: opt_duration("--min-rtt-timeout", &args.min_rtt_timeout)?.unwrap_or(timing.min),
+            max: opt_duration("--max-rtt-timeout", &args.max_rtt_timeout)?.unwrap_or(timing.max),
+            initial: opt_duration("--initial-rtt-timeout", &args.initial_rtt_timeout)?
+                .unwrap_or(timing.initial),
+        };
+        if rtt.min > rtt.max {
+            return Err(UsageError::new(format!(
+                "--min-rtt-timeout ({:?}) is larger than --max-rtt-timeout ({:?})",
+                rtt.min, rtt.max
+            ))
+            .into());
+        }
+        let rate = match args.rate.or(timing.rate) {
+            Some(r) if !(r.is_finite() && r > 0.0) => {
+                return Err(
+                    UsageError::new(format!("--rate {r}: must be a positive number")).into(),
+                );
+            }
+            r => r,
+        };
+        let fd_window = crate::sys::nofile_limit()
+            .saturating_sub(crate::sys::RESERVED_FDS)
+            .max(1);
+        let max_inflight = match args.max_inflight.or(timing.inflight) {
+            Some(0) => return Err(UsageError::new("--max-inflight 0: must be at least 1").into()),
+            Some(n) => {
+                if n as u64 > fd_window {
+                    tracing::warn!(
+                        requested = n,
+                        limit = fd_window,
+                        "--max-inflight is above the open-file limit; using the limit"
+                    );
+                }
+                (n as u64).min(fd_window) as usize
+            }
+            None => fd_window as usize,
+        };
+        let shard = match &args.shard {
+            Some(s) => parse_shard(s)?,
+            None => Shard::default(),
+        };
+        if shard.count > 1 && args.seed.is_none() {
+            return Err(UsageError::new(
+                "--shard needs --seed: every shard must use the same seed to split the work exactly",
+            )
+            .into());
+        }
+        let random_seed = args.seed.is_none();
+        let seed = args.seed.unwrap_or_else(rand::random);
+        let outputs = parse_outputs(&args.output, args.json)?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(ScanPlan {
+            specs,
+            excludes,
+            first_address: args.first_address,
+            ports: ports.tcp.clone(),
+            list_only: args.list,
+            outputs,
+            all_states: args.all_states,
+            engine: ScanConfig {
+                ports: ports.tcp.into(),
+                max_inflight,
+                retries: args.retries.unwrap_or(timing.retries),
+                rtt,
+                rate,
+                seed,
+                shard,
+                workers,
+                grace: rtt.max.min(Duration::from_secs(1)),
+                emit_all: args.all_states,
+            },
+            random_seed,
+        })
+    }
+}
+
+fn sorted(mut v: Vec<u16>) -> Vec<u16> {
+    v.sort_unstable();
+    v
+}
+
+/// The token a spec read from a file stands for, for error messages.
+fn spec_token(spec: &HostSpec) -> String {
+    match spec {
+        HostSpec::Addr(a) => a.to_string(),
+        HostSpec::Net(n) => n.to_string(),
+        HostSpec::Name(n) => n.clone(),
+        HostSpec::Octets(_) => "octet range".into(),
+    }
+}
+
+fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read targets from stdin")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// nmap's timing templates, as far as a connect scan has them.
+struct Timing {
+    min: Duration,
+    max: Duration,
+    initial: Duration,
+    retries: u8,
+    rate: Option<f64>,
+    inflight: Option<usize>,
+}
+
+impl Timing {
+    fn template(level: u8) -> Timing {
+        let ms = Duration::from_millis;
+        let base = Timing {
+            min: ms(100),
+            max: ms(3000),
+            initial: ms(1000),
+            retries: 2,
+            rate: None,
+            inflight: None,
+        };
+        match level {
+            // Paranoid and sneaky: one probe at a time, spaced out (nmap:
+            // 5 minutes and 15 seconds between probes).
+            0 => Timing {
+                rate: Some(1.0 / 300.0),
+                inflight: Some(1),
+                max: ms(10_000),
+                ..base
+            },
+            1 => Timing {
+                rate: Some(1.0 / 15.0),
+                inflight: Some(1),
+                max: ms(10_000),
+                ..base
+            },
+            // Polite: 0.4 s between probes.
+            2 => Timing {
+                rate: Some(2.5),
+                inflight: Some(1),
+                max: ms(10_000),
+                ..base
+            },
+            4 => Timing {
+                max: ms(1250),
+                initial: ms(500),
+                ..base
+            },
+            5 => Timing {
+                min: ms(50),
+                max: ms(300),
+                initial: ms(250),
+                ..base
+            },
+            _ => base,
+        }
+    }
+}
+
+/// nmap's time syntax: `500ms`, `2s`, `1m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, UsageError> {
+    let bad = || {
+        UsageError::new(format!(
+            "{flag} {text:?}: expected a time like 500ms, 2s or 1.5"
+        ))
+    };
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn opt_duration(flag: &str, text: &Option<String>) -> Result<Option<Duration>, UsageError> {
+    text.as_deref().map(|t| parse_duration(flag, t)).transpose()
+}
+
+/// `I/N` with 0 <= I < N.
+pub fn parse_shard(text: &str) -> Result<Shard, UsageError> {
+    let bad = |why: &str| UsageError::new(format!("--shard {text:?}: {why}"));
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| bad("expected I/N, e.g. 0/4"))?;
+    let index: u32 = i.trim().parse().map_err(|_| bad("I must be a number"))?;
+    let count: u32 = n.trim().parse().map_err(|_| bad("N must be a number"))?;
+    if count == 0 {
+        return Err(bad("N must be at least 1"));
+    }
+    if index >= count {
+        return Err(bad("I must be smaller than N (shards count from 0)"));
+    }
+    Ok(Shard { index, count })
+}
+
+/// Runs `sockeye scan`.
+pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let plan = ScanPlan::from_args(args)?;
+    if plan.list_only {
+        return list_targets(&plan);
+    }
+    crate::sys::raise_nofile_limit();
+    // Open every output file before anything is sent.
+    let mut files = Vec::new();
+    for spec in &plan.outputs {
+        if let Some(path) = &spec.path {
+            files.push((spec.format, open_file(path)?));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plan.engine.workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(scan_main(plan, files, quiet, color, command_line))
+}
+
+async fn scan_main(
+    plan: ScanPlan,
+    files: Vec<(Format, Box<dyn Write + Send>)>,
+    quiet: bool,
+    color: ColorChoice,
+    command_line: String,
+) -> anyhow::Result<u8> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    if plan.random_seed {
+        tracing::info!(seed = plan.engine.seed, "probe order seed");
+    }
+
+    // Resolve names (targets and exclusions) concurrently.
+    let (blocks, target_errors) = resolve_targets(&plan.specs, plan.first_address).await;
+    let excludes = resolve_excludes(&plan.excludes).await;
+    let targets = Arc::new(TargetSet::new(blocks, excludes));
+
+    let progress = Arc::new(Progress::default());
+    let progress_done = CancellationToken::new();
+    let bar = progress::start(Arc::clone(&progress), quiet, progress_done.clone());
+
+    let stdout_format = plan
+        .outputs
+        .iter()
+        .find(|s| s.path.is_none())
+        .map(|s| s.format);
+    let use_color = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let version = env!("CARGO_PKG_VERSION");
+    if let Some(format) = stdout_format {
+        let out = BufWriter::with_capacity(
+            64 * 1024,
+            Suspending {
+                bar: bar.clone(),
+                inner: io::stdout(),
+            },
+        );
+        let opts = SinkOptions {
+            color: use_color && format == Format::Table,
+            all_states: plan.all_states,
+            version,
+        };
+        sinks.push(report::new_sink(format, Box::new(out), opts));
+    }
+    for (format, out) in files {
+        let opts = SinkOptions {
+            color: false,
+            all_states: plan.all_states,
+            version,
+        };
+        sinks.push(report::new_sink(format, out, opts));
+    }
+    let mut sink = MultiSink::new(sinks);
+    let info = RunInfo {
+        command: "scan",
+        args: command_line,
+        started,
+        scan_type: "connect",
+        proto: Proto::Tcp,
+        ports_spec: compact_spec(&plan.ports),
+        num_ports: plan.ports.len() as u32,
+        all_states: plan.all_states,
+    };
+    sink.start(&info).context("cannot write output")?;
+
+    let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);
+    let printer = std::thread::Builder::new()
+        .name("sockeye-printer".into())
+        .spawn(move || print_events(sink, rx))
+        .context("cannot start the printer thread")?;
+    for err in &target_errors {
+        let _ = tx.send(Event::TargetError(err.clone()));
+    }
+
+    let stats = if targets.is_empty() {
+        drop(tx); // lets the printer thread see the end of the events
+        ScanStats::default()
+    } else {
+        connect_scan(
+            Arc::clone(&targets),
+            plan.engine.clone(),
+            tx,
+            Arc::clone(&progress),
+            cancel.clone(),
+        )
+        .await
+    };
+    progress_done.cancel();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut sink = printer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
+    let interrupted = stats.interrupted || cancel.is_cancelled();
+    let summary = Summary {
+        command: "scan",
+        hosts: stats.hosts,
+        ports: stats.ports,
+        open: stats.open,
+        closed: stats.closed,
+        filtered: stats.filtered,
+        open_filtered: 0,
+        elapsed: clock.elapsed(),
+        ended: SystemTime::now(),
+        interrupted,
+    };
+    if stats.local_retries > 0 {
+        tracing::info!(
+            probes = stats.local_retries,
+            "probes re-sent after this machine ran out of sockets or buffers"
+        );
+    }
+    let written = sink.finish(&summary);
+    if let Err(err) = written
+        && err.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(anyhow::Error::new(err).context("cannot write output"));
+    }
+    if interrupted {
+        return Ok(exit::INTERRUPTED);
+    }
+    if targets.is_empty() || (stats.hosts == 0 && !target_errors.is_empty()) {
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+fn print_events(mut sink: MultiSink, rx: Receiver<Event>) -> MultiSink {
+    for event in rx {
+        // MultiSink keeps going with the sinks that still work.
+        let _ = sink.event(&event);
+    }
+    sink
+}
+
+/// First Ctrl-C (or SIGTERM): stop sending and wrap up. Second: leave now.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let wait = async {
+            match term.as_mut() {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = t.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        wait.await;
+        tracing::warn!(
+            "interrupted: finishing probes in flight and writing results (Ctrl-C again to quit now)"
+        );
+        cancel.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(i32::from(exit::INTERRUPTED));
+    });
+}
+
+async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
+    let lookup = tokio::net::lookup_host((name, 0));
+    let addrs = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Err(_) => return Err(format!("no answer within {}s", RESOLVE_TIMEOUT.as_secs())),
+        Ok(Err(err)) => return Err(err.to_string()),
+        Ok(Ok(addrs)) => addrs,
+    };
+    let mut out: Vec<IpAddr> = Vec::new();
+    for a in addrs {
+        if !out.contains(&a.ip()) {
+            out.push(a.ip());
+        }
+    }
+    if out.is_empty() {
+        return Err("no addresses".into());
+    }
+    if first_only {
+        out.truncate(1);
+    }
+    Ok(out)
+}
+
+async fn resolve_targets(
+    specs: &[(String, HostSpec)],
+    first_only: bool,
+) -> (Vec<Block>, Vec<TargetError>) {
+    let lookups = specs.iter().map(|(token, spec)| async move {
+        match spec {
+            HostSpec::Name(name) => match resolve(name, first_only).await {
+                Ok(addrs) => {
+                    let label: Arc<str> = Arc::from(name.as_str());
+                    let targets = addrs
+                        .into_iter()
+                        .map(|addr| Target {
+                            addr,
+                            name: Some(Arc::clone(&label)),
+                        })
+                        .collect();
+                    Ok(Block::List(targets))
+                }
+                Err(message) => Err(TargetError {
+                    target: token.clone(),
+                    message,
+                }),
+            },
+            other => other.to_block().ok_or_else(|| TargetError {
+                target: token.clone(),
+                message: "cannot be scanned".into(),
+            }),
+        }
+    });
+    let mut blocks = Vec::new();
+    let mut errors = Vec::new();
+    for r in futures::future::join_all(lookups).await {
+        match r {
+            Ok(b) => blocks.push(b),
+            Err(e) => errors.push(e),
+        }
+    }
+    (blocks, errors)
+}
+
+async fn resolve_excludes(specs: &[(String, HostSpec)]) -> Excludes {
+    let mut items = Vec::new();
+    for (token, spec) in specs {
+        match spec {
+            HostSpec::Name(name) => match resolve(name, false).await {
+                Ok(addrs) => items.extend(addrs.into_iter().map(ExcludeItem::Addr)),
+                Err(message) => {
+                    tracing::warn!(exclude = %token, %message, "cannot resolve excluded host")
+                }
+            },
+            other => items.extend(ExcludeItem::from_spec(other.clone())),
+        }
+    }
+    Excludes::new(items)
+}
+
+/// `-sL`: every target, one per line; names as typed (no DNS), nothing sent.
+fn list_targets(plan: &ScanPlan) -> anyhow::Result<u8> {
+    let json = plan
+        .outputs
+        .iter()
+        .any(|s| s.path.is_none() && s.format == Format::Json);
+    let excludes = Excludes::new(
+        plan.excludes
+            .iter()
+            .filter_map(|(_, s)| ExcludeItem::from_spec(s.clone()))
+            .collect(),
+    );
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let result = (|| -> io::Result<()> {
+        for (_, spec) in &plan.specs {
+            match spec {
+                HostSpec::Name(name) => write_listed(&mut out, json, name)?,
+                other => {
+                    let Some(block) = other.to_block() else {
+                        continue;
+                    };
+                    let set = TargetSet::new(vec![block], excludes.clone());
+                    let mut line = String::with_capacity(48);
+                    for t in set.iter() {
+                        line.clear();
+                        use std::fmt::Write as _;
+                        let _ = write!(line, "{}", t.addr);
+                        write_listed(&mut out, json, &line)?;
+                    }
+                }
+            }
+        }
+        out.flush()
+    })();
+    match result {
+        Ok(()) => Ok(exit::OK),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write the list")),
+    }
+}
+
+fn write_listed(out: &mut impl Write, json: bool, target: &str) -> io::Result<()> {
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"type": "target", "target": target})
+        )
+    } else {
+        out.write_all(target.as_bytes())?;
+        out.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_nmap_syntax() {
+        let ok = [
+            ("500ms", Duration::from_millis(500)),
+            ("2s", Duration::from_secs(2)),
+            ("1.5", Duration::from_millis(1500)),
+            ("1m", Duration::from_secs(60)),
+            ("0", Duration::ZERO),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_duration("--x", text).expect(text), want, "{text}");
+        }
+        for bad in ["", "abc", "5 parsecs", "-1s", "1e9"] {
+            assert!(parse_duration("--x", bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(
+            parse_shard("0/1").expect("ok"),
+            Shard { index: 0, count: 1 }
+        );
+        assert_eq!(
+            parse_shard("2/3").expect("ok"),
+            Shard { index: 2, count: 3 }
+        );
+        for bad in ["3/3", "1/0", "a/2", "1", "1/2/3", "-1/2"] {
+            assert!(parse_shard(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+}

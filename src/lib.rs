@@ -1,0 +1,20 @@
+//! sockeye: find out what is listening on a network and talk to it.
+//!
+//! The library holds everything that does I/O; the binary (`src/main.rs`)
+//! only parses arguments, runs a command and maps its outcome to an exit
+//! code. Layers, from the bottom up:
+//!
+//! - [`target`]: host and port specifications in nmap's syntax, lazy
+//!   iteration over them, and the seeded permutation that orders a scan.
+//! - [`report`]: the typed results every engine emits and the printers
+//!   (sinks) that render them: table, JSON Lines, nmap XML, grepable.
+//! - [`scan`]: the scan engines and their timing.
+//! - [`cli`]: clap structures, their validation into engine configuration,
+//!   and the glue that runs each subcommand.
+//! - [`sys`]: the few process-wide OS settings (open-file limit).
+
+pub mod cli;
+pub mod report;
+pub mod scan;
+pub mod sys;
+pub mod target;

@@ -1,0 +1,197 @@
+//! The event sequence every printer's tests replay: two hosts whose ports
+//! interleave as the scanner's permutation makes them, one named and one
+//! not, every port state and several reasons, a target that did not resolve,
+//! and the captured output.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{
+    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Sink, SinkOptions, Summary,
+    TargetError,
+};
+
+/// Tue Nov  3 18:01:25 2026 UTC.
+pub(crate) fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_793_728_885)
+}
+
+pub(crate) fn opts(all_states: bool) -> SinkOptions {
+    SinkOptions {
+        color: false,
+        all_states,
+        version: "0.1.0",
+    }
+}
+
+pub(crate) fn run_info() -> RunInfo {
+    RunInfo {
+        command: "scan",
+        args: "sockeye scan -p 22,25,80,443,8080,40000,U:53 lab.test 198.18.0.3 nope.invalid"
+            .to_owned(),
+        started: t0(),
+        scan_type: "connect",
+        proto: Proto::Tcp,
+        ports_spec: "22,25,80,443,8080,40000".to_owned(),
+        num_ports: 6,
+        all_states: false,
+    }
+}
+
+pub(crate) const A1: &str = "198.18.0.2";
+pub(crate) const A2: &str = "198.18.0.3";
+
+fn addr(a: &str) -> IpAddr {
+    a.parse().expect("test address")
+}
+
+fn port(
+    a: &str,
+    name: Option<&str>,
+    (port, proto): (u16, Proto),
+    (state, reason): (PortState, Reason),
+    rtt_us: Option<u64>,
+    tries: u8,
+) -> Event {
+    Event::Port(PortResult {
+        addr: addr(a),
+        host: name.map(Arc::from),
+        port,
+        proto,
+        state,
+        reason,
+        rtt: rtt_us.map(Duration::from_micros),
+        tries,
+    })
+}
+
+/// The whole run between `start` and `finish`, host 1 named `name`.
+pub(crate) fn events(name: &str) -> Vec<Event> {
+    use PortState::*;
+    use Proto::*;
+    use Reason::*;
+    let n = Some(name);
+    let h1 = HostDone {
+        addr: addr(A1),
+        host: Some(Arc::from(name)),
+        started: t0(),
+        ended: t0() + Duration::from_millis(300),
+        counts: vec![
+            (Open, SynAck, 2),
+            (Closed, ConnRefused, 2),
+            (Filtered, NoResponse, 1),
+            (Filtered, HostUnreach, 1),
+        ],
+        srtt: Some(Duration::from_micros(210)),
+        rttvar: Some(Duration::from_micros(50)),
+        timeout: Duration::from_millis(100),
+    };
+    let h2 = HostDone {
+        addr: addr(A2),
+        host: None,
+        started: t0(),
+        ended: t0() + Duration::from_millis(400),
+        counts: vec![
+            (Open, SynAck, 1),
+            (Closed, ConnRefused, 3),
+            (Filtered, NoResponse, 1),
+            (Filtered, AdminProhibited, 1),
+            (OpenFiltered, NoResponse, 1),
+        ],
+        srtt: None,
+        rttvar: None,
+        timeout: Duration::from_secs(1),
+    };
+    vec![
+        port(A1, n, (22, Tcp), (Open, SynAck), Some(210), 1),
+        port(A2, None, (443, Tcp), (Open, SynAck), Some(1500), 2),
+        port(A1, n, (25, Tcp), (Closed, ConnRefused), Some(180), 1),
+        port(A2, None, (22, Tcp), (Closed, ConnRefused), None, 1),
+        port(A2, None, (53, Udp), (OpenFiltered, NoResponse), None, 2),
+        port(A1, n, (8080, Tcp), (Filtered, NoResponse), None, 2),
+        port(A2, None, (25, Tcp), (Filtered, NoResponse), None, 2),
+        port(A1, n, (80, Tcp), (Open, SynAck), Some(350), 1),
+        port(A2, None, (80, Tcp), (Filtered, AdminProhibited), None, 1),
+        port(A1, n, (443, Tcp), (Closed, ConnRefused), Some(200), 1),
+        port(A1, n, (40000, Tcp), (Filtered, HostUnreach), None, 1),
+        Event::HostDone(h1),
+        port(A2, None, (8080, Tcp), (Closed, ConnRefused), None, 1),
+        Event::TargetError(TargetError {
+            target: "nope.invalid".to_owned(),
+            message: "Name or service not known".to_owned(),
+        }),
+        port(A2, None, (40000, Tcp), (Closed, ConnRefused), None, 1),
+        Event::HostDone(h2),
+    ]
+}
+
+pub(crate) fn summary() -> Summary {
+    Summary {
+        command: "scan",
+        hosts: 2,
+        ports: 13,
+        open: 3,
+        closed: 5,
+        filtered: 4,
+        open_filtered: 1,
+        elapsed: Duration::from_millis(412),
+        ended: t0() + Duration::from_millis(412),
+        interrupted: false,
+    }
+}
+
+/// Ctrl-C before anything was decided.
+pub(crate) fn interrupted_summary() -> Summary {
+    Summary {
+        command: "scan",
+        hosts: 0,
+        ports: 0,
+        open: 0,
+        closed: 0,
+        filtered: 0,
+        open_filtered: 0,
+        elapsed: Duration::from_millis(50),
+        ended: t0() + Duration::from_millis(50),
+        interrupted: true,
+    }
+}
+
+/// A writer the test keeps a handle on after giving the sink its box.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8 output")
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Replays `start`, `events`, `finish` and returns what the sink wrote.
+pub(crate) fn replay<S: Sink>(
+    make: impl FnOnce(Box<dyn Write + Send>) -> S,
+    events: &[Event],
+    summary: &Summary,
+) -> String {
+    let out = Captured::default();
+    let mut sink = make(Box::new(out.clone()));
+    sink.start(&run_info()).expect("start");
+    for event in events {
+        sink.event(event).expect("event");
+    }
+    sink.finish(summary).expect("finish");
+    out.text()
+}

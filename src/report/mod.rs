@@ -1,0 +1,200 @@
+//! Typed results and the printers that render them.
+//!
+//! Engines never print: they emit [`Event`]s, and a [`Sink`] turns them into
+//! a table for people, JSON Lines for scripts, nmap XML for tools that read
+//! nmap, or nmap's grepable format. Several sinks can run at once (the
+//! terminal gets a table while `-o json=PATH` writes a file); each writes
+//! results as they arrive so that an interrupted run keeps what it found.
+//!
+//! The field names and vocabularies here are the contract of
+//! `shared/spec/output.md`: new fields may be added, none renamed.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use crate::target::Proto;
+
+/// What a probe concluded about one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortState {
+    Open,
+    Closed,
+    Filtered,
+    /// UDP only: no answer, which an open UDP service may also give.
+    OpenFiltered,
+}
+
+impl PortState {
+    /// The spelling of output.md and nmap.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a port got its state, in nmap's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    SynAck,
+    ConnRefused,
+    Rst,
+    NoResponse,
+    UdpResponse,
+    PortUnreach,
+    HostUnreach,
+    NetUnreach,
+    AdminProhibited,
+    ProtoUnreach,
+    /// Any other ICMP destination-unreachable (or other) message.
+    Icmp {
+        kind: u8,
+        code: u8,
+    },
+}
+
+impl Reason {
+    /// The spelling of output.md. Other ICMP messages are named plainly.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        match self {
+            Reason::SynAck => Borrowed("syn-ack"),
+            Reason::ConnRefused => Borrowed("conn-refused"),
+            Reason::Rst => Borrowed("rst"),
+            Reason::NoResponse => Borrowed("no-response"),
+            Reason::UdpResponse => Borrowed("udp-response"),
+            Reason::PortUnreach => Borrowed("port-unreach"),
+            Reason::HostUnreach => Borrowed("host-unreach"),
+            Reason::NetUnreach => Borrowed("net-unreach"),
+            Reason::AdminProhibited => Borrowed("admin-prohibited"),
+            Reason::ProtoUnreach => Borrowed("proto-unreach"),
+            Reason::Icmp { kind, code } => Owned(format!("icmp-type-{kind}-code-{code}")),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// One scanned (host, port) and its verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortResult {
+    pub addr: IpAddr,
+    /// The name the user typed, when the target was a host name.
+    pub host: Option<Arc<str>>,
+    pub port: u16,
+    pub proto: Proto,
+    pub state: PortState,
+    pub reason: Reason,
+    /// Round-trip time of the answer that decided the state, if any.
+    pub rtt: Option<Duration>,
+    /// How many probes were sent for this port (1 + retries used).
+    pub tries: u8,
+}
+
+/// Everything known about a host once all its ports are decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostDone {
+    pub addr: IpAddr,
+    pub host: Option<Arc<str>>,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    /// Ports per (state, reason), over every port of the host (open included).
+    pub counts: Vec<(PortState, Reason, u32)>,
+    /// Smoothed RTT, RTT variance and the timeout in force at the end, when
+    /// at least one answer was timed.
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub timeout: Duration,
+}
+
+/// A target that could not be scanned at all (a name that did not resolve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    pub target: String,
+    pub message: String,
+}
+
+/// What is known when a run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// "scan", "probe", ...
+    pub command: &'static str,
+    /// The command line as typed, for nmap XML's `args` and grepable headers.
+    pub args: String,
+    pub started: SystemTime,
+    /// nmap's scan type name: "connect", "syn", "udp".
+    pub scan_type: &'static str,
+    pub proto: Proto,
+    /// The ports in nmap's compact syntax, e.g. "1-1024,8080".
+    pub ports_spec: String,
+    /// Number of ports per host.
+    pub num_ports: u32,
+    /// Show every port, not only open ones (`--all-states`).
+    pub all_states: bool,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub command: &'static str,
+    /// Hosts scanned (all of their ports decided).
+    pub hosts: u64,
+    /// (host, port) pairs decided.
+    pub ports: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    pub open_filtered: u64,
+    pub elapsed: Duration,
+    pub ended: SystemTime,
+    /// True when Ctrl-C stopped the run before it finished.
+    pub interrupted: bool,
+}
+
+/// The stream of results a run produces, in the order it produces them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Port(PortResult),
+    HostDone(HostDone),
+    TargetError(TargetError),
+}
+
+/// A printer. Called from one task, in event order: `start`, then any
+/// number of `event`s, then `finish` exactly once (also after Ctrl-C).
+pub trait Sink: Send {
+    fn start(&mut self, info: &RunInfo) -> std::io::Result<()>;
+    fn event(&mut self, event: &Event) -> std::io::Result<()>;
+    fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
+}
+
+mod common;
+#[cfg(test)]
+mod fixture;
+mod format;
+mod grep;
+mod json;
+mod multi;
+mod table;
+mod xml;
+
+pub use format::{Format, SinkOptions, UnknownFormat, new_sink};
+pub use grep::GrepSink;
+pub use json::JsonSink;
+pub use multi::MultiSink;
+pub use table::TableSink;
+pub use xml::XmlSink;

@@ -1,0 +1,279 @@
+//! One TCP connect probe: a non-blocking `connect()` and what came of it.
+//!
+//! The kernel does the handshake; the probe only waits for the socket to
+//! become writable within its timeout and reads `SO_ERROR`. ICMP errors are
+//! told apart through `IP_RECVERR`: the kernel maps host-unreachable and
+//! administratively-prohibited to the same errno, but queues the ICMP type
+//! and code on the socket's error queue, which nmap's `-sT` never looks at.
+//!
+//! Errors that describe this machine rather than the target (no file
+//! descriptors, no buffers, no ephemeral ports) come back as
+//! [`Outcome::Local`] so that the engine backs off and tries again: they
+//! are never a port state.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+use crate::report::{PortState, Reason};
+
+/// What one connect attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A definite answer from the network.
+    Answer {
+        state: PortState,
+        reason: Reason,
+        rtt: Duration,
+    },
+    /// Nothing came back within the timeout.
+    NoResponse,
+    /// This machine could not send the probe; try it again later.
+    Local(LocalError),
+}
+
+/// A local resource ran out or a local error happened while probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalError {
+    /// EMFILE/ENFILE: out of file descriptors.
+    NoFiles,
+    /// ENOBUFS/ENOMEM/EAGAIN: the kernel is short of buffers.
+    NoBuffers,
+    /// EADDRNOTAVAIL: no free ephemeral port for this destination.
+    NoPorts,
+    /// Anything else that is about us, not the target (carries the errno).
+    Other(i32),
+}
+
+impl LocalError {
+    fn from_io(err: &io::Error) -> LocalError {
+        match err.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::EMFILE | Errno::ENFILE) => LocalError::NoFiles,
+            Some(Errno::ENOBUFS | Errno::ENOMEM | Errno::EAGAIN) => LocalError::NoBuffers,
+            Some(Errno::EADDRNOTAVAIL) => LocalError::NoPorts,
+            Some(e) => LocalError::Other(e as i32),
+            None => LocalError::Other(0),
+        }
+    }
+
+    /// A short name for logs.
+    pub fn describe(self) -> String {
+        match self {
+            LocalError::NoFiles => "out of file descriptors".into(),
+            LocalError::NoBuffers => "out of kernel buffers".into(),
+            LocalError::NoPorts => "out of ephemeral ports".into(),
+            LocalError::Other(errno) => Errno::from_raw(errno).desc().into(),
+        }
+    }
+}
+
+/// Runs one connect probe to `addr`, waiting at most `timeout` for an answer.
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
+    let socket = match open_socket(addr) {
+        Ok(s) => s,
+        Err(err) => return Outcome::Local(LocalError::from_io(&err)),
+    };
+    let start = Instant::now();
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            return open(start.elapsed());
+        }
+        Err(err) if err.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
+        Err(err) => return classify_error(socket.as_fd(), &err, start.elapsed()),
+    }
+    // Registering with the runtime as a TcpStream is the safe way to wait on
+    // a socket we created ourselves.
+    let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
+        Ok(s) => s,
+        Err(err) => return Outcome::Local(LocalError::from_io(&err)),
+    };
+    match tokio::time::timeout(timeout, stream.writable()).await {
+        Err(_elapsed) => Outcome::NoResponse,
+        Ok(Err(err)) => Outcome::Local(LocalError::from_io(&err)),
+        Ok(Ok(())) => {
+            let rtt = start.elapsed();
+            let sock = SockRef::from(&stream);
+            match sock.take_error() {
+                Ok(None) => {
+                    let _ = sock.set_linger(Some(Duration::ZERO));
+                    drop(stream);
+                    open(rtt)
+                }
+                Ok(Some(err)) => classify_error(stream.as_fd(), &err, rtt),
+                Err(err) => Outcome::Local(LocalError::from_io(&err)),
+            }
+        }
+    }
+}
+
+fn open_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    // Ask for ICMP details on the error queue; failing that we still get errno.
+    let _ = match addr {
+        SocketAddr::V4(_) => setsockopt(&socket, sockopt::Ipv4RecvErr, &true),
+        SocketAddr::V6(_) => setsockopt(&socket, sockopt::Ipv6RecvErr, &true),
+    };
+    Ok(socket)
+}
+
+/// The handshake completed. The caller closes the socket with an RST
+/// (linger 0) so that scanning many open ports leaves no TIME_WAIT sockets
+/// behind on this machine.
+fn open(rtt: Duration) -> Outcome {
+    Outcome::Answer {
+        state: PortState::Open,
+        reason: Reason::SynAck,
+        rtt,
+    }
+}
+
+fn classify_error(socket: BorrowedFd<'_>, err: &io::Error, rtt: Duration) -> Outcome {
+    let errno = err.raw_os_error().map(Errno::from_raw);
+    let filtered = |reason| Outcome::Answer {
+        state: PortState::Filtered,
+        reason,
+        rtt,
+    };
+    match errno {
+        Some(Errno::ECONNREFUSED) => Outcome::Answer {
+            state: PortState::Closed,
+            reason: Reason::ConnRefused,
+            rtt,
+        },
+        Some(Errno::ETIMEDOUT) => Outcome::NoResponse,
+        Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::EHOSTDOWN | Errno::ENONET) => {
+            let fallback = if errno == Some(Errno::ENETUNREACH) {
+                Reason::NetUnreach
+            } else {
+                Reason::HostUnreach
+            };
+            filtered(icmp_reason(socket).unwrap_or(fallback))
+        }
+        Some(Errno::ENOPROTOOPT | Errno::EPROTO) => {
+            filtered(icmp_reason(socket).unwrap_or(Reason::ProtoUnreach))
+        }
+        _ => Outcome::Local(LocalError::from_io(err)),
+    }
+}
+
+/// Reads the ICMP type and code the kernel queued for this socket, if any.
+fn icmp_reason(fd: BorrowedFd<'_>) -> Option<Reason> {
+    let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+    let mut data = [0u8; 64];
+    let mut iov = [io::IoSliceMut::new(&mut data)];
+    let msg = recvmsg::<()>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )
+    .ok()?;
+    for c in msg.cmsgs().ok()? {
+        let (err, v6) = match c {
+            ControlMessageOwned::Ipv4RecvErr(err, _) => (err, false),
+            ControlMessageOwned::Ipv6RecvErr(err, _) => (err, true),
+            _ => continue,
+        };
+        if err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP {
+            return Some(reason_from_icmp4(err.ee_type, err.ee_code));
+        }
+        if v6 && err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP6 {
+            return Some(reason_from_icmp6(err.ee_type, err.ee_code));
+        }
+    }
+    None
+}
+
+/// ICMPv4 destination unreachable (type 3) codes as nmap names them.
+pub fn reason_from_icmp4(kind: u8, code: u8) -> Reason {
+    match (kind, code) {
+        (3, 0 | 6 | 11) => Reason::NetUnreach,
+        (3, 1 | 7 | 12) => Reason::HostUnreach,
+        (3, 2) => Reason::ProtoUnreach,
+        (3, 3) => Reason::PortUnreach,
+        (3, 9 | 10 | 13) => Reason::AdminProhibited,
+        (kind, code) => Reason::Icmp { kind, code },
+    }
+}
+
+/// ICMPv6 destination unreachable (type 1) codes.
+pub fn reason_from_icmp6(kind: u8, code: u8) -> Reason {
+    match (kind, code) {
+        (1, 0) => Reason::NetUnreach,
+        (1, 1 | 5 | 6) => Reason::AdminProhibited,
+        (1, 3) => Reason::HostUnreach,
+        (1, 4) => Reason::PortUnreach,
+        (kind, code) => Reason::Icmp { kind, code },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp4_codes_map_to_nmap_reasons() {
+        let table = [
+            (3, 0, Reason::NetUnreach),
+            (3, 1, Reason::HostUnreach),
+            (3, 2, Reason::ProtoUnreach),
+            (3, 3, Reason::PortUnreach),
+            (3, 9, Reason::AdminProhibited),
+            (3, 10, Reason::AdminProhibited),
+            (3, 13, Reason::AdminProhibited),
+            (11, 0, Reason::Icmp { kind: 11, code: 0 }),
+        ];
+        for (kind, code, want) in table {
+            assert_eq!(
+                reason_from_icmp4(kind, code),
+                want,
+                "type {kind} code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn icmp6_codes_map_to_nmap_reasons() {
+        assert_eq!(reason_from_icmp6(1, 1), Reason::AdminProhibited);
+        assert_eq!(reason_from_icmp6(1, 3), Reason::HostUnreach);
+        assert_eq!(reason_from_icmp6(1, 4), Reason::PortUnreach);
+    }
+
+    #[tokio::test]
+    async fn open_and_closed_on_loopback() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let open = listener.local_addr().expect("addr");
+        // A port that was just free: bind, read the number, close.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let t = Duration::from_secs(2);
+        assert!(matches!(
+            probe(open, t).await,
+            Outcome::Answer {
+                state: PortState::Open,
+                reason: Reason::SynAck,
+                ..
+            }
+        ));
+        assert!(matches!(
+            probe(closed, t).await,
+            Outcome::Answer {
+                state: PortState::Closed,
+                reason: Reason::ConnRefused,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,594 @@
+//! The connect-scan scheduler.
+//!
+//! Work is every (host, port) pair of the target set, visited in the order of
+//! a seeded [`Permutation`], so that no host sees a burst of consecutive
+//! probes and `--shard I/N` runs with one seed split the work exactly.
+//! Hosts are taken in groups of about [`GROUP_PROBES`] pairs: the permutation
+//! runs within a group, and per-host state lives only while its group is in
+//! flight, so memory stays flat however large the target set is. A host's
+//! results are complete, and its [`HostDone`] is emitted, when its group is.
+//!
+//! One worker task per runtime thread owns a `FuturesUnordered` of probes
+//! (the kernel's connect path is most of the cost of a probe, so using every
+//! core matters more than anything done in user space). Workers take work in
+//! small batches from shared state behind one mutex, which is held only for
+//! bookkeeping, never across an await.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{self, Outcome};
+use super::timing::{RateLimiter, RttEstimator, RttLimits};
+use crate::report::{Event, HostDone, PortResult, PortState, Proto, Reason};
+use crate::target::hosts::{Target, TargetSet};
+use crate::target::permute::Permutation;
+
+/// Pairs per host group: bounds per-host state to about this many pairs'
+/// worth of hosts while still spreading each host's probes over time.
+pub const GROUP_PROBES: u64 = 1 << 20;
+
+/// Work items a worker takes per lock acquisition.
+const BATCH: usize = 64;
+
+/// How long a worker backs off after the machine ran out of something.
+const LOCAL_BACKOFF: Duration = Duration::from_millis(10);
+
+/// `--shard I/N`: this run covers positions I, I+N, I+2N, ... of every
+/// group's permutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+/// Everything the engine needs, validated.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub ports: Arc<[u16]>,
+    /// Probes in flight at once, over all workers.
+    pub max_inflight: usize,
+    /// Extra probes for a port that did not answer.
+    pub retries: u8,
+    pub rtt: RttLimits,
+    /// Connects per second, over all workers.
+    pub rate: Option<f64>,
+    pub seed: u64,
+    pub shard: Shard,
+    /// Worker tasks; one per runtime thread is right.
+    pub workers: usize,
+    /// After cancellation, how long in-flight probes may still finish.
+    pub grace: Duration,
+    /// Emit `Event::Port` for closed and filtered ports too (`--all-states`);
+    /// otherwise only open ports are sent and the rest are only counted.
+    pub emit_all: bool,
+}
+
+/// Live counters for a progress bar; updated by the workers.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Pairs this run is expected to decide (before exclusions).
+    pub total: AtomicU64,
+    /// Pairs decided or skipped so far.
+    pub done: AtomicU64,
+    pub open: AtomicU64,
+}
+
+/// Counts at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub hosts: u64,
+    pub ports: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    /// Probes that had to be re-sent because this machine ran out of
+    /// something (never a port state).
+    pub local_retries: u64,
+    pub interrupted: bool,
+}
+
+/// One (host, port) to probe.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    host: u64,
+    port: u16,
+    /// Probes already sent for this pair.
+    tries: u8,
+}
+
+struct HostState {
+    target: Target,
+    group: u64,
+    rtt: RttEstimator,
+    counts: Vec<(PortState, Reason, u32)>,
+    started: SystemTime,
+}
+
+struct Group {
+    id: u64,
+    hosts: Vec<u64>,
+    /// Pairs taken from the permutation and not yet decided.
+    outstanding: u64,
+    issued_all: bool,
+}
+
+/// The permutation walk over host groups.
+struct Source {
+    n_hosts: u64,
+    n_ports: u64,
+    group_hosts: u64,
+    seed: u64,
+    shard: Shard,
+    group: u64,
+    group_start: u64,
+    g_hosts: u64,
+    perm: Permutation,
+    pos: u64,
+    size: u64,
+}
+
+impl Source {
+    fn new(n_hosts: u64, n_ports: u64, seed: u64, shard: Shard) -> Source {
+        let group_hosts = (GROUP_PROBES / n_ports.max(1)).max(1);
+        let mut s = Source {
+            n_hosts,
+            n_ports,
+            group_hosts,
+            seed,
+            shard,
+            group: 0,
+            group_start: 0,
+            g_hosts: 0,
+            perm: Permutation::new(0, seed),
+            pos: 0,
+            size: 0,
+        };
+        s.enter_group(0);
+        s
+    }
+
+    fn enter_group(&mut self, group: u64) {
+        self.group = group;
+        self.group_start = group.saturating_mul(self.group_hosts);
+        self.g_hosts = self
+            .group_hosts
+            .min(self.n_hosts.saturating_sub(self.group_start));
+        self.size = self.g_hosts * self.n_ports;
+        // Each group has its own order; mixing the group number into the seed
+        // keeps shards of the same seed aligned group by group.
+        let key = self.seed ^ group.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.perm = Permutation::new(self.size, key);
+        self.pos = u64::from(self.shard.index);
+    }
+
+    fn exhausted(&self) -> bool {
+        self.group_start >= self.n_hosts || self.n_ports == 0
+    }
+
+    /// The next pair as (group, host, port index), or None at the end.
+    fn next(&mut self) -> Option<(u64, u64, u64)> {
+        loop {
+            if self.exhausted() {
+                return None;
+            }
+            if self.pos < self.size {
+                let k = self.perm.get(self.pos);
+                self.pos += u64::from(self.shard.count);
+                return Some((
+                    self.group,
+                    self.group_start + k % self.g_hosts,
+                    k / self.g_hosts,
+                ));
+            }
+            self.enter_group(self.group + 1);
+        }
+    }
+}
+
+struct State {
+    source: Source,
+    retry: VecDeque<Work>,
+    hosts: HashMap<u64, HostState>,
+    groups: VecDeque<Group>,
+    /// Pairs issued and not yet decided, over all groups.
+    outstanding: u64,
+    stats: ScanStats,
+}
+
+struct Shared {
+    cfg: ScanConfig,
+    targets: Arc<TargetSet>,
+    state: Mutex<State>,
+    idle: Notify,
+    events: SyncSender<Event>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+}
+
+/// What a worker needs to run one probe.
+struct Ticket {
+    work: Work,
+    addr: SocketAddr,
+    timeout: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A worker that panicked mid-update leaves counts that are still
+        // usable for a summary; do not cascade the panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes up to `max` probes to run: retries first, then new pairs.
+    fn take(&self, max: usize, out: &mut Vec<Ticket>) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let mut skipped = 0u64;
+        while out.len() < max {
+            let work = if let Some(w) = st.retry.pop_front() {
+                w
+            } else {
+                let Some((group, host, port_idx)) = st.source.next() else {
+                    if let Some(g) = st.groups.back_mut() {
+                        g.issued_all = true;
+                    }
+                    break;
+                };
+                // Entering a new group closes the issue of the previous one.
+                if st.groups.back().is_none_or(|g| g.id != group) {
+                    if let Some(g) = st.groups.back_mut() {
+                        g.issued_all = true;
+                    }
+                    st.groups.push_back(Group {
+                        id: group,
+                        hosts: Vec::new(),
+                        outstanding: 0,
+                        issued_all: false,
+                    });
+                }
+                if let std::collections::hash_map::Entry::Vacant(slot) = st.hosts.entry(host) {
+                    let Some(target) = self.targets.get(host) else {
+                        skipped += 1; // excluded
+                        continue;
+                    };
+                    slot.insert(HostState {
+                        target,
+                        group,
+                        rtt: RttEstimator::default(),
+                        counts: Vec::new(),
+                        started: SystemTime::now(),
+                    });
+                    if let Some(g) = st.groups.back_mut() {
+                        g.hosts.push(host);
+                    }
+                }
+                if let Some(g) = st.groups.back_mut() {
+                    g.outstanding += 1;
+                }
+                st.outstanding += 1;
+                Work {
+                    host,
+                    port: self.cfg.ports[port_idx as usize],
+                    tries: 0,
+                }
+            };
+            let Some(h) = st.hosts.get(&work.host) else {
+                continue;
+            };
+            let base = h.rtt.timeout(&self.cfg.rtt);
+            // Each retry waits twice as long, up to the maximum.
+            let timeout = (base * (1u32 << work.tries.min(4))).min(self.cfg.rtt.max.max(base));
+            out.push(Ticket {
+                work,
+                addr: SocketAddr::new(h.target.addr, work.port),
+                timeout,
+            });
+        }
+        if skipped > 0 {
+            self.progress.done.fetch_add(skipped, Ordering::Relaxed);
+        }
+    }
+
+    fn all_done(&self) -> bool {
+        let st = self.lock();
+        st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
+    }
+
+    /// Records what a probe found. Returns events to emit (outside the lock).
+    fn record(&self, ticket: &Ticket, outcome: Outcome, out: &mut Vec<Event>) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let work = Work {
+            tries: ticket.work.tries + 1,
+            ..ticket.work
+        };
+        let (state, reason, rtt) = match outcome {
+            Outcome::Answer { state, reason, rtt } => {
+                if let Some(h) = st.hosts.get_mut(&work.host) {
+                    h.rtt.sample(rtt);
+                }
+                (state, reason, Some(rtt))
+            }
+            Outcome::NoResponse if work.tries <= self.cfg.retries => {
+                st.retry.push_back(work);
+                return;
+            }
+            Outcome::NoResponse => (PortState::Filtered, Reason::NoResponse, None),
+            Outcome::Local(_) => {
+                // Not a probe that reached the network: same try count again.
+                st.stats.local_retries += 1;
+                st.retry.push_back(ticket.work);
+                return;
+            }
+        };
+        st.outstanding -= 1;
+        st.stats.ports += 1;
+        match state {
+            PortState::Open => st.stats.open += 1,
+            PortState::Closed => st.stats.closed += 1,
+            PortState::Filtered | PortState::OpenFiltered => st.stats.filtered += 1,
+        }
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        if state == PortState::Open {
+            self.progress.open.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(h) = st.hosts.get_mut(&work.host) else {
+            return;
+        };
+        match h
+            .counts
+            .iter_mut()
+            .find(|(s, r, _)| *s == state && *r == reason)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => h.counts.push((state, reason, 1)),
+        }
+        if self.cfg.emit_all || state == PortState::Open {
+            out.push(Event::Port(PortResult {
+                addr: h.target.addr,
+                host: h.target.name.clone(),
+                port: work.port,
+                proto: Proto::Tcp,
+                state,
+                reason,
+                rtt,
+                tries: work.tries,
+            }));
+        }
+        let group_id = h.group;
+        if let Some(g) = st.groups.iter_mut().find(|g| g.id == group_id) {
+            g.outstanding -= 1;
+        }
+        // Groups finish in any order (retries); emit every finished one.
+        while let Some(i) = st
+            .groups
+            .iter()
+            .position(|g| g.issued_all && g.outstanding == 0)
+        {
+            if let Some(g) = st.groups.remove(i) {
+                finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
+            }
+        }
+    }
+}
+
+fn finish_hosts(
+    hosts: &mut HashMap<u64, HostState>,
+    stats: &mut ScanStats,
+    ids: &[u64],
+    limits: &RttLimits,
+    out: &mut Vec<Event>,
+) {
+    for id in ids {
+        if let Some(h) = hosts.remove(id) {
+            stats.hosts += 1;
+            out.push(Event::HostDone(host_done(h, limits)));
+        }
+    }
+}
+
+fn host_done(h: HostState, limits: &RttLimits) -> HostDone {
+    let mut counts = h.counts;
+    counts.sort();
+    HostDone {
+        addr: h.target.addr,
+        host: h.target.name,
+        started: h.started,
+        ended: SystemTime::now(),
+        counts,
+        srtt: h.rtt.srtt(),
+        rttvar: h.rtt.rttvar(),
+        timeout: h.rtt.timeout(limits),
+    }
+}
+
+/// Runs a TCP connect scan of every port in `cfg.ports` on every host of
+/// `targets`, sending events to `events` as results are decided. Returns
+/// when every pair is decided, or soon after `cancel` fires (in-flight
+/// probes get `cfg.grace` to finish; hosts started so far still get their
+/// `HostDone`).
+pub async fn connect_scan(
+    targets: Arc<TargetSet>,
+    cfg: ScanConfig,
+    events: SyncSender<Event>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> ScanStats {
+    let n_hosts = targets.len();
+    let n_ports = cfg.ports.len() as u64;
+    let shard = cfg.shard;
+    let per_shard = n_hosts
+        .saturating_mul(n_ports)
+        .div_ceil(u64::from(shard.count.max(1)));
+    progress.total.store(per_shard, Ordering::Relaxed);
+    let workers = cfg.workers.max(1);
+    let state = State {
+        source: Source::new(n_hosts, n_ports, cfg.seed, shard),
+        retry: VecDeque::new(),
+        hosts: HashMap::new(),
+        groups: VecDeque::new(),
+        outstanding: 0,
+        stats: ScanStats::default(),
+    };
+    let shared = Arc::new(Shared {
+        cfg,
+        targets,
+        state: Mutex::new(state),
+        idle: Notify::new(),
+        events,
+        progress,
+        cancel,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        tasks.spawn(worker(Arc::clone(&shared), workers));
+    }
+    while let Some(res) = tasks.join_next().await {
+        if let Err(err) = res {
+            tracing::error!(%err, "scan worker failed");
+        }
+    }
+    let interrupted = shared.cancel.is_cancelled() && !shared.all_done();
+    let mut st = shared.lock();
+    let st = &mut *st;
+    // Hosts of unfinished groups (after Ctrl-C) still get their HostDone,
+    // with the ports decided so far.
+    let mut out = Vec::new();
+    let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
+    rest.sort_unstable();
+    finish_hosts(
+        &mut st.hosts,
+        &mut st.stats,
+        &rest,
+        &shared.cfg.rtt,
+        &mut out,
+    );
+    for ev in out {
+        let _ = shared.events.send(ev);
+    }
+    let mut stats = st.stats.clone();
+    stats.interrupted = interrupted;
+    stats
+}
+
+async fn worker(shared: Arc<Shared>, workers: usize) {
+    let full_window = (shared.cfg.max_inflight / workers).max(1);
+    let mut window = full_window;
+    let mut limiter = shared
+        .cfg
+        .rate
+        .map(|r| RateLimiter::new((r / workers as f64).max(1e-3)));
+    let mut inflight = FuturesUnordered::new();
+    let mut tickets = Vec::with_capacity(BATCH);
+    let mut events = Vec::new();
+    let mut rate_wait: Option<Instant> = None;
+    let mut grace_end: Option<tokio::time::Instant> = None;
+    let mut backoff_until: Option<Instant> = None;
+
+    loop {
+        let cancelled = grace_end.is_some();
+        // Fill the window.
+        if !cancelled {
+            let now = Instant::now();
+            if backoff_until.is_some_and(|t| t <= now) {
+                backoff_until = None;
+            }
+            while backoff_until.is_none() && inflight.len() < window {
+                if let Some(l) = limiter.as_mut()
+                    && let Err(at) = l.try_take(now)
+                {
+                    rate_wait = Some(at);
+                    break;
+                }
+                if tickets.is_empty() {
+                    let want = if limiter.is_some() {
+                        1
+                    } else {
+                        BATCH.min(window - inflight.len())
+                    };
+                    shared.take(want, &mut tickets);
+                    tickets.reverse();
+                }
+                let Some(ticket) = tickets.pop() else { break };
+                inflight.push(async move {
+                    let outcome = connect::probe(ticket.addr, ticket.timeout).await;
+                    (ticket, outcome)
+                });
+            }
+        }
+
+        if inflight.is_empty() {
+            if cancelled || shared.cancel.is_cancelled() || shared.all_done() {
+                break;
+            }
+            // Another worker's probes may still turn into retries: wait for
+            // a wake-up, the rate limiter, or a short poll interval.
+            let wait = rate_wait
+                .or(backoff_until)
+                .map_or(Duration::from_millis(20), |t| {
+                    t.saturating_duration_since(Instant::now())
+                });
+            tokio::select! {
+                _ = shared.idle.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shared.cancel.cancelled() => {}
+            }
+            rate_wait = None;
+            continue;
+        }
+
+        let rate_sleep = rate_wait
+            .or(backoff_until)
+            .map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            Some((ticket, outcome)) = inflight.next() => {
+                if let Outcome::Local(err) = outcome {
+                    if window == full_window {
+                        tracing::warn!(error = %err.describe(), "local resource exhausted; backing off");
+                    }
+                    window = (inflight.len() / 2).max(1);
+                    backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
+                } else if window < full_window {
+                    window += 1;
+                }
+                let retry = matches!(outcome, Outcome::NoResponse | Outcome::Local(_));
+                shared.record(&ticket, outcome, &mut events);
+                for ev in events.drain(..) {
+                    // A closed receiver means the printers are gone; keep
+                    // scanning so the summary is still right.
+                    let _ = shared.events.send(ev);
+                }
+                if retry {
+                    shared.idle.notify_waiters();
+                }
+            }
+            _ = shared.cancel.cancelled(), if !cancelled => {
+                grace_end = Some(tokio::time::Instant::now() + shared.cfg.grace);
+            }
+            _ = tokio::time::sleep_until(grace_end.unwrap_or_else(tokio::time::Instant::now)), if cancelled => {
+                break;
+            }
+            _ = tokio::time::sleep_until(rate_sleep.unwrap_or_else(tokio::time::Instant::now)), if rate_sleep.is_some() && !cancelled => {
+                rate_wait = None;
+            }
+        }
+    }
+    // Whatever is still in flight is abandoned: those pairs stay undecided.
+    shared.idle.notify_waiters();
+}

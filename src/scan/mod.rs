@@ -1,0 +1,15 @@
+//! Scan engines and their timing.
+//!
+//! - [`connect`]: one TCP connect probe and the typed outcome of it.
+//! - [`engine`]: the scheduler that drives probes over a seeded permutation
+//!   of every (host, port) pair, in a bounded in-flight window, with per-host
+//!   timeouts, retries of unanswered probes, a rate cap and backoff on local
+//!   exhaustion. It emits [`crate::report::Event`]s and never prints.
+//! - [`timing`]: RTT estimation and rate limiting.
+
+pub mod connect;
+pub mod engine;
+pub mod timing;
+
+pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
+pub use timing::RttLimits;

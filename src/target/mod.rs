@@ -1,0 +1,50 @@
+//! What to scan: hosts and ports in nmap's syntax, and the order to scan them in.
+//!
+//! - [`hosts`]: host specifications (addresses, CIDR, octet ranges, names),
+//!   exclusions, and an indexable, lazily iterated target set: a /8 is never
+//!   expanded into memory.
+//! - [`ports`]: port specifications, service names and the built-in
+//!   frequency-ordered top-ports table.
+//! - [`permute`]: a seeded pseudo-random permutation of `0..n` computed
+//!   index by index (no shuffled list in memory), and shards of it.
+
+pub mod hosts;
+pub mod permute;
+pub mod ports;
+mod services;
+
+use std::fmt;
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A host or port specification that cannot be used, naming the offending token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {token:?}: {why}")]
+pub struct SpecError {
+    /// "target", "port", "exclude"...
+    pub kind: &'static str,
+    /// The token as the user typed it.
+    pub token: String,
+    /// What is wrong with it, in a few words.
+    pub why: String,
+}

@@ -1,0 +1,104 @@
+//! The command line itself: help with examples, completions, the man page,
+//! and bad input rejected with one line and exit status 2 before anything
+//! is sent.
+
+use crate::util::{sockeye, stderr, stdout};
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let out = sockeye(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("Examples:"), "{text}");
+    assert!(text.contains("sockeye scan 127.0.0.1"), "{text}");
+    assert!(text.contains("130"), "exit codes documented: {text}");
+
+    let out = sockeye(&["scan", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for needle in [
+        "Examples:",
+        "--top-ports",
+        "-sL",
+        "--shard",
+        "admin-prohibited",
+    ] {
+        assert!(text.contains(needle), "scan --help lacks {needle}: {text}");
+    }
+}
+
+#[test]
+fn completions_and_man_page() {
+    let out = sockeye(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("_sockeye"));
+    let out = sockeye(&["completions", "zsh"]);
+    assert!(stdout(&out).contains("#compdef sockeye"));
+
+    let out = sockeye(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH sockeye"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+    assert!(text.contains(".TH sockeye-scan"), "scan has its own page");
+}
+
+#[test]
+fn version() {
+    let out = sockeye(&["--version"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("sockeye {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Every bad token is named in a one-line error, exit status 2, nothing on stdout.
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["scan", "-p", "999999", "127.0.0.1"], "999999"),
+        (&["scan", "-p", "80-20", "127.0.0.1"], "80-20"),
+        (&["scan", "-p", "ssh-nope", "127.0.0.1"], "ssh-nope"),
+        (&["scan", "-p", "22,,80", "127.0.0.1"], "22,,80"),
+        (&["scan", "1.2.3.4/33"], "1.2.3.4/33"),
+        (&["scan", "1.2.3.256"], "1.2.3.256"),
+        (&["scan", "198.18.0.9-2"], "198.18.0.9-2"),
+        (
+            &["scan", "--exclude", "1.2.3.4/40", "127.0.0.1"],
+            "1.2.3.4/40",
+        ),
+        (
+            &["scan", "--shard", "3/3", "--seed", "1", "127.0.0.1"],
+            "3/3",
+        ),
+        (&["scan", "--shard", "1/3", "127.0.0.1"], "--seed"),
+        (&["scan", "-o", "yaml", "127.0.0.1"], "yaml"),
+        (&["scan", "--max-rtt-timeout", "soon", "127.0.0.1"], "soon"),
+        (&["scan", "--top-ports", "0", "127.0.0.1"], "--top-ports"),
+        (&["scan", "-p", "U:53", "127.0.0.1"], "UDP"),
+        (&["scan"], "no targets"),
+        (&["scan", "--bogus", "127.0.0.1"], "--bogus"),
+        (&["scan", "-T9", "127.0.0.1"], "-T"),
+    ];
+    for (args, token) in cases {
+        let out = sockeye(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(token),
+            "{args:?}: error does not name {token:?}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?} printed on stdout");
+        // clap adds a usage hint after its own errors; ours are one line.
+        if !args.contains(&"--bogus") && !args.contains(&"-T9") {
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{args:?}: not one line: {err}"
+            );
+        }
+    }
+}

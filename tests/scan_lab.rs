@@ -1,0 +1,350 @@
+//! Scans across network namespaces that each test creates (198.18.0.0/15 and
+//! fd00:5ec::/64 only): every port of a host, filtered and ICMP verdicts
+//! made by nftables, host names from a namespace-local hosts file, nmap XML
+//! validated against nmap's DTD, and Ctrl-C that keeps every result.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::netns::{Lab, TARGET_V4, TARGET_V6, require_lab, try_wait_output, wait_output};
+use crate::util::{assert_valid_nmap_xml, bin, json_lines, port_states, summary};
+
+const SCAN_LIMIT: Duration = Duration::from_secs(60);
+
+fn scan_in(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let child = lab.spawn(lab.scanner_ns(), bin(), args);
+    let out = wait_output(child, SCAN_LIMIT);
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    (out, records)
+}
+
+fn err_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// All 65,535 ports of one host: exactly the listening ports are open and
+/// every other port is closed; nothing is lost to local exhaustion.
+#[test]
+fn full_range_finds_exactly_the_listeners() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let listening = [1u16, 22, 80, 443, 8080, 31337, 65535];
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &listening);
+    let (out, records) = scan_in(&lab, &["scan", "-p-", "-o", "json", TARGET_V4]);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let open: BTreeSet<u64> = port_states(&records).into_keys().collect();
+    let want: BTreeSet<u64> = listening.iter().map(|&p| u64::from(p)).collect();
+    assert_eq!(open, want);
+    let s = summary(&records);
+    assert_eq!(s["ports"], 65535);
+    assert_eq!(s["open"], 7);
+    assert_eq!(s["closed"], 65535 - 7);
+    assert_eq!(s["filtered"], 0);
+}
+
+const FIREWALL: &str = "
+table ip sockeye_test {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport { 81, 82 } drop
+    tcp dport 83 reject with icmp type admin-prohibited
+    tcp dport 84 reject with tcp reset
+    tcp dport 86 reject with icmp type net-unreachable
+    tcp dport 87 reject with icmp type host-unreachable
+  }
+}";
+
+/// Each verdict nftables can give maps to the state and reason of output.md.
+#[test]
+fn firewall_verdicts_are_told_apart() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.unlimit_icmp(lab.target_ns());
+    lab.nft(lab.target_ns(), FIREWALL);
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[85]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xml = dir.path().join("fw.xml");
+    let xml_arg = format!("xml={}", xml.display());
+    let started = Instant::now();
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-p",
+            "81-88",
+            "--all-states",
+            "-o",
+            "json",
+            "-o",
+            &xml_arg,
+            "--initial-rtt-timeout",
+            "300ms",
+            "--max-rtt-timeout",
+            "300ms",
+            TARGET_V4,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let states = port_states(&records);
+    let expect = [
+        (81, "filtered", "no-response"),
+        (82, "filtered", "no-response"),
+        (83, "filtered", "admin-prohibited"),
+        (84, "closed", "conn-refused"),
+        (85, "open", "syn-ack"),
+        (86, "filtered", "net-unreach"),
+        (87, "filtered", "host-unreach"),
+        (88, "closed", "conn-refused"),
+    ];
+    for (port, state, reason) in expect {
+        assert_eq!(
+            states[&port],
+            (state.to_string(), reason.to_string()),
+            "port {port}"
+        );
+    }
+    // Unanswered probes were retried twice (three tries), answered ones never.
+    for r in records.iter().filter(|r| r["type"] == "port") {
+        let want = if r["reason"] == "no-response" {
+            Value::from(3)
+        } else {
+            Value::Null
+        };
+        assert_eq!(r["tries"], want, "{r}");
+    }
+    let s = summary(&records);
+    assert_eq!(
+        (
+            s["open"].as_u64(),
+            s["closed"].as_u64(),
+            s["filtered"].as_u64()
+        ),
+        (Some(1), Some(2), Some(5))
+    );
+    // Three tries of 300 ms, 600 ms, 1.2 s (capped at 300 ms): well under 5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_valid_nmap_xml(&xml);
+    let x = std::fs::read_to_string(&xml).expect("xml");
+    assert!(
+        x.contains(
+            r#"<port protocol="tcp" portid="83"><state state="filtered" reason="admin-prohibited""#
+        ),
+        "{x}"
+    );
+}
+
+/// A neighbour that never answers ARP: the kernel says host unreachable.
+#[test]
+fn silent_neighbour_is_host_unreach() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-p",
+            "80",
+            "--all-states",
+            "-o",
+            "json",
+            "--retries",
+            "0",
+            "--initial-rtt-timeout",
+            "8s",
+            "--max-rtt-timeout",
+            "8s",
+            "198.18.0.9",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(
+        port_states(&records)[&80],
+        ("filtered".into(), "host-unreach".into())
+    );
+}
+
+#[test]
+fn ipv6_target() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), TARGET_V6, &[22]);
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-p",
+            "22,23",
+            "--all-states",
+            "-o",
+            "json",
+            TARGET_V6,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let states = port_states(&records);
+    assert_eq!(states[&22], ("open".into(), "syn-ack".into()));
+    assert_eq!(states[&23], ("closed".into(), "conn-refused".into()));
+    assert!(records.iter().any(|r| r["addr"] == TARGET_V6));
+}
+
+/// Files under /etc/netns/NS/ replace /etc/ files for `ip netns exec NS`:
+/// the scanner namespace gets its own hosts file and a resolver that does
+/// not exist (198.18.0.2 has no DNS server), so no query leaves the lab.
+struct NetnsEtc(PathBuf);
+
+impl NetnsEtc {
+    fn new(ns: &str, hosts: &str) -> NetnsEtc {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("mkdir /etc/netns/NS");
+        std::fs::write(dir.join("hosts"), hosts).expect("hosts");
+        std::fs::write(
+            dir.join("resolv.conf"),
+            "nameserver 198.18.0.2\noptions timeout:1 attempts:1\n",
+        )
+        .expect("resolv.conf");
+        NetnsEtc(dir)
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A name is scanned at every address it has (or the first with
+/// --first-address); a name that does not resolve is reported while the
+/// other targets are still scanned.
+#[test]
+fn host_names_every_address_and_failures_reported() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _etc = NetnsEtc::new(
+        lab.scanner_ns(),
+        &format!("127.0.0.1 localhost\n{TARGET_V4} lab.test\n{TARGET_V6} lab.test\n"),
+    );
+    let _l4 = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    let _l6 = lab.listen(lab.target_ns(), TARGET_V6, &[22]);
+    let (out, records) = scan_in(
+        &lab,
+        &["scan", "-p", "22", "-o", "json", "lab.test", "nope.invalid"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let mut addrs: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "port")
+        .map(|r| {
+            assert_eq!(r["host"], "lab.test");
+            assert_eq!(r["state"], "open");
+            r["addr"].as_str().expect("addr")
+        })
+        .collect();
+    addrs.sort_unstable();
+    assert_eq!(addrs, vec![TARGET_V4, TARGET_V6]);
+    let errors: Vec<&Value> = records.iter().filter(|r| r["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{records:?}");
+    assert_eq!(errors[0]["target"], "nope.invalid");
+    assert_eq!(summary(&records)["hosts"], 2);
+
+    let (_, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-p",
+            "22",
+            "-o",
+            "json",
+            "--first-address",
+            "lab.test",
+        ],
+    );
+    assert_eq!(summary(&records)["hosts"], 1);
+
+    // Only unresolvable names: nothing could be scanned, exit 1.
+    let (out, _) = scan_in(&lab, &["scan", "-p", "22", "-o", "json", "nope.invalid"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err_text(&out));
+}
+
+/// Ctrl-C: stop sending, wait briefly for probes in flight, write every
+/// result found so far and the summary, exit 130.
+#[test]
+fn ctrl_c_keeps_every_result() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    // Everything but the two listeners is silently dropped, so the scan
+    // would take a long time; the open ports answer at once.
+    lab.nft(
+        lab.target_ns(),
+        "table ip t {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport != { 100, 200 } drop\n  }\n}\n",
+    );
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[100, 200]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("int.jsonl");
+    let xml = dir.path().join("int.xml");
+    let json_arg = format!("json={}", json.display());
+    let xml_arg = format!("xml={}", xml.display());
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        bin(),
+        &[
+            "scan",
+            "-p",
+            "1-3000",
+            "--initial-rtt-timeout",
+            "5s",
+            "--min-rtt-timeout",
+            "5s",
+            "--max-rtt-timeout",
+            "5s",
+            "-o",
+            &json_arg,
+            "-o",
+            &xml_arg,
+            TARGET_V4,
+        ],
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = try_wait_output(child, Duration::from_secs(10))
+        .unwrap_or_else(|o| panic!("scan did not stop after SIGINT: {}", err_text(&o)));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?} to stop",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", err_text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Interrupted"),
+        "table summary says so: {stdout}"
+    );
+    assert!(stdout.contains("100/tcp"), "{stdout}");
+    let records = json_lines(&std::fs::read_to_string(&json).expect("json file"));
+    let open: BTreeSet<u64> = port_states(&records).into_keys().collect();
+    assert_eq!(open, BTreeSet::from([100, 200]));
+    let s = summary(&records);
+    assert_eq!(s["interrupted"], true);
+    assert!(s["ports"].as_u64().expect("ports") < 3000, "{s}");
+    assert_valid_nmap_xml(&xml);
+}
