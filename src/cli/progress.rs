@@ -11,23 +11,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::scan::Progress;
 
-/// Starts the bar, if stderr is a terminal. Returns it so that stdout
-/// writers can suspend it while they print.
-pub fn start(progress: Arc<Progress>, quiet: bool, done: CancellationToken) -> Option<ProgressBar> {
+/// A bar on stderr, if stderr is a terminal and `-q` was not given.
+pub fn new_bar(quiet: bool) -> Option<ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(progress.total.load(Ordering::Relaxed)),
-        ProgressDrawTarget::stderr_with_hz(10),
-    );
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
     let style = ProgressStyle::with_template(
         "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} probes, {per_sec}, ETA {eta} {msg}",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
-    let b = bar.clone();
+    Some(bar)
+}
+
+/// Updates `bar` from the engine's counters ten times a second until `done`.
+pub fn drive(bar: ProgressBar, progress: Arc<Progress>, done: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -35,16 +35,15 @@ pub fn start(progress: Arc<Progress>, quiet: bool, done: CancellationToken) -> O
                 _ = tick.tick() => {}
                 _ = done.cancelled() => break,
             }
-            b.set_length(progress.total.load(Ordering::Relaxed));
-            b.set_position(progress.done.load(Ordering::Relaxed));
+            bar.set_length(progress.total.load(Ordering::Relaxed));
+            bar.set_position(progress.done.load(Ordering::Relaxed));
             let open = progress.open.load(Ordering::Relaxed);
             if open > 0 {
-                b.set_message(format!("({open} open)"));
+                bar.set_message(format!("({open} open)"));
             }
         }
-        b.finish_and_clear();
+        bar.finish_and_clear();
     });
-    Some(bar)
 }
 
 /// A writer that hides the progress bar while it writes, so that results

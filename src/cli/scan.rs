@@ -335,35 +335,84 @@ pub fn parse_shard(text: &str) -> Result<Shard, UsageError> {
 /// Runs `sockeye scan`.
 pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let started = SystemTime::now();
+    let clock = Instant::now();
     let plan = ScanPlan::from_args(args)?;
     if plan.list_only {
         return list_targets(&plan);
     }
     crate::sys::raise_nofile_limit();
-    // Open every output file before anything is sent.
-    let mut files = Vec::new();
-    for spec in &plan.outputs {
-        if let Some(path) = &spec.path {
-            files.push((spec.format, open_file(path)?));
-        }
-    }
+    let progress = Arc::new(Progress::default());
+    let bar = progress::new_bar(quiet);
+    // Printers are made before the runtime starts its threads: the local
+    // time zone (for nmap's human-readable times) can only be read while
+    // the process has one thread. Every output file is opened here, before
+    // anything is sent.
+    let sink = make_sinks(&plan, color, bar.clone())?;
+    let info = RunInfo {
+        command: "scan",
+        args: command_line,
+        started,
+        scan_type: "connect",
+        proto: Proto::Tcp,
+        ports_spec: compact_spec(&plan.ports),
+        num_ports: plan.ports.len() as u32,
+        all_states: plan.all_states,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(plan.engine.workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(scan_main(plan, files, quiet, color, command_line))
+    runtime.block_on(scan_main(plan, sink, info, progress, bar, clock))
+}
+
+fn make_sinks(
+    plan: &ScanPlan,
+    color: ColorChoice,
+    bar: Option<indicatif::ProgressBar>,
+) -> anyhow::Result<MultiSink> {
+    let version = env!("CARGO_PKG_VERSION");
+    let use_color = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    for spec in &plan.outputs {
+        let (out, color): (Box<dyn Write + Send>, bool) = match &spec.path {
+            Some(path) => (open_file(path)?, false),
+            None => {
+                let out = BufWriter::with_capacity(
+                    64 * 1024,
+                    Suspending {
+                        bar: bar.clone(),
+                        inner: io::stdout(),
+                    },
+                );
+                (Box::new(out), use_color && spec.format == Format::Table)
+            }
+        };
+        let opts = SinkOptions {
+            color,
+            all_states: plan.all_states,
+            version,
+        };
+        sinks.push(report::new_sink(spec.format, out, opts));
+    }
+    Ok(MultiSink::new(sinks))
 }
 
 async fn scan_main(
     plan: ScanPlan,
-    files: Vec<(Format, Box<dyn Write + Send>)>,
-    quiet: bool,
-    color: ColorChoice,
-    command_line: String,
+    mut sink: MultiSink,
+    info: RunInfo,
+    progress: Arc<Progress>,
+    bar: Option<indicatif::ProgressBar>,
+    clock: Instant,
 ) -> anyhow::Result<u8> {
-    let started = SystemTime::now();
-    let clock = Instant::now();
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     if plan.random_seed {
@@ -375,58 +424,10 @@ async fn scan_main(
     let excludes = resolve_excludes(&plan.excludes).await;
     let targets = Arc::new(TargetSet::new(blocks, excludes));
 
-    let progress = Arc::new(Progress::default());
     let progress_done = CancellationToken::new();
-    let bar = progress::start(Arc::clone(&progress), quiet, progress_done.clone());
-
-    let stdout_format = plan
-        .outputs
-        .iter()
-        .find(|s| s.path.is_none())
-        .map(|s| s.format);
-    let use_color = match color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let version = env!("CARGO_PKG_VERSION");
-    if let Some(format) = stdout_format {
-        let out = BufWriter::with_capacity(
-            64 * 1024,
-            Suspending {
-                bar: bar.clone(),
-                inner: io::stdout(),
-            },
-        );
-        let opts = SinkOptions {
-            color: use_color && format == Format::Table,
-            all_states: plan.all_states,
-            version,
-        };
-        sinks.push(report::new_sink(format, Box::new(out), opts));
+    if let Some(bar) = &bar {
+        progress::drive(bar.clone(), Arc::clone(&progress), progress_done.clone());
     }
-    for (format, out) in files {
-        let opts = SinkOptions {
-            color: false,
-            all_states: plan.all_states,
-            version,
-        };
-        sinks.push(report::new_sink(format, out, opts));
-    }
-    let mut sink = MultiSink::new(sinks);
-    let info = RunInfo {
-        command: "scan",
-        args: command_line,
-        started,
-        scan_type: "connect",
-        proto: Proto::Tcp,
-        ports_spec: compact_spec(&plan.ports),
-        num_ports: plan.ports.len() as u32,
-        all_states: plan.all_states,
-    };
     sink.start(&info).context("cannot write output")?;
 
     let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);

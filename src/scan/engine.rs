@@ -21,12 +21,12 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{self, Outcome};
+use super::connect::{self, Outcome, Started};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{Event, HostDone, PortResult, PortState, Proto, Reason};
 use crate::target::hosts::{Target, TargetSet};
@@ -309,10 +309,27 @@ impl Shared {
         st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
     }
 
-    /// Records what a probe found. Returns events to emit (outside the lock).
-    fn record(&self, ticket: &Ticket, outcome: Outcome, out: &mut Vec<Event>) {
+    /// Records what probes found, under one lock. Events to emit (outside
+    /// the lock) are appended to `out`; `done` is left empty.
+    fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) {
         let mut st = self.lock();
         let st = &mut *st;
+        for (ticket, outcome) in done.drain(..) {
+            self.record_one(st, &ticket, outcome, out);
+        }
+        // Groups finish in any order (retries); emit every finished one.
+        while let Some(i) = st
+            .groups
+            .iter()
+            .position(|g| g.issued_all && g.outstanding == 0)
+        {
+            if let Some(g) = st.groups.remove(i) {
+                finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
+            }
+        }
+    }
+
+    fn record_one(&self, st: &mut State, ticket: &Ticket, outcome: Outcome, out: &mut Vec<Event>) {
         let work = Work {
             tries: ticket.work.tries + 1,
             ..ticket.work
@@ -373,16 +390,6 @@ impl Shared {
         let group_id = h.group;
         if let Some(g) = st.groups.iter_mut().find(|g| g.id == group_id) {
             g.outstanding -= 1;
-        }
-        // Groups finish in any order (retries); emit every finished one.
-        while let Some(i) = st
-            .groups
-            .iter()
-            .position(|g| g.issued_all && g.outstanding == 0)
-        {
-            if let Some(g) = st.groups.remove(i) {
-                finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
-            }
         }
     }
 }
@@ -486,6 +493,11 @@ pub async fn connect_scan(
     stats
 }
 
+/// Probes a worker starts per turn before it looks at completions, timers
+/// and cancellation again: bounds how long a run of immediately decided
+/// probes can keep the worker from everything else.
+const TURN: usize = 256;
+
 async fn worker(shared: Arc<Shared>, workers: usize) {
     let full_window = (shared.cfg.max_inflight / workers).max(1);
     let mut window = full_window;
@@ -494,21 +506,25 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
         .rate
         .map(|r| RateLimiter::new((r / workers as f64).max(1e-3)));
     let mut inflight = FuturesUnordered::new();
-    let mut tickets = Vec::with_capacity(BATCH);
+    let mut tickets: Vec<Ticket> = Vec::with_capacity(BATCH);
+    let mut done: Vec<(Ticket, Outcome)> = Vec::with_capacity(TURN);
     let mut events = Vec::new();
     let mut rate_wait: Option<Instant> = None;
     let mut grace_end: Option<tokio::time::Instant> = None;
     let mut backoff_until: Option<Instant> = None;
 
     loop {
+        if grace_end.is_none() && shared.cancel.is_cancelled() {
+            grace_end = Some(tokio::time::Instant::now() + shared.cfg.grace);
+        }
         let cancelled = grace_end.is_some();
-        // Fill the window.
+        let mut started = 0;
         if !cancelled {
             let now = Instant::now();
             if backoff_until.is_some_and(|t| t <= now) {
                 backoff_until = None;
             }
-            while backoff_until.is_none() && inflight.len() < window {
+            while started < TURN && backoff_until.is_none() && inflight.len() < window {
                 if let Some(l) = limiter.as_mut()
                     && let Err(at) = l.try_take(now)
                 {
@@ -525,15 +541,47 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                     tickets.reverse();
                 }
                 let Some(ticket) = tickets.pop() else { break };
-                inflight.push(async move {
-                    let outcome = connect::probe(ticket.addr, ticket.timeout).await;
-                    (ticket, outcome)
-                });
+                started += 1;
+                match connect::start(ticket.addr) {
+                    Started::Done(outcome) => {
+                        if matches!(outcome, Outcome::Local(_)) {
+                            // Out of sockets or buffers: pause before sending more.
+                            backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
+                        }
+                        done.push((ticket, outcome));
+                    }
+                    Started::Pending(pending) => {
+                        let timeout = ticket.timeout;
+                        inflight.push(async move { (ticket, pending.finish(timeout).await) });
+                    }
+                }
             }
+        }
+        // Collect what finished meanwhile without waiting.
+        while done.len() < TURN {
+            match inflight.next().now_or_never() {
+                Some(Some(item)) => done.push(item),
+                _ => break,
+            }
+        }
+        if !done.is_empty() {
+            handle(
+                &shared,
+                &mut done,
+                &mut events,
+                &mut window,
+                full_window,
+                &mut backoff_until,
+            );
+        }
+        if started > 0 {
+            // Let timers, I/O and the other tasks of this thread run.
+            tokio::task::yield_now().await;
+            continue;
         }
 
         if inflight.is_empty() {
-            if cancelled || shared.cancel.is_cancelled() || shared.all_done() {
+            if cancelled || shared.all_done() {
                 break;
             }
             // Another worker's probes may still turn into retries: wait for
@@ -546,7 +594,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
             tokio::select! {
                 _ = shared.idle.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
-                _ = shared.cancel.cancelled() => {}
+                _ = shared.cancel.cancelled(), if !cancelled => {}
             }
             rate_wait = None;
             continue;
@@ -557,30 +605,11 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
-            Some((ticket, outcome)) = inflight.next() => {
-                if let Outcome::Local(err) = outcome {
-                    if window == full_window {
-                        tracing::warn!(error = %err.describe(), "local resource exhausted; backing off");
-                    }
-                    window = (inflight.len() / 2).max(1);
-                    backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
-                } else if window < full_window {
-                    window += 1;
-                }
-                let retry = matches!(outcome, Outcome::NoResponse | Outcome::Local(_));
-                shared.record(&ticket, outcome, &mut events);
-                for ev in events.drain(..) {
-                    // A closed receiver means the printers are gone; keep
-                    // scanning so the summary is still right.
-                    let _ = shared.events.send(ev);
-                }
-                if retry {
-                    shared.idle.notify_waiters();
-                }
+            Some(item) = inflight.next() => {
+                done.push(item);
+                handle(&shared, &mut done, &mut events, &mut window, full_window, &mut backoff_until);
             }
-            _ = shared.cancel.cancelled(), if !cancelled => {
-                grace_end = Some(tokio::time::Instant::now() + shared.cfg.grace);
-            }
+            _ = shared.cancel.cancelled(), if !cancelled => {}
             _ = tokio::time::sleep_until(grace_end.unwrap_or_else(tokio::time::Instant::now)), if cancelled => {
                 break;
             }
@@ -591,4 +620,45 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
     }
     // Whatever is still in flight is abandoned: those pairs stay undecided.
     shared.idle.notify_waiters();
+}
+
+/// Records finished probes, adjusts the window (halved when this machine
+/// ran out of sockets or buffers, grown back by one per answer), and emits
+/// the resulting events.
+fn handle(
+    shared: &Shared,
+    done: &mut Vec<(Ticket, Outcome)>,
+    events: &mut Vec<Event>,
+    window: &mut usize,
+    full_window: usize,
+    backoff_until: &mut Option<Instant>,
+) {
+    let mut retry = false;
+    for (_, outcome) in done.iter() {
+        match outcome {
+            Outcome::Local(err) => {
+                if *window == full_window {
+                    tracing::warn!(error = %err.describe(), "local resource exhausted; backing off");
+                }
+                *window = (*window / 2).max(1);
+                *backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
+                retry = true;
+            }
+            Outcome::NoResponse => retry = true,
+            Outcome::Answer { .. } => {
+                if *window < full_window {
+                    *window += 1;
+                }
+            }
+        }
+    }
+    shared.record(done, events);
+    for ev in events.drain(..) {
+        // A closed receiver means the printers are gone; keep scanning so
+        // the summary is still right.
+        let _ = shared.events.send(ev);
+    }
+    if retry {
+        shared.idle.notify_waiters();
+    }
 }
