@@ -348,3 +348,121 @@ fn ctrl_c_keeps_every_result() {
     assert!(s["ports"].as_u64().expect("ports") < 3000, "{s}");
     assert_valid_nmap_xml(&xml);
 }
+
+const DROP_ALL_BUT_22: &str = "table ip t {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    tcp dport != 22 drop
+  }
+}
+";
+
+/// Out of file descriptors (EMFILE) is this machine's problem, not the
+/// target's: the engine backs off and re-sends, and every port still gets
+/// its true state.
+#[test]
+fn out_of_file_descriptors_is_never_a_result() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.nft(lab.target_ns(), DROP_ALL_BUT_22);
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    // A hard limit of 120 files (so the window is 56 probes) with 70 of
+    // them already taken: probes that wait on dropped SYNs run out of
+    // descriptors long before the window is full.
+    let script =
+        "ulimit -n 120 && for i in $(seq 1 70); do exec {fd}</dev/null; done && exec \"$0\" \"$@\"";
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        "bash",
+        &[
+            "-c",
+            script,
+            bin(),
+            "scan",
+            "-p",
+            "1-300",
+            "--all-states",
+            "-o",
+            "json",
+            "--retries",
+            "0",
+            "--initial-rtt-timeout",
+            "200ms",
+            "--max-rtt-timeout",
+            "200ms",
+            TARGET_V4,
+        ],
+    );
+    let out = wait_output(child, SCAN_LIMIT);
+    let err = err_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("out of file descriptors"),
+        "EMFILE was not reached, the test proves nothing: {err}"
+    );
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let states = port_states(&records);
+    assert_eq!(states.len(), 300);
+    for (port, verdict) in &states {
+        let want = if *port == 22 {
+            ("open", "syn-ack")
+        } else {
+            ("filtered", "no-response")
+        };
+        assert_eq!(
+            (verdict.0.as_str(), verdict.1.as_str()),
+            want,
+            "port {port}"
+        );
+    }
+}
+
+/// Out of ephemeral ports (EADDRNOTAVAIL): twelve probes of the same
+/// (address, port) at once with six source ports to pick from. The ones
+/// that find no port wait and go again; none is reported as a port state.
+#[test]
+fn out_of_ephemeral_ports_is_never_a_result() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.sysctl(
+        lab.scanner_ns(),
+        &["net.ipv4.ip_local_port_range=40000 40005"],
+    );
+    lab.nft(lab.target_ns(), DROP_ALL_BUT_22);
+    let mut args = vec![
+        "scan",
+        "-p",
+        "80",
+        "--all-states",
+        "-o",
+        "json",
+        "--retries",
+        "0",
+        "--initial-rtt-timeout",
+        "300ms",
+        "--max-rtt-timeout",
+        "300ms",
+    ];
+    args.extend(std::iter::repeat_n(TARGET_V4, 12));
+    let (out, records) = scan_in(&lab, &args);
+    let err = err_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("out of ephemeral ports"),
+        "EADDRNOTAVAIL was not reached: {err}"
+    );
+    let ports: Vec<&Value> = records.iter().filter(|r| r["type"] == "port").collect();
+    assert_eq!(ports.len(), 12, "{records:?}");
+    for r in ports {
+        assert_eq!(
+            (r["state"].as_str(), r["reason"].as_str()),
+            (Some("filtered"), Some("no-response")),
+            "{r}"
+        );
+    }
+    assert_eq!(summary(&records)["hosts"], 12);
+}

@@ -4,11 +4,14 @@
 //! Scanning targets in a shuffled order spreads the load over networks and
 //! hosts, but a shuffled list of a /8 times 1000 ports would not fit in
 //! memory. Instead [`Permutation::get`] encrypts the index with a small
-//! keyed Feistel network over the smallest domain of `2^(2k)` values that
-//! holds `n`, and "cycle-walks" (encrypts again) until the value falls in
-//! `0..n`. Any bijection of the domain restricted this way is a bijection of
-//! `0..n`; the domain is less than `4n`, so fewer than four rounds of walking
-//! are needed on average.
+//! keyed Feistel network over `w` bits, the smallest `2^w >= n`, and
+//! "cycle-walks" (encrypts again) until the value falls in `0..n`: following
+//! a cycle of a bijection of `0..2^w` until it comes back into `0..n` is a
+//! bijection of `0..n`. Since `2^w < 2n`, a walk takes fewer than two
+//! passes on average. When `w` is odd the two Feistel halves differ by a bit
+//! and alternate, as in NIST's FF1; an even-width-only network would let the
+//! domain reach `4n` and double the walking (measured: walking, with its
+//! unpredictable branch, is what costs).
 //!
 //! The order depends only on `(n, seed)`. It is stable across versions of
 //! sockeye within one major version (a scan can be resumed or split with the
@@ -18,39 +21,45 @@
 /// pseudo-random permutation (Luby-Rackoff); more cost speed for nothing a
 /// scanner needs.
 const ROUNDS: usize = 4;
+const _: () = assert!(ROUNDS % 2 == 0, "halves must end where they started");
 
 /// A bijection on `0..n` chosen by a seed; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permutation {
     n: u64,
-    /// Bits in each Feistel half: the domain is `2^(2 * half_bits)`.
-    half_bits: u32,
-    /// `2^half_bits - 1`.
-    mask: u64,
-    keys: [u64; ROUNDS],
+    /// Width of the low half `b`; the high half `a` has `w - low_bits` bits,
+    /// the same or one fewer.
+    low_bits: u32,
+    /// `2^low_bits - 1`.
+    low_mask: u64,
+    /// `64 - width` of the half each round writes: even rounds the high
+    /// half's, odd rounds the low half's. The round function's top bits are
+    /// its best mixed, so it is shifted down rather than masked.
+    shifts: [u32; 2],
+    /// Per round: a key xored into the half, and an odd multiplier.
+    keys: [(u64, u64); ROUNDS],
 }
 
 impl Permutation {
     /// The permutation of `0..n` for `seed`. Any `n` works, 0 and 1 included.
     pub fn new(n: u64, seed: u64) -> Self {
-        // ceil(log2(n)) bits hold 0..n; round up to an even width.
-        let bits = if n <= 1 {
+        // ceil(log2(n)) bits hold 0..n; at least 2 so that both halves have
+        // a bit (n <= 2 then walks a domain of 4, which is still cheap).
+        let width = if n <= 1 {
             0
         } else {
             64 - (n - 1).leading_zeros()
-        };
-        let half_bits = bits.div_ceil(2);
-        let mask = if half_bits == 0 {
-            0
-        } else {
-            u64::MAX >> (64 - half_bits)
-        };
+        }
+        .max(2);
+        let high_bits = width / 2;
+        let low_bits = width - high_bits;
         let mut state = seed;
-        let keys = std::array::from_fn(|_| splitmix64(&mut state));
+        let keys = std::array::from_fn(|_| (splitmix64(&mut state), splitmix64(&mut state) | 1));
         Permutation {
             n,
-            half_bits,
-            mask,
+            low_bits,
+            low_mask: u64::MAX >> (64 - low_bits),
+            shifts: [64 - high_bits, 64 - low_bits],
             keys,
         }
     }
@@ -86,28 +95,21 @@ impl Permutation {
         }
     }
 
-    pub fn walks(&self, i: u64) -> u32 {
-        let mut x = i;
-        let mut c = 0;
-        loop {
-            x = self.encrypt(x);
-            c += 1;
-            if x < self.n {
-                return c;
-            }
-        }
-    }
-    /// One pass of the balanced Feistel network over `2 * half_bits` bits.
+    /// One pass of the Feistel network over the domain `0..2^width`. Each
+    /// round is invertible (`a = c ^ f(b)`), hence so is the whole.
     #[inline]
     fn encrypt(&self, x: u64) -> u64 {
-        let mut left = x >> self.half_bits;
-        let mut right = x & self.mask;
-        for key in self.keys {
-            let next = left ^ (round(right, key) & self.mask);
-            left = right;
-            right = next;
+        let mut a = x >> self.low_bits;
+        let mut b = x & self.low_mask;
+        for (r, &(xor, mul)) in self.keys.iter().enumerate() {
+            // `a` has exactly the bits the shift leaves, so `c` stays in
+            // its half without a mask.
+            let c = a ^ ((b ^ xor).wrapping_mul(mul) >> self.shifts[r % 2]);
+            a = b;
+            b = c;
         }
-        (left << self.half_bits) | right
+        // After an even number of rounds the halves are back in place.
+        (a << self.low_bits) | b
     }
 
     /// The values of shard `index` of `count`: `get(i)` for
@@ -125,17 +127,6 @@ impl Permutation {
         };
         (start..perm.n).step_by(step).map(move |i| perm.get(i))
     }
-}
-
-/// The keyed round function: a multiply-xorshift mix (the murmur3/splitmix
-/// finalizer) of the half and the round key. The xorshifts fold high bits
-/// down, since only the low `half_bits` of the result are used.
-#[inline(always)]
-fn round(half: u64, key: u64) -> u64 {
-    let mut z = half ^ key;
-    z = (z ^ (z >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
-    z = (z ^ (z >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
-    z ^ (z >> 32)
 }
 
 /// splitmix64: turns the seed into independent-looking round keys, so
