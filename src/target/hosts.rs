@@ -320,33 +320,38 @@ impl Iterator for BlockIter<'_> {
                 *next += 1;
                 Some(Target::from(IpAddr::V6(addr)))
             }
-            BlockIter::Octets { values, pos } => {
-                let p = pos.as_mut()?;
-                let addr = Ipv4Addr::new(
-                    values[0][p[0]],
-                    values[1][p[1]],
-                    values[2][p[2]],
-                    values[3][p[3]],
-                );
-                // Advance the odometer, last octet fastest.
-                let mut k = 4;
-                loop {
-                    if k == 0 {
-                        *pos = None;
-                        break;
-                    }
-                    k -= 1;
-                    p[k] += 1;
-                    if p[k] < values[k].len() {
-                        break;
-                    }
-                    p[k] = 0;
-                }
-                Some(Target::from(IpAddr::V4(addr)))
-            }
+            BlockIter::Octets { values, pos } => next_octets(values, pos),
             BlockIter::List(list) => list.next().cloned(),
         }
     }
+}
+
+/// The odometer step of [`BlockIter::Octets`], kept out of line so that the
+/// common network step inlines into the caller's loop.
+#[inline(never)]
+fn next_octets(values: &[Vec<u8>; 4], pos: &mut Option<[usize; 4]>) -> Option<Target> {
+    let p = pos.as_mut()?;
+    let addr = Ipv4Addr::new(
+        values[0][p[0]],
+        values[1][p[1]],
+        values[2][p[2]],
+        values[3][p[3]],
+    );
+    // Advance the odometer, last octet fastest.
+    let mut k = 4;
+    loop {
+        if k == 0 {
+            *pos = None;
+            break;
+        }
+        k -= 1;
+        p[k] += 1;
+        if p[k] < values[k].len() {
+            break;
+        }
+        p[k] = 0;
+    }
+    Some(Target::from(IpAddr::V4(addr)))
 }
 
 /// An address, network or octet range not to scan; names arrive resolved,
@@ -535,8 +540,8 @@ impl TargetSet {
 }
 
 /// [`TargetSet::iter`]: hand-written rather than `flat_map` + `filter`,
-/// whose `next()` (what a scanner pulling targets calls) measured ten times
-/// slower than this loop.
+/// whose `next()` (what a scanner pulling targets calls) measured two to
+/// ten times slower over a /8 than this loop.
 struct TargetIter<'a> {
     blocks: std::slice::Iter<'a, Block>,
     current: Option<BlockIter<'a>>,

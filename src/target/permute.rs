@@ -21,7 +21,10 @@
 /// pseudo-random permutation (Luby-Rackoff); more cost speed for nothing a
 /// scanner needs.
 const ROUNDS: usize = 4;
-const _: () = assert!(ROUNDS % 2 == 0, "halves must end where they started");
+const _: () = assert!(
+    ROUNDS.is_multiple_of(2),
+    "halves must end where they started"
+);
 
 /// A bijection on `0..n` chosen by a seed; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
