@@ -74,7 +74,7 @@ impl LocalError {
 
 /// Runs one connect probe to `addr`, waiting at most `timeout` for an answer.
 pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
-    match start(addr) {
+    match SocketPool::default().start(addr) {
         Started::Done(outcome) => outcome,
         Started::Pending(pending) => pending.finish(timeout).await,
     }
@@ -94,30 +94,91 @@ pub struct Pending {
     start: Instant,
 }
 
-/// Sends a probe without waiting. When the target is close (loopback, a
-/// veth pair, the same host), the kernel often runs the whole exchange,
-/// SYN out and RST back, inside the `connect()` call, and the socket's
-/// error is already set when it returns: one `SO_ERROR` read then decides
-/// the port without registering the socket with the reactor at all, which
-/// saves about half the system calls of a closed port.
-pub fn start(addr: SocketAddr) -> Started {
-    let socket = match open_socket(addr) {
-        Ok(s) => s,
-        Err(err) => return Started::Done(Outcome::Local(LocalError::from_io(&err))),
-    };
-    let start = Instant::now();
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {
-            let _ = socket.set_linger(Some(Duration::ZERO));
-            return Started::Done(open(start.elapsed()));
+/// Most sockets a pool keeps for reuse, per address family.
+const POOL_MAX: usize = 64;
+
+/// Sockets whose connect was refused, kept to send the next probe with.
+///
+/// Creating and closing a socket is a third of the kernel's cost of a
+/// closed port. Linux lets a TCP socket whose connect failed connect again:
+/// the call that reports the failure also resets it to unconnected (the
+/// same path as `connect(AF_UNSPEC)`), so a refused socket is as good as a
+/// new one, minus the `socket()` and `close()`.
+#[derive(Debug, Default)]
+pub struct SocketPool {
+    v4: Vec<Socket>,
+    v6: Vec<Socket>,
+}
+
+impl SocketPool {
+    fn take(&mut self, addr: SocketAddr) -> io::Result<Socket> {
+        let spare = match addr {
+            SocketAddr::V4(_) => self.v4.pop(),
+            SocketAddr::V6(_) => self.v6.pop(),
+        };
+        match spare {
+            Some(s) => Ok(s),
+            None => open_socket(addr),
         }
-        Err(err) if err.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
-        Err(err) => return Started::Done(classify_error(socket.as_fd(), &err, start.elapsed())),
     }
-    match socket.take_error() {
-        Ok(Some(err)) => Started::Done(classify_error(socket.as_fd(), &err, start.elapsed())),
-        _ => Started::Pending(Pending { socket, start }),
+
+    fn give(&mut self, addr: SocketAddr, socket: Socket) {
+        let pool = match addr {
+            SocketAddr::V4(_) => &mut self.v4,
+            SocketAddr::V6(_) => &mut self.v6,
+        };
+        if pool.len() < POOL_MAX {
+            pool.push(socket);
+        }
     }
+
+    /// Sends a probe without waiting for the network.
+    ///
+    /// When the target is close (loopback, a veth pair, the same host), the
+    /// kernel often runs the whole exchange, SYN out and RST back, inside
+    /// the `connect()` call. A second `connect()` then says where things
+    /// stand without registering the socket with the reactor: `EALREADY`
+    /// (still waiting), success (open), or the error that decides the port.
+    pub fn start(&mut self, addr: SocketAddr) -> Started {
+        let socket = match self.take(addr) {
+            Ok(s) => s,
+            Err(err) => return Started::Done(Outcome::Local(LocalError::from_io(&err))),
+        };
+        let target = SockAddr::from(addr);
+        let start = Instant::now();
+        match socket.connect(&target) {
+            Ok(()) => return Started::Done(open_now(socket, start)),
+            Err(err) if err.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
+            Err(err) => {
+                return Started::Done(classify_error(socket.as_fd(), &err, start.elapsed()));
+            }
+        }
+        match socket.connect(&target) {
+            Err(err) if err.raw_os_error() == Some(Errno::EALREADY as i32) => {
+                Started::Pending(Pending { socket, start })
+            }
+            Ok(()) => Started::Done(open_now(socket, start)),
+            Err(err) if err.raw_os_error() == Some(Errno::EISCONN as i32) => {
+                Started::Done(open_now(socket, start))
+            }
+            Err(err) => {
+                let outcome = classify_error(socket.as_fd(), &err, start.elapsed());
+                // A plain refusal leaves nothing behind (no queued ICMP error):
+                // the socket is unconnected again and can be reused.
+                if err.raw_os_error() == Some(Errno::ECONNREFUSED as i32) {
+                    self.give(addr, socket);
+                }
+                Started::Done(outcome)
+            }
+        }
+    }
+}
+
+fn open_now(socket: Socket, start: Instant) -> Outcome {
+    let rtt = start.elapsed();
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    drop(socket);
+    open(rtt)
 }
 
 impl Pending {
@@ -285,6 +346,60 @@ mod tests {
         assert_eq!(reason_from_icmp6(1, 1), Reason::AdminProhibited);
         assert_eq!(reason_from_icmp6(1, 3), Reason::HostUnreach);
         assert_eq!(reason_from_icmp6(1, 4), Reason::PortUnreach);
+    }
+
+    /// A socket refused once is reused, and still tells open from closed.
+    #[tokio::test]
+    async fn refused_sockets_are_reused_correctly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let open = listener.local_addr().expect("addr");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let mut pool = SocketPool::default();
+        let verdict = |s: Started| match s {
+            Started::Done(Outcome::Answer { state, .. }) => Some(state),
+            Started::Done(other) => panic!("unexpected {other:?}"),
+            Started::Pending(_) => None,
+        };
+        let mut refused = 0;
+        for _ in 0..50 {
+            // None: the RST had not arrived yet; that socket is not reusable.
+            if let Some(state) = verdict(pool.start(closed)) {
+                assert_eq!(state, PortState::Closed);
+                refused += 1;
+            }
+        }
+        assert!(
+            refused > 0,
+            "loopback refusals should arrive inside connect()"
+        );
+        assert!(!pool.v4.is_empty(), "refused sockets are kept");
+        let before = pool.v4.len();
+        // The next probe goes out on a reused socket and finds the listener.
+        match pool.start(open) {
+            Started::Done(Outcome::Answer { state, .. }) => assert_eq!(state, PortState::Open),
+            Started::Pending(p) => {
+                let outcome = p.finish(Duration::from_secs(2)).await;
+                assert!(
+                    matches!(
+                        outcome,
+                        Outcome::Answer {
+                            state: PortState::Open,
+                            ..
+                        }
+                    ),
+                    "{outcome:?}"
+                );
+            }
+            Started::Done(other) => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            pool.v4.len(),
+            before - 1,
+            "the open probe used a pooled socket"
+        );
     }
 
     #[tokio::test]

@@ -506,6 +506,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
         .rate
         .map(|r| RateLimiter::new((r / workers as f64).max(1e-3)));
     let mut inflight = FuturesUnordered::new();
+    let mut pool = connect::SocketPool::default();
     let mut tickets: Vec<Ticket> = Vec::with_capacity(BATCH);
     let mut done: Vec<(Ticket, Outcome)> = Vec::with_capacity(TURN);
     let mut events = Vec::new();
@@ -542,7 +543,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                 }
                 let Some(ticket) = tickets.pop() else { break };
                 started += 1;
-                match connect::start(ticket.addr) {
+                match pool.start(ticket.addr) {
                     Started::Done(outcome) => {
                         if matches!(outcome, Outcome::Local(_)) {
                             // Out of sockets or buffers: pause before sending more.
