@@ -68,6 +68,13 @@ fn firewall_verdicts_are_told_apart() {
     let lab = Lab::new();
     lab.unlimit_icmp(lab.target_ns());
     lab.nft(lab.target_ns(), FIREWALL);
+    // The scanner's own firewall drops SYNs to 89. TCP ignores the local
+    // drop (it only retransmits), so this looks like a silent target: a
+    // verdict after the retries, not a local error retried forever.
+    lab.nft(
+        lab.scanner_ns(),
+        "table ip own {\n  chain output {\n    type filter hook output priority 0; policy accept;\n    tcp dport 89 drop\n  }\n}\n",
+    );
     let _l = lab.listen(lab.target_ns(), TARGET_V4, &[85]);
     let dir = tempfile::tempdir().expect("tempdir");
     let xml = dir.path().join("fw.xml");
@@ -78,7 +85,7 @@ fn firewall_verdicts_are_told_apart() {
         &[
             "scan",
             "-p",
-            "81-88",
+            "81-89",
             "--all-states",
             "-o",
             "json",
@@ -102,6 +109,7 @@ fn firewall_verdicts_are_told_apart() {
         (86, "filtered", "net-unreach"),
         (87, "filtered", "host-unreach"),
         (88, "closed", "conn-refused"),
+        (89, "filtered", "no-response"),
     ];
     for (port, state, reason) in expect {
         assert_eq!(
@@ -126,7 +134,7 @@ fn firewall_verdicts_are_told_apart() {
             s["closed"].as_u64(),
             s["filtered"].as_u64()
         ),
-        (Some(1), Some(2), Some(5))
+        (Some(1), Some(2), Some(6))
     );
     // Three tries of 300 ms, 600 ms, 1.2 s (capped at 300 ms): well under 5 s.
     assert!(
@@ -465,4 +473,57 @@ fn out_of_ephemeral_ports_is_never_a_result() {
         );
     }
     assert_eq!(summary(&records)["hosts"], 12);
+}
+
+/// Open ports are closed with an RST: a scan of many open ports leaves no
+/// TIME_WAIT sockets on the scanning machine.
+#[test]
+fn open_ports_leave_no_time_wait() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let ports: Vec<u16> = (2000..2300).collect();
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &ports);
+    let (out, records) = scan_in(&lab, &["scan", "-p", "2000-2299", "-o", "json", TARGET_V4]);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(summary(&records)["open"], 300);
+    let ss = lab.exec(lab.scanner_ns(), &["ss", "-Htan", "state", "time-wait"]);
+    let waiting = String::from_utf8_lossy(&ss.stdout).lines().count();
+    assert_eq!(
+        waiting,
+        0,
+        "TIME_WAIT sockets left: {}",
+        String::from_utf8_lossy(&ss.stdout)
+    );
+}
+
+/// `--rate` caps connects per second: 100 probes at 200/s take at least
+/// about half a second, and every verdict is still exact.
+#[test]
+fn rate_caps_connects_per_second() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[50]);
+    let started = Instant::now();
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan", "-p", "1-100", "--rate", "200", "-o", "json", TARGET_V4,
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let s = summary(&records);
+    assert_eq!(
+        (s["open"].as_u64(), s["closed"].as_u64()),
+        (Some(1), Some(99))
+    );
+    // 100 tokens at 200/s with a burst allowance of a few tokens: >= 0.4 s.
+    assert!(
+        took >= Duration::from_millis(400),
+        "100 probes at 200/s took only {took:?}"
+    );
 }

@@ -21,6 +21,7 @@ use super::progress::{self, Suspending};
 use super::{UsageError, exit};
 use crate::report::{
     self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary, TargetError,
+    TargetErrorKind,
 };
 use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, connect_scan};
 use crate::target::hosts::{
@@ -570,11 +571,13 @@ async fn resolve_targets(
                     Ok(Block::List(targets))
                 }
                 Err(message) => Err(TargetError {
+                    kind: TargetErrorKind::Resolve,
                     target: token.clone(),
                     message,
                 }),
             },
             other => other.to_block().ok_or_else(|| TargetError {
+                kind: TargetErrorKind::Resolve,
                 target: token.clone(),
                 message: "cannot be scanned".into(),
             }),

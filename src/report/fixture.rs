@@ -119,6 +119,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         Event::HostDone(h1),
         port(A2, None, (8080, Tcp), (Closed, ConnRefused), None, 1),
         Event::TargetError(TargetError {
+            kind: crate::report::TargetErrorKind::Resolve,
             target: "nope.invalid".to_owned(),
             message: "Name or service not known".to_owned(),
         }),

@@ -105,11 +105,7 @@ impl Sink for GrepSink {
             Event::HostDone(done) => self.host(done),
             Event::TargetError(err) => {
                 // nmap only tells stderr; a comment line is skipped by readers.
-                let line = format!(
-                    "# Failed to resolve \"{}\": {}\n",
-                    printable(&err.target),
-                    printable(&err.message)
-                );
+                let line = format!("# {}\n", printable(&err.headline()));
                 self.out.write_all(line.as_bytes())?;
                 self.out.flush()
             }

@@ -62,6 +62,7 @@ struct HostRecord<'a> {
 #[derive(Serialize)]
 struct ErrorRecord<'a> {
     r#type: &'static str,
+    kind: &'static str,
     target: &'a str,
     message: &'a str,
 }
@@ -146,6 +147,7 @@ impl Sink for JsonSink {
             Event::TargetError(err) => {
                 self.line(&ErrorRecord {
                     r#type: "error",
+                    kind: err.kind.as_str(),
                     target: &err.target,
                     message: &err.message,
                 })?;
@@ -205,7 +207,7 @@ mod tests {
                        "state":"open","reason":"syn-ack","rtt_ms":0.35}),
                 json!({"type":"host","addr":"198.18.0.2","host":"lab.test",
                        "open":2,"closed":2,"filtered":2,"srtt_ms":0.21}),
-                json!({"type":"error","target":"nope.invalid","message":"Name or service not known"}),
+                json!({"type":"error","kind":"resolve","target":"nope.invalid","message":"Name or service not known"}),
                 json!({"type":"host","addr":"198.18.0.3",
                        "open":1,"closed":3,"filtered":2,"open_filtered":1}),
                 json!({"type":"summary","command":"scan","hosts":2,"ports":13,"open":3,"closed":5,

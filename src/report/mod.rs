@@ -122,11 +122,45 @@ pub struct HostDone {
     pub timeout: Duration,
 }
 
-/// A target that could not be scanned at all (a name that did not resolve).
+/// A target that could not be scanned: a name that did not resolve, or an
+/// address this machine cannot send to at all (no IPv6, a local error that
+/// retrying will not fix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetError {
+    pub kind: TargetErrorKind,
     pub target: String,
     pub message: String,
+}
+
+/// What went wrong with a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetErrorKind {
+    /// The host name did not resolve; nothing was sent.
+    Resolve,
+    /// Probes to this address failed on this machine before reaching the network.
+    Probe,
+}
+
+impl TargetErrorKind {
+    /// The name used in JSON (`"kind"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetErrorKind::Resolve => "resolve",
+            TargetErrorKind::Probe => "probe",
+        }
+    }
+}
+
+impl TargetError {
+    /// One line for people, without control characters escaped:
+    /// `Failed to resolve "x": why` or `Cannot probe "x": why`.
+    pub fn headline(&self) -> String {
+        let what = match self.kind {
+            TargetErrorKind::Resolve => "Failed to resolve",
+            TargetErrorKind::Probe => "Cannot probe",
+        };
+        format!("{what} \"{}\": {}", self.target, self.message)
+    }
 }
 
 /// What is known when a run starts.

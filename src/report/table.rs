@@ -211,12 +211,7 @@ impl Sink for TableSink {
             Event::HostDone(done) => self.host(done),
             Event::TargetError(err) => {
                 let mut text = self.block();
-                let _ = writeln!(
-                    text,
-                    "Failed to resolve \"{}\": {}.",
-                    printable(&err.target),
-                    printable(&err.message)
-                );
+                let _ = writeln!(text, "{}.", printable(&err.headline()));
                 self.out.write_all(text.as_bytes())?;
                 self.out.flush()
             }

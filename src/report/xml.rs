@@ -278,13 +278,7 @@ impl Sink for XmlSink {
             Event::HostDone(done) => self.host(done),
             Event::TargetError(err) => {
                 // nmap only tells stderr; a comment keeps the file valid.
-                let line = format!(
-                    "<!-- {} -->\n",
-                    comment(&format!(
-                        "Failed to resolve \"{}\": {}",
-                        err.target, err.message
-                    ))
-                );
+                let line = format!("<!-- {} -->\n", comment(&err.headline()));
                 self.out.write_all(line.as_bytes())?;
                 self.out.flush()
             }
@@ -438,6 +432,7 @@ mod tests {
         let name = "la\"b<&>'--x\x01-";
         let mut events = fixture::events(name);
         events.push(Event::TargetError(super::super::TargetError {
+            kind: crate::report::TargetErrorKind::Resolve,
             target: "bad--name-".to_owned(),
             message: "a --> b <!-- c".to_owned(),
         }));

@@ -61,6 +61,13 @@ impl LocalError {
         }
     }
 
+    /// True when the machine ran out of something that frees up as probes
+    /// finish (descriptors, buffers, ephemeral ports): back off and re-send.
+    /// Anything else will fail again the same way.
+    pub fn is_exhaustion(self) -> bool {
+        !matches!(self, LocalError::Other(_))
+    }
+
     /// A short name for logs.
     pub fn describe(self) -> String {
         match self {
@@ -250,6 +257,10 @@ fn classify_error(socket: BorrowedFd<'_>, err: &io::Error, rtt: Duration) -> Out
             rtt,
         },
         Some(Errno::ETIMEDOUT) => Outcome::NoResponse,
+        // nmap's reading of EACCES (an ICMP admin-prohibited on some
+        // stacks); EPERM is this machine's own firewall dropping the SYN.
+        Some(Errno::EACCES | Errno::EPERM) => filtered(Reason::AdminProhibited),
+        Some(Errno::ENETDOWN) => filtered(Reason::NetUnreach),
         Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::EHOSTDOWN | Errno::ENONET) => {
             let fallback = if errno == Some(Errno::ENETUNREACH) {
                 Reason::NetUnreach

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Outcome, Started};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
-use crate::report::{Event, HostDone, PortResult, PortState, Proto, Reason};
+use crate::report::{
+    Event, HostDone, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
+};
 use crate::target::hosts::{Target, TargetSet};
 use crate::target::permute::Permutation;
 
@@ -99,6 +101,9 @@ pub struct ScanStats {
     /// Probes that had to be re-sent because this machine ran out of
     /// something (never a port state).
     pub local_retries: u64,
+    /// Pairs that could not be probed at all (a local error that retrying
+    /// does not fix); reported as a target error, counted in no state.
+    pub unprobed: u64,
     pub interrupted: bool,
 }
 
@@ -117,6 +122,8 @@ struct HostState {
     rtt: RttEstimator,
     counts: Vec<(PortState, Reason, u32)>,
     started: SystemTime,
+    /// A probe of this host failed locally for good (reported once).
+    failed: bool,
 }
 
 struct Group {
@@ -272,6 +279,7 @@ impl Shared {
                         rtt: RttEstimator::default(),
                         counts: Vec::new(),
                         started: SystemTime::now(),
+                        failed: false,
                     });
                     if let Some(g) = st.groups.back_mut() {
                         g.hosts.push(host);
@@ -346,10 +354,33 @@ impl Shared {
                 return;
             }
             Outcome::NoResponse => (PortState::Filtered, Reason::NoResponse, None),
-            Outcome::Local(_) => {
+            Outcome::Local(err) if err.is_exhaustion() => {
                 // Not a probe that reached the network: same try count again.
                 st.stats.local_retries += 1;
                 st.retry.push_back(ticket.work);
+                return;
+            }
+            Outcome::Local(err) => {
+                // This machine cannot send to this address at all (no IPv6,
+                // say): say so once per host and count the pair as done,
+                // with no state, since nothing was learnt about the port.
+                st.outstanding -= 1;
+                st.stats.unprobed += 1;
+                self.progress.done.fetch_add(1, Ordering::Relaxed);
+                if let Some(h) = st.hosts.get_mut(&work.host) {
+                    if !h.failed {
+                        h.failed = true;
+                        out.push(Event::TargetError(TargetError {
+                            kind: TargetErrorKind::Probe,
+                            target: h.target.addr.to_string(),
+                            message: err.describe(),
+                        }));
+                    }
+                    let group_id = h.group;
+                    if let Some(g) = st.groups.iter_mut().find(|g| g.id == group_id) {
+                        g.outstanding -= 1;
+                    }
+                }
                 return;
             }
         };
