@@ -18,7 +18,7 @@ pub fn new_bar(quiet: bool) -> Option<ProgressBar> {
     }
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
     let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} probes, {per_sec}, ETA {eta} {msg}",
+        "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} probes, {msg}ETA {eta}",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -35,12 +35,12 @@ pub fn drive(bar: ProgressBar, progress: Arc<Progress>, done: CancellationToken)
                 _ = tick.tick() => {}
                 _ = done.cancelled() => break,
             }
+            let done = progress.done.load(Ordering::Relaxed);
             bar.set_length(progress.total.load(Ordering::Relaxed));
-            bar.set_position(progress.done.load(Ordering::Relaxed));
+            bar.set_position(done);
+            let rate = done as f64 / bar.elapsed().as_secs_f64().max(1e-3);
             let open = progress.open.load(Ordering::Relaxed);
-            if open > 0 {
-                bar.set_message(format!("({open} open)"));
-            }
+            bar.set_message(format!("{rate:.0}/s, {open} open, "));
         }
         bar.finish_and_clear();
     });
