@@ -527,3 +527,38 @@ fn rate_caps_connects_per_second() {
         "100 probes at 200/s took only {took:?}"
     );
 }
+
+/// Which ports get scanned: --top-ports from the built-in table, service
+/// names, --exclude-ports. Checked by what the scanner reports with
+/// --all-states, in a namespace (never ranges on this machine's own ports).
+#[test]
+fn port_selection() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let ports_of = |args: &[&str]| -> BTreeSet<u64> {
+        let mut full = vec!["scan", "--all-states", "-o", "json"];
+        full.extend_from_slice(args);
+        full.push(TARGET_V4);
+        let (out, records) = scan_in(&lab, &full);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", err_text(&out));
+        port_states(&records).into_keys().collect()
+    };
+    // nmap's ten most frequently open TCP ports.
+    assert_eq!(
+        ports_of(&["--top-ports", "10"]),
+        BTreeSet::from([21, 22, 23, 25, 80, 110, 139, 443, 445, 3389])
+    );
+    assert_eq!(
+        ports_of(&["-p", "ssh,https,T:25"]),
+        BTreeSet::from([22, 25, 443])
+    );
+    assert_eq!(
+        ports_of(&["-p", "1-20", "--exclude-ports", "5-10,ftp"]),
+        (1..=20)
+            .filter(|p| !(5..=10).contains(p) && *p != 21)
+            .collect()
+    );
+    assert_eq!(ports_of(&["--top-ports", "1000"]).len(), 1000);
+}

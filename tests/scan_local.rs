@@ -23,6 +23,8 @@ fn open_and_closed_ports_exactly() {
         "127.0.0.1",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // No progress bar and no noise when stderr is not a terminal.
+    assert_eq!(stderr(&out), "");
     let records = json_lines(&stdout(&out));
     let states = port_states(&records);
     for p in &open {
@@ -231,5 +233,28 @@ fn target_list_from_stdin() {
     assert_eq!(
         stdout(&out),
         "198.18.0.1\n198.18.0.2\n198.18.1.0\n198.18.1.1\n"
+    );
+}
+
+#[test]
+fn exclude_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("skip.txt");
+    std::fs::write(
+        &file,
+        "# never these\n198.18.0.1\n198.18.0.4/31 198.18.0.6\n",
+    )
+    .expect("write");
+    let out = sockeye(&[
+        "scan",
+        "-sL",
+        "--exclude-file",
+        file.to_str().expect("utf-8"),
+        "198.18.0.0/29",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "198.18.0.0\n198.18.0.2\n198.18.0.3\n198.18.0.7\n"
     );
 }
