@@ -11,8 +11,10 @@
 //! - [`scan`]: the scan engines and their timing.
 //! - [`cli`]: clap structures, their validation into engine configuration,
 //!   and the glue that runs each subcommand.
+//! - [`calc`]: the calculator protocol's server and client.
 //! - [`sys`]: the few process-wide OS settings (open-file limit).
 
+pub mod calc;
 pub mod cli;
 pub mod report;
 pub mod scan;

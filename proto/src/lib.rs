@@ -9,5 +9,8 @@
 //! The crate has no dependencies on purpose: fuzz targets build against it
 //! alone, in seconds.
 //!
-//! The foundation (`sockeye scan`) needs no codec; the calculator, SMTP,
-//! POP3, IMAP, FTP and HTTP-head codecs land here with the issues that use them.
+//! - [`calc`]: the calculator protocol (`shared/spec/calc-protocol.md`).
+//!
+//! SMTP, POP3, IMAP, FTP and HTTP-head codecs land here with the issues that use them.
+
+pub mod calc;

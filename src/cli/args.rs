@@ -54,6 +54,9 @@ pub enum Command {
     /// Scan TCP ports: which are open, closed or filtered.
     #[command(after_help = SCAN_AFTER)]
     Scan(Box<ScanArgs>),
+    /// The calculator protocol: a server (`calc serve`) and a client.
+    #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Calc(Box<CalcArgs>),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  sockeye completions bash > ~/.local/share/bash-completion/completions/sockeye\n  sockeye completions zsh > ~/.zfunc/_sockeye"
@@ -178,4 +181,123 @@ pub struct ScanArgs {
     /// Run shard I of N (0-based): N runs with one --seed cover every (host, port) once.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+}
+
+const CALC_AFTER: &str = "\
+The protocol (shared/spec/calc-protocol.md): a request is ID (u32), OP (SUM,
+PRO, MIN or MAX), N (u8) and N numbers (i32); the answer is ID and RESULT (i32),
+big-endian unless --little-endian. Results are exact: a sum or product that
+does not fit in 32 bits, and MIN/MAX of nothing, are rejected (TCP: the server
+answers everything before and closes; UDP: no answer).
+
+Examples:
+  sockeye calc serve                                 TCP and UDP on 127.0.0.1:7000
+  sockeye calc serve --listen 0.0.0.0:7000 --udp-only
+  sockeye calc -s 127.0.0.1:7000 SUM 1 2 3           prints 6
+  sockeye calc -s 127.0.0.1:7000 --udp MIN -5 7      prints -5
+  printf 'SUM 1 2\\nMAX 4 9\\n' | sockeye calc -s 127.0.0.1:7000   prints \"1 3\" and \"2 9\"
+  sockeye calc -s 127.0.0.1:7000 --file requests.txt --id 100
+
+Exit status (client): 0 every request answered, 1 a request was rejected or
+unanswered or the server unreachable, 2 bad usage (nothing sent).
+Exit status (server): 0 after Ctrl-C or SIGTERM (requests in flight finished),
+1 when it cannot listen, 2 bad usage.";
+
+#[derive(Debug, Args)]
+pub struct CalcArgs {
+    #[command(subcommand)]
+    pub command: Option<CalcCommand>,
+
+    #[command(flatten)]
+    pub client: CalcClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalcCommand {
+    /// Serve the calculator protocol over TCP and UDP on one port.
+    #[command(after_help = CALC_SERVE_AFTER)]
+    Serve(CalcServeArgs),
+}
+
+const CALC_SERVE_AFTER: &str = "\
+Logs each rejected request (peer, ID, reason) on stderr. Ctrl-C or SIGTERM:
+stop accepting, answer what already arrived, exit 0.
+
+Examples:
+  sockeye calc serve
+  sockeye calc serve --listen 0.0.0.0:7000 --little-endian
+  sockeye calc serve --listen [::1]:7000 --tcp-only --max-connections 100";
+
+#[derive(Debug, Args)]
+pub struct CalcServeArgs {
+    /// Address and port to serve on (TCP and UDP share the port; port 0 picks one).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7000")]
+    pub listen: String,
+
+    /// Serve TCP only.
+    #[arg(long, conflicts_with = "udp_only")]
+    pub tcp_only: bool,
+
+    /// Serve UDP only.
+    #[arg(long)]
+    pub udp_only: bool,
+
+    /// Little-endian integers (peers using Python's native struct.pack on x86).
+    #[arg(long)]
+    pub little_endian: bool,
+
+    /// TCP connections served at once; more wait in the backlog. [default: 16384, at most the open-file limit]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Close a connection with no request in progress after this long.
+    #[arg(long, value_name = "TIME", default_value = "5m")]
+    pub idle_timeout: String,
+
+    /// A request that started arriving must be complete within this long.
+    #[arg(long, value_name = "TIME", default_value = "10s")]
+    pub request_timeout: String,
+
+    /// Drop a client that has not read its answers for this long.
+    #[arg(long, value_name = "TIME", default_value = "30s")]
+    pub write_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CalcClientArgs {
+    /// The server, HOST:PORT.
+    #[arg(short, long, value_name = "HOST:PORT", required = true)]
+    pub server: Option<String>,
+
+    /// Use UDP: one datagram per request.
+    #[arg(long)]
+    pub udp: bool,
+
+    /// Little-endian integers.
+    #[arg(long)]
+    pub little_endian: bool,
+
+    /// ID of the (first) request; the next ones count up.
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub id: u32,
+
+    /// Send the requests in FILE (`OP n1 n2 ...` per line; - for stdin), pipelined.
+    #[arg(long, value_name = "FILE", conflicts_with = "op")]
+    pub file: Option<PathBuf>,
+
+    /// How long to wait for each answer.
+    #[arg(long, value_name = "TIME", default_value = "2s")]
+    pub timeout: String,
+
+    /// How long to wait for the TCP connection.
+    #[arg(long, value_name = "TIME", default_value = "5s")]
+    pub connect_timeout: String,
+
+    /// SUM, PRO, MIN or MAX. Without it, requests are read from stdin.
+    #[arg(value_name = "OP")]
+    pub op: Option<String>,
+
+    /// The numbers (32-bit signed integers).
+    #[arg(value_name = "N", allow_negative_numbers = true)]
+    pub numbers: Vec<String>,
 }

@@ -7,10 +7,12 @@
 //! engine with the printers. `anyhow` is used here and in `main.rs` only.
 
 pub mod args;
+pub mod calc;
 pub mod nmap_compat;
 pub mod output;
 pub mod progress;
 pub mod scan;
+pub mod values;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -105,6 +107,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(verbose >= 2)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }
@@ -112,6 +115,7 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
+        Command::Calc(args) => calc::run(*args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

@@ -1,0 +1,237 @@
+//! `sockeye calc` and `sockeye calc serve`: flags into configuration, then
+//! the server or the client from `crate::calc`.
+
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sockeye_proto::calc::ByteOrder;
+use tokio_util::sync::CancellationToken;
+
+use super::args::{CalcArgs, CalcClientArgs, CalcCommand, CalcServeArgs};
+use super::values::parse_duration;
+use super::{UsageError, exit};
+use crate::calc::client::{self, ClientConfig, Job};
+use crate::calc::server::{self, ServerConfig};
+
+/// Default ceiling on TCP connections (also bounded by the open-file limit).
+const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+pub fn run(args: CalcArgs) -> anyhow::Result<u8> {
+    match args.command {
+        Some(CalcCommand::Serve(serve)) => run_server(serve),
+        None => run_client(args.client),
+    }
+}
+
+fn order(little: bool) -> ByteOrder {
+    if little {
+        ByteOrder::Little
+    } else {
+        ByteOrder::Big
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        UsageError::new(format!(
+            "--listen {:?}: expected ADDR:PORT, e.g. 127.0.0.1:7000 or [::1]:7000",
+            args.listen
+        ))
+    })?;
+    let fd_limit = crate::sys::raise_nofile_limit();
+    let fd_room = fd_limit.saturating_sub(crate::sys::RESERVED_FDS).max(1) as usize;
+    let max_connections = match args.max_connections {
+        Some(0) => return Err(UsageError::new("--max-connections 0: must be at least 1").into()),
+        Some(n) => n.min(fd_room),
+        None => DEFAULT_MAX_CONNECTIONS.min(fd_room),
+    };
+    let cfg = ServerConfig {
+        order: order(args.little_endian),
+        max_connections,
+        idle_timeout: parse_duration("--idle-timeout", &args.idle_timeout)?,
+        request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
+        write_timeout: parse_duration("--write-timeout", &args.write_timeout)?,
+        udp_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let tcp = if args.udp_only {
+            None
+        } else {
+            Some(
+                tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on TCP {listen}"))?,
+            )
+        };
+        // UDP takes the port TCP got (port 0 picks one for both).
+        let port = match &tcp {
+            Some(l) => l.local_addr()?.port(),
+            None => listen.port(),
+        };
+        let udp_addr = SocketAddr::new(listen.ip(), port);
+        let udp = if args.tcp_only {
+            None
+        } else {
+            Some(
+                tokio::net::UdpSocket::bind(udp_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on UDP {udp_addr}"))?,
+            )
+        };
+        let bound = SocketAddr::new(listen.ip(), port);
+        let transports = match (&tcp, &udp) {
+            (Some(_), Some(_)) => "tcp, udp",
+            (Some(_), None) => "tcp",
+            _ => "udp",
+        };
+        {
+            let mut out = io::stdout().lock();
+            writeln!(out, "listening on {bound} ({transports})")?;
+            out.flush()?;
+        }
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            signal.cancel();
+        });
+        server::serve(tcp, udp, cfg, shutdown).await;
+        Ok(exit::OK)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
+    let server_text = args
+        .server
+        .clone()
+        .ok_or_else(|| UsageError::new("--server HOST:PORT is required"))?;
+    let reply_timeout = parse_duration("--timeout", &args.timeout)?;
+    let connect_timeout = parse_duration("--connect-timeout", &args.connect_timeout)?;
+    let single = args.op.is_some();
+    let jobs: Vec<Job> = match (&args.op, &args.file) {
+        (Some(op), _) => {
+            let words: Vec<&str> = args.numbers.iter().map(String::as_str).collect();
+            vec![client::make_job(args.id, op, &words).map_err(UsageError::new)?]
+        }
+        (None, Some(path)) => {
+            let text = if path.as_os_str() == "-" {
+                read_stdin()?
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+            };
+            client::parse_jobs(&text, args.id)
+                .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?
+        }
+        (None, None) => {
+            if io::stdin().is_terminal() {
+                return Err(UsageError::new(
+                    "give an operation and numbers (sockeye calc -s HOST:PORT SUM 1 2 3), --file FILE, or requests on stdin",
+                )
+                .into());
+            }
+            client::parse_jobs(&read_stdin()?, args.id)
+                .map_err(|e| UsageError::new(format!("stdin: {e}")))?
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let server = resolve(&server_text).await?;
+        let cfg = ClientConfig {
+            server,
+            order: order(args.little_endian),
+            connect_timeout,
+            reply_timeout,
+        };
+        let stdout = io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        let mut write_err: Option<io::Error> = None;
+        let mut emit = |id: u32, result: i32| {
+            let r = if single {
+                writeln!(out, "{result}")
+            } else {
+                writeln!(out, "{id} {result}")
+            };
+            if let Err(e) = r {
+                write_err.get_or_insert(e);
+            }
+        };
+        let report = |err: &client::ClientError| {
+            let _ = writeln!(io::stderr().lock(), "sockeye: {err}");
+        };
+        let outcome = if args.udp {
+            // Each unanswered request is reported as it times out; the
+            // others go on.
+            client::run_udp(&cfg, &jobs, &mut emit, report)
+                .await
+                .map_err(|err| (err, true))
+        } else {
+            client::run_tcp(&cfg, &jobs, &mut emit)
+                .await
+                .map_err(|err| (err, false))
+        };
+        out.flush().ok();
+        if let Some(e) = write_err
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(anyhow::Error::new(e).context("cannot write results"));
+        }
+        match outcome {
+            Ok(()) => Ok(exit::OK),
+            Err((err, reported)) => {
+                if !reported || !matches!(err, client::ClientError::NoReply { .. }) {
+                    report(&err);
+                }
+                Ok(exit::FAILURE)
+            }
+        }
+    })
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read requests from stdin")?;
+    Ok(s)
+}
+
+async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err(UsageError::new(format!("--server {text:?}: expected HOST:PORT")).into());
+    }
+    let mut addrs = tokio::net::lookup_host(text)
+        .await
+        .map_err(|e| UsageError::new(format!("--server {text:?}: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| UsageError::new(format!("--server {text:?}: no address")).into())
+}

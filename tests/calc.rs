@@ -1,0 +1,472 @@
+//! `sockeye calc serve` and `sockeye calc` end to end on 127.0.0.1:0: every
+//! operation over TCP and UDP, pipelining split and merged arbitrarily,
+//! every invalid request of the spec, limits, shutdown, and byte-for-byte
+//! interoperability with a client and a server written the way the seed's
+//! students write them (Python `struct`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, stderr, stdout};
+
+/// A running `sockeye calc serve`; SIGTERM and reaped on drop.
+struct Server {
+    child: Option<Child>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .args(["calc", "serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server {
+            child: Some(child),
+            addr,
+        }
+    }
+
+    fn port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// SIGTERM, then the exit status and everything it logged.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        terminate(&mut child)
+    }
+}
+
+fn terminate(child: &mut Child) -> (Option<i32>, String) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("server did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut log);
+    }
+    (status.code(), log)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn client(args: &[&str], input: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(bin())
+        .arg("calc")
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client");
+    if let Some(text) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+    }
+    child.wait_with_output().expect("client output")
+}
+
+/// Request bytes in network order.
+fn req(id: u32, op: &[u8; 3], nums: &[i32]) -> Vec<u8> {
+    let mut v = id.to_be_bytes().to_vec();
+    v.extend_from_slice(op);
+    v.push(nums.len() as u8);
+    for n in nums {
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+    v
+}
+
+fn resp(id: u32, result: i32) -> Vec<u8> {
+    let mut v = id.to_be_bytes().to_vec();
+    v.extend_from_slice(&result.to_be_bytes());
+    v
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s
+}
+
+/// Reads until EOF (or the 5 s read timeout, which fails the test).
+fn read_to_eof(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("server closes the connection");
+    got
+}
+
+#[test]
+fn one_request_each_way() {
+    let server = Server::start(&[]);
+    let port = server.port();
+    let cases: &[(&[&str], &str)] = &[
+        (&["SUM", "1", "2", "3"], "6\n"),
+        (&["sum"], "0\n"),
+        (&["PRO"], "1\n"),
+        (&["PRO", "-4", "5"], "-20\n"),
+        (&["MIN", "-5", "7", "2147483647"], "-5\n"),
+        (&["MAX", "-2147483648", "-1"], "-1\n"),
+        (&["SUM", "2147483647", "1", "-1"], "2147483647\n"),
+    ];
+    for udp in [false, true] {
+        for (args, want) in cases {
+            let mut full = vec!["-s", &port];
+            if udp {
+                full.push("--udp");
+            }
+            full.extend_from_slice(args);
+            let out = client(&full, None);
+            assert_eq!(out.status.code(), Some(0), "{full:?}: {}", stderr(&out));
+            assert_eq!(stdout(&out), *want, "{full:?}");
+        }
+    }
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0), "SIGTERM is a clean exit");
+}
+
+/// Many requests on one connection, pipelined; answers in order; a
+/// rejected request ends the connection after every earlier answer.
+#[test]
+fn pipelined_file_and_a_rejection_in_the_middle() {
+    let server = Server::start(&[]);
+    let port = server.port();
+    let out = client(
+        &["-s", &port, "--id", "10"],
+        Some("SUM 1 2\nMAX 4 9\n# skip me\nPRO 3 3\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "10 3\n11 9\n12 9\n");
+
+    let out = client(&["-s", &port], Some("SUM 1 2\nMIN\nSUM 5\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "1 3\n");
+    assert_eq!(
+        stderr(&out),
+        "sockeye: request 2 (MIN of 0 numbers) rejected: the server closed the connection without a result\n"
+    );
+    let (_, log) = server.stop();
+    assert!(
+        log.contains("rejected request")
+            && log.contains("id=2")
+            && log.contains("reason=\"empty\""),
+        "{log}"
+    );
+    assert!(log.contains("peer=127.0.0.1:"), "{log}");
+}
+
+/// The network may split and merge requests anyhow: one byte at a time,
+/// and 2,000 requests in one write, give the same answers in order.
+#[test]
+fn requests_split_and_merged_arbitrarily() {
+    let server = Server::start(&[]);
+    let mut s = connect(&server);
+    s.set_nodelay(true).expect("nodelay");
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..2000u32 {
+        let nums: Vec<i32> = (0..(i % 12) as i32).map(|k| k * 3 - 7).collect();
+        bytes.extend(req(i, b"SUM", &nums));
+        want.extend(resp(i, nums.iter().sum()));
+    }
+    // The first request dribbles in byte by byte, the rest arrive merged.
+    let first = req(99_999, b"MAX", &[1, 5, 3]);
+    for b in &first {
+        s.write_all(&[*b]).expect("write");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    s.write_all(&bytes).expect("write");
+    let mut got = vec![0u8; 8 + want.len()];
+    s.read_exact(&mut got).expect("answers");
+    assert_eq!(&got[..8], resp(99_999, 5).as_slice());
+    assert_eq!(&got[8..], want.as_slice());
+}
+
+#[test]
+fn invalid_requests_close_tcp_after_earlier_answers() {
+    let server = Server::start(&[]);
+    let cases: &[(&[u8; 3], &[i32], &str)] = &[
+        (b"AVG", &[1, 2], "unknown-op"),
+        (b"sum", &[1], "unknown-op"),
+        (b"SUM", &[i32::MAX, 1], "overflow"),
+        (b"PRO", &[65_536, 65_536], "overflow"),
+        (b"PRO", &[-1, i32::MIN], "overflow"),
+        (b"MIN", &[], "empty"),
+        (b"MAX", &[], "empty"),
+    ];
+    for (op, nums, _) in cases {
+        let mut s = connect(&server);
+        let mut bytes = req(1, b"SUM", &[20, 22]);
+        bytes.extend(req(2, op, nums));
+        bytes.extend(req(3, b"SUM", &[1]));
+        s.write_all(&bytes).expect("write");
+        assert_eq!(
+            read_to_eof(&mut s),
+            resp(1, 42),
+            "{:?}",
+            String::from_utf8_lossy(*op)
+        );
+    }
+    // Other connections are not affected.
+    let mut s = connect(&server);
+    s.write_all(&req(5, b"SUM", &[2, 3])).expect("write");
+    let mut got = [0u8; 8];
+    s.read_exact(&mut got).expect("answer");
+    assert_eq!(got.to_vec(), resp(5, 5));
+    let (_, log) = server.stop();
+    for (_, _, reason) in cases {
+        assert!(
+            log.contains(&format!("reason=\"{reason}\"")),
+            "{reason}: {log}"
+        );
+    }
+}
+
+#[test]
+fn invalid_datagrams_get_no_answer() {
+    let server = Server::start(&[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(server.addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut long = req(4, b"SUM", &[1, 2]);
+    long.push(0);
+    let bad: Vec<Vec<u8>> = vec![
+        req(1, b"MIN", &[]),
+        req(2, b"XYZ", &[1]),
+        req(3, b"SUM", &[i32::MAX, i32::MAX]),
+        long,                                   // one byte too many
+        req(5, b"SUM", &[1, 2])[..11].to_vec(), // truncated
+        vec![0, 0, 0],                          // shorter than a header
+    ];
+    let mut buf = [0u8; 64];
+    for d in &bad {
+        sock.send(d).expect("send");
+        assert!(
+            sock.recv(&mut buf).is_err(),
+            "answer to invalid datagram {d:?}"
+        );
+    }
+    // A valid one after all that is answered.
+    sock.send(&req(9, b"MAX", &[3, 8])).expect("send");
+    let n = sock.recv(&mut buf).expect("answer");
+    assert_eq!(buf[..n].to_vec(), resp(9, 8));
+    let (_, log) = server.stop();
+    assert!(log.contains("reason=\"bad-length\""), "{log}");
+    assert!(log.contains("reason=\"empty\""), "{log}");
+}
+
+/// A request cut short by the peer's close is dropped (and logged); one
+/// that stops arriving is cut off by the request timeout, while another
+/// connection is served meanwhile.
+#[test]
+fn truncated_and_stalled_requests() {
+    let server = Server::start(&["--request-timeout", "500ms"]);
+    let mut s = connect(&server);
+    let frame = req(1, b"SUM", &[1, 2, 3]);
+    s.write_all(&frame[..9]).expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    assert_eq!(read_to_eof(&mut s), Vec::<u8>::new());
+
+    let mut stalled = connect(&server);
+    stalled.write_all(&frame[..10]).expect("write");
+    let started = Instant::now();
+    let mut other = connect(&server);
+    other.write_all(&req(2, b"SUM", &[4])).expect("write");
+    let mut got = [0u8; 8];
+    other
+        .read_exact(&mut got)
+        .expect("served while the other stalls");
+    assert_eq!(got.to_vec(), resp(2, 4));
+    assert_eq!(read_to_eof(&mut stalled), Vec::<u8>::new());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    let (_, log) = server.stop();
+    assert!(log.contains("in the middle of a request"), "{log}");
+    assert!(log.contains("took longer than"), "{log}");
+}
+
+/// A client that sends and never reads: the server stops reading from it
+/// (memory stays bounded), drops it after the write timeout, and serves
+/// others all along.
+#[test]
+fn a_client_that_never_reads() {
+    let server = Server::start(&["--write-timeout", "1s"]);
+    let mut hog = connect(&server);
+    hog.set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let batch: Vec<u8> = (0..4096u32).flat_map(|i| req(i, b"SUM", &[1])).collect();
+    // Write until the pipes are full both ways (bounded: at most 64 MiB).
+    let mut written = 0usize;
+    let started = Instant::now();
+    while written < 64 << 20 && started.elapsed() < Duration::from_secs(10) {
+        match hog.write(&batch) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < 64 << 20,
+        "the server kept reading from a client that never reads"
+    );
+    let mut other = connect(&server);
+    other.write_all(&req(7, b"MIN", &[3, -3])).expect("write");
+    let mut got = [0u8; 8];
+    other.read_exact(&mut got).expect("answer");
+    assert_eq!(got.to_vec(), resp(7, -3));
+    let (_, log) = server.stop();
+    assert!(log.contains("has not read its answers"), "{log}");
+}
+
+/// Past --max-connections, a client waits in the backlog until a slot frees.
+#[test]
+fn connection_limit() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let a = connect(&server);
+    let b = connect(&server);
+    // Both slots are taken (each connection is accepted once it exists).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = connect(&server);
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    c.write_all(&req(1, b"SUM", &[1])).expect("write");
+    let mut got = [0u8; 8];
+    assert!(
+        c.read_exact(&mut got).is_err(),
+        "third connection served past the limit"
+    );
+    drop(a);
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.read_exact(&mut got).expect("served once a slot frees");
+    assert_eq!(got.to_vec(), resp(1, 1));
+    drop(b);
+}
+
+#[test]
+fn little_endian_both_ways() {
+    let server = Server::start(&["--little-endian"]);
+    let port = server.port();
+    for udp in [false, true] {
+        let mut args = vec!["-s", port.as_str(), "--little-endian"];
+        if udp {
+            args.push("--udp");
+        }
+        args.extend(["SUM", "1", "-2", "300"]);
+        let out = client(&args, None);
+        assert_eq!(stdout(&out), "299\n", "{}", stderr(&out));
+    }
+    // Raw bytes: ID 1, "MAX", N 2, 5, 6 in little-endian.
+    let mut s = connect(&server);
+    s.write_all(&[1, 0, 0, 0, b'M', b'A', b'X', 2, 5, 0, 0, 0, 6, 0, 0, 0])
+        .expect("write");
+    let mut got = [0u8; 8];
+    s.read_exact(&mut got).expect("answer");
+    assert_eq!(got, [1, 0, 0, 0, 6, 0, 0, 0]);
+}
+
+#[test]
+fn client_errors_are_one_line() {
+    let server = Server::start(&["--udp-only"]);
+    let port = server.port();
+    // Nothing listens on TCP.
+    let out = client(&["-s", &port, "SUM", "1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("sockeye: cannot connect to {port}:")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Refused locally, nothing sent: exit 2.
+    for (args, needle) in [
+        (
+            vec!["-s", port.as_str(), "AVG", "1"],
+            "unknown operation \"AVG\"",
+        ),
+        (
+            vec!["-s", port.as_str(), "SUM", "1", "2147483648"],
+            "not a 32-bit signed integer",
+        ),
+        (vec!["-s", "nowhere", "SUM", "1"], "expected HOST:PORT"),
+    ] {
+        let out = client(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    let many: Vec<String> = std::iter::repeat_n("1".to_string(), 256).collect();
+    let mut args = vec!["-s".to_string(), port.clone(), "SUM".into()];
+    args.extend(many);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = client(&refs, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at most 255"), "{}", stderr(&out));
+}
+
+/// SIGTERM: stop accepting, answer what already arrived, exit 0.
+#[test]
+fn sigterm_answers_what_arrived_then_exits_0() {
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let mut s = connect(&server);
+    let bytes: Vec<u8> = (0..500u32)
+        .flat_map(|i| req(i, b"SUM", &[i as i32, 1]))
+        .collect();
+    s.write_all(&bytes).expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    let (code, _) = server.stop();
+    assert_eq!(code, Some(0));
+    let got = read_to_eof(&mut s);
+    let want: Vec<u8> = (0..500u32).flat_map(|i| resp(i, i as i32 + 1)).collect();
+    assert_eq!(got, want);
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting after shutdown"
+    );
+}
