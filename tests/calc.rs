@@ -470,3 +470,174 @@ fn sigterm_answers_what_arrived_then_exits_0() {
         "still accepting after shutdown"
     );
 }
+
+/// The seed's students' Python: `tests/support/calc_student.py`.
+fn student() -> String {
+    format!(
+        "{}/tests/support/calc_student.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// A student's client (Python `struct.pack`, network order, and native
+/// order when the student forgot the `!`) against our server.
+#[test]
+fn a_students_client_against_our_server() {
+    for (little, extra) in [(false, vec![]), (true, vec!["--little-endian"])] {
+        let server = Server::start(&extra);
+        let port = server.addr.port().to_string();
+        for udp in [false, true] {
+            let mut args = vec![
+                student(),
+                "client".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.clone(),
+            ];
+            if udp {
+                args.push("--udp".into());
+            }
+            if little {
+                args.push("--little-endian".into());
+            }
+            args.extend(["42", "SUM", "7", "-3", "100000"].map(String::from));
+            let out = Command::new(python())
+                .args(&args)
+                .output()
+                .expect("python3");
+            assert_eq!(
+                stdout(&out),
+                "42 100004\n",
+                "udp={udp} little={little}: {}",
+                stderr(&out)
+            );
+        }
+        // Pipelined, with an invalid request in the middle: the answers
+        // before it, then the server closes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("reqs");
+        std::fs::write(&file, "1 MAX 3 9 4\n2 PRO 6 7\n3 MIN\n4 SUM 1\n").expect("write");
+        let mut args = vec![
+            student(),
+            "client".into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.clone(),
+        ];
+        if little {
+            args.push("--little-endian".into());
+        }
+        args.extend(["--pipeline".to_string(), file.display().to_string()]);
+        let out = Command::new(python())
+            .args(&args)
+            .output()
+            .expect("python3");
+        assert_eq!(
+            stdout(&out),
+            "1 9\n2 42\nclosed\n",
+            "little={little}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Our client against a student's threaded server: same bytes on the wire
+/// as the student's own client would send, both byte orders, TCP and UDP.
+#[test]
+fn our_client_against_a_students_server() {
+    for little in [false, true] {
+        let mut cmd = Command::new(python());
+        cmd.args([
+            student().as_str(),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--udp-also",
+            "--seconds",
+            "60",
+        ]);
+        if little {
+            cmd.arg("--little-endian");
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("student server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready");
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
+        let server = format!("127.0.0.1:{port}");
+        let order = if little {
+            vec!["--little-endian"]
+        } else {
+            vec![]
+        };
+        let mut args = vec!["-s", server.as_str(), "--id", "258"];
+        args.extend(order.iter().copied());
+        args.extend(["MIN", "-7", "300"]);
+        let out = client(&args, None);
+        assert_eq!(stdout(&out), "-7\n", "little={little}: {}", stderr(&out));
+        let mut args = vec!["-s", server.as_str(), "--udp", "--id", "259"];
+        args.extend(order.iter().copied());
+        args.extend(["PRO", "-2", "21"]);
+        let out = client(&args, None);
+        assert_eq!(stdout(&out), "-42\n", "little={little}: {}", stderr(&out));
+        let mut args = vec!["-s", server.as_str(), "--id", "260"];
+        args.extend(order.iter().copied());
+        let out = client(&args, Some("SUM 1 2\nMAX 5 -5\n"));
+        assert_eq!(
+            stdout(&out),
+            "260 3\n261 5\n",
+            "little={little}: {}",
+            stderr(&out)
+        );
+
+        let (_, log) = terminate(&mut child);
+        let got: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("got ")).collect();
+        // What a student's struct.pack builds for the same requests.
+        let pack = |id: u32, op: &[u8; 3], nums: &[i32]| -> String {
+            let mut v: Vec<u8> = if little {
+                id.to_le_bytes().to_vec()
+            } else {
+                id.to_be_bytes().to_vec()
+            };
+            v.extend_from_slice(op);
+            v.push(nums.len() as u8);
+            for n in nums {
+                v.extend_from_slice(&if little {
+                    n.to_le_bytes()
+                } else {
+                    n.to_be_bytes()
+                });
+            }
+            v.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let want = vec![
+            pack(258, b"MIN", &[-7, 300]),
+            pack(259, b"PRO", &[-2, 21]),
+            pack(260, b"SUM", &[1, 2]),
+            pack(261, b"MAX", &[5, -5]),
+        ];
+        assert_eq!(got, want, "little={little}: {log}");
+    }
+}
