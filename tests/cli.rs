@@ -81,7 +81,16 @@ fn bad_input_is_one_line_and_exit_2() {
         (&["scan", "-p", "U:53", "127.0.0.1"], "UDP"),
         (&["scan"], "no targets"),
         (&["scan", "--bogus", "127.0.0.1"], "--bogus"),
-        (&["scan", "-T9", "127.0.0.1"], "-T"),
+        (&["scan", "-T9", "127.0.0.1"], "'9'"),
+        (
+            &["scan", "-sS", "127.0.0.1"],
+            "-sS: the SYN scan is not available",
+        ),
+        (&["scan", "--retries", "255", "127.0.0.1"], "at most 50"),
+        (
+            &["scan", "-sL", "--exclude", "lab.invalid", "198.18.0.0/30"],
+            "lab.invalid",
+        ),
     ];
     for (args, token) in cases {
         let out = sockeye(args);
@@ -101,4 +110,22 @@ fn bad_input_is_one_line_and_exit_2() {
             );
         }
     }
+}
+
+/// Arguments that are not UTF-8 are errors, never a panic.
+#[test]
+fn non_utf8_arguments() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/\xff-no-such-file");
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["scan", "-sL", "-iL"])
+        .arg(bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("sockeye: cannot read /tmp/"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -56,6 +56,7 @@ table ip sockeye_test {
     tcp dport 84 reject with tcp reset
     tcp dport 86 reject with icmp type net-unreachable
     tcp dport 87 reject with icmp type host-unreachable
+    tcp dport 90 reject with icmp type port-unreachable
   }
 }";
 
@@ -85,7 +86,7 @@ fn firewall_verdicts_are_told_apart() {
         &[
             "scan",
             "-p",
-            "81-89",
+            "81-90",
             "--all-states",
             "-o",
             "json",
@@ -110,6 +111,9 @@ fn firewall_verdicts_are_told_apart() {
         (87, "filtered", "host-unreach"),
         (88, "closed", "conn-refused"),
         (89, "filtered", "no-response"),
+        // A TCP port refused by ICMP is a firewall's doing (nmap -sS says so
+        // too); connect() alone would call it closed.
+        (90, "filtered", "port-unreach"),
     ];
     for (port, state, reason) in expect {
         assert_eq!(
@@ -134,7 +138,7 @@ fn firewall_verdicts_are_told_apart() {
             s["closed"].as_u64(),
             s["filtered"].as_u64()
         ),
-        (Some(1), Some(2), Some(6))
+        (Some(1), Some(2), Some(7))
     );
     // Three tries of 300 ms, 600 ms, 1.2 s (capped at 300 ms): well under 5 s.
     assert!(
@@ -561,4 +565,150 @@ fn port_selection() {
             .collect()
     );
     assert_eq!(ports_of(&["--top-ports", "1000"]).len(), 1000);
+}
+
+/// A listener that accepts and aborts at once (RST after the handshake):
+/// the port is open, whatever the timing of the RST.
+#[test]
+fn accept_then_reset_is_open() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let ports: Vec<u16> = (3000..3200).collect();
+    let _l = lab.listen_with(lab.target_ns(), TARGET_V4, &ports, &["--rst"]);
+    let (out, records) = scan_in(&lab, &["scan", "-p", "3000-3199", "-o", "json", TARGET_V4]);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(summary(&records)["open"], 200, "{}", err_text(&out));
+    assert!(!records.iter().any(|r| r["type"] == "error"), "{records:?}");
+}
+
+/// The same address twice is two hosts, each reported whole.
+#[test]
+fn duplicate_targets_are_reported_apart() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        bin(),
+        &[
+            "scan",
+            "-p",
+            "22,23",
+            "--all-states",
+            "-o",
+            "grep",
+            TARGET_V4,
+            TARGET_V4,
+        ],
+    );
+    let out = wait_output(child, SCAN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ports: Vec<&str> = text.lines().filter(|l| l.contains("Ports:")).collect();
+    assert_eq!(ports.len(), 2, "{text}");
+    for line in ports {
+        assert!(
+            line.contains("22/open/tcp//ssh///") && line.contains("23/closed/tcp//telnet///"),
+            "{line}"
+        );
+    }
+}
+
+/// No ephemeral port can ever be had (the whole range is reserved): each
+/// pair fails locally with nothing in flight, so the host is reported as
+/// unprobeable and the scan ends at once instead of retrying forever.
+#[test]
+fn permanent_local_failure_ends_the_scan() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.sysctl(
+        lab.scanner_ns(),
+        &[
+            "net.ipv4.ip_local_port_range=40000 40001",
+            "net.ipv4.ip_local_reserved_ports=40000-40001",
+        ],
+    );
+    let started = Instant::now();
+    let (out, records) = scan_in(&lab, &["scan", "-p", "1-50", "-o", "json", TARGET_V4]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nothing could be probed: {}",
+        err_text(&out)
+    );
+    let errors: Vec<&Value> = records.iter().filter(|r| r["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{records:?}");
+    assert_eq!(errors[0]["kind"], "probe");
+    assert_eq!(errors[0]["target"], TARGET_V4);
+    assert_eq!(summary(&records)["ports"], 0);
+}
+
+/// `| head`: once nobody reads the output, the scan stops (exit 0) rather
+/// than scanning on for minutes.
+#[test]
+fn closed_stdout_stops_the_scan() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.nft(lab.target_ns(), DROP_ALL_BUT_22);
+    let cmd = format!(
+        "set -o pipefail; {} scan -p- --all-states -o json --max-inflight 200 --retries 0 \
+         --initial-rtt-timeout 300ms --max-rtt-timeout 300ms {TARGET_V4} | head -n 1",
+        bin()
+    );
+    let started = Instant::now();
+    let child = lab.spawn(lab.scanner_ns(), "bash", &["-c", cmd.as_str()]);
+    let out = wait_output(child, SCAN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    // Scanning all 65,535 dropped ports this way takes over 90 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// An excluded name that does not resolve stops the scan before anything
+/// is sent: scanning a host the user excluded is never the fallback.
+#[test]
+fn unresolvable_exclusion_is_an_error() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _etc = NetnsEtc::new(lab.scanner_ns(), "127.0.0.1 localhost\n");
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-p",
+            "22",
+            "-o",
+            "json",
+            "--exclude",
+            "nope.invalid",
+            TARGET_V4,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err_text(&out).contains("cannot resolve excluded host \"nope.invalid\""),
+        "{}",
+        err_text(&out)
+    );
+    assert!(records.iter().all(|r| r["type"] != "port"), "{records:?}");
 }

@@ -47,18 +47,23 @@ impl UsageError {
 
 /// Parses `argv` (after rewriting nmap's multi-letter flags) and runs it.
 pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
-    let argv = nmap_compat::rewrite(argv);
+    let argv = match nmap_compat::rewrite(argv) {
+        Ok(argv) => argv,
+        Err(msg) => {
+            let _ = writeln!(std::io::stderr().lock(), "sockeye: {msg}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help/version to stdout with status 0 and errors
-            // to stderr with status 2.
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: stdout, status 0.
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
+        }
+        Err(err) => {
+            let _ = writeln!(std::io::stderr().lock(), "sockeye: {}", clap_one_line(&err));
+            return ExitCode::from(exit::USAGE);
         }
     };
     init_logging(cli.verbose, cli.quiet);
@@ -75,6 +80,18 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// clap's error as one line: its first line without the "error: " prefix
+/// and with a pointer to --help (clap adds usage and a tip on more lines).
+fn clap_one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim_end();
+    format!("{first} (see --help)")
 }
 
 /// An error and its causes on one line: "outer: inner: root".

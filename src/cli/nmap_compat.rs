@@ -7,8 +7,10 @@
 
 use std::ffi::OsString;
 
-/// Rewrites nmap-style tokens into sockeye's flags.
-pub fn rewrite(argv: Vec<OsString>) -> Vec<OsString> {
+/// Rewrites nmap-style tokens into sockeye's flags. An nmap scan type that
+/// sockeye does not have (`-sS`, `-sU`...) is an error naming it, rather
+/// than clap's puzzled "unexpected argument '-s'".
+pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut iter = argv.into_iter();
     if let Some(program) = iter.next() {
@@ -59,16 +61,39 @@ pub fn rewrite(argv: Vec<OsString>) -> Vec<OsString> {
                 }
                 None => push("--output="),
             },
-            _ => match timing_template(s) {
-                Some(level) => {
-                    push("--timing");
-                    push(level);
-                }
-                None => out.push(arg),
-            },
+            _ if s.starts_with("-T") && s.len() > 2 => {
+                // Let clap judge the level: `-T9` reads "invalid value '9'
+                // for '--timing <0-5>'".
+                push("--timing");
+                push(timing_template(s).unwrap_or(&s[2..]));
+            }
+            _ if s.len() == 3 && s.starts_with("-s") && s.as_bytes()[2].is_ascii_uppercase() => {
+                return Err(format!(
+                    "{s}: {} is not available; sockeye scan has -sT (connect, the default) and -sL (list)",
+                    scan_type_name(&s[2..])
+                ));
+            }
+            _ => out.push(arg),
         }
     }
-    out
+    Ok(out)
+}
+
+/// nmap's names for its scan types, for the error message.
+fn scan_type_name(letter: &str) -> &'static str {
+    match letter {
+        "S" => "the SYN scan",
+        "U" => "the UDP scan",
+        "V" => "service detection",
+        "A" => "the ACK scan",
+        "F" => "the FIN scan",
+        "N" => "the NULL scan",
+        "X" => "the Xmas scan",
+        "P" => "ping-only discovery",
+        "O" => "the IP protocol scan",
+        "C" => "script scanning",
+        _ => "that scan type",
+    }
 }
 
 /// `-T4`, `-T5`, `-Tinsane`... as a level 0-5.
@@ -95,10 +120,21 @@ mod tests {
             .map(OsString::from)
             .collect();
         rewrite(argv)
+            .expect("valid")
             .into_iter()
             .skip(1)
             .map(|s| s.into_string().expect("utf-8"))
             .collect()
+    }
+
+    #[test]
+    fn unsupported_scan_types_are_named() {
+        let argv = ["sockeye", "scan", "-sS", "x"].map(OsString::from).to_vec();
+        let err = rewrite(argv).expect_err("-sS");
+        assert!(
+            err.starts_with("-sS: the SYN scan is not available"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -134,7 +170,7 @@ mod tests {
             (&["scan", "--max-retries", "1"], &["scan", "--retries", "1"]),
             (&["scan", "-p-", "x"], &["scan", "-p-", "x"]),
             (&["scan", "--", "-sT"], &["scan", "--", "-sT"]),
-            (&["scan", "-T9"], &["scan", "-T9"]),
+            (&["scan", "-T9"], &["scan", "--timing", "9"]),
         ];
         for (input, want) in table {
             assert_eq!(rw(input), *want, "input {input:?}");

@@ -32,6 +32,12 @@ use crate::target::hosts::{
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::{Proto, SpecError};
 
+/// The largest default in-flight window, whatever the open-file limit.
+const MAX_WINDOW: u64 = 65_536;
+
+/// The most retries `--retries` accepts (nmap's own ceiling is 50).
+const MAX_RETRIES: u8 = 50;
+
 /// How long a host name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -124,9 +130,19 @@ impl ScanPlan {
         }
 
         let timing = Timing::template(args.timing.unwrap_or(3));
+        let min = opt_duration("--min-rtt-timeout", &args.min_rtt_timeout)?;
+        let max = opt_duration("--max-rtt-timeout", &args.max_rtt_timeout)?;
+        // A bound typed alone moves the other default out of its way:
+        // `--max-rtt-timeout 50ms` must not trip over the default minimum.
         let rtt = RttLimits {
-            min: opt_duration("--min-rtt-timeout", &args.min_rtt_timeout)?.unwrap_or(timing.min),
-            max: opt_duration("--max-rtt-timeout", &args.max_rtt_timeout)?.unwrap_or(timing.max),
+            min: min.unwrap_or(match max {
+                Some(m) => timing.min.min(m),
+                None => timing.min,
+            }),
+            max: max.unwrap_or(match min {
+                Some(m) => timing.max.max(m),
+                None => timing.max,
+            }),
             initial: opt_duration("--initial-rtt-timeout", &args.initial_rtt_timeout)?
                 .unwrap_or(timing.initial),
         };
@@ -145,9 +161,12 @@ impl ScanPlan {
             }
             r => r,
         };
+        // The caller raised the soft limit to the hard one already. Some
+        // systems allow a billion files; past MAX_WINDOW more sockets in
+        // flight only cost memory.
         let fd_window = crate::sys::nofile_limit()
             .saturating_sub(crate::sys::RESERVED_FDS)
-            .max(1);
+            .clamp(1, MAX_WINDOW);
         let max_inflight = match args.max_inflight.or(timing.inflight) {
             Some(0) => return Err(UsageError::new("--max-inflight 0: must be at least 1").into()),
             Some(n) => {
@@ -187,7 +206,16 @@ impl ScanPlan {
             engine: ScanConfig {
                 ports: ports.tcp.into(),
                 max_inflight,
-                retries: args.retries.unwrap_or(timing.retries),
+                retries: match args.retries {
+                    Some(n) if n > MAX_RETRIES => {
+                        return Err(UsageError::new(format!(
+                            "--retries {n}: at most {MAX_RETRIES}"
+                        ))
+                        .into());
+                    }
+                    Some(n) => n,
+                    None => timing.retries,
+                },
                 rtt,
                 rate,
                 seed,
@@ -309,14 +337,18 @@ pub fn parse_shard(text: &str) -> Result<Shard, UsageError> {
 
 /// Runs `sockeye scan`.
 pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let command_line = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let started = SystemTime::now();
     let clock = Instant::now();
+    // First, so that the in-flight window is sized from the raised limit.
+    crate::sys::raise_nofile_limit();
     let plan = ScanPlan::from_args(args)?;
     if plan.list_only {
         return list_targets(&plan);
     }
-    crate::sys::raise_nofile_limit();
     let progress = Arc::new(Progress::default());
     let bar = progress::new_bar(quiet);
     // Printers are made before the runtime starts its threads: the local
@@ -396,7 +428,7 @@ async fn scan_main(
 
     // Resolve names (targets and exclusions) concurrently.
     let (blocks, target_errors) = resolve_targets(&plan.specs, plan.first_address).await;
-    let excludes = resolve_excludes(&plan.excludes).await;
+    let excludes = resolve_excludes(&plan.excludes).await?;
     let targets = Arc::new(TargetSet::new(blocks, excludes));
 
     let progress_done = CancellationToken::new();
@@ -408,7 +440,10 @@ async fn scan_main(
     let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);
     let printer = std::thread::Builder::new()
         .name("sockeye-printer".into())
-        .spawn(move || print_events(sink, rx))
+        .spawn({
+            let cancel = cancel.clone();
+            move || print_events(sink, rx, cancel)
+        })
         .context("cannot start the printer thread")?;
     for err in &target_errors {
         let _ = tx.send(Event::TargetError(err.clone()));
@@ -431,10 +466,10 @@ async fn scan_main(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let mut sink = printer
+    let (mut sink, outputs_gone) = printer
         .join()
         .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
-    let interrupted = stats.interrupted || cancel.is_cancelled();
+    let interrupted = !outputs_gone && (stats.interrupted || cancel.is_cancelled());
     let summary = Summary {
         command: "scan",
         hosts: stats.hosts,
@@ -459,26 +494,65 @@ async fn scan_main(
     {
         return Err(anyhow::Error::new(err).context("cannot write output"));
     }
+    if outputs_gone {
+        // `sockeye scan ... | head`: the reader has what it wanted.
+        return Ok(exit::OK);
+    }
     if interrupted {
         return Ok(exit::INTERRUPTED);
     }
-    if targets.is_empty() || (stats.hosts == 0 && !target_errors.is_empty()) {
+    let nothing_probed = stats.ports == 0 && stats.unprobed > 0;
+    if targets.is_empty() || nothing_probed || (stats.hosts == 0 && !target_errors.is_empty()) {
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
 }
 
-fn print_events(mut sink: MultiSink, rx: Receiver<Event>) -> MultiSink {
+/// Feeds the printers. When every one of them has failed (stdout closed
+/// by `| head`, a full disk), there is no one left to tell: the scan is
+/// stopped and `true` returned.
+fn print_events(
+    mut sink: MultiSink,
+    rx: Receiver<Event>,
+    cancel: CancellationToken,
+) -> (MultiSink, bool) {
     for event in rx {
-        // MultiSink keeps going with the sinks that still work.
-        let _ = sink.event(&event);
+        // MultiSink keeps going with the sinks that still work and errs
+        // only once none is left.
+        if sink.event(&event).is_err() {
+            cancel.cancel();
+            return (sink, true);
+        }
     }
-    sink
+    (sink, false)
 }
 
 /// First Ctrl-C (or SIGTERM): stop sending and wrap up. Second: leave now.
+///
+/// The handler runs on a thread of its own with its own small runtime: the
+/// scan's threads may all be blocked handing results to a printer that
+/// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
 fn spawn_signal_handler(cancel: CancellationToken) {
-    tokio::spawn(async move {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sockeye-signals".into())
+        .spawn(move || rt.block_on(handle_signals(cancel)));
+    if let Err(err) = spawned {
+        tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+    }
+}
+
+async fn handle_signals(cancel: CancellationToken) {
+    {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let wait = async {
@@ -501,7 +575,7 @@ fn spawn_signal_handler(cancel: CancellationToken) {
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(i32::from(exit::INTERRUPTED));
-    });
+    }
 }
 
 async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
@@ -568,24 +642,38 @@ async fn resolve_targets(
     (blocks, errors)
 }
 
-async fn resolve_excludes(specs: &[(String, HostSpec)]) -> Excludes {
+/// Every excluded name must resolve: scanning a host the user excluded
+/// because DNS hiccuped is not an option. Nothing has been sent yet.
+async fn resolve_excludes(specs: &[(String, HostSpec)]) -> anyhow::Result<Excludes> {
     let mut items = Vec::new();
     for (token, spec) in specs {
         match spec {
             HostSpec::Name(name) => match resolve(name, false).await {
                 Ok(addrs) => items.extend(addrs.into_iter().map(ExcludeItem::Addr)),
                 Err(message) => {
-                    tracing::warn!(exclude = %token, %message, "cannot resolve excluded host")
+                    anyhow::bail!(
+                        "cannot resolve excluded host {token:?}: {message}; nothing was scanned"
+                    )
                 }
             },
             other => items.extend(ExcludeItem::from_spec(other.clone())),
         }
     }
-    Excludes::new(items)
+    Ok(Excludes::new(items))
 }
 
 /// `-sL`: every target, one per line; names as typed (no DNS), nothing sent.
 fn list_targets(plan: &ScanPlan) -> anyhow::Result<u8> {
+    if let Some((token, _)) = plan
+        .excludes
+        .iter()
+        .find(|(_, s)| matches!(s, HostSpec::Name(_)))
+    {
+        return Err(UsageError::new(format!(
+            "--exclude {token:?}: -sL resolves no names, so it cannot exclude one; exclude by address"
+        ))
+        .into());
+    }
     let json = plan
         .outputs
         .iter()

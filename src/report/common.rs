@@ -25,9 +25,9 @@ pub(crate) fn service(port: u16, proto: Proto) -> &'static str {
     crate::target::ports::service_name(port, proto).unwrap_or("unknown")
 }
 
-/// A host as the engines name it: the same address typed under two names is
-/// scanned (and reported) twice.
-pub(crate) type HostKey = (IpAddr, Option<Arc<str>>);
+/// A host as the engines name it: its index in the run, then address and
+/// name (the same address given twice is scanned, and reported, twice).
+pub(crate) type HostKey = (u64, IpAddr, Option<Arc<str>>);
 
 /// The shown ports of hosts whose `HostDone` has not arrived yet.
 ///
@@ -44,7 +44,7 @@ impl HostBuffer {
     pub(crate) fn push(&mut self, port: &PortResult, all_states: bool) {
         if is_shown(port.state, all_states) {
             self.pending
-                .entry((port.addr, port.host.clone()))
+                .entry((port.host_index, port.addr, port.host.clone()))
                 .or_default()
                 .push(port.clone());
         }
@@ -54,7 +54,7 @@ impl HostBuffer {
     pub(crate) fn take(&mut self, done: &HostDone) -> Vec<PortResult> {
         let mut ports = self
             .pending
-            .remove(&(done.addr, done.host.clone()))
+            .remove(&(done.host_index, done.addr, done.host.clone()))
             .unwrap_or_default();
         sort_ports(&mut ports);
         ports

@@ -56,6 +56,7 @@ fn port(
     tries: u8,
 ) -> Event {
     Event::Port(PortResult {
+        host_index: u64::from(a != A1),
         addr: addr(a),
         host: name.map(Arc::from),
         port,
@@ -74,6 +75,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
     use Reason::*;
     let n = Some(name);
     let h1 = HostDone {
+        host_index: 0,
         addr: addr(A1),
         host: Some(Arc::from(name)),
         started: t0(),
@@ -89,6 +91,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         timeout: Duration::from_millis(100),
     };
     let h2 = HostDone {
+        host_index: 1,
         addr: addr(A2),
         host: None,
         started: t0(),

@@ -114,7 +114,7 @@ impl Sink for GrepSink {
 
     fn finish(&mut self, s: &Summary) -> io::Result<()> {
         let mut text = String::new();
-        for ((addr, host), ports) in self.hosts.drain_unfinished() {
+        for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
             text.push_str(&Self::host_lines(addr, host.as_deref(), &ports));
             text.push('\n');
         }

@@ -93,6 +93,9 @@ impl fmt::Display for Reason {
 /// One scanned (host, port) and its verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortResult {
+    /// Which target of the run this is (its index in the target set): the
+    /// same address given twice is two hosts, reported apart.
+    pub host_index: u64,
     pub addr: IpAddr,
     /// The name the user typed, when the target was a host name.
     pub host: Option<Arc<str>>,
@@ -109,6 +112,8 @@ pub struct PortResult {
 /// Everything known about a host once all its ports are decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostDone {
+    /// Matches [`PortResult::host_index`].
+    pub host_index: u64,
     pub addr: IpAddr,
     pub host: Option<Arc<str>>,
     pub started: SystemTime,

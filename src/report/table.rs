@@ -219,7 +219,7 @@ impl Sink for TableSink {
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
-        for ((addr, host), ports) in self.hosts.drain_unfinished() {
+        for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
             self.unfinished(&label(addr, host.as_deref()), &ports)?;
         }
         let mut text = if self.printed {

@@ -286,7 +286,7 @@ impl Sink for XmlSink {
     }
 
     fn finish(&mut self, s: &Summary) -> io::Result<()> {
-        for ((addr, host), ports) in self.hosts.drain_unfinished() {
+        for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
             self.unfinished((addr, host.as_deref()), &ports, s.ended)?;
         }
         let timestr = ctime(s.ended, self.offset);

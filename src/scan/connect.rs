@@ -102,7 +102,7 @@ pub struct Pending {
 }
 
 /// Most sockets a pool keeps for reuse, per address family.
-const POOL_MAX: usize = 64;
+const POOL_MAX: usize = 8;
 
 /// Sockets whose connect was refused, kept to send the next probe with.
 ///
@@ -170,9 +170,18 @@ impl SocketPool {
             }
             Err(err) => {
                 let outcome = classify_error(socket.as_fd(), &err, start.elapsed());
-                // A plain refusal leaves nothing behind (no queued ICMP error):
-                // the socket is unconnected again and can be reused.
-                if err.raw_os_error() == Some(Errno::ECONNREFUSED as i32) {
+                // A refusal by RST leaves nothing behind: classify_error found
+                // no ICMP error queued, and the failed connect reset the socket
+                // to unconnected, so it can carry the next probe. (A refusal
+                // by ICMP port-unreachable is filtered, and its socket is not
+                // reused: a queued error would wake the next probe's wait.)
+                if matches!(
+                    outcome,
+                    Outcome::Answer {
+                        reason: Reason::ConnRefused,
+                        ..
+                    }
+                ) {
                     self.give(addr, socket);
                 }
                 Started::Done(outcome)
@@ -205,6 +214,17 @@ impl Pending {
                 let rtt = start.elapsed();
                 let sock = SockRef::from(&stream);
                 match sock.take_error() {
+                    // Writable with no error: connected, unless the wake-up
+                    // came from something else queued on the socket; a
+                    // connected socket has a peer.
+                    Ok(None) if stream.peer_addr().is_err() => match icmp_reason(stream.as_fd()) {
+                        Some(reason) => Outcome::Answer {
+                            state: PortState::Filtered,
+                            reason,
+                            rtt,
+                        },
+                        None => Outcome::NoResponse,
+                    },
                     Ok(None) => {
                         let _ = sock.set_linger(Some(Duration::ZERO));
                         drop(stream);
@@ -251,9 +271,22 @@ fn classify_error(socket: BorrowedFd<'_>, err: &io::Error, rtt: Duration) -> Out
         rtt,
     };
     match errno {
-        Some(Errno::ECONNREFUSED) => Outcome::Answer {
-            state: PortState::Closed,
-            reason: Reason::ConnRefused,
+        // An RST, or an ICMP port-unreachable (which the kernel reports the
+        // same way): a TCP port refused by ICMP is a firewall's doing, and
+        // nmap's SYN scan calls it filtered. The error queue tells them apart.
+        Some(Errno::ECONNREFUSED) => match icmp_reason(socket) {
+            Some(reason) => filtered(reason),
+            None => Outcome::Answer {
+                state: PortState::Closed,
+                reason: Reason::ConnRefused,
+                rtt,
+            },
+        },
+        // The handshake completed and the port then reset the connection
+        // (a listener that accepts and aborts at once): open.
+        Some(Errno::ECONNRESET | Errno::ECONNABORTED | Errno::EPIPE) => Outcome::Answer {
+            state: PortState::Open,
+            reason: Reason::SynAck,
             rtt,
         },
         Some(Errno::ETIMEDOUT) => Outcome::NoResponse,

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -114,7 +114,15 @@ struct Work {
     port: u16,
     /// Probes already sent for this pair.
     tries: u8,
+    /// Local exhaustion met while nothing else was in flight, which no
+    /// amount of waiting for our own probes can cure.
+    stuck: u8,
 }
+
+/// How many times in a row a pair may meet local exhaustion with nothing in
+/// flight before it is given up as unprobeable (a permanent EADDRNOTAVAIL,
+/// say: `::1` in a container without IPv6 loopback).
+const MAX_STUCK: u8 = 5;
 
 struct HostState {
     target: Target,
@@ -183,6 +191,24 @@ impl Source {
         self.pos = u64::from(self.shard.index);
     }
 
+    /// Pairs this shard covers over the whole run: every full group holds
+    /// `group_hosts * n_ports` positions, the last one fewer; a shard takes
+    /// the positions congruent to its index.
+    fn shard_total(&self) -> u64 {
+        let per_shard = |size: u64| {
+            let (i, n) = (
+                u64::from(self.shard.index),
+                u64::from(self.shard.count.max(1)),
+            );
+            if size > i { (size - i).div_ceil(n) } else { 0 }
+        };
+        let full_groups = self.n_hosts / self.group_hosts;
+        let last_hosts = self.n_hosts % self.group_hosts;
+        full_groups
+            .saturating_mul(per_shard(self.group_hosts * self.n_ports))
+            .saturating_add(per_shard(last_hosts * self.n_ports))
+    }
+
     fn exhausted(&self) -> bool {
         self.group_start >= self.n_hosts || self.n_ports == 0
     }
@@ -223,6 +249,12 @@ struct Shared {
     state: Mutex<State>,
     idle: Notify,
     events: SyncSender<Event>,
+    /// Taken before the state lock is released and held while the events
+    /// of that update are sent, so that events reach the printers in the
+    /// order they were decided (a host's ports before its HostDone).
+    send_lock: Mutex<()>,
+    /// Probes waiting on the network, over all workers.
+    pending: AtomicUsize,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 }
@@ -293,11 +325,20 @@ impl Shared {
                     host,
                     port: self.cfg.ports[port_idx as usize],
                     tries: 0,
+                    stuck: 0,
                 }
             };
             let Some(h) = st.hosts.get(&work.host) else {
                 continue;
             };
+            if h.failed {
+                // Already reported as unprobeable: the rest of its pairs
+                // are counted without sending anything.
+                let group = h.group;
+                unprobed(st, group);
+                skipped += 1;
+                continue;
+            }
             let base = h.rtt.timeout(&self.cfg.rtt);
             // Each retry waits twice as long, up to the maximum.
             let timeout = (base * (1u32 << work.tries.min(4))).min(self.cfg.rtt.max.max(base));
@@ -317,11 +358,12 @@ impl Shared {
         st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
     }
 
-    /// Records what probes found, under one lock. Events to emit (outside
-    /// the lock) are appended to `out`; `done` is left empty.
-    fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) {
-        let mut st = self.lock();
-        let st = &mut *st;
+    /// Records what probes found under one lock, and sends the resulting
+    /// events in order. `done` and `out` are left empty. Returns true when
+    /// every pair is decided.
+    fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) -> bool {
+        let mut guard = self.lock();
+        let st = &mut *guard;
         for (ticket, outcome) in done.drain(..) {
             self.record_one(st, &ticket, outcome, out);
         }
@@ -335,11 +377,21 @@ impl Shared {
                 finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
             }
         }
+        let all_done = st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted();
+        let sending = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
+        drop(guard);
+        for ev in out.drain(..) {
+            // A closed receiver means the printers are gone; keep scanning
+            // so the summary is still right.
+            let _ = self.events.send(ev);
+        }
+        drop(sending);
+        all_done
     }
 
     fn record_one(&self, st: &mut State, ticket: &Ticket, outcome: Outcome, out: &mut Vec<Event>) {
         let work = Work {
-            tries: ticket.work.tries + 1,
+            tries: ticket.work.tries.saturating_add(1),
             ..ticket.work
         };
         let (state, reason, rtt) = match outcome {
@@ -354,18 +406,29 @@ impl Shared {
                 return;
             }
             Outcome::NoResponse => (PortState::Filtered, Reason::NoResponse, None),
-            Outcome::Local(err) if err.is_exhaustion() => {
-                // Not a probe that reached the network: same try count again.
+            Outcome::Local(err)
+                if err.is_exhaustion()
+                    && (self.pending.load(Ordering::Relaxed) > 0
+                        || ticket.work.stuck < MAX_STUCK) =>
+            {
+                // Not a probe that reached the network: same try count again,
+                // once probes in flight have given their resources back.
                 st.stats.local_retries += 1;
-                st.retry.push_back(ticket.work);
+                let stuck = if self.pending.load(Ordering::Relaxed) == 0 {
+                    ticket.work.stuck + 1
+                } else {
+                    0
+                };
+                st.retry.push_back(Work {
+                    stuck,
+                    ..ticket.work
+                });
                 return;
             }
             Outcome::Local(err) => {
                 // This machine cannot send to this address at all (no IPv6,
                 // say): say so once per host and count the pair as done,
                 // with no state, since nothing was learnt about the port.
-                st.outstanding -= 1;
-                st.stats.unprobed += 1;
                 self.progress.done.fetch_add(1, Ordering::Relaxed);
                 if let Some(h) = st.hosts.get_mut(&work.host) {
                     if !h.failed {
@@ -376,10 +439,8 @@ impl Shared {
                             message: err.describe(),
                         }));
                     }
-                    let group_id = h.group;
-                    if let Some(g) = st.groups.iter_mut().find(|g| g.id == group_id) {
-                        g.outstanding -= 1;
-                    }
+                    let group = h.group;
+                    unprobed(st, group);
                 }
                 return;
             }
@@ -408,6 +469,7 @@ impl Shared {
         }
         if self.cfg.emit_all || state == PortState::Open {
             out.push(Event::Port(PortResult {
+                host_index: work.host,
                 addr: h.target.addr,
                 host: h.target.name.clone(),
                 port: work.port,
@@ -435,15 +497,25 @@ fn finish_hosts(
     for id in ids {
         if let Some(h) = hosts.remove(id) {
             stats.hosts += 1;
-            out.push(Event::HostDone(host_done(h, limits)));
+            out.push(Event::HostDone(host_done(*id, h, limits)));
         }
     }
 }
 
-fn host_done(h: HostState, limits: &RttLimits) -> HostDone {
+/// A pair given up without a state: it leaves the books of its group.
+fn unprobed(st: &mut State, group: u64) {
+    st.outstanding -= 1;
+    st.stats.unprobed += 1;
+    if let Some(g) = st.groups.iter_mut().find(|g| g.id == group) {
+        g.outstanding -= 1;
+    }
+}
+
+fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
     let mut counts = h.counts;
     counts.sort();
     HostDone {
+        host_index: index,
         addr: h.target.addr,
         host: h.target.name,
         started: h.started,
@@ -469,14 +541,21 @@ pub async fn connect_scan(
 ) -> ScanStats {
     let n_hosts = targets.len();
     let n_ports = cfg.ports.len() as u64;
-    let shard = cfg.shard;
-    let per_shard = n_hosts
-        .saturating_mul(n_ports)
-        .div_ceil(u64::from(shard.count.max(1)));
-    progress.total.store(per_shard, Ordering::Relaxed);
-    let workers = cfg.workers.max(1);
+    let source = Source::new(n_hosts, n_ports, cfg.seed, cfg.shard);
+    progress
+        .total
+        .store(source.shard_total(), Ordering::Relaxed);
+    // A slow rate or a window smaller than the worker count is not CPU
+    // work: one worker then keeps both exactly (-T0..-T2 mean one probe
+    // at a time, on any number of cores).
+    let slow = cfg.rate.is_some_and(|r| r < 20_000.0);
+    let workers = if slow || cfg.max_inflight < cfg.workers {
+        1
+    } else {
+        cfg.workers.max(1)
+    };
     let state = State {
-        source: Source::new(n_hosts, n_ports, cfg.seed, shard),
+        source,
         retry: VecDeque::new(),
         hosts: HashMap::new(),
         groups: VecDeque::new(),
@@ -489,6 +568,8 @@ pub async fn connect_scan(
         state: Mutex::new(state),
         idle: Notify::new(),
         events,
+        send_lock: Mutex::new(()),
+        pending: AtomicUsize::new(0),
         progress,
         cancel,
     });
@@ -498,7 +579,9 @@ pub async fn connect_scan(
     }
     while let Some(res) = tasks.join_next().await {
         if let Err(err) = res {
-            tracing::error!(%err, "scan worker failed");
+            // The others would wait forever for its pairs: stop them too.
+            tracing::error!(%err, "scan worker failed; stopping the scan");
+            shared.cancel.cancel();
         }
     }
     let interrupted = shared.cancel.is_cancelled() && !shared.all_done();
@@ -576,7 +659,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                 started += 1;
                 match pool.start(ticket.addr) {
                     Started::Done(outcome) => {
-                        if matches!(outcome, Outcome::Local(_)) {
+                        if matches!(outcome, Outcome::Local(e) if e.is_exhaustion()) {
                             // Out of sockets or buffers: pause before sending more.
                             backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
                         }
@@ -584,6 +667,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                     }
                     Started::Pending(pending) => {
                         let timeout = ticket.timeout;
+                        shared.pending.fetch_add(1, Ordering::Relaxed);
                         inflight.push(async move { (ticket, pending.finish(timeout).await) });
                     }
                 }
@@ -592,7 +676,10 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
         // Collect what finished meanwhile without waiting.
         while done.len() < TURN {
             match inflight.next().now_or_never() {
-                Some(Some(item)) => done.push(item),
+                Some(Some(item)) => {
+                    shared.pending.fetch_sub(1, Ordering::Relaxed);
+                    done.push(item);
+                }
                 _ => break,
             }
         }
@@ -638,6 +725,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
         tokio::select! {
             biased;
             Some(item) = inflight.next() => {
+                shared.pending.fetch_sub(1, Ordering::Relaxed);
                 done.push(item);
                 handle(&shared, &mut done, &mut events, &mut window, full_window, &mut backoff_until);
             }
@@ -651,6 +739,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
         }
     }
     // Whatever is still in flight is abandoned: those pairs stay undecided.
+    shared.pending.fetch_sub(inflight.len(), Ordering::Relaxed);
     shared.idle.notify_waiters();
 }
 
@@ -668,7 +757,7 @@ fn handle(
     let mut retry = false;
     for (_, outcome) in done.iter() {
         match outcome {
-            Outcome::Local(err) => {
+            Outcome::Local(err) if err.is_exhaustion() => {
                 if *window == full_window {
                     tracing::warn!(error = %err.describe(), "local resource exhausted; backing off");
                 }
@@ -676,6 +765,7 @@ fn handle(
                 *backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
                 retry = true;
             }
+            Outcome::Local(_) => {}
             Outcome::NoResponse => retry = true,
             Outcome::Answer { .. } => {
                 if *window < full_window {
@@ -684,13 +774,9 @@ fn handle(
             }
         }
     }
-    shared.record(done, events);
-    for ev in events.drain(..) {
-        // A closed receiver means the printers are gone; keep scanning so
-        // the summary is still right.
-        let _ = shared.events.send(ev);
-    }
-    if retry {
+    let all_done = shared.record(done, events);
+    // Retries are work for idle workers; the end lets them stop at once.
+    if retry || all_done {
         shared.idle.notify_waiters();
     }
 }

@@ -20,6 +20,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -57,6 +58,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--ready-file")
     ap.add_argument("--backlog", type=int, default=4096)
+    ap.add_argument("--rst", action="store_true",
+                    help="abort each accepted connection with an RST (SO_LINGER 0) instead of a FIN")
     args = ap.parse_args()
 
     seconds = min(max(args.seconds, 0.1), MAX_SECONDS)
@@ -96,7 +99,7 @@ def main():
 
     count = [0]  # connections accepted, kept across a Stop
     try:
-        serve(sel, time.monotonic() + seconds, count)
+        serve(sel, time.monotonic() + seconds, count, args.rst)
     except Stop:
         pass
     for s in listeners:
@@ -109,7 +112,7 @@ class Stop(Exception):
     pass
 
 
-def serve(sel, deadline, count):
+def serve(sel, deadline, count, rst=False):
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -129,6 +132,8 @@ def serve(sel, deadline, count):
                     if e.errno in (errno.ECONNABORTED, errno.EPROTO):
                         continue
                     raise
+                if rst:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
                 count[0] += 1
 

@@ -612,6 +612,18 @@ impl Lab {
     /// every port is listening (at most 5 s, else panics). Dropping the guard
     /// stops it; the listener also exits by itself after 300 s.
     pub(crate) fn listen(&self, ns: &str, addr: &str, ports: &[u16]) -> ListenerGuard {
+        self.listen_with(ns, addr, ports, &[])
+    }
+
+    /// [`Lab::listen`] with extra `listen.py` options (`--rst`: abort each
+    /// accepted connection with an RST).
+    pub(crate) fn listen_with(
+        &self,
+        ns: &str,
+        addr: &str,
+        ports: &[u16],
+        extra: &[&str],
+    ) -> ListenerGuard {
         assert!(!ports.is_empty(), "listen needs at least one port");
         let list = ports
             .iter()
@@ -621,6 +633,7 @@ impl Lab {
         let mut c = self.command(ns, python());
         c.args(["-c", LISTEN_PY, "--addr", addr, "--ports", &list])
             .args(["--seconds", &LISTENER_SECONDS.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
