@@ -66,11 +66,7 @@ fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
         let tcp = if args.udp_only {
             None
         } else {
-            Some(
-                tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on TCP {listen}"))?,
-            )
+            Some(tcp_listener(listen).with_context(|| format!("cannot listen on TCP {listen}"))?)
         };
         // UDP takes the port TCP got (port 0 picks one for both).
         let port = match &tcp {
@@ -108,6 +104,22 @@ fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
         server::serve(tcp, udp, cfg, shutdown).await;
         Ok(exit::OK)
     })
+}
+
+/// Listen backlog: clients arriving in a burst (thousands connecting at
+/// once, or waiting past --max-connections) queue here rather than being
+/// dropped; the kernel caps it at net.core.somaxconn.
+const BACKLOG: u32 = 4096;
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 async fn wait_for_signal() {
