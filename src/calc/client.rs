@@ -176,7 +176,7 @@ fn unreachable_response() {
     tracing::error!("an 8-byte response did not decode");
 }
 
-/// Sends every job as its own datagram, at most [`UDP_WINDOW`] in flight,
+/// Sends every job as its own datagram, at most `UDP_WINDOW` (32) in flight,
 /// and calls `on_result` in request order. A request with no answer within
 /// the reply timeout is reported and the others go on; the first such error
 /// is returned at the end.
