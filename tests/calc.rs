@@ -186,7 +186,8 @@ fn pipelined_file_and_a_rejection_in_the_middle() {
     assert_eq!(stdout(&out), "1 3\n");
     assert_eq!(
         stderr(&out),
-        "sockeye: request 2 (MIN of 0 numbers) rejected: the server closed the connection without a result\n"
+        "sockeye: request 2 (MIN of 0 numbers) rejected: empty (MIN and MAX need at least one number); \
+         the server closed the connection without a result\n"
     );
     let (_, log) = server.stop();
     assert!(
@@ -263,6 +264,73 @@ fn invalid_requests_close_tcp_after_earlier_answers() {
             "{reason}: {log}"
         );
     }
+}
+
+/// Regression: the server used to close right after a rejected request
+/// with the client's later requests unread, and the kernel's reset then
+/// destroyed answers still on their way (a client got 512 of 1,000). Now
+/// every answer before the rejection arrives, followed by a clean EOF,
+/// however much the client sends after it.
+#[test]
+fn a_rejection_behind_a_long_pipeline_loses_no_earlier_answer() {
+    let server = Server::start(&[]);
+    // 20,000 answers (160 KB) outgrow the socket buffers while the client
+    // is not yet reading, so some are still queued at the server when it
+    // reaches the rejection.
+    let before = 20_000u32;
+    for after in [0u32, 50_000] {
+        let mut s = connect(&server);
+        let mut bytes: Vec<u8> = (0..before)
+            .flat_map(|i| req(i, b"SUM", &[i as i32, 7]))
+            .collect();
+        bytes.extend(req(before, b"MAX", &[]));
+        bytes.extend((0..after).flat_map(|i| req(before + 1 + i, b"SUM", &[1])));
+        let mut writer = s.try_clone().expect("clone");
+        // Send from another thread: the server stops reading at the
+        // rejection, and a blocking write of everything could stall here.
+        let sender = std::thread::spawn(move || {
+            let _ = writer.write_all(&bytes);
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let got = read_to_eof(&mut s);
+        let want: Vec<u8> = (0..before).flat_map(|i| resp(i, i as i32 + 7)).collect();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{after} requests after the rejection"
+        );
+        assert_eq!(got, want, "{after} requests after the rejection");
+        sender.join().expect("sender");
+    }
+    server.stop();
+}
+
+/// A flood of invalid requests is logged at a bounded rate, with a count
+/// of what was left out, and the server keeps answering.
+#[test]
+fn rejection_log_is_rate_limited() {
+    let server = Server::start(&[]);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..500u32 {
+        udp.send_to(&req(i, b"MIN", &[]), server.addr)
+            .expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    // The next rejection opens a new second and reports the count.
+    udp.send_to(&req(9_999, b"MIN", &[]), server.addr)
+        .expect("send");
+    let mut s = connect(&server);
+    s.write_all(&req(1, b"SUM", &[1, 2])).expect("write");
+    let mut got = [0u8; 8];
+    s.read_exact(&mut got).expect("still answering");
+    assert_eq!(got.to_vec(), resp(1, 3));
+    let (_, log) = server.stop();
+    let logged = log.matches("rejected request:").count();
+    assert!((20..=21).contains(&logged), "{logged} lines logged:\n{log}");
+    assert!(
+        log.contains("more rejected requests were not logged"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -38,6 +38,25 @@ impl Job {
         )
     }
 
+    /// Why the server must reject this request, if it must.
+    fn invalid(&self) -> Option<calc::Invalid> {
+        calc::evaluate(self.op.code(), &self.numbers).err()
+    }
+
+    /// The error for a connection that ended before this job's answer.
+    fn ended(&self, answered: usize) -> ClientError {
+        match self.invalid() {
+            Some(invalid) => ClientError::Rejected {
+                what: self.describe(),
+                reason: invalid.to_string(),
+            },
+            None => ClientError::Closed {
+                what: self.describe(),
+                answered,
+            },
+        }
+    }
+
     fn request(&self) -> Request {
         Request::new(self.id, self.op, self.numbers.clone())
     }
@@ -60,8 +79,14 @@ pub enum ClientError {
     Connect { addr: SocketAddr, source: io::Error },
     #[error("cannot connect to {addr}: no answer within {secs:.1} s")]
     ConnectTimeout { addr: SocketAddr, secs: f64 },
-    #[error("{what} rejected: the server closed the connection without a result")]
-    Rejected { what: String },
+    /// The connection ended before this answer, and the request is one the
+    /// spec makes the server reject (the protocol has no error reply).
+    #[error("{what} rejected: {reason}; the server closed the connection without a result")]
+    Rejected { what: String, reason: String },
+    /// The connection ended before this answer for a valid request: the
+    /// server stopped, timed the connection out or reset it.
+    #[error("the server closed the connection before answering {what} ({answered} answer{s} received)", s = if *answered == 1 { "" } else { "s" })]
+    Closed { what: String, answered: usize },
     #[error("no reply from {addr} within {secs:.1} s to {what}")]
     NoReply {
         addr: SocketAddr,
@@ -120,7 +145,7 @@ pub async fn run_tcp(
         Ok::<_, io::Error>(writer)
     });
     let mut buf = [0u8; calc::RESPONSE_LEN];
-    for job in jobs {
+    for (answered, job) in jobs.iter().enumerate() {
         let read = tokio::time::timeout(cfg.reply_timeout, reader.read_exact(&mut buf)).await;
         match read {
             Err(_) => {
@@ -138,9 +163,7 @@ pub async fn run_tcp(
                 ) =>
             {
                 send.abort();
-                return Err(ClientError::Rejected {
-                    what: job.describe(),
-                });
+                return Err(job.ended(answered));
             }
             Ok(Err(source)) => {
                 send.abort();
@@ -212,14 +235,17 @@ pub async fn run_udp(
     let mut failed: std::collections::HashSet<usize> = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(calc::MAX_REQUEST_LEN);
     let mut buf = vec![0u8; 2048];
-    while emitted < jobs.len() {
+    // A fatal error (nothing listens: ICMP port unreachable) ends the run,
+    // but the answers already received are still given, in order.
+    let mut fatal: Option<ClientError> = None;
+    'run: while emitted < jobs.len() {
         while next < jobs.len() && waiting.len() < UDP_WINDOW {
             out.clear();
             jobs[next].request().encode(order, &mut out);
-            socket
-                .send(&out)
-                .await
-                .map_err(|source| udp_error(addr, source))?;
+            if let Err(source) = socket.send(&out).await {
+                fatal = Some(udp_error(addr, source));
+                break 'run;
+            }
             by_id.insert(jobs[next].id, next);
             waiting.push_back((next, Instant::now() + cfg.reply_timeout));
             next += 1;
@@ -227,7 +253,13 @@ pub async fn run_udp(
         let deadline = waiting.front().map(|(_, d)| *d);
         tokio::select! {
             r = socket.recv(&mut buf) => {
-                let len = r.map_err(|source| udp_error(addr, source))?;
+                let len = match r {
+                    Ok(len) => len,
+                    Err(source) => {
+                        fatal = Some(udp_error(addr, source));
+                        break 'run;
+                    }
+                };
                 match Response::decode_datagram(&buf[..len], order) {
                     Some(resp) => {
                         if let Some(&i) = by_id.get(&resp.id)
@@ -267,6 +299,14 @@ pub async fn run_udp(
             }
             emitted += 1;
         }
+    }
+    if let Some(err) = fatal {
+        for (i, job) in jobs.iter().enumerate().skip(emitted) {
+            if let Some(result) = answers.remove(&i) {
+                on_result(job.id, result);
+            }
+        }
+        return Err(err);
     }
     first_error.map_or(Ok(()), Err)
 }

@@ -34,6 +34,19 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_DATAGRAM: usize = 65_536;
 /// After a graceful shutdown starts, how long connections get to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Closing with unread bytes in the receive queue makes the kernel send a
+/// reset that destroys answers not yet delivered. So before closing we send
+/// our FIN and read (and discard) what the peer still sends, until it
+/// closes or this long has passed.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// ... or until this many bytes were discarded.
+const LINGER_MAX_BYTES: usize = 4 << 20;
+/// Rejected-request log lines per second; the rest are counted and the
+/// count is logged when the next second opens (a flood of bad requests must
+/// not stall the server on a slow stderr).
+const REJECT_LOGS_PER_SEC: u32 = 20;
+/// Datagrams answered after shutdown from what is already queued.
+const UDP_SHUTDOWN_DRAIN: usize = 10_000;
 
 /// Limits and options, validated.
 #[derive(Debug, Clone)]
@@ -153,6 +166,8 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) -> io::Result<Close> {
     let _ = stream.set_nodelay(true);
+    // Both buffers are empty (unallocated) while the connection waits, so
+    // an idle connection costs no buffer memory, whatever it sent before.
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     // When the oldest incomplete request started arriving.
@@ -171,6 +186,7 @@ async fn serve_connection(
                 } else {
                     tracing::debug!(%peer, "closing idle connection");
                 }
+                close_gracefully(&mut stream).await;
                 return Ok(Close::Other);
             }
             _ = shutdown.cancelled() => {
@@ -179,14 +195,15 @@ async fn serve_connection(
             }
         };
         ready?;
-        // Allocate only once the peer has something to say: idle
-        // connections cost no buffer.
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
             buf.reserve(READ_CHUNK);
         }
         let n = match stream.try_read_buf(&mut buf) {
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                release_idle(&mut buf, &mut out);
+                continue;
+            }
             Err(err) => return Err(err),
         };
         if n == 0 {
@@ -208,28 +225,28 @@ async fn serve_connection(
         if !buf.is_empty() && partial_since.is_none() {
             partial_since = Some(Instant::now());
         }
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
-            buf = Vec::new();
-        }
         if !out.is_empty() {
             match tokio::time::timeout(cfg.write_timeout, stream.write_all(&out)).await {
                 Ok(r) => r?,
                 Err(_) => {
+                    // It does not read: a reset is what it has earned.
                     tracing::warn!(%peer, "closing: the client has not read its answers for {:?}", cfg.write_timeout);
                     return Ok(Close::Other);
                 }
             }
             out.clear();
-            if out.capacity() > 4 * READ_CHUNK {
-                out = Vec::new();
-            }
         }
         if rejected {
-            let _ = stream.shutdown().await;
+            close_gracefully(&mut stream).await;
             return Ok(Close::Rejected);
         }
         if shutdown.is_cancelled() {
-            return Ok(Close::Other);
+            return finish_on_shutdown(&mut stream, &mut buf, peer, cfg).await;
+        }
+        // A short read means the socket is drained for now: the connection
+        // is about to wait, so give back its buffers.
+        if n < READ_CHUNK / 2 {
+            release_idle(&mut buf, &mut out);
         }
         // A pipelining client keeps this socket readable without pause, and
         // tokio's own budget lets a task run 128 reads before it must yield
@@ -243,40 +260,81 @@ async fn serve_connection(
     }
 }
 
-/// On shutdown: read whatever the peer already sent (without waiting for
-/// more), answer every complete request, write the answers and close.
+/// Frees the buffers of a connection that is about to wait: `out` is empty
+/// between batches, and `buf` holds at most one partial request (under
+/// 1,028 bytes), which moves into an allocation of its own size.
+fn release_idle(buf: &mut Vec<u8>, out: &mut Vec<u8>) {
+    if buf.capacity() > 0 {
+        *buf = if buf.is_empty() {
+            Vec::new()
+        } else {
+            buf.as_slice().to_vec()
+        };
+    }
+    if out.is_empty() && out.capacity() > 0 {
+        *out = Vec::new();
+    }
+}
+
+/// On shutdown: answer every complete request the peer already sent
+/// (reading what is queued, without waiting for more, a chunk at a time),
+/// then close gracefully. Bounded by [`SHUTDOWN_GRACE`].
 async fn finish_on_shutdown(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     peer: SocketAddr,
     cfg: &ServerConfig,
 ) -> io::Result<Close> {
+    let give_up = Instant::now() + SHUTDOWN_GRACE;
+    let mut out = Vec::new();
     loop {
-        buf.reserve(READ_CHUNK);
-        match stream.try_read_buf(buf) {
-            Ok(0) => break,
-            Ok(_) => {
-                // Bounded: a peer cannot keep us here longer than the
-                // grace period, and the buffer is answered in slices.
-                if buf.len() > 1 << 20 {
-                    break;
-                }
+        // What is left in `buf` from before is answered first.
+        let (consumed, rejected) = answer_all(buf, cfg.order, peer, &mut out);
+        buf.drain(..consumed);
+        if !out.is_empty() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left.min(cfg.write_timeout), stream.write_all(&out)).await {
+                Ok(Ok(())) => out.clear(),
+                _ => return Ok(Close::Other),
             }
+        }
+        if rejected || Instant::now() >= give_up {
+            break;
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(Close::Eof),
+            Ok(_) => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
             Err(err) => return Err(err),
         }
     }
-    let mut out = Vec::new();
-    answer_all(buf, cfg.order, peer, &mut out);
-    if !out.is_empty() {
-        let _ = tokio::time::timeout(
-            cfg.write_timeout.min(SHUTDOWN_GRACE),
-            stream.write_all(&out),
-        )
-        .await;
-    }
-    let _ = stream.shutdown().await;
+    close_gracefully(stream).await;
     Ok(Close::Other)
+}
+
+/// Closes without a reset: sends our FIN after the answers already
+/// written, then reads and discards until the peer closes too (bounded by
+/// [`LINGER_TIMEOUT`] and [`LINGER_MAX_BYTES`]). Closing with unread bytes
+/// queued would make the kernel reset the connection and drop answers the
+/// client has not received yet.
+async fn close_gracefully(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut discarded = 0usize;
+    let _ = tokio::time::timeout(LINGER_TIMEOUT, async {
+        while discarded < LINGER_MAX_BYTES {
+            match tokio::io::AsyncReadExt::read(stream, &mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Answers every complete request at the start of `buf` into `out`.
@@ -300,6 +358,9 @@ fn answer_all(buf: &[u8], order: ByteOrder, peer: SocketAddr, out: &mut Vec<u8>)
 }
 
 fn log_rejected(peer: SocketAddr, id: u32, op: [u8; 3], len: usize, invalid: Invalid) {
+    if !REJECT_LOG.admit() {
+        return;
+    }
     let count = (len - calc::HEADER_LEN) / 4;
     tracing::warn!(
         %peer,
@@ -309,6 +370,69 @@ fn log_rejected(peer: SocketAddr, id: u32, op: [u8; 3], len: usize, invalid: Inv
         numbers = count,
         "rejected request: {invalid}"
     );
+}
+
+/// The rejection log's rate limit: [`REJECT_LOGS_PER_SEC`] lines per
+/// second, shared by every connection and datagram.
+static REJECT_LOG: LogLimiter = LogLimiter::new(REJECT_LOGS_PER_SEC);
+
+/// A per-second budget of log lines; what goes over is counted and the
+/// count is logged once the next second opens.
+#[derive(Debug)]
+struct LogLimiter {
+    per_sec: u32,
+    state: std::sync::Mutex<LimiterState>,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    window: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    const fn new(per_sec: u32) -> Self {
+        LogLimiter {
+            per_sec,
+            state: std::sync::Mutex::new(LimiterState {
+                window: None,
+                logged: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// Whether this line may be logged now.
+    fn admit(&self) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let fresh = st
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1));
+        if fresh {
+            if st.suppressed > 0 {
+                tracing::warn!(
+                    suppressed = st.suppressed,
+                    "{} more rejected requests were not logged (over {} per second)",
+                    st.suppressed,
+                    self.per_sec
+                );
+            }
+            st.window = Some(now);
+            st.logged = 0;
+            st.suppressed = 0;
+        }
+        if st.logged < self.per_sec {
+            st.logged += 1;
+            true
+        } else {
+            st.suppressed += 1;
+            false
+        }
+    }
 }
 
 /// Evaluates without collecting the numbers: sums and extremes fold over
@@ -344,33 +468,55 @@ async fn serve_udp(socket: Arc<UdpSocket>, cfg: Arc<ServerConfig>, shutdown: Can
                     continue;
                 }
             },
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
         };
-        let datagram = &buf[..len];
-        let request = match calc::decode_datagram(datagram, cfg.order) {
-            Ok(r) => r,
-            Err(err) => {
-                let id = match err {
-                    calc::DatagramError::WrongLength { id, .. } => Some(id),
-                    calc::DatagramError::TooShort { .. } => None,
-                };
-                tracing::warn!(%peer, id, reason = "bad-length", "rejected datagram: {err}");
-                continue;
+        answer_datagram(&socket, &buf[..len], peer, cfg.order, &mut out).await;
+    }
+    // Datagrams that arrived before the shutdown are answered too (bounded:
+    // new ones keep arriving while we answer).
+    for _ in 0..UDP_SHUTDOWN_DRAIN {
+        match socket.try_recv_from(&mut buf) {
+            Ok((len, peer)) => {
+                answer_datagram(&socket, &buf[..len], peer, cfg.order, &mut out).await;
             }
-        };
-        match request.evaluate() {
-            Ok(result) => {
-                out.clear();
-                Response {
-                    id: request.id,
-                    result,
-                }
-                .encode(cfg.order, &mut out);
-                if let Err(err) = socket.send_to(&out, peer).await {
-                    tracing::debug!(%peer, %err, "udp send failed");
-                }
-            }
-            Err(invalid) => log_rejected(peer, request.id, request.op, len, invalid),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => continue,
         }
+    }
+}
+
+async fn answer_datagram(
+    socket: &UdpSocket,
+    datagram: &[u8],
+    peer: SocketAddr,
+    order: ByteOrder,
+    out: &mut Vec<u8>,
+) {
+    let request = match calc::decode_datagram(datagram, order) {
+        Ok(r) => r,
+        Err(err) => {
+            let id = match err {
+                calc::DatagramError::WrongLength { id, .. } => Some(id),
+                calc::DatagramError::TooShort { .. } => None,
+            };
+            if REJECT_LOG.admit() {
+                tracing::warn!(%peer, id, reason = "bad-length", "rejected datagram: {err}");
+            }
+            return;
+        }
+    };
+    match request.evaluate() {
+        Ok(result) => {
+            out.clear();
+            Response {
+                id: request.id,
+                result,
+            }
+            .encode(order, out);
+            if let Err(err) = socket.send_to(out, peer).await {
+                tracing::debug!(%peer, %err, "udp send failed");
+            }
+        }
+        Err(invalid) => log_rejected(peer, request.id, request.op, datagram.len(), invalid),
     }
 }

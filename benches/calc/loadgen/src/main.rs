@@ -52,6 +52,9 @@ struct Opts {
     timeout: f64,
     little_endian: bool,
     seed: u64,
+    /// idle: each held connection first sends one request and reads its
+    /// answer, so the server has buffered data on it before it goes idle.
+    cold: bool,
 }
 
 const USAGE: &str = "\
@@ -65,7 +68,8 @@ calc-loadgen: load for a calculator-protocol server (shared/spec/calc-protocol.m
   calc-loadgen idle --addr A [--connections 10000] [--hold 10] [--server-pid PID]
                     [--connect-seconds 60] [--connect-threads 8]
                     [--probe-interval 0.1] [--probe-timeout 1]
-      opens --connections TCP connections and holds them idle for --hold seconds;
+      opens --connections TCP connections, sends one request on each and reads
+      its answer (unless --cold), then holds them idle for --hold seconds;
       meanwhile every --probe-interval a request goes on a separate long-lived
       connection and another on a fresh connection, each must be answered within
       --probe-timeout; with --server-pid, samples the server's VmRSS while holding
@@ -103,9 +107,14 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         timeout: 5.0,
         little_endian: false,
         seed: 0x5eed_ca1c,
+        cold: false,
     };
     let mut have_addr = false;
     while let Some(a) = it.next() {
+        if a == "--cold" {
+            o.cold = true;
+            continue;
+        }
         if a == "--little-endian" {
             o.little_endian = true;
             continue;
@@ -901,7 +910,21 @@ fn run_idle(o: &Opts) -> (String, bool) {
                     if left.is_zero() {
                         break;
                     }
-                    match TcpStream::connect_timeout(&o.addr, left.min(Duration::from_secs(5))) {
+                    let warm = |mut s: TcpStream| -> std::io::Result<TcpStream> {
+                        if !o.cold {
+                            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                            let mut req = Vec::with_capacity(12);
+                            req.extend_from_slice(b"SUM");
+                            req.push(1);
+                            put_u32(&mut req, held.len() as u32, o.little_endian);
+                            put_u32(&mut req, 7, o.little_endian);
+                            s.write_all(&req)?;
+                            let mut answer = [0u8; 8];
+                            s.read_exact(&mut answer)?;
+                        }
+                        Ok(s)
+                    };
+                    match TcpStream::connect_timeout(&o.addr, left.min(Duration::from_secs(5))).and_then(warm) {
                         Ok(s) => held.push(s),
                         Err(e) => {
                             failed += 1;
@@ -973,7 +996,8 @@ fn run_idle(o: &Opts) -> (String, bool) {
     let sf = stats_fresh.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let probe_ok_hold = sh.sent[2] > 0 && sh.ok[2] == sh.sent[2] && sf.ok[2] == sf.sent[2];
     let j = format!(
-        "{{\"mode\":\"idle\",\"addr\":\"{}\",\"connections\":{},\"established\":{},\"connect_failed\":{},\"connect_errors\":[{}],\"ramp_seconds\":{:.3},\"hold_seconds\":{},\"held_alive_at_end\":{},\"closed_by_server\":{},\"reset\":{},\"unexpected_data\":{},\"server_pid\":{},\"server_rss_kib_before\":{},\"server_rss_kib_after_ramp\":{},\"server_rss_kib_max\":{},\"server_rss_kib_end\":{},\"server_threads_max\":{},\"probe_held_connection\":{{\"before\":{},\"ramp\":{},\"hold\":{},\"skipped_ticks\":{}}},\"probe_fresh_connection\":{{\"before\":{},\"ramp\":{},\"hold\":{}}},\"probe_first_error\":{}}}",
+        "{{\"mode\":\"idle\",\"warm\":{},\"addr\":\"{}\",\"connections\":{},\"established\":{},\"connect_failed\":{},\"connect_errors\":[{}],\"ramp_seconds\":{:.3},\"hold_seconds\":{},\"held_alive_at_end\":{},\"closed_by_server\":{},\"reset\":{},\"unexpected_data\":{},\"server_pid\":{},\"server_rss_kib_before\":{},\"server_rss_kib_after_ramp\":{},\"server_rss_kib_max\":{},\"server_rss_kib_end\":{},\"server_threads_max\":{},\"probe_held_connection\":{{\"before\":{},\"ramp\":{},\"hold\":{},\"skipped_ticks\":{}}},\"probe_fresh_connection\":{{\"before\":{},\"ramp\":{},\"hold\":{}}},\"probe_first_error\":{}}}",
+        !o.cold,
         o.addr,
         o.connections,
         established,
