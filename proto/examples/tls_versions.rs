@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! openssl s_server -accept 127.0.0.1:44301 -cert c.pem -key k.pem -tls1 -cipher 'DEFAULT:@SECLEVEL=0'
-//! cargo run -p sockeye-proto --example tls_versions -- 127.0.0.1:44301 [--save DIR --label NAME]
+//! cargo run -p sockeye-proto --example tls_versions -- 127.0.0.1:44301 [--sni NAME]
+//!     [--save DIR --label NAME]
 //! ```
 //!
 //! Std only, loopback only (it refuses any other address), every read bounded in time.
@@ -35,7 +36,7 @@ const MAX_REPLY: usize = 256 * 1024;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(addr) = args.first().and_then(|a| a.parse::<SocketAddr>().ok()) else {
-        eprintln!("usage: tls_versions 127.0.0.1:PORT [--save DIR --label NAME]");
+        eprintln!("usage: tls_versions 127.0.0.1:PORT [--sni NAME] [--save DIR --label NAME]");
         return ExitCode::from(2);
     };
     if !addr.ip().is_loopback() {
@@ -50,6 +51,8 @@ fn main() -> ExitCode {
     };
     let save = flag("--save").map(PathBuf::from);
     let label = flag("--label").unwrap_or_else(|| "server".to_owned());
+    // A long name makes hellos of 256 to 511 bytes, which get the padding extension.
+    let sni = flag("--sni").unwrap_or_else(|| "localhost".to_owned());
 
     for version in TlsVersion::ALL {
         // Fixed bytes, so that a recorded reply goes with a ClientHello the tests can
@@ -58,12 +61,13 @@ fn main() -> ExitCode {
         key_share[0] = 9;
         let opts = HelloOptions {
             version,
-            server_name: Some("localhost"),
+            server_name: Some(&sni),
             random: std::array::from_fn(|i| i as u8),
             session_id: std::array::from_fn(|i| 0xa0 + i as u8),
             key_share,
         };
-        let reply = match exchange(addr, &client_hello(&opts)) {
+        let hello = client_hello(&opts);
+        let reply = match exchange(addr, &hello) {
             Ok(reply) => reply,
             Err(e) => {
                 println!("{version}: no reply ({e})");
@@ -78,8 +82,9 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "{version}: {} ({} bytes)",
+            "{version}: {} (hello {} bytes, reply {} bytes)",
             verdict(version, &reply),
+            hello.len(),
             reply.len()
         );
     }

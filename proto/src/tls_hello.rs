@@ -346,7 +346,9 @@ pub fn client_hello(opts: &HelloOptions) -> Vec<u8> {
             .checked_sub(4)
             .filter(|&n| n > 0)
             .unwrap_or(1);
-        put_ext(&mut exts, EXT_PADDING, |d| d.resize(fill, 0));
+        put_ext(&mut exts, EXT_PADDING, |d| {
+            d.extend(std::iter::repeat_n(0, fill))
+        });
     }
     with_len(&mut body, 2, |b| b.extend_from_slice(&exts));
 
