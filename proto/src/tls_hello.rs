@@ -35,12 +35,20 @@ pub const MAX_HANDSHAKE_LEN: usize = 256 * 1024;
 pub const MAX_FLIGHT_LEN: usize = 1024 * 1024;
 /// Bytes of a non-TLS reply shown (escaped) in [`TlsHelloError::NotTls`].
 pub const NOT_TLS_SHOWN: usize = 32;
+/// Warning alerts skipped before a ServerHello or Certificate: some servers send a warning
+/// (`unrecognized_name` for a host name they do not serve, old Apache does) and go on with
+/// the handshake. The next warning after these is taken as the answer. OpenSSL stops at 5.
+pub const MAX_WARNING_ALERTS: usize = 4;
 
 /// Record content types (RFC 8446, 5.1).
 pub const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
 pub const CONTENT_ALERT: u8 = 21;
 pub const CONTENT_HANDSHAKE: u8 = 22;
 pub const CONTENT_APPLICATION_DATA: u8 = 23;
+
+/// Alert level and description (RFC 5246, 7.2) that the decoders treat apart.
+pub const ALERT_LEVEL_WARNING: u8 = 1;
+pub const ALERT_CLOSE_NOTIFY: u8 = 0;
 
 /// Handshake message types (RFC 8446, 4; RFC 5246, 7.4).
 pub const HANDSHAKE_CLIENT_HELLO: u8 = 1;
@@ -519,8 +527,9 @@ impl std::error::Error for TlsHelloError {}
 /// records read so far took (the record that finished the ServerHello may already hold the
 /// start of the next message; those bytes are not needed for a version probe).
 ///
-/// Handshake messages may be split across records or share one (RFC 8446, 5.1). A
-/// non-TLS first byte is an error at once ([`TlsHelloError::NotTls`]), so a driver can stop
+/// Handshake messages may be split across records or share one (RFC 8446, 5.1). Up to
+/// [`MAX_WARNING_ALERTS`] warning alerts before the ServerHello are skipped; a fatal alert
+/// (or close_notify) is the answer. A non-TLS first byte is an error at once ([`TlsHelloError::NotTls`]), so a driver can stop
 /// reading as soon as an HTTP or SMTP server starts talking.
 pub fn decode_server_reply(buf: &[u8]) -> Result<Option<(ServerReply, usize)>, TlsHelloError> {
     let mut flight = Flight::new(buf);
@@ -629,6 +638,8 @@ struct Flight<'a> {
     handshake: Vec<u8>,
     /// Start of the first handshake message not yet returned.
     taken: usize,
+    /// Warning alerts skipped so far.
+    warnings: usize,
 }
 
 impl<'a> Flight<'a> {
@@ -638,6 +649,7 @@ impl<'a> Flight<'a> {
             pos: 0,
             handshake: Vec::new(),
             taken: 0,
+            warnings: 0,
         }
     }
 
@@ -678,6 +690,14 @@ impl<'a> Flight<'a> {
                     let [level, description] = *fragment else {
                         return Err(malformed("alert", "not 2 bytes long"));
                     };
+                    // A warning is no answer (RFC 5246, 7.2), except close_notify.
+                    if level == ALERT_LEVEL_WARNING
+                        && description != ALERT_CLOSE_NOTIFY
+                        && self.warnings < MAX_WARNING_ALERTS
+                    {
+                        self.warnings += 1;
+                        continue;
+                    }
                     return Ok(Some(Event::Alert { level, description }));
                 }
                 CONTENT_CHANGE_CIPHER_SPEC => {

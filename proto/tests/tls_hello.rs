@@ -10,9 +10,9 @@ use sockeye_proto::tls_hello::{
     CIPHER_NAMES, EXT_EC_POINT_FORMATS, EXT_KEY_SHARE, EXT_PADDING, EXT_PSK_KEY_EXCHANGE_MODES,
     EXT_RENEGOTIATION_INFO, EXT_SERVER_NAME, EXT_SIGNATURE_ALGORITHMS, EXT_SUPPORTED_GROUPS,
     EXT_SUPPORTED_VERSIONS, HELLO_RETRY_RANDOM, HelloOptions, MAX_FLIGHT_LEN, MAX_HANDSHAKE_LEN,
-    MAX_RECORD_LEN, NOT_TLS_SHOWN, ServerHello, ServerReply, TlsHelloError, TlsVersion, alert_name,
-    cipher_name, client_hello, decode_certificates, decode_server_reply, offered_ciphers, sni_host,
-    version_name,
+    MAX_RECORD_LEN, MAX_WARNING_ALERTS, NOT_TLS_SHOWN, ServerHello, ServerReply, TlsHelloError,
+    TlsVersion, alert_name, cipher_name, client_hello, decode_certificates, decode_server_reply,
+    offered_ciphers, sni_host, version_name,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -983,12 +983,83 @@ fn bad_records_and_other_protocols() {
         Ok(None)
     );
     // Alerts of any level or description come back as they are.
+    // (Warnings other than close_notify are skipped: see the next test.)
     for (level, description) in [(1, 0), (2, 40), (2, 71), (2, 112), (9, 255)] {
         let alert = record(21, &[level, description]);
         let want = ServerReply::Alert { level, description };
         assert_eq!(decode_server_reply(&alert), Ok(Some((want.clone(), 7))));
         assert!(!want.accepts(TlsVersion::Tls12));
     }
+}
+
+/// Old Apache sends a warning `unrecognized_name` for a host name it does not serve, then
+/// its ServerHello: the warning is no answer.
+#[test]
+fn warning_alerts_are_skipped_up_to_the_cap() {
+    let warning = record(21, &[1, 112]);
+    let want = hello(0x0301, 0xc014, false, &[0xff01, 11]);
+    let certs = vec![SERVER_CERT.to_vec()];
+    for n in 1..=MAX_WARNING_ALERTS {
+        let bytes = [warning.repeat(n), TLS1_ONLY_10.to_vec()].concat();
+        let skipped = 7 * n;
+        for k in 0..=bytes.len() {
+            let ctx = format!("{n} warnings, prefix {k}");
+            let reply = decode_server_reply(&bytes[..k]);
+            if k < skipped + HELLO_END {
+                assert_eq!(reply, Ok(None), "{ctx}");
+            } else {
+                assert_eq!(
+                    reply,
+                    Ok(Some((want.clone(), skipped + HELLO_END))),
+                    "{ctx}"
+                );
+            }
+        }
+        assert_eq!(
+            decode_certificates(&bytes),
+            Ok(Some((certs.clone(), skipped + CERT_END)))
+        );
+    }
+    // One more than the cap: the last warning is the answer.
+    let bytes = [
+        warning.repeat(MAX_WARNING_ALERTS + 1),
+        TLS1_ONLY_10.to_vec(),
+    ]
+    .concat();
+    let alert = ServerReply::Alert {
+        level: 1,
+        description: 112,
+    };
+    let at = 7 * (MAX_WARNING_ALERTS + 1);
+    assert_eq!(decode_server_reply(&bytes), Ok(Some((alert, at))));
+    // A warning, then a fatal alert; close_notify even as a warning is an answer.
+    let bytes = [warning.clone(), record(21, &[2, 40])].concat();
+    assert_eq!(
+        decode_server_reply(&bytes),
+        Ok(Some((
+            ServerReply::Alert {
+                level: 2,
+                description: 40
+            },
+            14
+        )))
+    );
+    let bytes = [warning.clone(), record(21, &[1, 0])].concat();
+    assert_eq!(
+        decode_server_reply(&bytes),
+        Ok(Some((
+            ServerReply::Alert {
+                level: 1,
+                description: 0
+            },
+            14
+        )))
+    );
+    // A warning between the ServerHello and the Certificate records.
+    let mut bytes = TLS1_ONLY_10[..HELLO_END].to_vec();
+    bytes.extend(&warning);
+    bytes.extend(&TLS1_ONLY_10[HELLO_END..]);
+    assert_eq!(decode_certificates(&bytes), Ok(Some((certs, CERT_END + 7))));
 }
 
 /// A server that splits a handshake message into 1-byte records is refused once it has
