@@ -10,7 +10,10 @@
 //! alone, in seconds.
 //!
 //! - [`calc`]: the calculator protocol (`shared/spec/calc-protocol.md`).
+//! - [`tls_hello`]: a raw TLS ClientHello offering one version and the server's first
+//!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
 //!
 //! SMTP, POP3, IMAP, FTP and HTTP-head codecs land here with the issues that use them.
 
 pub mod calc;
+pub mod tls_hello;
