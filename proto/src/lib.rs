@@ -23,3 +23,4 @@
 pub mod calc;
 pub mod line;
 pub mod reply;
+pub mod smtp;
