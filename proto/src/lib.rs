@@ -22,5 +22,6 @@
 
 pub mod calc;
 pub mod line;
+pub mod pop3;
 pub mod reply;
 pub mod smtp;
