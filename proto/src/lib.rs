@@ -21,6 +21,7 @@
 //! - [`sniff`]: which service a server is, from the first bytes it sends.
 
 pub mod calc;
+pub mod http;
 pub mod imap;
 pub mod line;
 pub mod pop3;
