@@ -27,3 +27,4 @@ pub mod line;
 pub mod pop3;
 pub mod reply;
 pub mod smtp;
+pub mod telnet;
