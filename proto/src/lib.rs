@@ -23,6 +23,7 @@
 pub mod calc;
 pub mod http;
 pub mod imap;
+pub mod ldap;
 pub mod line;
 pub mod pop3;
 pub mod reply;
