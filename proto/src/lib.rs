@@ -10,7 +10,7 @@
 //! alone, in seconds (SMTP AUTH's base64 is a few lines in [`smtp`]).
 //!
 //! - [`calc`]: the calculator protocol (`shared/spec/calc-protocol.md`).
-//! - [`line`]: CRLF (or bare LF) line framing with a length cap, shared by the text protocols.
+//! - [`line`](mod@line): CRLF (or bare LF) line framing with a length cap, shared by the text protocols.
 //! - [`reply`]: SMTP and FTP numbered replies, single- and multi-line.
 //! - [`smtp`]: EHLO capabilities, command encoders that refuse injection, DATA dot-stuffing.
 //! - [`pop3`]: `+OK`/`-ERR` status lines, dot-terminated multi-line responses, commands.
@@ -28,4 +28,5 @@ pub mod line;
 pub mod pop3;
 pub mod reply;
 pub mod smtp;
+pub mod sniff;
 pub mod telnet;
