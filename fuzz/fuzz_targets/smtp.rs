@@ -1,8 +1,9 @@
 //! Arbitrary bytes through the SMTP helpers: as a message body, dot-stuffing then unstuffing
 //! gives the body with every line end made CRLF (checked against a plain reference); as DATA
 //! on the wire, unstuff -> stuff -> unstuff is stable; as an EHLO reply, capabilities never
-//! panic; as base64 both ways; and as command arguments, a command is either refused or is
-//! exactly one line.
+//! panic; as base64 both ways; as command arguments, a command is either refused or is
+//! exactly one line; and as a server's replies to the client dialogue, which never panics,
+//! ends when it says so, and only sends whole command lines.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -44,7 +45,45 @@ fn one_line(cmd: &[u8]) {
     assert!(!body.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0));
 }
 
+/// Plays the bytes as the server's side of a dialogue that authenticates and sends a message.
+fn dialogue(data: &[u8]) {
+    let opts = smtp::ClientOptions {
+        hello_name: "[198.18.0.1]".to_owned(),
+        tls: smtp::TlsMode::IfOffered,
+        auth: Some(smtp::Credentials {
+            user: "u".to_owned(),
+            pass: "p".to_owned(),
+        }),
+        envelope: Some(smtp::Envelope {
+            from: "a@x".to_owned(),
+            to: vec!["b@x".to_owned(), "c@x".to_owned()],
+            body: b"hi\n.\n".to_vec(),
+        }),
+    };
+    let mut client = smtp::Client::new(opts).expect("valid options");
+    let mut at = 0;
+    while let Ok(Some((r, used))) = reply::decode(&data[at..]) {
+        at += used;
+        let mut action = client.on_reply(r);
+        if action == smtp::Action::StartTls {
+            action = client.tls_established();
+        }
+        match action {
+            smtp::Action::Send(bytes) => assert!(bytes.ends_with(b"\r\n")),
+            smtp::Action::Wait | smtp::Action::StartTls => {}
+            smtp::Action::Close => {
+                assert!(client.is_done());
+                break;
+            }
+        }
+    }
+    let o = client.outcome();
+    assert!(!o.delivered || o.failure.is_none());
+    assert!(client.transcript().len() <= data.len());
+}
+
 fuzz_target!(|data: &[u8]| {
+    dialogue(data);
     // As a body.
     let stuffed = smtp::dot_stuff(data);
     assert!(stuffed.ends_with(b".\r\n"));

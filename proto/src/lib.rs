@@ -12,7 +12,8 @@
 //! - [`calc`]: the calculator protocol (`shared/spec/calc-protocol.md`).
 //! - [`line`](mod@line): CRLF (or bare LF) line framing with a length cap, shared by the text protocols.
 //! - [`reply`]: SMTP and FTP numbered replies, single- and multi-line.
-//! - [`smtp`]: EHLO capabilities, command encoders that refuse injection, DATA dot-stuffing.
+//! - [`smtp`]: EHLO capabilities, command encoders that refuse injection, DATA dot-stuffing,
+//!   and the client dialogue [`smtp::Client`] (greeting, EHLO, STARTTLS, AUTH, MAIL, QUIT).
 //! - [`pop3`]: `+OK`/`-ERR` status lines, dot-terminated multi-line responses, commands.
 //! - [`imap`]: untagged, continuation and tagged lines, CAPABILITY, LOGIN quoting.
 //! - [`http`]: HTTP/1.x request and response heads, the `HEAD` request a prober sends.

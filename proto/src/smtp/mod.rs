@@ -5,13 +5,19 @@
 //! Replies themselves are decoded by [`crate::reply`]. Every command encoder that takes an
 //! argument refuses CR, LF and NUL in it: a recipient like `a@b\r\nRCPT TO:<c@d>` must be an
 //! error, not a second command. SMTP AUTH's base64 (RFC 4648 with padding) is written out here
-//! so that the crate keeps no dependencies.
+//! so that the crate keeps no dependencies. The whole client dialogue (greeting to QUIT) is
+//! [`Client`], in `client.rs`.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::line::{self, DotError};
 use crate::reply::Reply;
+
+mod client;
+pub use client::{
+    Action, Client, ClientOptions, Credentials, Envelope, Failure, Outcome, Stage, TlsMode,
+};
 
 /// Longest DATA body [`dot_unstuff`] accepts, terminator included: 10 MiB, Postfix's default
 /// `message_size_limit`.
