@@ -45,6 +45,8 @@ const LINGER_MAX_BYTES: usize = 4 << 20;
 /// count is logged when the next second opens (a flood of bad requests must
 /// not stall the server on a slow stderr).
 const REJECT_LOGS_PER_SEC: u32 = 20;
+/// A connection quiet for this long releases its buffers.
+const RELEASE_AFTER: Duration = Duration::from_millis(50);
 /// Datagrams answered after shutdown from what is already queued.
 const UDP_SHUTDOWN_DRAIN: usize = 10_000;
 
@@ -178,6 +180,14 @@ async fn serve_connection(
             Some(t) => t + cfg.request_timeout,
             None => Instant::now() + cfg.idle_timeout,
         };
+        // A connection that goes quiet gives back its buffers after a short
+        // while; a pipelining one (readable again at once) keeps them.
+        if buf.capacity() > 0 || out.capacity() > 0 {
+            tokio::select! {
+                _ = stream.readable() => {}
+                _ = tokio::time::sleep(RELEASE_AFTER) => release_idle(&mut buf, &mut out),
+            }
+        }
         let ready = tokio::select! {
             r = stream.readable() => r,
             _ = tokio::time::sleep_until(deadline) => {
@@ -200,10 +210,7 @@ async fn serve_connection(
         }
         let n = match stream.try_read_buf(&mut buf) {
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                release_idle(&mut buf, &mut out);
-                continue;
-            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
             Err(err) => return Err(err),
         };
         if n == 0 {
@@ -242,11 +249,6 @@ async fn serve_connection(
         }
         if shutdown.is_cancelled() {
             return finish_on_shutdown(&mut stream, &mut buf, peer, cfg).await;
-        }
-        // A short read means the socket is drained for now: the connection
-        // is about to wait, so give back its buffers.
-        if n < READ_CHUNK / 2 {
-            release_idle(&mut buf, &mut out);
         }
         // A pipelining client keeps this socket readable without pause, and
         // tokio's own budget lets a task run 128 reads before it must yield

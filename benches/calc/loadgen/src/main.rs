@@ -914,9 +914,9 @@ fn run_idle(o: &Opts) -> (String, bool) {
                         if !o.cold {
                             s.set_read_timeout(Some(Duration::from_secs(5)))?;
                             let mut req = Vec::with_capacity(12);
+                            put_u32(&mut req, held.len() as u32, o.little_endian);
                             req.extend_from_slice(b"SUM");
                             req.push(1);
-                            put_u32(&mut req, held.len() as u32, o.little_endian);
                             put_u32(&mut req, 7, o.little_endian);
                             s.write_all(&req)?;
                             let mut answer = [0u8; 8];
