@@ -17,6 +17,8 @@
 # started: same start time), waits a grace period, then KILL; it is idempotent.
 # Ports, first bytes and accounts: tests/lab/README.md.
 set -euo pipefail
+# The daemons and their tools live in sbin, which a test's PATH may lack.
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 conf_src="$here/conf"
