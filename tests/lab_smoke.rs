@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::netns::{Lab, require_lab};
-use crate::support::servicelab::ServiceLab;
+use crate::support::servicelab::{ALIAS_V4, ServiceLab};
 
 /// Postfix hands a message to virtual(8) within milliseconds; a loaded
 /// machine gets ample slack.
@@ -55,6 +55,7 @@ fn every_port_answers_as_documented_and_mail_is_delivered() {
     let mut checks: Vec<String> = first.iter().map(|(p, _)| format!("first:{p}")).collect();
     checks.extend(
         [
+            "first:110@198.18.0.3",
             "first:7001",
             "first:7002",
             "reply:2121",
@@ -94,6 +95,12 @@ fn every_port_answers_as_documented_and_mail_is_delivered() {
             "port {port}: want {want:?} first, got {v}"
         );
     }
+    // On the alias address, port 110 speaks SSH, not POP3.
+    let alias = by_check(&r, &format!("first:110@{ALIAS_V4}"));
+    assert_eq!(
+        alias["first"], "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+        "{alias}"
+    );
     // The SSH banner is a whole line; the split greeting really came in pieces.
     assert!(text(by_check(&r, "first:22"), "first").ends_with("\r\n"));
     assert!(by_check(&r, "first:7003")["chunks"].as_u64().unwrap() > 1);

@@ -5,7 +5,8 @@ Run in the client namespace (`ip netns exec NS python3 check.py --addr A --ca CA
 CHECK...`); prints one JSON object per check and leaves the judging to the caller
 (tests/lab_smoke.rs), so the expectations live in one place. Checks:
 
-  first:PORT        the first bytes (up to the first newline, 512 bytes, 3 s)
+  first:PORT[@ADDR] the first bytes (up to the first newline, 512 bytes, 3 s),
+                    from --addr or from ADDR (the lab's alias address)
   reply:PORT        a whole SMTP/FTP greeting: lines until one whose 4th char is a space
   http:PORT[:HOST]  HEAD / over plain TCP: status line and Server header
   https:PORT[:HOST] the same over TLS verified against the lab CA
@@ -86,7 +87,8 @@ def tls_info(s):
 def run(check, a):
     kind, _, arg = check.partition(":")
     if kind == "first":
-        return first(a.addr, int(arg))
+        port, _, host = arg.partition("@")
+        return first(host or a.addr, int(port))
     if kind == "reply":
         s = socket.create_connection((a.addr, int(arg)), timeout=TIMEOUT)
         f = s.makefile("rb")

@@ -14,6 +14,8 @@ Each listens on its own port of --addr (stdlib only, started by services.sh):
   7421 busy             "421 too busy\r\n", then close
   7443 expired HTTPS    TLS with an expired certificate, then a small HTTP response
 
+and, with --alias ALIAS: ALIAS:110 the same SSH banner as 7110 (ssh where pop3 belongs).
+
 Every loop is bounded: the whole process exits after --seconds, each connection is
 closed after CONN_SECONDS, at most MAX_CONNECTIONS are served at once (more are
 closed at once), and every read and write has a byte cap.
@@ -238,6 +240,7 @@ def main():
     p.add_argument("--seconds", type=float, default=600.0, help="lifetime cap")
     p.add_argument("--expired-cert", required=True)
     p.add_argument("--expired-key", required=True)
+    p.add_argument("--alias", help="second address: an SSH banner on its port 110")
     a = p.parse_args()
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -256,6 +259,8 @@ def main():
         7443: lambda c: expired_https(c, context),
     }
     threads = [listen(a.addr, port, h, stop_at) for port, h in table.items()]
+    if a.alias:
+        threads.append(listen(a.alias, 110, ssh_banner, stop_at))
     print("ready", flush=True)
     for t in threads:
         t.join(max(stop_at - time.monotonic(), 0) + 1)

@@ -13,6 +13,10 @@
 # the only global thing it may create is the empty directory /run/sshd that
 # sshd's privilege separation insists on.
 #
+# With the default ADDR4 it also adds 198.18.0.2's neighbour 198.18.0.3 to the
+# same interface (SOCKEYE_LAB_ALIAS4 to change, empty for none), where a
+# responder speaks SSH on port 110.
+#
 # `stop` sends TERM to every recorded pid (only if it is still the process we
 # started: same start time), waits a grace period, then KILL; it is idempotent.
 # Ports, first bytes and accounts: tests/lab/README.md.
@@ -154,11 +158,14 @@ PORTS="22 sshd
 wait_ports() {
   local deadline=$((SECONDS + READY_SECONDS)) missing listening port name
   while :; do
-    listening=" $(ss -Hltn | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ') "
+    listening=" $(ss -Hltn | awk '{print $4}' | tr '\n' ' ') "
     missing=""
     while read -r port name; do
-      case "$listening" in *" $port "*) ;; *) missing="$missing $port:$name" ;; esac
+      case "$listening" in *" $addr:$port "*) ;; *) missing="$missing $port:$name" ;; esac
     done <<<"$PORTS"
+    if [ -n "$alias4" ]; then
+      case "$listening" in *" $alias4:110 "*) ;; *) missing="$missing $alias4:110:responders" ;; esac
+    fi
     [ -z "$missing" ] && return 0
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "services.sh: not listening after ${READY_SECONDS}s:$missing" >&2
@@ -194,6 +201,20 @@ do_start() {
   mail_gid=$(id -g mail)
   [ -d /run/sshd ] || mkdir -m 755 /run/sshd
   ip link set lo up 2>/dev/null || true
+
+  # A second address on ADDR4's interface, for an SSH banner on port 110 (a
+  # service on another service's usual port): 198.18.0.3 next to the default
+  # 198.18.0.2, or SOCKEYE_LAB_ALIAS4 (empty: none).
+  alias4=${SOCKEYE_LAB_ALIAS4-}
+  if [ -z "${SOCKEYE_LAB_ALIAS4+set}" ] && [ "$addr" = 198.18.0.2 ]; then
+    alias4=198.18.0.3
+  fi
+  if [ -n "$alias4" ]; then
+    local dev prefix
+    read -r dev prefix < <(ip -o -4 addr show to "$addr/32" | awk '{print $2, $4; exit}')
+    [ -n "${dev:-}" ] || die "no interface carries $addr"
+    ip addr replace "$alias4/${prefix#*/}" dev "$dev"
+  fi
 
   make_tls
 
@@ -265,7 +286,7 @@ do_start() {
   # The scripted responders and the TLS 1.0-only "old printer".
   launch responders timeout "$RESPONDER_SECONDS" "$python" "$here/responders.py" --addr "$addr" \
     --seconds "$RESPONDER_SECONDS" --expired-cert "$state/tls/expired.crt" \
-    --expired-key "$state/tls/expired.key"
+    --expired-key "$state/tls/expired.key" ${alias4:+--alias "$alias4"}
   launch tls1-server timeout "$RESPONDER_SECONDS" openssl s_server -quiet -tls1 \
     -cipher 'DEFAULT:@SECLEVEL=0' -www -accept "$addr:7010" \
     -cert "$state/tls/server.crt" -key "$state/tls/server.key"

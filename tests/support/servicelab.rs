@@ -37,6 +37,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of each daemon log shown when the lab fails to start.
 const LOG_TAIL_LINES: usize = 20;
 
+/// The second address services.sh gives the target (next to `TARGET_V4`):
+/// a responder speaks SSH on its port 110.
+pub(crate) const ALIAS_V4: &str = "198.18.0.3";
+
 /// The lab's test accounts (SMTP AUTH, IMAP/POP3, FTP; alice is also in LDAP).
 pub(crate) const ALICE: (&str, &str) = ("alice", "wonderland");
 pub(crate) const BOB: (&str, &str) = ("bob", "builder");
@@ -70,6 +74,7 @@ pub(crate) mod ports {
     pub(crate) const STARTTLS_GARBAGE: u16 = 7004;
     pub(crate) const HALF_LINE: u16 = 7005;
     pub(crate) const DROP_AFTER_DATA: u16 = 7025;
+    /// SSH banner; also on port 110 of `ALIAS_V4`.
     pub(crate) const SSH_ON_ODD_PORT: u16 = 7110;
     pub(crate) const BUSY_421: u16 = 7421;
     pub(crate) const EXPIRED_HTTPS: u16 = 7443;
