@@ -189,6 +189,11 @@ do_start() {
     n=$(basename "$f" .pid)
     alive "$n" && die "$n already runs from $state (stop it first)"
   done
+  # From here on, any failure stops whatever this run started.
+  trap 'rc=$?; if [ "$rc" != 0 ]; then do_stop; fi' EXIT
+  # A restart in the same directory makes new keys and a fresh directory
+  # database; mail, queue and logs are kept.
+  rm -rf "$state/tls" "$state/ssh" "$state/ldap/db"
   # Daemons drop privileges (postfix, dovecot, ftp, mail users): they must be
   # able to walk down to their files.
   chmod 755 "$state"
@@ -291,7 +296,7 @@ do_start() {
     -cipher 'DEFAULT:@SECLEVEL=0' -www -accept "$addr:7010" \
     -cert "$state/tls/server.crt" -key "$state/tls/server.key"
 
-  wait_ports || { do_stop; exit 1; }
+  wait_ports || exit 1
   echo ready
 }
 
