@@ -45,13 +45,16 @@ die() {
 }
 
 # Field 22 of /proc/PID/stat: start time in clock ticks since boot. With the pid
-# it identifies a process, so a recycled pid is never signalled.
+# it identifies a process, so a recycled pid is never signalled. Fails for a
+# process that is gone or a zombie (dead, waiting for a parent to reap it).
 start_time() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   # The command name (field 2) may contain spaces: cut after its closing paren.
   stat=${stat##*) }
+  # shellcheck disable=SC2086 # split into fields on purpose
   set -- $stat
+  [ "$1" != Z ] || return 1
   echo "${20}"
 }
 
