@@ -219,7 +219,7 @@ do_start() {
   fi
   if [ -n "$alias4" ]; then
     local dev prefix
-    read -r dev prefix < <(ip -o -4 addr show to "$addr/32" | awk '{print $2, $4; exit}')
+    read -r dev prefix < <(ip -o -4 addr show to "$addr/32" | awk '{print $2, $4; exit}') || true
     [ -n "${dev:-}" ] || die "no interface carries $addr"
     ip addr replace "$alias4/${prefix#*/}" dev "$dev"
   fi
