@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::netns::{Lab, require_lab};
-use crate::support::servicelab::{ALIAS_V4, ServiceLab};
+use crate::support::servicelab::{ALIAS_V4, ServiceLab, require_services};
 
 /// Postfix hands a message to virtual(8) within milliseconds; a loaded
 /// machine gets ample slack.
@@ -31,7 +31,7 @@ fn text<'a>(v: &'a Value, field: &str) -> &'a str {
 
 #[test]
 fn every_port_answers_as_documented_and_mail_is_delivered() {
-    if !require_lab() {
+    if !require_lab() || !require_services() {
         return;
     }
     let lab = Lab::new();
@@ -239,7 +239,7 @@ fn every_port_answers_as_documented_and_mail_is_delivered() {
 /// second `stop` is harmless.
 #[test]
 fn stop_leaves_nothing_listening() {
-    if !require_lab() {
+    if !require_lab() || !require_services() {
         return;
     }
     let lab = Lab::new();

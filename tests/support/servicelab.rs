@@ -9,7 +9,7 @@
 //! listed in `tests/lab/README.md`. Typical use:
 //!
 //! ```ignore
-//! if !support::netns::require_lab() { return; }
+//! if !support::netns::require_lab() || !require_services() { return; }
 //! let lab = Lab::new();
 //! let services = ServiceLab::start(&lab); // declared after `lab`: dropped first
 //! let child = lab.spawn(lab.scanner_ns(), bin(), &["probe", TARGET_V4]);
@@ -78,6 +78,74 @@ pub(crate) mod ports {
     pub(crate) const SSH_ON_ODD_PORT: u16 = 7110;
     pub(crate) const BUSY_421: u16 = 7421;
     pub(crate) const EXPIRED_HTTPS: u16 = 7443;
+}
+
+/// Programs services.sh runs (from the Debian packages scripts/test.sh installs).
+const REQUIRED_PROGRAMS: &[&str] = &[
+    "/usr/sbin/sshd",
+    "/usr/sbin/postconf",
+    "/usr/sbin/dovecot",
+    "/usr/sbin/vsftpd",
+    "/usr/sbin/nginx",
+    "/usr/sbin/slapd",
+    "/usr/sbin/slapadd",
+    "/usr/bin/openssl",
+    "/usr/bin/ssh-keygen",
+    "/usr/bin/unshare",
+    "/usr/bin/timeout",
+    "/usr/bin/ss",
+];
+
+/// What is missing for a [`ServiceLab`]: programs, and the PAM module vsftpd uses.
+fn missing_services() -> Vec<String> {
+    let mut missing: Vec<String> = REQUIRED_PROGRAMS
+        .iter()
+        .filter(|p| !Path::new(p).exists())
+        .map(|p| (*p).to_owned())
+        .collect();
+    // pam_pwdfile.so lives in the multiarch directory, e.g. /lib/x86_64-linux-gnu/security.
+    let pam_pwdfile = ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+        .iter()
+        .any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("security/pam_pwdfile.so").exists())
+            }) || Path::new(dir).join("security/pam_pwdfile.so").exists()
+        });
+    if !pam_pwdfile {
+        missing.push("pam_pwdfile.so (libpam-pwdfile)".to_owned());
+    }
+    missing
+}
+
+/// Call after `require_lab()` in every test that starts a [`ServiceLab`]:
+/// `if !require_lab() || !require_services() { return; }`.
+///
+/// Same policy as `require_lab`: under `CI=true` missing daemons are a
+/// failure; elsewhere a loud SKIPPED line.
+#[allow(clippy::print_stderr)]
+pub(crate) fn require_services() -> bool {
+    let missing = missing_services();
+    if missing.is_empty() {
+        return true;
+    }
+    let ci = std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false);
+    let what = format!(
+        "the real-server lab needs {}: install the packages listed in scripts/test.sh (it does)",
+        missing.join(", ")
+    );
+    if ci {
+        panic!("{what}");
+    }
+    eprintln!(
+        "\n********************************************************************\n\
+         SKIPPED: {what}\n\
+         ********************************************************************"
+    );
+    false
 }
 
 fn python() -> &'static str {
