@@ -4,13 +4,18 @@
 # As root on Debian it installs the packages the end-to-end tests use
 # (iproute2 and nftables for the network-namespace lab, libxml2-utils and
 # nmap for validating our nmap XML against nmap's own DTD, python3 for the
-# scripted listeners). Without root those tests say loudly that they were
-# skipped, and under CI=true they fail instead: a test that cannot run
-# never passes silently.
+# scripted listeners, and the real servers of tests/lab/: OpenSSH, Postfix,
+# Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl). A policy-rc.d
+# that exits 101 keeps the packages from starting their system instances: the
+# lab runs its own, in namespaces. Without root those tests say loudly that
+# they were skipped, and under CI=true they fail instead: a test that cannot
+# run never passes silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 nftables libxml2-utils nmap python3 procps)
+packages=(iproute2 nftables libxml2-utils nmap python3 procps
+  openssh-server postfix dovecot-core dovecot-pop3d dovecot-imapd vsftpd libpam-pwdfile
+  nginx slapd ldap-utils openssl util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,7 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${missing[*]}"
     apt-get update -qq
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$made_policy" ] || rm -f "$policy"
   elif [ "${CI:-}" = true ]; then
     echo "test.sh: missing packages ${missing[*]} and not root to install them" >&2
     exit 1

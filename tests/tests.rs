@@ -6,11 +6,14 @@
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
+//! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
+//!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
 mod support;
 mod util;
 
 mod calc;
 mod cli;
+mod lab_smoke;
 mod scan_lab;
 mod scan_local;
