@@ -16,7 +16,9 @@
 
 pub mod calc;
 pub mod cli;
+pub mod probe;
 pub mod report;
 pub mod scan;
 pub mod sys;
 pub mod target;
+pub mod tls;

@@ -2,6 +2,8 @@
 //!
 //! - `calc`: the calculator server and client, end to end on 127.0.0.1:0.
 //! - `cli`: help, completions, man page, and bad input (exit 2, one line).
+//! - `probe_lab`: `sockeye probe` against the real daemons and scripted
+//!   responders of tests/lab/.
 //! - `scan_local`: scans of listeners this test binds on 127.0.0.1 (only
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
@@ -15,5 +17,6 @@ mod util;
 mod calc;
 mod cli;
 mod lab_smoke;
+mod probe_lab;
 mod scan_lab;
 mod scan_local;

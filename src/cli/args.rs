@@ -54,6 +54,9 @@ pub enum Command {
     /// Scan TCP ports: which are open, closed or filtered.
     #[command(after_help = SCAN_AFTER)]
     Scan(Box<ScanArgs>),
+    /// Check services: what answers, what it says, whether it speaks TLS.
+    #[command(after_help = super::probe::PROBE_AFTER)]
+    Probe(Box<super::probe::ProbeArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

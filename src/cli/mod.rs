@@ -10,6 +10,7 @@ pub mod args;
 pub mod calc;
 pub mod nmap_compat;
 pub mod output;
+pub mod probe;
 pub mod progress;
 pub mod scan;
 pub mod values;
@@ -133,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
         Command::Calc(args) => calc::run(*args),
+        Command::Probe(args) => probe::run(*args, cli.quiet, cli.color),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

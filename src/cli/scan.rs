@@ -355,7 +355,7 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     // time zone (for nmap's human-readable times) can only be read while
     // the process has one thread. Every output file is opened here, before
     // anything is sent.
-    let sink = make_sinks(&plan, color, bar.clone())?;
+    let sink = make_sinks(&plan.outputs, plan.all_states, color, bar.clone())?;
     let info = RunInfo {
         command: "scan",
         args: command_line,
@@ -374,8 +374,9 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     runtime.block_on(scan_main(plan, sink, info, progress, bar, clock))
 }
 
-fn make_sinks(
-    plan: &ScanPlan,
+pub(crate) fn make_sinks(
+    outputs: &[OutputSpec],
+    all_states: bool,
     color: ColorChoice,
     bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<MultiSink> {
@@ -388,7 +389,7 @@ fn make_sinks(
         }
     };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    for spec in &plan.outputs {
+    for spec in outputs {
         let (out, color): (Box<dyn Write + Send>, bool) = match &spec.path {
             Some(path) => (open_file(path)?, false),
             None => {
@@ -404,7 +405,7 @@ fn make_sinks(
         };
         let opts = SinkOptions {
             color,
-            all_states: plan.all_states,
+            all_states,
             version,
         };
         sinks.push(report::new_sink(spec.format, out, opts));
@@ -511,7 +512,7 @@ async fn scan_main(
 /// Feeds the printers. When every one of them has failed (stdout closed
 /// by `| head`, a full disk), there is no one left to tell: the scan is
 /// stopped and `true` returned.
-fn print_events(
+pub(crate) fn print_events(
     mut sink: MultiSink,
     rx: Receiver<Event>,
     cancel: CancellationToken,
@@ -532,7 +533,7 @@ fn print_events(
 /// The handler runs on a thread of its own with its own small runtime: the
 /// scan's threads may all be blocked handing results to a printer that
 /// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
-fn spawn_signal_handler(cancel: CancellationToken) {
+pub(crate) fn spawn_signal_handler(cancel: CancellationToken) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -600,7 +601,7 @@ async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
     Ok(out)
 }
 
-async fn resolve_targets(
+pub(crate) async fn resolve_targets(
     specs: &[(String, HostSpec)],
     first_only: bool,
 ) -> (Vec<Block>, Vec<TargetError>) {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{HostDone, PortResult, PortState, Proto, Reason};
+use super::{HostDone, PortResult, PortState, Proto, Reason, ServiceResult};
 
 /// Whether a port is printed line by line rather than only counted.
 pub(crate) fn is_shown(state: PortState, all_states: bool) -> bool {
@@ -38,9 +38,56 @@ pub(crate) type HostKey = (u64, IpAddr, Option<Arc<str>>);
 #[derive(Debug, Default)]
 pub(crate) struct HostBuffer {
     pending: HashMap<HostKey, Vec<PortResult>>,
+    /// Service checks by (host index, port), shown with their port.
+    services: HashMap<(u64, u16), Arc<ServiceResult>>,
 }
 
 impl HostBuffer {
+    /// A service check: its port is shown (added if the scan did not emit
+    /// it already), and its facts are kept for the port's row.
+    pub(crate) fn push_service(&mut self, s: &ServiceResult, all_states: bool) {
+        let key = (s.host_index, s.port);
+        if self.services.insert(key, Arc::new(s.clone())).is_some() {
+            return;
+        }
+        let ports = self
+            .pending
+            .entry((s.host_index, s.addr, s.host.clone()))
+            .or_default();
+        if ports
+            .iter()
+            .any(|p| p.port == s.port && p.proto == Proto::Tcp)
+        {
+            return;
+        }
+        if is_shown(s.state, all_states) {
+            ports.push(PortResult {
+                host_index: s.host_index,
+                addr: s.addr,
+                host: s.host.clone(),
+                port: s.port,
+                proto: Proto::Tcp,
+                state: s.state,
+                reason: s.reason,
+                rtt: None,
+                tries: 1,
+            });
+        }
+    }
+
+    /// The service check of a shown port, if one ran.
+    pub(crate) fn service_of(&self, p: &PortResult) -> Option<Arc<ServiceResult>> {
+        if p.proto != Proto::Tcp {
+            return None;
+        }
+        self.services.get(&(p.host_index, p.port)).cloned()
+    }
+
+    /// Forgets the service checks of a printed host.
+    pub(crate) fn forget_services(&mut self, host_index: u64) {
+        self.services.retain(|(h, _), _| *h != host_index);
+    }
+
     pub(crate) fn push(&mut self, port: &PortResult, all_states: bool) {
         if is_shown(port.state, all_states) {
             self.pending

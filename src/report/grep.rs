@@ -51,19 +51,34 @@ impl GrepSink {
 
     /// "Host: 198.18.0.2 (lab.test)" and the ports list, without the
     /// ignored state or the newline.
-    fn host_lines(addr: IpAddr, host: Option<&str>, ports: &[PortResult]) -> String {
+    fn host_lines(
+        buf: &HostBuffer,
+        addr: IpAddr,
+        host: Option<&str>,
+        ports: &[PortResult],
+    ) -> String {
         let prefix = format!("Host: {addr} ({})", host.map(printable).unwrap_or_default());
         let list: Vec<String> = ports
             .iter()
             .map(|p| {
                 // port/state/protocol/owner/service/rpc info/version
-                format!(
-                    "{}/{}/{}//{}///",
-                    p.port,
-                    p.state,
-                    p.proto,
-                    field(service(p.port, p.proto))
-                )
+                match buf.service_of(p) {
+                    Some(s) => format!(
+                        "{}/{}/{}//{}//{}/",
+                        p.port,
+                        p.state,
+                        p.proto,
+                        field(&s.service),
+                        field(&s.summary())
+                    ),
+                    None => format!(
+                        "{}/{}/{}//{}///",
+                        p.port,
+                        p.state,
+                        p.proto,
+                        field(service(p.port, p.proto))
+                    ),
+                }
             })
             .collect();
         format!("{prefix}\tStatus: Up\n{prefix}\tPorts: {}", list.join(", "))
@@ -71,7 +86,8 @@ impl GrepSink {
 
     fn host(&mut self, done: &HostDone) -> io::Result<()> {
         let ports = self.hosts.take(done);
-        let mut text = Self::host_lines(done.addr, done.host.as_deref(), &ports);
+        let mut text = Self::host_lines(&self.hosts, done.addr, done.host.as_deref(), &ports);
+        self.hosts.forget_services(done.host_index);
         let groups = ignored_groups(done, self.all_states);
         // Grepable output has room for one ignored state only, as in nmap.
         if let [(state, count, _)] = ignored_states(&groups)[..] {
@@ -102,6 +118,10 @@ impl Sink for GrepSink {
                 self.hosts.push(p, self.all_states);
                 Ok(())
             }
+            Event::Service(sv) => {
+                self.hosts.push_service(sv, self.all_states);
+                Ok(())
+            }
             Event::HostDone(done) => self.host(done),
             Event::TargetError(err) => {
                 // nmap only tells stderr; a comment line is skipped by readers.
@@ -115,7 +135,12 @@ impl Sink for GrepSink {
     fn finish(&mut self, s: &Summary) -> io::Result<()> {
         let mut text = String::new();
         for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
-            text.push_str(&Self::host_lines(addr, host.as_deref(), &ports));
+            text.push_str(&Self::host_lines(
+                &self.hosts,
+                addr,
+                host.as_deref(),
+                &ports,
+            ));
             text.push('\n');
         }
         if s.interrupted {

@@ -7,7 +7,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::common::{count_state, is_shown, millis};
-use super::{Event, HostDone, PortResult, PortState, RunInfo, Sink, SinkOptions, Summary};
+use super::{
+    Event, HostDone, PortResult, PortState, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
+};
 
 /// Writes output.md's JSON Lines records.
 pub struct JsonSink {
@@ -57,6 +59,17 @@ struct HostRecord<'a> {
     open_filtered: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     srtt_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ServiceRecord<'a> {
+    r#type: &'static str,
+    proto: &'static str,
+    state: &'static str,
+    reason: std::borrow::Cow<'static, str>,
+    #[serde(flatten)]
+    result: &'a ServiceResult,
+    elapsed_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -143,6 +156,17 @@ impl Sink for JsonSink {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Port(p) => self.port(p),
+            Event::Service(s) => {
+                self.line(&ServiceRecord {
+                    r#type: "service",
+                    proto: "tcp",
+                    state: s.state.as_str(),
+                    reason: s.reason.name(),
+                    result: s,
+                    elapsed_ms: millis(s.elapsed),
+                })?;
+                self.out.flush()
+            }
             Event::HostDone(done) => self.host(done),
             Event::TargetError(err) => {
                 self.line(&ErrorRecord {

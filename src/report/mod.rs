@@ -205,10 +205,22 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// A wait as people read it in messages: "timed out after 1.0 s",
+/// "after 250 ms".
+pub fn secs_text(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 /// The stream of results a run produces, in the order it produces them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Port(PortResult),
+    /// A service check's result (`probe`, `scan --probe`).
+    Service(Box<ServiceResult>),
     HostDone(HostDone),
     TargetError(TargetError),
 }
@@ -228,6 +240,7 @@ mod format;
 mod grep;
 mod json;
 mod multi;
+mod service;
 mod table;
 mod xml;
 
@@ -235,5 +248,8 @@ pub use format::{Format, SinkOptions, UnknownFormat, new_sink};
 pub use grep::GrepSink;
 pub use json::JsonSink;
 pub use multi::MultiSink;
+pub use service::{
+    HttpFacts, Method, ServiceResult, StartTls, Step, StepError, TlsOutcome, VersionVerdict,
+};
 pub use table::TableSink;
 pub use xml::XmlSink;

@@ -11,7 +11,10 @@ use super::common::{
     HostBuffer, Ignored, grouped, ignored_groups, latency, plural, printable, secs2, service,
     total_ports,
 };
-use super::{Event, HostDone, PortResult, PortState, Proto, RunInfo, Sink, SinkOptions, Summary};
+use super::{
+    Event, HostDone, PortResult, PortState, Proto, RunInfo, ServiceResult, Sink, SinkOptions,
+    Summary,
+};
 
 /// Renders nmap-like per-host tables (see output.md, "table").
 pub struct TableSink {
@@ -20,6 +23,8 @@ pub struct TableSink {
     all_states: bool,
     proto: Proto,
     hosts: HostBuffer,
+    /// "scan" or "probe", for the report headings.
+    command: &'static str,
     /// Whether a block (host or error) was printed, so the next one is
     /// separated from it by a blank line.
     printed: bool,
@@ -44,6 +49,7 @@ impl TableSink {
             all_states: opts.all_states,
             proto: Proto::Tcp,
             hosts: HostBuffer::default(),
+            command: "scan",
             printed: false,
         }
     }
@@ -82,7 +88,10 @@ impl TableSink {
         let _ = writeln!(
             text,
             "{}",
-            self.paint(HEADER, &format!("sockeye scan report for {label}"))
+            self.paint(
+                HEADER,
+                &format!("sockeye {} report for {label}", self.command)
+            )
         );
         match done.srtt {
             Some(srtt) => {
@@ -109,6 +118,7 @@ impl TableSink {
             let _ = writeln!(text, "Not shown: {}", self.not_shown(&ignored));
         }
         self.table(&mut text, &ports);
+        self.hosts.forget_services(done.host_index);
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }
@@ -119,7 +129,10 @@ impl TableSink {
         let _ = writeln!(
             text,
             "{}",
-            self.paint(HEADER, &format!("sockeye scan report for {label}"))
+            self.paint(
+                HEADER,
+                &format!("sockeye {} report for {label}", self.command)
+            )
         );
         text.push_str("Scan interrupted before all ports of this host were decided.\n");
         self.table(&mut text, ports);
@@ -147,27 +160,43 @@ impl TableSink {
         if ports.is_empty() {
             return;
         }
-        let header = ["PORT", "STATE", "SERVICE", "REASON"].map(str::to_owned);
-        let rows: Vec<(Option<PortState>, [String; 4])> = std::iter::once((None, header))
-            .chain(ports.iter().map(|p| {
-                (
-                    Some(p.state),
-                    [
-                        format!("{}/{}", p.port, p.proto),
-                        p.state.to_string(),
-                        service(p.port, p.proto).to_owned(),
-                        p.reason.to_string(),
-                    ],
-                )
+        let services: Vec<Option<std::sync::Arc<ServiceResult>>> =
+            ports.iter().map(|p| self.hosts.service_of(p)).collect();
+        let probed = services.iter().any(Option::is_some);
+        let mut header = vec!["PORT", "STATE", "SERVICE", "REASON"];
+        if probed {
+            header.push("DETAILS");
+        }
+        let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+        let rows: Vec<(Option<PortState>, Vec<String>)> = std::iter::once((None, header))
+            .chain(ports.iter().zip(&services).map(|(p, sv)| {
+                let mut cells = vec![
+                    format!("{}/{}", p.port, p.proto),
+                    p.state.to_string(),
+                    match sv {
+                        Some(s) => s.service.clone(),
+                        None => service(p.port, p.proto).to_owned(),
+                    },
+                    p.reason.to_string(),
+                ];
+                if probed {
+                    cells.push(
+                        sv.as_ref()
+                            .map(|s| printable(&s.summary()).into_owned())
+                            .unwrap_or_default(),
+                    );
+                }
+                (Some(p.state), cells)
             }))
             .collect();
-        let mut widths = [0usize; 4];
+        let columns = rows[0].1.len();
+        let mut widths = vec![0usize; columns];
         for (_, cells) in &rows {
             for (w, cell) in widths.iter_mut().zip(cells) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        for (state, cells) in &rows {
+        for (row, (state, cells)) in rows.iter().enumerate() {
             let mut line = String::new();
             for (i, cell) in cells.iter().enumerate() {
                 let style = match (state, i) {
@@ -181,8 +210,15 @@ impl TableSink {
                     line.extend(std::iter::repeat_n(' ', pad));
                 }
             }
-            text.push_str(&line);
+            text.push_str(line.trim_end());
             text.push('\n');
+            if row > 0
+                && let Some(sv) = &services[row - 1]
+            {
+                for detail in super::service::details(sv) {
+                    let _ = writeln!(text, "| {}", printable(&detail));
+                }
+            }
         }
     }
 }
@@ -199,6 +235,7 @@ impl Sink for TableSink {
     fn start(&mut self, info: &RunInfo) -> io::Result<()> {
         self.all_states |= info.all_states;
         self.proto = info.proto;
+        self.command = info.command;
         Ok(())
     }
 
@@ -206,6 +243,10 @@ impl Sink for TableSink {
         match event {
             Event::Port(port) => {
                 self.hosts.push(port, self.all_states);
+                Ok(())
+            }
+            Event::Service(sv) => {
+                self.hosts.push_service(sv, self.all_states);
                 Ok(())
             }
             Event::HostDone(done) => self.host(done),
@@ -366,7 +407,7 @@ Scanned 2 hosts (13 ports) in 0.41 s: 3 open, 5 closed, 4 filtered, 1 open|filte
         events.retain(|e| match e {
             Event::Port(p) => p.state != PortState::Open && p.state != PortState::OpenFiltered,
             Event::HostDone(d) => d.host.is_some(),
-            Event::TargetError(_) => false,
+            Event::TargetError(_) | Event::Service(_) => false,
         });
         for event in &mut events {
             if let Event::HostDone(done) = event {

@@ -19,7 +19,9 @@ use super::common::{
     HostBuffer, ctime, host_reason, host_reason_of_ports, ignored_groups, ignored_states, plural,
     secs2, service, unix_secs,
 };
-use super::{Event, HostDone, PortResult, Proto, RunInfo, Sink, SinkOptions, Summary};
+use super::{
+    Event, HostDone, PortResult, Proto, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
+};
 
 /// nmap's XML format version this output follows.
 const XML_OUTPUT_VERSION: &str = "1.05";
@@ -149,18 +151,67 @@ impl XmlSink {
         text.push_str("</hostnames>\n");
     }
 
-    fn port_elements(text: &mut String, ports: &[PortResult]) {
+    fn port_elements(text: &mut String, ports: &[PortResult], buf: &HostBuffer) {
         for p in ports {
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "<port protocol=\"{}\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" \
-                 reason_ttl=\"0\"/><service name=\"{}\" method=\"table\" conf=\"3\"/></port>",
+                 reason_ttl=\"0\"/>",
                 p.proto,
                 p.port,
                 p.state,
                 attr(&p.reason.name()),
-                attr(service(p.port, p.proto)),
             );
+            match buf.service_of(p) {
+                Some(sv) => Self::service_elements(text, &sv),
+                None => {
+                    let _ = write!(
+                        text,
+                        "<service name=\"{}\" method=\"table\" conf=\"3\"/>",
+                        attr(service(p.port, p.proto)),
+                    );
+                }
+            }
+            text.push_str("</port>\n");
+        }
+    }
+
+    /// A service check as nmap writes -sV and NSE results: the service
+    /// element (probed, conf 10; tunnel="ssl" for implicit TLS), then one
+    /// script element per fact group.
+    fn service_elements(text: &mut String, sv: &ServiceResult) {
+        let (method, conf) = match sv.method {
+            super::Method::Probed => ("probed", 10),
+            super::Method::Table => ("table", 3),
+        };
+        let tunnel = match &sv.tls {
+            Some(super::TlsOutcome::Ok(_)) => " tunnel=\"ssl\"",
+            _ => "",
+        };
+        let _ = write!(
+            text,
+            "<service name=\"{}\"{tunnel} method=\"{method}\" conf=\"{conf}\"/>",
+            attr(&sv.service)
+        );
+        let mut script = |id: &str, output: &str| {
+            let _ = write!(
+                text,
+                "<script id=\"{}\" output=\"{}\"/>",
+                attr(id),
+                attr(output)
+            );
+        };
+        if let Some(banner) = &sv.banner {
+            script("banner", banner);
+        }
+        if let Some(http) = &sv.http
+            && let Some(server) = &http.server
+        {
+            script("http-server-header", server);
+        }
+        let details = super::service::details(sv);
+        if !details.is_empty() {
+            script("sockeye-probe", &details.join("\n"));
         }
     }
 
@@ -189,7 +240,8 @@ impl XmlSink {
             }
             text.push_str("</extraports>\n");
         }
-        Self::port_elements(&mut text, &ports);
+        Self::port_elements(&mut text, &ports, &self.hosts);
+        self.hosts.forget_services(done.host_index);
         text.push_str("</ports>\n");
         // nmap leaves out <times> when nothing was timed.
         if let Some(srtt) = done.srtt {
@@ -225,7 +277,7 @@ impl XmlSink {
             Some("scan interrupted before all ports of this host were decided"),
         );
         text.push_str("<ports>");
-        Self::port_elements(&mut text, ports);
+        Self::port_elements(&mut text, ports, &self.hosts);
         text.push_str("</ports>\n</host>\n");
         self.out.write_all(text.as_bytes())
     }
@@ -273,6 +325,10 @@ impl Sink for XmlSink {
         match event {
             Event::Port(p) => {
                 self.hosts.push(p, self.all_states);
+                Ok(())
+            }
+            Event::Service(sv) => {
+                self.hosts.push_service(sv, self.all_states);
                 Ok(())
             }
             Event::HostDone(done) => self.host(done),

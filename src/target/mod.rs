@@ -13,6 +13,11 @@ pub mod permute;
 pub mod ports;
 mod services;
 
+/// The usual TCP service name of a port ("smtp" for 25), from the built-in table.
+pub fn tcp_service_name(port: u16) -> Option<&'static str> {
+    services::name(port, Proto::Tcp)
+}
+
 use std::fmt;
 
 /// Transport protocol of a port.

@@ -1,0 +1,349 @@
+//! TLS for sockeye's clients: the scanner's configuration, which completes
+//! a handshake with any certificate (self-signed, expired, wrong name) and
+//! records it instead of refusing, then says separately whether the chain
+//! verifies against the trusted roots for the name used.
+//!
+//! Shared by `probe` (implicit TLS and STARTTLS upgrades), and later by
+//! `mail` and `talk`. rustls with the ring provider only: rustls speaks TLS
+//! 1.2 and 1.3; older servers are reported as a failed handshake, and the
+//! raw-hello path (`sockeye_proto::tls_hello`) tells which versions they do
+//! accept.
+
+pub mod facts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub use facts::{CertFacts, TlsFacts};
+
+/// Setting up TLS failed before any connection (a bad CA file, no roots).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot read CA file {path}: {message}")]
+    CaFile { path: String, message: String },
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(String),
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A handshake that did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake timed out after {}", crate::report::secs_text(*.0))]
+    Timeout(Duration),
+    /// rustls's reason (an alert from the server, a protocol error), and
+    /// the versions we offered.
+    #[error("TLS handshake failed: {reason} (offered {offered})")]
+    Failed {
+        reason: String,
+        offered: String,
+        /// The server answered in TLS (an alert, a hello we cannot accept):
+        /// it speaks TLS, just not with us.
+        spoke_tls: bool,
+    },
+    #[error("TLS handshake failed: the server closed the connection (offered {offered})")]
+    Closed { offered: String },
+}
+
+/// The scanner's TLS client: accepts every certificate, records it, and
+/// checks it against the roots afterwards.
+#[derive(Clone)]
+pub struct Scanner {
+    connector: TlsConnector,
+    roots: Arc<WebPkiServerVerifier>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner").finish_non_exhaustive()
+    }
+}
+
+/// The one crypto provider: ring (DEPENDENCIES.md: never let a second one in).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The system's roots (rustls-native-certs), plus `extra` PEM files.
+pub fn root_store(extra_pem: &[std::path::PathBuf]) -> Result<RootCertStore, SetupError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    for path in extra_pem {
+        let pem = std::fs::read(path).map_err(|e| SetupError::CaFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut added = 0;
+        for item in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: CertificateDer<'static> = item.map_err(|e| SetupError::CaFile {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            roots.add(cert).map_err(|e| SetupError::CaFile {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(SetupError::CaFile {
+                path: path.display().to_string(),
+                message: "no PEM certificate in it".into(),
+            });
+        }
+    }
+    Ok(roots)
+}
+
+impl Scanner {
+    /// A scanner trusting `roots` for its verdicts, offering `alpn`.
+    pub fn new(roots: RootCertStore, alpn: Vec<Vec<u8>>) -> Result<Scanner, SetupError> {
+        let provider = provider();
+        let roots = if roots.is_empty() {
+            // WebPkiServerVerifier refuses an empty store; a self-made,
+            // never-matching root keeps the verdict honest ("unknown issuer").
+            None
+        } else {
+            Some(roots)
+        };
+        let verifier = match roots {
+            Some(r) => WebPkiServerVerifier::builder_with_provider(Arc::new(r), provider.clone())
+                .build()
+                .map_err(|e| SetupError::Verifier(e.to_string()))?,
+            None => return Err(SetupError::Verifier("no trusted root certificates".into())),
+        };
+        let record = Arc::new(DangerRecordAny {
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(|e| SetupError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(record)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn;
+        config.enable_sni = true;
+        Ok(Scanner {
+            connector: TlsConnector::from(Arc::new(config)),
+            roots: verifier,
+        })
+    }
+
+    /// Runs a handshake over `stream` (fresh, or after a STARTTLS reply),
+    /// sending `name` as SNI when it is a DNS name, and returns the stream
+    /// and its facts. `verify_name` is what the chain is checked against.
+    pub async fn handshake<S>(
+        &self,
+        stream: S,
+        sni: &str,
+        timeout: Duration,
+    ) -> Result<(TlsStream<S>, TlsFacts), HandshakeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let name = server_name(sni);
+        let connect = self.connector.connect(name.clone(), stream);
+        let stream = match tokio::time::timeout(timeout, connect).await {
+            Err(_) => return Err(HandshakeError::Timeout(timeout)),
+            Ok(Err(err)) => return Err(handshake_error(&err)),
+            Ok(Ok(s)) => s,
+        };
+        let facts = self.facts(stream.get_ref().1, &name, sni);
+        Ok((stream, facts))
+    }
+
+    fn facts(
+        &self,
+        conn: &rustls::ClientConnection,
+        name: &ServerName<'static>,
+        sni: &str,
+    ) -> TlsFacts {
+        let version = conn
+            .protocol_version()
+            .map(version_text)
+            .unwrap_or_default();
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        let alpn = conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let certs = conn.peer_certificates().unwrap_or(&[]);
+        let chain: Vec<CertFacts> = certs.iter().map(|c| CertFacts::from_der(c)).collect();
+        let (verified, verify_error) = match certs.split_first() {
+            None => (false, Some("no certificate".to_string())),
+            Some((leaf, rest)) => {
+                match self
+                    .roots
+                    .verify_server_cert(leaf, rest, name, &[], UnixTime::now())
+                {
+                    Ok(_) => (true, None),
+                    Err(err) => (false, Some(verify_text(&err))),
+                }
+            }
+        };
+        TlsFacts {
+            version,
+            cipher,
+            alpn,
+            chain,
+            verified,
+            verify_error,
+            name: sni.to_string(),
+        }
+    }
+}
+
+/// An IP literal is verified as an IP (and sends no SNI); anything else is a
+/// DNS name. A string rustls does not accept as a name falls back to an
+/// invalid placeholder, so the verdict says "not valid for name".
+pub fn server_name(text: &str) -> ServerName<'static> {
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ServerName::IpAddress(ip.into());
+    }
+    ServerName::try_from(text.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("static name"))
+}
+
+fn version_text(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1".into(),
+        rustls::ProtocolVersion::TLSv1_0 => "TLSv1.0".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+const OFFERED: &str = "TLSv1.3, TLSv1.2";
+
+fn handshake_error(err: &std::io::Error) -> HandshakeError {
+    if err.kind() == std::io::ErrorKind::UnexpectedEof {
+        return HandshakeError::Closed {
+            offered: OFFERED.into(),
+        };
+    }
+    let tls = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    let spoke_tls = matches!(
+        tls,
+        Some(rustls::Error::AlertReceived(_) | rustls::Error::PeerIncompatible(_))
+    );
+    let reason = match tls {
+        Some(tls) => tls_error_text(tls),
+        None => err.to_string(),
+    };
+    HandshakeError::Failed {
+        reason,
+        offered: OFFERED.into(),
+        spoke_tls,
+    }
+}
+
+/// rustls's errors in the words of the TLS alerts (snake_case, as RFC 8446
+/// names them), so they match what openssl and testssl.sh print.
+fn tls_error_text(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server sent alert {}", alert_text(*alert))
+        }
+        rustls::Error::InvalidMessage(m) => format!("not a TLS reply ({m:?})"),
+        rustls::Error::PeerIncompatible(why) => format!("the server is incompatible: {why:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn alert_text(alert: rustls::AlertDescription) -> String {
+    let name = format!("{alert:?}");
+    // CamelCase -> snake_case.
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn verify_text(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".into(),
+            C::UnknownIssuer => "unknown issuer (not signed by a trusted root)".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate not valid for this name".into()
+            }
+            C::BadSignature => "bad signature".into(),
+            C::Revoked => "revoked".into(),
+            other => format!("{other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Accepts any certificate so that a scanner sees self-signed, expired and
+/// misnamed ones; the handshake signatures are still checked (a server
+/// must prove it holds the key of the certificate it showed). The verdict
+/// on the chain comes afterwards from [`Scanner::facts`].
+#[derive(Debug)]
+struct DangerRecordAny {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for DangerRecordAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
