@@ -278,7 +278,10 @@ fn odd_servers_get_one_clear_finding_each() {
     assert_eq!(expired["tls"]["verified"], false);
     assert_eq!(s(expired, &["tls", "verify_error"]), "certificate expired");
     assert_eq!(expired["tls"]["chain"][0]["expired"], true);
-    assert_eq!(expired["tls"]["chain"][0]["not_after"], "2021-01-01T00:00:00Z");
+    assert_eq!(
+        expired["tls"]["chain"][0]["not_after"],
+        "2021-01-01T00:00:00Z"
+    );
     assert_eq!(
         s(expired, &["http", "server"]),
         "sockeye-lab-expired-responder"
@@ -365,5 +368,31 @@ fn ssh_where_pop3_belongs_and_the_xml_of_it() {
         ),
         "{xml}"
     );
+    // scan -sV: the scan's open ports, each checked by content.
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        bin(),
+        &["scan", "-sV", "--json", "-p", "22,25,443,8081", TARGET_V4],
+    );
+    let out = wait_output(child, Duration::from_secs(60));
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    let found: Vec<&Value> = records.iter().filter(|r| r["type"] == "service").collect();
+    let mut names: Vec<(u64, &str)> = found
+        .iter()
+        .map(|r| {
+            (
+                r["port"].as_u64().unwrap_or(0),
+                r["service"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [(22, "ssh"), (25, "smtp"), (443, "https")],
+        "{records:#?}"
+    );
+    let smtp = found.iter().find(|r| r["port"] == 25).expect("25");
+    assert_eq!(smtp["starttls"]["accepted"], true);
     drop(services);
 }

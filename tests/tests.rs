@@ -4,6 +4,8 @@
 //! - `cli`: help, completions, man page, and bad input (exit 2, one line).
 //! - `probe_lab`: `sockeye probe` against the real daemons and scripted
 //!   responders of tests/lab/.
+//! - `probe_local`: `sockeye probe` and `scan --probe` on 127.0.0.1 against
+//!   listeners the test binds.
 //! - `scan_local`: scans of listeners this test binds on 127.0.0.1 (only
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
@@ -18,5 +20,6 @@ mod calc;
 mod cli;
 mod lab_smoke;
 mod probe_lab;
+mod probe_local;
 mod scan_lab;
 mod scan_local;

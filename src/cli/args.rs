@@ -184,6 +184,15 @@ pub struct ScanArgs {
     /// Run shard I of N (0-based): N runs with one --seed cover every (host, port) once.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+
+    /// Check every open port by content, as `sockeye probe` does: what answers,
+    /// its banner, TLS and STARTTLS. (nmap: -sV)
+    #[arg(long)]
+    pub probe: bool,
+
+    /// With --probe: trust the CA certificates in FILE (PEM) too; repeatable.
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, requires = "probe")]
+    pub ca_file: Vec<std::path::PathBuf>,
 }
 
 const CALC_AFTER: &str = "\

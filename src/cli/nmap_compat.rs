@@ -31,6 +31,9 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             "-iL" => push("--input-list"),
             "-sT" => push("--connect"),
             "-sL" => push("--list"),
+            "-sV" => push("--probe"),
+            // nmap's version intensity: our checks are what they are.
+            "--version-light" | "--version-all" => {}
             // We never ping first and never reverse-resolve: accept and ignore.
             "-Pn" | "-n" => {}
             "--max-retries" => push("--retries"),
@@ -69,7 +72,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             }
             _ if s.len() == 3 && s.starts_with("-s") && s.as_bytes()[2].is_ascii_uppercase() => {
                 return Err(format!(
-                    "{s}: {} is not available; sockeye scan has -sT (connect, the default) and -sL (list)",
+                    "{s}: {} is not available; sockeye scan has -sT (connect, the default), -sL (list) and -sV (probe)",
                     scan_type_name(&s[2..])
                 ));
             }

@@ -314,3 +314,98 @@ async fn probe_main(
     }
     Ok(exit::OK)
 }
+
+/// The checks `scan --probe` runs with: the defaults of `sockeye probe`.
+pub(crate) fn scan_probe_config(ca_files: &[PathBuf]) -> Result<ProbeConfig, UsageError> {
+    let roots = crate::tls::root_store(ca_files).map_err(|e| UsageError::new(e.to_string()))?;
+    let scanner =
+        crate::tls::Scanner::new(roots, Vec::new()).map_err(|e| UsageError::new(e.to_string()))?;
+    Ok(ProbeConfig {
+        connect_timeout: Duration::from_secs(3),
+        read_timeout: Duration::from_secs(3),
+        tls_timeout: Duration::from_secs(5),
+        banner_wait: Duration::from_secs(1),
+        sni: None,
+        tls_versions: false,
+        scanner,
+    })
+}
+
+/// Checks running at once under `scan --probe`.
+pub(crate) const SCAN_PROBE_CONCURRENCY: usize = 64;
+
+/// `scan --probe`: sits between the scan engine and the printers. Every
+/// open TCP port is passed on at once and checked by content; its service
+/// result follows it, and a host's `HostDone` waits until its last check
+/// is done, so each host's report has every fact.
+pub(crate) async fn relay(
+    cfg: Arc<ProbeConfig>,
+    mut from_engine: tokio::sync::mpsc::Receiver<Event>,
+    to_printer: std::sync::mpsc::SyncSender<Event>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(SCAN_PROBE_CONCURRENCY));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut pending: HashMap<u64, usize> = HashMap::new();
+    let mut held: HashMap<u64, HostDone> = HashMap::new();
+    let mut engine_open = true;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if !engine_open && pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            event = from_engine.recv(), if engine_open => match event {
+                None => engine_open = false,
+                Some(Event::Port(p)) if p.state == PortState::Open && p.proto == Proto::Tcp => {
+                    *pending.entry(p.host_index).or_default() += 1;
+                    let job = Job {
+                        host_index: p.host_index,
+                        addr: p.addr,
+                        host: p.host.clone(),
+                        port: p.port,
+                        expect: Service::for_port(p.port),
+                    };
+                    let _ = to_printer.send(Event::Port(p));
+                    let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                        break;
+                    };
+                    let cfg = Arc::clone(&cfg);
+                    let done = done_tx.clone();
+                    tasks.spawn(async move {
+                        let result = crate::probe::check(&cfg, &job).await;
+                        drop(permit);
+                        let _ = done.send(result);
+                    });
+                }
+                Some(Event::HostDone(d)) => {
+                    if pending.contains_key(&d.host_index) {
+                        held.insert(d.host_index, d);
+                    } else {
+                        let _ = to_printer.send(Event::HostDone(d));
+                    }
+                }
+                Some(other) => {
+                    let _ = to_printer.send(other);
+                }
+            },
+            Some(result) = done_rx.recv() => {
+                let host = result.host_index;
+                let _ = to_printer.send(Event::Service(Box::new(result)));
+                if let Some(n) = pending.get_mut(&host) {
+                    *n -= 1;
+                    if *n == 0 {
+                        pending.remove(&host);
+                        if let Some(d) = held.remove(&host) {
+                            let _ = to_printer.send(Event::HostDone(d));
+                        }
+                    }
+                }
+            }
+            _ = cancel.cancelled() => {
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+}

@@ -58,6 +58,8 @@ pub struct ScanPlan {
     pub engine: ScanConfig,
     /// The seed was chosen by us, not typed.
     pub random_seed: bool,
+    /// `--probe`: check open ports by content.
+    pub probe: Option<crate::probe::ProbeConfig>,
 }
 
 fn usage(err: SpecError) -> UsageError {
@@ -194,6 +196,11 @@ impl ScanPlan {
         let random_seed = args.seed.is_none();
         let seed = args.seed.unwrap_or_else(rand::random);
         let outputs = parse_outputs(&args.output, args.json)?;
+        let probe = if args.probe {
+            Some(super::probe::scan_probe_config(&args.ca_file)?)
+        } else {
+            None
+        };
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(ScanPlan {
             specs,
@@ -225,6 +232,7 @@ impl ScanPlan {
                 emit_all: args.all_states,
             },
             random_seed,
+            probe,
         })
     }
 }
@@ -450,19 +458,43 @@ async fn scan_main(
         let _ = tx.send(Event::TargetError(err.clone()));
     }
 
+    // With --probe the engine's events pass through the prober on their way
+    // to the printers (a std thread bridges the engine's blocking channel).
+    let (engine_tx, relay) = match plan.probe.clone() {
+        None => (tx, None),
+        Some(cfg) => {
+            let (etx, erx) = sync_channel::<Event>(EVENT_QUEUE);
+            let (atx, arx) = tokio::sync::mpsc::channel::<Event>(EVENT_QUEUE);
+            std::thread::Builder::new()
+                .name("sockeye-probe-bridge".into())
+                .spawn(move || {
+                    for event in erx {
+                        if atx.blocking_send(event).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .context("cannot start the probe bridge thread")?;
+            let relay = tokio::spawn(super::probe::relay(Arc::new(cfg), arx, tx, cancel.clone()));
+            (etx, Some(relay))
+        }
+    };
     let stats = if targets.is_empty() {
-        drop(tx); // lets the printer thread see the end of the events
+        drop(engine_tx); // lets the printer thread see the end of the events
         ScanStats::default()
     } else {
         connect_scan(
             Arc::clone(&targets),
             plan.engine.clone(),
-            tx,
+            engine_tx,
             Arc::clone(&progress),
             cancel.clone(),
         )
         .await
     };
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     progress_done.cancel();
     if let Some(bar) = &bar {
         bar.finish_and_clear();

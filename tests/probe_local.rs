@@ -1,0 +1,209 @@
+//! `sockeye probe` and `scan --probe` on 127.0.0.1, against listeners this
+//! test binds itself (never ports it does not own), and their usage errors.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread;
+use std::time::Duration;
+
+use crate::util::{closed_ports, json_lines, sockeye, stderr, stdout};
+
+/// A listener that answers every connection with `greeting` (after reading
+/// a request first when `wait_for_request`), for at most `conns` connections.
+fn responder(greeting: &'static [u8], wait_for_request: bool, conns: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in l.incoming().take(conns) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            if wait_for_request {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+            }
+            let _ = s.write_all(greeting);
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+        }
+    });
+    port
+}
+
+#[test]
+fn scan_probe_checks_each_open_port_by_content() {
+    let ssh = responder(b"SSH-2.0-TestSSH_1.0\r\n", false, 4);
+    let http = responder(
+        b"HTTP/1.1 404 Not Found\r\nServer: test-httpd/2\r\nContent-Length: 0\r\n\r\n",
+        true,
+        4,
+    );
+    let closed = closed_ports(1)[0];
+    let ports = format!("{ssh},{http},{closed}");
+    let out = sockeye(&[
+        "scan",
+        "-sV",
+        "--json",
+        "--banner-wait",
+        "200ms",
+        "-p",
+        &ports,
+        "127.0.0.1",
+    ]);
+    // --banner-wait belongs to probe, not scan: a clear usage error.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let out = sockeye(&["scan", "-sV", "--json", "-p", &ports, "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let services: Vec<_> = records.iter().filter(|r| r["type"] == "service").collect();
+    assert_eq!(services.len(), 2, "{records:#?}");
+    let by = |port: u16| {
+        services
+            .iter()
+            .find(|r| r["port"] == port)
+            .unwrap_or_else(|| panic!("no service record for {port}: {records:#?}"))
+    };
+    assert_eq!(by(ssh)["service"], "ssh");
+    assert_eq!(by(ssh)["banner"], "SSH-2.0-TestSSH_1.0");
+    assert_eq!(by(http)["service"], "http");
+    assert_eq!(by(http)["http"]["status"], 404);
+    assert_eq!(by(http)["http"]["server"], "test-httpd/2");
+    // The host record comes after its services.
+    let host_at = records
+        .iter()
+        .position(|r| r["type"] == "host")
+        .expect("host");
+    let last_service = records
+        .iter()
+        .rposition(|r| r["type"] == "service")
+        .expect("svc");
+    assert!(last_service < host_at, "{records:#?}");
+}
+
+#[test]
+fn probe_table_shows_banner_and_closed_ports() {
+    let ssh = responder(b"SSH-2.0-TestSSH_1.0\r\n", false, 2);
+    let closed = closed_ports(1)[0];
+    let out = sockeye(&[
+        "probe",
+        "--color",
+        "never",
+        "-p",
+        &format!("{ssh},{closed}"),
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("sockeye probe report for 127.0.0.1\n"),
+        "{text}"
+    );
+    let ssh_line = format!("{ssh}/tcp");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&ssh_line))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" open ") && line.contains(" ssh ") && line.ends_with("SSH-2.0-TestSSH_1.0"),
+        "{line}"
+    );
+    let closed_line = format!("{closed}/tcp");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&closed_line))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" closed ") && line.contains("conn-refused"),
+        "{line}"
+    );
+    assert!(text.contains("Scanned 1 host (2 ports)"), "{text}");
+}
+
+/// A server that floods without a newline is cut off at the cap, and a
+/// silent one at the read timeout: one line each, bounded time.
+#[test]
+fn flood_and_silence_are_bounded() {
+    let flood = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            if let Some(Ok(mut s)) = l.incoming().next() {
+                let chunk = [b'A'; 8192];
+                // Bounded: 8 MiB at most, or until the prober hangs up.
+                for _ in 0..1024 {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        port
+    };
+    let silent = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            let held: Vec<_> = l.incoming().take(2).collect();
+            thread::sleep(Duration::from_secs(8));
+            drop(held);
+        });
+        port
+    };
+    let out = sockeye(&[
+        "probe",
+        "--json",
+        "--read-timeout",
+        "500ms",
+        "--tls-timeout",
+        "500ms",
+        "--banner-wait",
+        "300ms",
+        "-p",
+        &format!("{flood},{silent}"),
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let find = |port: u16| {
+        records
+            .iter()
+            .find(|r| r["type"] == "service" && r["port"] == port)
+            .unwrap_or_else(|| panic!("{records:#?}"))
+    };
+    assert_eq!(
+        find(flood)["error"]["message"],
+        "the server sent 65536 bytes without a line end; stopped reading"
+    );
+    let s = find(silent);
+    assert_eq!(s["error"]["step"], "response");
+    assert_eq!(s["error"]["message"], "timed out after 500 ms");
+    assert!(s["elapsed_ms"].as_f64().expect("ms") < 5_000.0, "{s}");
+}
+
+#[test]
+fn probe_usage_errors_are_one_line_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["probe"], "required arguments were not provided"),
+        (
+            &["probe", "--read-timeout", "0", "127.0.0.1"],
+            "--read-timeout: must be more than 0",
+        ),
+        (&["probe", "-p", "0-x", "127.0.0.1"], "0-x"),
+        (
+            &["probe", "--ca-file", "/nonexistent/ca.pem", "127.0.0.1"],
+            "cannot read CA file /nonexistent/ca.pem",
+        ),
+        (
+            &["probe", "--concurrency", "0", "127.0.0.1"],
+            "--concurrency: must be at least 1",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = sockeye(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+}
