@@ -207,3 +207,45 @@ fn probe_usage_errors_are_one_line_exit_2() {
         assert!(stdout(&out).is_empty(), "{args:?}");
     }
 }
+
+/// Telnet negotiation is shown decoded, the options are refused so the
+/// server goes on, and the login prompt is the banner.
+#[test]
+fn telnet_options_are_decoded() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let server = thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        // IAC WILL ECHO, IAC WILL SUPPRESS-GO-AHEAD, IAC DO NAWS
+        s.write_all(&[255, 251, 1, 255, 251, 3, 255, 253, 31])
+            .expect("write");
+        let mut answer = [0u8; 9];
+        s.read_exact(&mut answer)
+            .expect("the prober answers each option");
+        s.write_all(b"\r\nDebian GNU/Linux 12\r\nlab login: ")
+            .expect("write");
+        let mut rest = [0u8; 64];
+        let _ = s.read(&mut rest);
+        answer
+    });
+    let out = sockeye(&["probe", "--json", "-p", &port.to_string(), "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let r = records
+        .iter()
+        .find(|r| r["type"] == "service")
+        .expect("service");
+    assert_eq!(r["service"], "telnet", "{r}");
+    assert_eq!(
+        r["telnet"],
+        serde_json::json!(["WILL ECHO", "WILL SUPPRESS-GO-AHEAD", "DO NAWS"])
+    );
+    assert_eq!(r["banner"], "Debian GNU/Linux 12", "{r}");
+    // DONT ECHO, DONT SUPPRESS-GO-AHEAD, WONT NAWS
+    assert_eq!(
+        server.join().expect("server"),
+        [255, 254, 1, 255, 254, 3, 255, 252, 31]
+    );
+}
