@@ -203,6 +203,16 @@ fn tls_summary(label: &str, tls: &TlsOutcome) -> String {
 /// The lines shown under a service's row in the table: greeting lines,
 /// TLS and certificate facts, STARTTLS, versions, notes, the failed step.
 pub(crate) fn details(s: &ServiceResult) -> Vec<String> {
+    details_seen(s, &mut std::collections::HashMap::new())
+}
+
+/// As [`details`], but a certificate already shown for another port of the
+/// host (`seen`: fingerprint -> "25/tcp") is named in one line, not repeated.
+pub(crate) fn details_seen(
+    s: &ServiceResult,
+    seen: &mut std::collections::HashMap<String, String>,
+) -> Vec<String> {
+    let here = format!("{}/tcp", s.port);
     let mut out = Vec::new();
     for line in s.greeting.iter().skip(1) {
         out.push(format!("  {line}"));
@@ -211,7 +221,7 @@ pub(crate) fn details(s: &ServiceResult) -> Vec<String> {
         out.push(format!("telnet: {}", s.telnet.join(", ")));
     }
     if let Some(tls) = &s.tls {
-        tls_details(&mut out, "tls", tls);
+        tls_details(&mut out, "tls", tls, seen, &here);
     }
     if let Some(st) = &s.starttls {
         let offered = match st.offered {
@@ -222,7 +232,7 @@ pub(crate) fn details(s: &ServiceResult) -> Vec<String> {
         let verdict = if st.accepted { "accepted" } else { "refused" };
         out.push(format!("{}: {offered}{verdict}: {}", st.command, st.reply));
         if let Some(tls) = &st.tls {
-            tls_details(&mut out, "  tls", tls);
+            tls_details(&mut out, "  tls", tls, seen, &here);
         }
     }
     if let Some(http) = &s.http
@@ -255,7 +265,13 @@ pub(crate) fn details(s: &ServiceResult) -> Vec<String> {
     out
 }
 
-fn tls_details(out: &mut Vec<String>, label: &str, tls: &TlsOutcome) {
+fn tls_details(
+    out: &mut Vec<String>,
+    label: &str,
+    tls: &TlsOutcome,
+    seen: &mut std::collections::HashMap<String, String>,
+    here: &str,
+) {
     match tls {
         TlsOutcome::Ok(f) => {
             let mut line = format!("{label}: {} {}", f.version, f.cipher);
@@ -263,7 +279,18 @@ fn tls_details(out: &mut Vec<String>, label: &str, tls: &TlsOutcome) {
                 line.push_str(&format!(" alpn {alpn}"));
             }
             out.push(line);
-            cert_details(out, label, f.chain.first());
+            match f.chain.first() {
+                Some(c) if seen.contains_key(&c.sha256) => out.push(format!(
+                    "{label}: the certificate of {} (sha256 {}...)",
+                    seen[&c.sha256],
+                    &c.sha256[..c.sha256.len().min(16)]
+                )),
+                Some(c) => {
+                    seen.insert(c.sha256.clone(), here.to_string());
+                    cert_details(out, label, Some(c));
+                }
+                None => {}
+            }
             out.push(match (&f.verified, &f.verify_error) {
                 (true, _) => format!("{label}: chain verifies for {}", f.name),
                 (false, Some(why)) => {
@@ -300,4 +327,115 @@ fn cert_details(out: &mut Vec<String>, label: &str, cert: Option<&crate::tls::Ce
         c.not_before, c.not_after, c.key, c.signature
     ));
     out.push(format!("{label}: sha256 {}", c.sha256));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{CertFacts, TlsFacts};
+
+    fn cert() -> CertFacts {
+        CertFacts {
+            subject: "CN=lab.test".into(),
+            issuer: "CN=lab CA".into(),
+            sans: vec!["DNS:lab.test".into()],
+            not_before: "2026-01-01T00:00:00Z".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            expired: false,
+            days_left: 34,
+            not_yet_valid: false,
+            key: "RSA 2048".into(),
+            signature: "sha256WithRSAEncryption".into(),
+            sha256: "ab".repeat(32),
+            parse_error: None,
+        }
+    }
+
+    fn result(port: u16, tls: Option<TlsOutcome>) -> ServiceResult {
+        ServiceResult {
+            host_index: 0,
+            addr: "198.18.0.2".parse().expect("addr"),
+            host: None,
+            port,
+            state: PortState::Open,
+            reason: Reason::SynAck,
+            service: "https".into(),
+            method: Method::Probed,
+            banner: None,
+            greeting: Vec::new(),
+            telnet: Vec::new(),
+            capabilities: Vec::new(),
+            tls,
+            starttls: None,
+            http: Some(HttpFacts {
+                status: 200,
+                reason: "OK".into(),
+                server: Some("nginx".into()),
+            }),
+            tls_versions: Vec::new(),
+            notes: Vec::new(),
+            error: None,
+            steps: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn ok_tls(verified: bool) -> TlsOutcome {
+        TlsOutcome::Ok(TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            alpn: None,
+            chain: vec![cert()],
+            verified,
+            verify_error: (!verified)
+                .then(|| "unknown issuer (not signed by a trusted root)".into()),
+            name: "198.18.0.2".into(),
+        })
+    }
+
+    #[test]
+    fn summary_says_what_it_is_and_whether_tls_is_trusted() {
+        assert_eq!(
+            result(443, Some(ok_tls(true))).summary(),
+            "nginx (200 OK); TLS TLSv1.3, trusted"
+        );
+        let failed = TlsOutcome::Failed {
+            failed: "TLS handshake failed: x".into(),
+            chain: Vec::new(),
+        };
+        let mut r = result(7010, Some(failed));
+        r.http = None;
+        r.error = Some(StepError {
+            step: "tls",
+            message: "TLS handshake failed: x".into(),
+        });
+        // The failure is said once, not twice.
+        assert_eq!(r.summary(), "TLS: TLS handshake failed: x");
+    }
+
+    #[test]
+    fn a_certificate_seen_on_another_port_is_named_not_repeated() {
+        let mut seen = std::collections::HashMap::new();
+        let first = details_seen(&result(443, Some(ok_tls(false))), &mut seen);
+        assert_eq!(
+            first,
+            [
+                "tls: TLSv1.3 TLS13_AES_256_GCM_SHA384",
+                "tls: subject CN=lab.test; issuer CN=lab CA",
+                "tls: names DNS:lab.test",
+                "tls: valid 2026-01-01T00:00:00Z to 2027-01-01T00:00:00Z (34 days left); RSA 2048 key, sha256WithRSAEncryption",
+                &format!("tls: sha256 {}", "ab".repeat(32)),
+                "tls: chain does not verify for 198.18.0.2: unknown issuer (not signed by a trusted root)",
+            ]
+        );
+        let second = details_seen(&result(8443, Some(ok_tls(false))), &mut seen);
+        assert_eq!(
+            second,
+            [
+                "tls: TLSv1.3 TLS13_AES_256_GCM_SHA384",
+                "tls: the certificate of 443/tcp (sha256 abababababababab...)",
+                "tls: chain does not verify for 198.18.0.2: unknown issuer (not signed by a trusted root)",
+            ]
+        );
+    }
 }

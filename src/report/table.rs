@@ -196,6 +196,7 @@ impl TableSink {
                 *w = (*w).max(cell.chars().count());
             }
         }
+        let mut seen = std::collections::HashMap::new();
         for (row, (state, cells)) in rows.iter().enumerate() {
             let mut line = String::new();
             for (i, cell) in cells.iter().enumerate() {
@@ -215,7 +216,7 @@ impl TableSink {
             if row > 0
                 && let Some(sv) = &services[row - 1]
             {
-                for detail in super::service::details(sv) {
+                for detail in super::service::details_seen(sv, &mut seen) {
                     let _ = writeln!(text, "| {}", printable(&detail));
                 }
             }
