@@ -394,5 +394,26 @@ fn ssh_where_pop3_belongs_and_the_xml_of_it() {
     );
     let smtp = found.iter().find(|r| r["port"] == 25).expect("25");
     assert_eq!(smtp["starttls"]["accepted"], true);
+    // SNI: the name typed, or --sni; the chain is checked against it.
+    let ca = services.ca_cert_path();
+    let ca = ca.to_str().expect("utf-8");
+    for (sni, verified, why) in [
+        ("mail.lab.test", true, None),
+        (
+            "nomatch.example",
+            false,
+            Some("certificate not valid for this name"),
+        ),
+    ] {
+        let (by, _, code) = probe(
+            &lab,
+            &["--ca-file", ca, "--sni", sni, "-p", "443", TARGET_V4],
+        );
+        assert_eq!(code, 0);
+        let tls = &by[&443]["tls"];
+        assert_eq!(tls["name"], sni, "{tls:#}");
+        assert_eq!(tls["verified"], verified, "{tls:#}");
+        assert_eq!(tls["verify_error"].as_str(), why, "{tls:#}");
+    }
     drop(services);
 }

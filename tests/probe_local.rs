@@ -249,3 +249,105 @@ fn telnet_options_are_decoded() {
         [255, 254, 1, 255, 254, 3, 255, 252, 31]
     );
 }
+
+/// A greeting that comes after the banner wait meets our HEAD request; the
+/// answer shows SMTP, so the check starts over with SMTP's dialogue.
+#[test]
+fn a_late_greeting_is_recognised_from_the_answer_to_head() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in l.incoming().take(2) {
+            let Ok(s) = stream else { continue };
+            thread::spawn(move || {
+                let mut s = s;
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                thread::sleep(Duration::from_millis(600));
+                let _ = s.write_all(b"220 late.test ESMTP\r\n");
+                let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
+                for _ in 0..10 {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let answer: &[u8] = match line.split_whitespace().next().unwrap_or("") {
+                        "EHLO" => b"250-late.test\r\n250 PIPELINING\r\n",
+                        "STARTTLS" => b"454 4.7.0 TLS not available\r\n",
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"500 5.5.1 unknown command\r\n",
+                    };
+                    let _ = s.write_all(answer);
+                }
+            });
+        }
+    });
+    let out = sockeye(&[
+        "probe",
+        "--json",
+        "--banner-wait",
+        "100ms",
+        "--read-timeout",
+        "2s",
+        "-p",
+        &port.to_string(),
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let r = records
+        .iter()
+        .find(|r| r["type"] == "service")
+        .expect("service");
+    assert_eq!(r["service"], "smtp", "{r:#}");
+    assert_eq!(r["banner"], "220 late.test ESMTP", "{r:#}");
+    assert_eq!(r["starttls"]["offered"], false, "{r:#}");
+    assert_eq!(r["starttls"]["accepted"], false, "{r:#}");
+    assert_eq!(r["starttls"]["reply"], "454 4.7.0 TLS not available");
+    assert!(r.get("error").is_none(), "{r:#}");
+}
+
+/// A server that sends its greeting one byte at a time, each well within
+/// the read timeout, is stopped by the check's overall deadline.
+#[test]
+fn a_dribbling_server_meets_the_check_deadline() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            let _ = s.write_all(b"220 slow");
+            // Bounded: 40 bytes, 250 ms apart, never a line end.
+            for _ in 0..40 {
+                thread::sleep(Duration::from_millis(250));
+                if s.write_all(b".").is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let out = sockeye(&[
+        "probe",
+        "--json",
+        "--read-timeout",
+        "1s",
+        "--check-timeout",
+        "1500ms",
+        "-p",
+        &port.to_string(),
+        "127.0.0.1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let r = records
+        .iter()
+        .find(|r| r["type"] == "service")
+        .expect("service");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("the check ran out of time")),
+        "{r:#}"
+    );
+    let ms = r["elapsed_ms"].as_f64().expect("ms");
+    assert!((1_400.0..4_000.0).contains(&ms), "{ms} ms: {r:#}");
+}

@@ -75,6 +75,10 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub banner_wait: String,
 
+    /// Each check ends within this long, however slowly a server sends.
+    #[arg(long, value_name = "DURATION", default_value = "20s")]
+    pub check_timeout: String,
+
     /// TLS handshake timeout.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub tls_timeout: String,
@@ -149,6 +153,7 @@ impl ProbePlan {
             read_timeout: duration("--read-timeout", &args.read_timeout)?,
             tls_timeout: duration("--tls-timeout", &args.tls_timeout)?,
             banner_wait: duration("--banner-wait", &args.banner_wait)?,
+            check_timeout: duration("--check-timeout", &args.check_timeout)?,
             sni: args.sni.clone(),
             tls_versions: args.tls_versions,
             scanner,
@@ -325,6 +330,7 @@ pub(crate) fn scan_probe_config(ca_files: &[PathBuf]) -> Result<ProbeConfig, Usa
         read_timeout: Duration::from_secs(3),
         tls_timeout: Duration::from_secs(5),
         banner_wait: Duration::from_secs(1),
+        check_timeout: Duration::from_secs(20),
         sni: None,
         tls_versions: false,
         scanner,

@@ -14,6 +14,9 @@ use crate::tls::{HandshakeError, Scanner, TlsFacts};
 /// Bytes kept from a server at most (services.md: cap a whole reply at
 /// 64 KiB); the decoders have their own, smaller, caps per line.
 pub const MAX_BUFFER: usize = 64 * 1024;
+/// The message when a check runs out of its overall time.
+pub const CHECK_DEADLINE: &str =
+    "the check ran out of time (--check-timeout): the server sends too slowly";
 /// Bytes read per system call.
 const READ_CHUNK: usize = 4096;
 
@@ -42,6 +45,8 @@ pub struct Conn {
     stream: Box<dyn Io>,
     buf: Vec<u8>,
     read_timeout: Duration,
+    /// The whole check ends by then, however slowly a server dribbles.
+    deadline: Instant,
     /// Whether the stream is TLS now (for step names and notes).
     pub tls: bool,
 }
@@ -56,11 +61,12 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Box<dyn Io>, read_timeout: Duration) -> Conn {
+    pub fn new(stream: Box<dyn Io>, read_timeout: Duration, deadline: Instant) -> Conn {
         Conn {
             stream,
             buf: Vec::new(),
             read_timeout,
+            deadline,
             tls: false,
         }
     }
@@ -150,6 +156,20 @@ impl Conn {
     /// Reads once (up to the timeout) into the buffer: the byte count, 0 at
     /// EOF, or a message.
     async fn fill(&mut self, wait: Duration) -> Result<usize, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < wait {
+            if left.is_zero() {
+                return Err(CHECK_DEADLINE.to_string());
+            }
+            return match self.fill_for(left).await {
+                Err(e) if e.starts_with("timed out") => Err(CHECK_DEADLINE.to_string()),
+                other => other,
+            };
+        }
+        self.fill_for(wait).await
+    }
+
+    async fn fill_for(&mut self, wait: Duration) -> Result<usize, String> {
         let room = MAX_BUFFER.saturating_sub(self.buf.len()).min(READ_CHUNK);
         if room == 0 {
             return Ok(0);
@@ -225,9 +245,11 @@ impl Conn {
             ));
         }
         let read_timeout = self.read_timeout;
+        let deadline = self.deadline;
+        let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
         match scanner.handshake(self.stream, sni, timeout).await {
             Ok((stream, facts)) => {
-                let mut conn = Conn::new(Box::new(stream), read_timeout);
+                let mut conn = Conn::new(Box::new(stream), read_timeout, deadline);
                 conn.tls = true;
                 Ok((conn, facts))
             }

@@ -520,6 +520,11 @@ async fn http_check(c: &mut Check<'_>, conn: &mut Conn, name: &str) -> Result<()
                     c.result
                         .notes
                         .push(format!("answered an HTTP request with {:?}", excerpt(got)));
+                    if let Some(d) = from_sniff(sniffed, None)
+                        && d != Dialogue::Http
+                    {
+                        c.retry_as = Some(d);
+                    }
                 }
             }
             return Err(err);

@@ -39,6 +39,8 @@ pub struct ProbeConfig {
     /// On a port of no known service, how long to wait for a greeting
     /// before asking the way an HTTP client would.
     pub banner_wait: Duration,
+    /// Every check ends within this long, whatever the server does.
+    pub check_timeout: Duration,
     /// Overrides the name sent as SNI and checked against the certificate.
     pub sni: Option<String>,
     /// Also send raw hellos for TLS 1.0 to 1.3 and report which are accepted.
@@ -80,6 +82,9 @@ struct Check<'a> {
     local_addr: IpAddr,
     /// The plain HTTP request got a TLS alert, or nothing: worth trying TLS.
     tls_hint: bool,
+    /// The HTTP request was answered by another protocol (a greeting that
+    /// came late, an LDAP notice): check again with that dialogue.
+    retry_as: Option<Dialogue>,
     started: Instant,
     step_started: Instant,
 }
@@ -120,9 +125,15 @@ impl<'a> Check<'a> {
             },
             local_addr: job.addr,
             tls_hint: false,
+            retry_as: None,
             started: now,
             step_started: now,
         }
+    }
+
+    /// When the whole check must be over.
+    fn deadline(&self) -> Instant {
+        self.started + self.cfg.check_timeout
     }
 
     /// Closes the current step: records its name and duration.
@@ -194,7 +205,7 @@ pub async fn check(cfg: &ProbeConfig, job: &Job) -> ServiceResult {
         c.local_addr = local.ip();
     }
     c.step("connect");
-    let mut conn = Conn::new(Box::new(stream), cfg.read_timeout);
+    let mut conn = Conn::new(Box::new(stream), cfg.read_timeout, c.deadline());
     let name = job.name(cfg);
     if let Some(service) = job.expect
         && service.implicit_tls()
@@ -230,7 +241,9 @@ pub async fn check(cfg: &ProbeConfig, job: &Job) -> ServiceResult {
         if let Err(err) = dialogue::run(&mut c, conn, expect, &name).await {
             c.fail(err);
         }
-        if job.expect.is_none() && c.tls_hint {
+        if let Some(dialogue) = c.retry_as.take() {
+            retry_as(&mut c, target, &name, dialogue).await;
+        } else if job.expect.is_none() && c.tls_hint {
             retry_with_tls(&mut c, target, &name).await;
         }
     }
@@ -240,6 +253,21 @@ pub async fn check(cfg: &ProbeConfig, job: &Job) -> ServiceResult {
     c.finish()
 }
 
+/// The HTTP request was answered in another protocol: check again, on a
+/// fresh connection, with that protocol's dialogue.
+async fn retry_as(c: &mut Check<'_>, target: SocketAddr, name: &str, dialogue: Dialogue) {
+    let Ok(stream) = connect(target, c.cfg.connect_timeout).await else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    c.step("reconnect");
+    c.result.error = None;
+    let conn = Conn::new(Box::new(stream), c.cfg.read_timeout, c.deadline());
+    if let Err(err) = dialogue::run(c, conn, Some(dialogue), name).await {
+        c.fail(err);
+    }
+}
+
 /// An unknown port that did not answer plain HTTP: maybe it wants TLS
 /// first. On success the check starts over inside TLS (sniffing again).
 async fn retry_with_tls(c: &mut Check<'_>, target: SocketAddr, name: &str) {
@@ -247,7 +275,7 @@ async fn retry_with_tls(c: &mut Check<'_>, target: SocketAddr, name: &str) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let conn = Conn::new(Box::new(stream), c.cfg.read_timeout);
+    let conn = Conn::new(Box::new(stream), c.cfg.read_timeout, c.deadline());
     match conn.upgrade(&c.cfg.scanner, name, c.cfg.tls_timeout).await {
         Ok((tls_conn, facts)) => {
             c.step("tls");
