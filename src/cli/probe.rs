@@ -181,8 +181,8 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
     let clock = Instant::now();
     crate::sys::raise_nofile_limit();
     let plan = ProbePlan::from_args(args)?;
-    let _ = quiet;
-    let sink = make_sinks(&plan.outputs, true, color, None)?;
+    let bar = super::progress::new_bar(quiet);
+    let sink = make_sinks(&plan.outputs, true, color, bar.clone())?;
     let port_list: Vec<u16> = plan.ports.iter().map(|(p, _)| *p).collect();
     let info = RunInfo {
         command: "probe",
@@ -202,7 +202,7 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(probe_main(plan, sink, info, clock))
+    runtime.block_on(probe_main(plan, sink, info, clock, bar))
 }
 
 /// Per-host bookkeeping until its last check is done.
@@ -217,11 +217,21 @@ async fn probe_main(
     mut sink: crate::report::MultiSink,
     info: RunInfo,
     clock: Instant,
+    bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     let (blocks, target_errors) = resolve_targets(&plan.specs, false).await;
     let targets = TargetSet::new(blocks, Excludes::new(Vec::new()));
+    let progress = Arc::new(crate::scan::Progress::default());
+    progress.total.store(
+        targets.len().saturating_mul(plan.ports.len() as u64),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let progress_done = CancellationToken::new();
+    if let Some(bar) = &bar {
+        super::progress::drive(bar.clone(), Arc::clone(&progress), progress_done.clone());
+    }
     sink.start(&info).context("cannot write output")?;
     let (tx, rx) = sync_channel::<Event>(1024);
     let printer = std::thread::Builder::new()
@@ -295,6 +305,10 @@ async fn probe_main(
         }
     })
     .await;
+    progress_done.cancel();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     drop(tx);
     let (mut sink, outputs_gone) = printer
         .join()
