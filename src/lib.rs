@@ -16,6 +16,7 @@
 
 pub mod calc;
 pub mod cli;
+pub mod peerfuzz;
 pub mod probe;
 pub mod report;
 pub mod scan;

@@ -1,6 +1,8 @@
 //! sockeye's integration tests: one binary, a module per area.
 //!
 //! - `calc`: the calculator server and client, end to end on 127.0.0.1:0.
+//! - `fuzz_peer`: `sockeye fuzz` against a deliberately fragile server and a
+//!   test HTTP client, on 127.0.0.1.
 //! - `cli`: help, completions, man page, and bad input (exit 2, one line).
 //! - `probe_lab`: `sockeye probe` against the real daemons and scripted
 //!   responders of tests/lab/.
@@ -18,6 +20,7 @@ mod util;
 
 mod calc;
 mod cli;
+mod fuzz_peer;
 mod lab_smoke;
 mod probe_lab;
 mod probe_local;

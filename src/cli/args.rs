@@ -57,6 +57,9 @@ pub enum Command {
     /// Check services: what answers, what it says, whether it speaks TLS.
     #[command(after_help = super::probe::PROBE_AFTER)]
     Probe(Box<super::probe::ProbeArgs>),
+    /// Fuzz a server or a client over the network, reproducibly.
+    #[command(after_help = super::fuzz::FUZZ_AFTER)]
+    Fuzz(Box<super::fuzz::FuzzArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

@@ -1,0 +1,417 @@
+//! `sockeye fuzz`: the clap arguments, their validation, and the run
+//! (client mode, server mode, replay) with its report.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::values::parse_duration;
+use super::{UsageError, exit};
+use crate::peerfuzz::run::{self, ReplayOutcome};
+use crate::peerfuzz::{Failure, FuzzConfig, FuzzSummary, Generator, Template};
+
+pub const FUZZ_AFTER: &str = "\
+Generators (one; --random 1024 by default):
+  --random N          0 to N random bytes per case
+  --template FILE     the file's bytes with placeholders: {{random N}}, {{random A-B}},
+                      {{mutate TEXT}}, {{int}} (an interesting integer), {{long}} (a very
+                      long run); \\r \\n \\xHH escapes in TEXT
+  --corpus DIR        mutations of the files in DIR (bit flips, insertions, deletions,
+                      splices, interesting integers)
+  --lines [FILE]      line-protocol mutations (very long lines, missing or doubled CR/LF,
+                      NULs, format strings, huge numbers) of built-in SMTP/FTP/POP3/IMAP/HTTP
+                      commands and of FILE's lines
+
+A target that dies (connections refused where they were accepted, or the --spawn process
+exits) or hangs (stops accepting; with --expect-answer, no answer within --timeout) is a
+failure: the input is saved as DIR/crash|died|hang-sSEED-cCASE.bin with a .json beside it,
+and `sockeye fuzz --replay FILE` sends it again. The same --seed gives the same bytes.
+
+Examples:
+  sockeye fuzz --lines --spawn './server 7000' --cases 5000 --seed 1 127.0.0.1:7000
+  sockeye fuzz --template req.tpl --rate 100 --expect-answer 198.18.0.2:80
+  sockeye fuzz --listen 8080 --template header-then-random.tpl   (serve a browser)
+  sockeye fuzz --replay sockeye-fuzz/crash-s1-c812.bin --spawn './server 7000'
+
+Exit status: 0 no failure found (replay: the target survived), 1 a failure found (replay:
+it happened again) or the target unreachable, 2 bad usage, 130 interrupted.";
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    /// The server to fuzz, HOST:PORT (not with --listen).
+    #[arg(value_name = "HOST:PORT")]
+    pub target: Option<String>,
+
+    /// Server mode: listen on [ADDR:]PORT and answer each client with a case.
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub listen: Option<String>,
+
+    /// Send a saved input once and report whether the failure happens again.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    /// 0 to N random bytes per case.
+    #[arg(long, value_name = "N", group = "generator")]
+    pub random: Option<usize>,
+
+    /// A template with random or mutated parts (see below).
+    #[arg(long, value_name = "FILE", group = "generator")]
+    pub template: Option<PathBuf>,
+
+    /// Mutate the recorded inputs in DIR.
+    #[arg(long, value_name = "DIR", group = "generator")]
+    pub corpus: Option<PathBuf>,
+
+    /// Line-protocol mutations, of built-in commands and FILE's lines.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "", group = "generator")]
+    pub lines: Option<String>,
+
+    /// Seed of the run (default: random, printed in the summary).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Cases to run.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub cases: u64,
+
+    /// Start at this case number (to resume a run, or re-run one case).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub first_case: u64,
+
+    /// Cases per second at most.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Connect, send and read each wait at most this long.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub timeout: String,
+
+    /// A case with no answer within --timeout is a hang.
+    #[arg(long)]
+    pub expect_answer: bool,
+
+    /// Start the target with `sh -c CMD`; its exit is a crash.
+    #[arg(long, value_name = "CMD")]
+    pub spawn: Option<String>,
+
+    /// Where failing inputs are saved.
+    #[arg(long, value_name = "DIR", default_value = "sockeye-fuzz")]
+    pub artifacts: PathBuf,
+
+    /// Go on after a failure (restarting a --spawn target).
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// JSON Lines on stdout: a record per failure, then a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn generator(args: &FuzzArgs) -> anyhow::Result<Generator> {
+    if let Some(n) = args.random {
+        if n > crate::peerfuzz::generate::MAX_INPUT {
+            return Err(UsageError::new(format!(
+                "--random {n}: at most {}",
+                crate::peerfuzz::generate::MAX_INPUT
+            ))
+            .into());
+        }
+        return Ok(Generator::Random { max: n });
+    }
+    if let Some(path) = &args.template {
+        let text = std::fs::read(path)
+            .map_err(|e| UsageError::new(format!("--template {}: {e}", path.display())))?;
+        let t = Template::parse(&text)
+            .map_err(|e| UsageError::new(format!("--template {}: {e}", path.display())))?;
+        return Ok(Generator::Template(t));
+    }
+    if let Some(dir) = &args.corpus {
+        let mut inputs = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| UsageError::new(format!("--corpus {}: {e}", dir.display())))?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        // Sorted: the same directory gives the same run.
+        paths.sort();
+        for p in paths.iter().filter(|p| p.is_file()) {
+            let bytes = std::fs::read(p)
+                .map_err(|e| UsageError::new(format!("--corpus {}: {e}", p.display())))?;
+            inputs.push(bytes);
+        }
+        if inputs.is_empty() {
+            return Err(
+                UsageError::new(format!("--corpus {}: no files in it", dir.display())).into(),
+            );
+        }
+        return Ok(Generator::Corpus(inputs));
+    }
+    if let Some(file) = &args.lines {
+        let mut base = Vec::new();
+        if !file.is_empty() {
+            let text =
+                std::fs::read(file).map_err(|e| UsageError::new(format!("--lines {file}: {e}")))?;
+            base = text
+                .split(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+                .filter(|l| !l.is_empty())
+                .collect();
+        }
+        return Ok(Generator::Lines(base));
+    }
+    Ok(Generator::Random { max: 1024 })
+}
+
+async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !text.contains(':') {
+        return Err(UsageError::new(format!("{text:?}: expected HOST:PORT")).into());
+    }
+    let mut addrs = tokio::net::lookup_host(text)
+        .await
+        .map_err(|e| UsageError::new(format!("{text:?}: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| UsageError::new(format!("{text:?}: no address")).into())
+}
+
+pub fn run(args: FuzzArgs) -> anyhow::Result<u8> {
+    let modes = [
+        args.target.is_some() && args.replay.is_none(),
+        args.listen.is_some(),
+        args.replay.is_some(),
+    ];
+    if args.listen.is_some() && args.target.is_some() {
+        return Err(
+            UsageError::new("--listen and HOST:PORT: choose one (server or client mode)").into(),
+        );
+    }
+    if !modes.iter().any(|m| *m) {
+        return Err(UsageError::new(
+            "nothing to fuzz: give HOST:PORT (a server), --listen PORT (clients) or --replay FILE",
+        )
+        .into());
+    }
+    if args.cases == 0 {
+        return Err(UsageError::new("--cases: must be at least 1").into());
+    }
+    if let Some(r) = args.rate
+        && !(r > 0.0 && r.is_finite())
+    {
+        return Err(UsageError::new("--rate: must be a positive number").into());
+    }
+    let timeout = parse_duration("--timeout", &args.timeout)?;
+    if timeout.is_zero() {
+        return Err(UsageError::new("--timeout: must be more than 0").into());
+    }
+    let generator = generator(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(fuzz_main(args, generator, timeout))
+}
+
+async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> anyhow::Result<u8> {
+    let cancel = CancellationToken::new();
+    super::scan::spawn_signal_handler(cancel.clone());
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut out = std::io::stdout().lock();
+
+    if let Some(path) = &args.replay {
+        let input = std::fs::read(path)
+            .map_err(|e| UsageError::new(format!("--replay {}: {e}", path.display())))?;
+        let meta = run::read_meta(path);
+        let target = match (&args.target, &meta) {
+            (Some(t), _) => resolve(t).await?,
+            (None, Some(m)) => resolve(&m.target).await?,
+            (None, None) => {
+                return Err(UsageError::new(format!(
+                    "--replay {}: no HOST:PORT given and no {} beside it",
+                    path.display(),
+                    path.with_extension("json").display()
+                ))
+                .into());
+            }
+        };
+        let outcome = run::replay(
+            target,
+            &input,
+            timeout,
+            args.spawn.as_deref(),
+            args.expect_answer,
+        )
+        .await
+        .map_err(anyhow::Error::new)?;
+        print_replay(&mut out, args.json, path, target, &outcome)?;
+        return Ok(if outcome.reproduced.is_some() {
+            exit::FAILURE
+        } else {
+            exit::OK
+        });
+    }
+
+    if let Some(listen) = &args.listen {
+        let addr: SocketAddr = match listen.parse::<u16>() {
+            Ok(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+            Err(_) => listen.parse().map_err(|_| {
+                UsageError::new(format!("--listen {listen:?}: expected PORT or ADDR:PORT"))
+            })?,
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "sockeye fuzz: listening on {local}, seed {seed}, {} cases ({})",
+            args.cases,
+            generator.name()
+        );
+        let quiet = args.json;
+        let summary = run::fuzz_clients(
+            listener,
+            &generator,
+            seed,
+            args.cases,
+            timeout,
+            cancel.clone(),
+            |case, peer, bytes| {
+                if !quiet {
+                    let _ = writeln!(std::io::stderr(), "case {case}: {bytes} bytes to {peer}");
+                }
+            },
+        )
+        .await?;
+        print_summary(&mut out, args.json, seed, &generator, &summary)?;
+        return Ok(if summary.interrupted {
+            exit::INTERRUPTED
+        } else {
+            exit::OK
+        });
+    }
+
+    let target = resolve(args.target.as_deref().unwrap_or_default()).await?;
+    let cfg = FuzzConfig {
+        target,
+        generator: generator.clone(),
+        seed,
+        cases: args.cases,
+        first_case: args.first_case,
+        rate: args.rate,
+        timeout,
+        expect_answer: args.expect_answer,
+        spawn: args.spawn.clone(),
+        artifacts: args.artifacts.clone(),
+        keep_going: args.keep_going,
+    };
+    let json = args.json;
+    let mut failure_lines: Vec<String> = Vec::new();
+    let summary = run::fuzz_server(&cfg, cancel.clone(), |f| {
+        failure_lines.push(failure_line(json, f));
+    })
+    .await
+    .map_err(anyhow::Error::new)?;
+    for line in &failure_lines {
+        writeln!(out, "{line}")?;
+    }
+    print_summary(&mut out, json, seed, &generator, &summary)?;
+    Ok(if summary.interrupted {
+        exit::INTERRUPTED
+    } else if summary.failures.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+fn failure_line(json: bool, f: &Failure) -> String {
+    if json {
+        let mut v = serde_json::to_value(f).unwrap_or_default();
+        v["type"] = "failure".into();
+        return v.to_string();
+    }
+    format!(
+        "FAIL {kind} at case {case} (seed {seed}): {msg}\n  input: {path} ({bytes} bytes); replay: sockeye fuzz --replay {path}",
+        kind = serde_json::to_value(f.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        case = f.case,
+        seed = f.seed,
+        msg = f.message,
+        path = f.input.display(),
+        bytes = f.bytes,
+    )
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    json: bool,
+    seed: u64,
+    generator: &Generator,
+    s: &FuzzSummary,
+) -> anyhow::Result<()> {
+    if json {
+        let mut v = serde_json::to_value(s)?;
+        v["type"] = "summary".into();
+        v["seed"] = seed.into();
+        v["generator"] = generator.name().into();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("failures");
+            map.insert("failures".into(), s.failures.len().into());
+        }
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "{} cases ({}, seed {seed}): {} bytes sent, {} received, {} answered, {} failure{}, {:.0} cases/s in {:.2} s{}",
+            s.cases,
+            generator.name(),
+            s.bytes_sent,
+            s.bytes_received,
+            s.answered,
+            s.failures.len(),
+            if s.failures.len() == 1 { "" } else { "s" },
+            s.cases_per_sec,
+            s.elapsed_ms / 1000.0,
+            if s.interrupted { " (interrupted)" } else { "" },
+        )?;
+    }
+    Ok(())
+}
+
+fn print_replay(
+    out: &mut impl Write,
+    json: bool,
+    path: &std::path::Path,
+    target: SocketAddr,
+    o: &ReplayOutcome,
+) -> anyhow::Result<()> {
+    if json {
+        let mut v = serde_json::to_value(o)?;
+        v["type"] = "replay".into();
+        v["input"] = path.display().to_string().into();
+        v["target"] = target.to_string().into();
+        writeln!(out, "{v}")?;
+    } else {
+        let verdict = if o.reproduced.is_some() {
+            "REPRODUCED"
+        } else {
+            "not reproduced"
+        };
+        writeln!(
+            out,
+            "{verdict}: {} ({} bytes to {target}): {}",
+            path.display(),
+            o.bytes,
+            o.message
+        )?;
+    }
+    Ok(())
+}
