@@ -270,3 +270,51 @@ fn fuzz_usage_errors_are_one_line_exit_2() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// With --expect-answer, a case that gets no answer within the timeout
+/// is a hang, saved like a crash.
+#[test]
+fn a_target_that_stops_answering_is_a_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        // Bounded: 10 connections; the first three are echoed, then silence.
+        for (i, stream) in l.incoming().take(10).enumerate() {
+            let Ok(mut s) = stream else { continue };
+            if i < 3 {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                let _ = s.write_all(b"ok");
+            } else {
+                held.push(s);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let out = sockeye(&[
+        "fuzz",
+        "--json",
+        "--seed",
+        "2",
+        "--cases",
+        "10",
+        "--timeout",
+        "300ms",
+        "--expect-answer",
+        "--artifacts",
+        dir.path().to_str().expect("utf-8"),
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let f = json_lines(&stdout(&out))
+        .into_iter()
+        .find(|r| r["type"] == "failure")
+        .expect("failure");
+    assert_eq!(f["kind"], "hang", "{f}");
+    assert_eq!(f["case"], 3, "{f}");
+    assert_eq!(f["message"], "no answer within 300 ms to case 3");
+    assert!(dir.path().join("hang-s2-c3.bin").exists());
+}
