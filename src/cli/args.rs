@@ -57,6 +57,9 @@ pub enum Command {
     /// Check services: what answers, what it says, whether it speaks TLS.
     #[command(after_help = super::probe::PROBE_AFTER)]
     Probe(Box<super::probe::ProbeArgs>),
+    /// Send a test message over SMTP (STARTTLS or implicit TLS, AUTH), as swaks does.
+    #[command(after_help = super::mail::MAIL_AFTER)]
+    Mail(Box<super::mail::MailArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod calc;
+pub mod mail;
 pub mod nmap_compat;
 pub mod output;
 pub mod probe;
@@ -135,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
         Command::Calc(args) => calc::run(*args),
         Command::Probe(args) => probe::run(*args, cli.quiet, cli.color),
+        Command::Mail(args) => mail::run(*args, cli.quiet),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();
