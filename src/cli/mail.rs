@@ -84,7 +84,7 @@ pub enum MailOutput {
 
 #[derive(Debug, Args)]
 pub struct MailArgs {
-    /// The server, HOST[:PORT] (default port 587, or 465 with --tls-on-connect).
+    /// The server: HOST or HOST:PORT (default port 587, or 465 with --tls-on-connect).
     #[arg(short, long, value_name = "HOST[:PORT]")]
     pub server: String,
 
@@ -93,7 +93,13 @@ pub struct MailArgs {
     pub from: String,
 
     /// Recipients (RCPT TO), comma-separated or repeated; also the To header.
-    #[arg(short, long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', required = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ',',
+        required = true
+    )]
     pub to: Vec<String>,
 
     /// Name sent with EHLO (default: our address as a literal, e.g. [198.18.0.1]).
@@ -109,7 +115,13 @@ pub struct MailArgs {
     pub auth_password: Option<String>,
 
     /// Use this AUTH mechanism (default: the best one offered, PLAIN before LOGIN).
-    #[arg(long, value_enum, value_name = "PLAIN|LOGIN", requires = "auth_user", ignore_case = true)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "PLAIN|LOGIN",
+        requires = "auth_user",
+        ignore_case = true
+    )]
     pub auth: Option<AuthArg>,
 
     /// Send credentials even over a connection that is not encrypted.
@@ -246,8 +258,7 @@ fn read_body(spec: &str) -> anyhow::Result<String> {
             .context("cannot read the body from stdin")?;
         b
     } else if let Some(path) = spec.strip_prefix('@') {
-        std::fs::read(path)
-            .map_err(|e| UsageError::new(format!("--body @{path}: {e}")))?
+        std::fs::read(path).map_err(|e| UsageError::new(format!("--body @{path}: {e}")))?
     } else {
         return Ok(spec.to_owned());
     };
@@ -283,7 +294,11 @@ impl MailPlan {
         } else {
             TlsMode::IfOffered
         };
-        let default_port = if tls_mode == TlsMode::Implicit { 465 } else { 587 };
+        let default_port = if tls_mode == TlsMode::Implicit {
+            465
+        } else {
+            587
+        };
         let (host, port) = parse_server(&args.server, default_port)?;
         if args.count == 0 || args.count > MAX_COUNT {
             return Err(UsageError::new(format!("--count: 1 to {MAX_COUNT}")).into());
@@ -293,10 +308,9 @@ impl MailPlan {
             return Err(UsageError::new("--to: an empty address").into());
         }
         if args.auth_password.as_deref() == Some("-") && args.body.as_deref() == Some("-") {
-            return Err(UsageError::new(
-                "--auth-password - and --body - cannot both read stdin",
-            )
-            .into());
+            return Err(
+                UsageError::new("--auth-password - and --body - cannot both read stdin").into(),
+            );
         }
         let auth = match &args.auth_user {
             None => None,
@@ -369,7 +383,10 @@ impl MailPlan {
             attachments,
         };
         let dialogue = smtp::ClientOptions {
-            hello_name: args.ehlo.clone().unwrap_or_else(|| "[127.0.0.1]".to_owned()),
+            hello_name: args
+                .ehlo
+                .clone()
+                .unwrap_or_else(|| "[127.0.0.1]".to_owned()),
             tls: tls_mode,
             auth,
             auth_mechanism: args.auth.map(|a| match a {
@@ -718,7 +735,15 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", ":25", "host:0", "host:x", "[fd00::2", "[fd00::2]x", "a b"] {
+        for bad in [
+            "",
+            ":25",
+            "host:0",
+            "host:x",
+            "[fd00::2",
+            "[fd00::2]x",
+            "a b",
+        ] {
             assert!(parse_server(bad, 587).is_err(), "{bad:?}");
         }
     }

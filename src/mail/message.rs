@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(header(&msg, "MIME-Version"), ["1.0"]);
         assert_eq!(header(&msg, "Date").len(), 1);
         let id = header(&msg, "Message-ID");
-        assert!(id.len() == 1 && id[0].starts_with('<') && id[0].contains('@'), "{id:?}");
+        assert!(
+            id.len() == 1 && id[0].starts_with('<') && id[0].contains('@'),
+            "{id:?}"
+        );
         assert!(msg.contains("\r\n\r\nline one\r\n.dot line\r\n"), "{msg}");
     }
 
@@ -202,7 +205,10 @@ mod tests {
             data: vec![0, 1, 2, 255],
         }];
         let msg = text(&s);
-        assert!(header(&msg, "Content-Type")[0].starts_with("multipart/mixed"), "{msg}");
+        assert!(
+            header(&msg, "Content-Type")[0].starts_with("multipart/mixed"),
+            "{msg}"
+        );
         assert!(msg.contains("filename=\"data.bin\""), "{msg}");
         assert!(msg.contains("\r\nAAEC/w==\r\n"), "{msg}");
         assert!(header(&msg, "Subject")[0].starts_with("=?utf-8?"), "{msg}");

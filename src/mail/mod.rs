@@ -239,7 +239,8 @@ impl Conn {
             let start = self.buf.len();
             let room = (MAX_BUFFER - start).min(READ_CHUNK);
             self.buf.resize(start + room, 0);
-            let read = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
+            let read =
+                tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
             let n = match read {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
@@ -297,10 +298,7 @@ fn io_text(err: &std::io::Error) -> String {
 /// The lines of a write as the transcript shows them: secrets masked, a long message cut.
 fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
     let text = String::from_utf8_lossy(bytes);
-    let mut lines: Vec<String> = text
-        .split("\r\n")
-        .map(str::to_owned)
-        .collect();
+    let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
     if lines.last().is_some_and(String::is_empty) {
         lines.pop();
     }
@@ -316,7 +314,10 @@ fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
         let hidden = lines.len() - SHOWN_MESSAGE_LINES - 1;
         let last = lines.pop().unwrap_or_default();
         lines.truncate(SHOWN_MESSAGE_LINES);
-        lines.push(format!("[... {hidden} more lines, {} bytes in all]", bytes.len()));
+        lines.push(format!(
+            "[... {hidden} more lines, {} bytes in all]",
+            bytes.len()
+        ));
         lines.push(last);
     }
     lines
@@ -325,16 +326,12 @@ fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
 /// Connects to the first address of `host:port` that answers within the timeout.
 async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match tokio::time::timeout(
-        timeout,
-        tokio::net::lookup_host((bare, port)),
-    )
-    .await
-    {
-        Err(_) => return Err(format!("resolving {host} timed out")),
-        Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
-        Ok(Ok(a)) => a.collect(),
-    };
+    let addrs: Vec<SocketAddr> =
+        match tokio::time::timeout(timeout, tokio::net::lookup_host((bare, port))).await {
+            Err(_) => return Err(format!("resolving {host} timed out")),
+            Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+            Ok(Ok(a)) => a.collect(),
+        };
     let mut last = format!("{host} has no address");
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -370,9 +367,9 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         elapsed: Duration::ZERO,
     };
     let fail = |report: &mut Report,
-                    events: &mut (dyn FnMut(Event) + Send),
-                    stage: FailStage,
-                    text: String| {
+                events: &mut (dyn FnMut(Event) + Send),
+                stage: FailStage,
+                text: String| {
         events(Event::Error { text: text.clone() });
         report.failure = Some((stage, text));
         report.elapsed = start.elapsed();
@@ -571,10 +568,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
     }
     if !report.outcome.rejected.is_empty() && report.failure.is_none() {
         events(Event::Warning {
-            text: format!(
-                "refused recipients: {}",
-                report.outcome.rejected.join(", ")
-            ),
+            text: format!("refused recipients: {}", report.outcome.rejected.join(", ")),
         });
     }
     conn.close().await;
@@ -594,7 +588,11 @@ mod tests {
         );
         assert_eq!(shown_lines(b"d29uZGVybGFuZA==\r\n", true, false), [MASK]);
         assert_eq!(
-            shown_lines(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", false, false),
+            shown_lines(
+                b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+                false,
+                false
+            ),
             ["MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
         );
         let mut msg = Vec::new();
@@ -616,7 +614,10 @@ mod tests {
     fn every_failure_has_its_stage() {
         assert_eq!(FailStage::of_failure(Failure::PlaintextAuth).exit_code(), 7);
         assert_eq!(FailStage::of_failure(Failure::Greeting).exit_code(), 4);
-        assert_eq!(FailStage::of_failure(Failure::NoRecipientAccepted).exit_code(), 9);
+        assert_eq!(
+            FailStage::of_failure(Failure::NoRecipientAccepted).exit_code(),
+            9
+        );
         assert_eq!(FailStage::of_stage(Stage::Message), Some(FailStage::Data));
         assert_eq!(FailStage::of_stage(Stage::Quit), None);
         let codes: Vec<u8> = [

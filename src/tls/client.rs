@@ -60,9 +60,10 @@ impl TlsClient {
             ));
         }
         let provider = super::provider();
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| SetupError::Verifier(e.to_string()))?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| SetupError::Verifier(e.to_string()))?;
         let config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| SetupError::Config(e.to_string()))?
