@@ -16,7 +16,7 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::mail::message::{Attachment, MessageSpec, content_type_for, parse_header};
 use crate::mail::{Event, MailConfig, QuitAfter, Report, stage_name};
-use crate::tls::client::TlsClient;
+use crate::tls::client::TlsClientLoader;
 
 pub const MAIL_AFTER: &str = "\
 TLS: by default STARTTLS when the server offers it. --tls requires STARTTLS,
@@ -404,16 +404,20 @@ impl MailPlan {
         };
         // Every address, name and secret checked now (CR, LF, NUL, '<', spaces in EHLO).
         smtp::Client::new(dialogue.clone()).map_err(|e| UsageError::new(e.to_string()))?;
-        let tls = if args.insecure {
+        if args.insecure {
             warnings.push(
                 "--insecure: the server's certificate is not verified; anyone in the path can read the password"
                     .to_owned(),
             );
-            TlsClient::insecure(&args.ca_file)
-        } else {
-            TlsClient::verifying(&args.ca_file)
         }
-        .map_err(|e| UsageError::new(e.to_string()))?;
+        // Built in the background while the connection is made (the roots take a while).
+        let tls = match tls_mode {
+            TlsMode::Never => None,
+            _ => Some(
+                TlsClientLoader::start(args.insecure, args.ca_file.clone())
+                    .map_err(|e| UsageError::new(e.to_string()))?,
+            ),
+        };
         let quit_after = args.quit_after.map(|q| match q {
             QuitAfterArg::Connect => QuitAfter::Connect,
             QuitAfterArg::Banner => QuitAfter::Banner,

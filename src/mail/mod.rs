@@ -15,7 +15,7 @@ use sockeye_proto::smtp::{self, Action, Client, ClientOptions, Failure, Outcome,
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::tls::client::{Negotiated, TlsClient};
+use crate::tls::client::{Negotiated, TlsClientLoader};
 
 /// Bytes kept from the server at most while a reply is incomplete: a reply is capped at
 /// `reply::MAX_REPLY_BYTES` (64 KiB) by the decoder; pipelined replies add a few lines.
@@ -136,7 +136,7 @@ pub fn stage_name(stage: Stage) -> &'static str {
 }
 
 /// What a run does, validated (cli/mail.rs builds it).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MailConfig {
     /// The host as typed (the name certificates are checked against).
     pub host: String,
@@ -145,7 +145,8 @@ pub struct MailConfig {
     pub ehlo: Option<String>,
     /// The dialogue's options; its `hello_name` is filled in after connecting.
     pub dialogue: ClientOptions,
-    pub tls: TlsClient,
+    /// The TLS client, built in the background; `None` with `--no-tls`.
+    pub tls: Option<TlsClientLoader>,
     pub quit_after: Option<QuitAfter>,
     pub connect_timeout: Duration,
     /// How long each reply (and each write) may take.
@@ -323,6 +324,22 @@ fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
     lines
 }
 
+/// A TLS handshake over `stream` for `config.host`, with the client from the loader.
+async fn handshake(
+    config: &MailConfig,
+    stream: Box<dyn Io>,
+) -> Result<(Box<dyn Io>, Negotiated), String> {
+    let Some(loader) = &config.tls else {
+        return Err("TLS is off (--no-tls)".to_owned());
+    };
+    let client = loader.get().await.map_err(|e| e.to_string())?;
+    let (stream, negotiated) = client
+        .handshake(stream, &config.host, config.tls_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Box::new(stream), negotiated))
+}
+
 /// Connects to the first address of `host:port` that answers within the timeout.
 async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -403,11 +420,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
     let implicit = config.dialogue.tls == smtp::TlsMode::Implicit;
     if implicit {
         let t = Instant::now();
-        match config
-            .tls
-            .handshake(conn.stream, &config.host, config.tls_timeout)
-            .await
-        {
+        match handshake(config, conn.stream).await {
             Ok((stream, negotiated)) => {
                 events(Event::Tls {
                     negotiated: negotiated.clone(),
@@ -415,13 +428,13 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                 });
                 report.tls = Some(negotiated);
                 conn = Conn {
-                    stream: Box::new(stream),
+                    stream,
                     buf: Vec::new(),
                     tls: true,
                 };
             }
             Err(e) => {
-                fail(&mut report, events, FailStage::Tls, e.to_string());
+                fail(&mut report, events, FailStage::Tls, e);
                 return report;
             }
         }
@@ -511,11 +524,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                         ));
                     }
                     let t = Instant::now();
-                    match config
-                        .tls
-                        .handshake(conn.stream, &config.host, config.tls_timeout)
-                        .await
-                    {
+                    match handshake(config, conn.stream).await {
                         Ok((stream, negotiated)) => {
                             events(Event::Tls {
                                 negotiated: negotiated.clone(),
@@ -523,7 +532,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                             });
                             report.tls = Some(negotiated);
                             conn = Conn {
-                                stream: Box::new(stream),
+                                stream,
                                 buf: Vec::new(),
                                 tls: true,
                             };
@@ -531,7 +540,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                         }
                         Err(e) => {
                             report.outcome = client.outcome().clone();
-                            fail(&mut report, events, FailStage::Tls, e.to_string());
+                            fail(&mut report, events, FailStage::Tls, e);
                             return report;
                         }
                     }

@@ -3,9 +3,13 @@
 //! `--ca-file`), since a mail client that sends a password must know whom it talks to.
 //! `--insecure` swaps in the recording [`Scanner`], which completes the handshake with any
 //! certificate and still reports whether the chain would have verified.
+//!
+//! Loading the system's roots costs about 15 ms (some 150 PEM files parsed into trust
+//! anchors), as much as the rest of a mail client's own work: [`TlsClientLoader`] does it
+//! on a thread of its own while the connection, the greeting and EHLO are under way.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::ClientConfig;
@@ -144,4 +148,72 @@ fn refused_certificate(err: &std::io::Error, name: &str) -> Option<HandshakeErro
         offered: OFFERED.into(),
         spoke_tls: true,
     })
+}
+
+/// A [`TlsClient`] being built on a thread of its own, awaited when the first handshake
+/// needs it. The `--ca-file` files are checked before the thread starts, so a bad file is
+/// still an error before anything is sent.
+#[derive(Debug)]
+pub struct TlsClientLoader {
+    thread: Mutex<Option<std::thread::JoinHandle<Result<TlsClient, SetupError>>>>,
+    client: tokio::sync::OnceCell<TlsClient>,
+}
+
+impl TlsClientLoader {
+    /// Checks `ca_files` now and starts building a verifying client (or, `insecure`, a
+    /// recording one).
+    pub fn start(insecure: bool, ca_files: Vec<PathBuf>) -> Result<TlsClientLoader, SetupError> {
+        check_ca_files(&ca_files)?;
+        let thread = std::thread::Builder::new()
+            .name("sockeye-tls-roots".into())
+            .spawn(move || {
+                if insecure {
+                    TlsClient::insecure(&ca_files)
+                } else {
+                    TlsClient::verifying(&ca_files)
+                }
+            })
+            .map_err(|e| SetupError::Config(format!("cannot start a thread: {e}")))?;
+        Ok(TlsClientLoader {
+            thread: Mutex::new(Some(thread)),
+            client: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The client, once built (waits for the thread the first time).
+    pub async fn get(&self) -> Result<&TlsClient, SetupError> {
+        self.client
+            .get_or_try_init(|| async {
+                let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+                let Some(thread) = thread else {
+                    return Err(SetupError::Config("the TLS setup failed before".into()));
+                };
+                match tokio::task::spawn_blocking(move || thread.join()).await {
+                    Ok(Ok(result)) => result,
+                    _ => Err(SetupError::Config("the TLS setup thread panicked".into())),
+                }
+            })
+            .await
+    }
+}
+
+/// Each file must hold at least one PEM certificate (the same reading as
+/// [`root_store`](super::root_store), which the loader's thread repeats).
+fn check_ca_files(paths: &[PathBuf]) -> Result<(), SetupError> {
+    for path in paths {
+        let bad = |message: String| SetupError::CaFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut found = 0;
+        for item in <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem) {
+            item.map_err(|e| bad(e.to_string()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+    }
+    Ok(())
 }
