@@ -577,3 +577,67 @@ fn quit_after_stops_at_each_step_without_sending() {
             || count_mail(&services, ALICE.0) == 0
     );
 }
+
+/// Usage errors are one line, exit 2, before any connection (the server here does not
+/// exist: a connection attempt would be exit 3).
+#[test]
+fn usage_errors_send_nothing() {
+    let base = ["mail", "--server", "192.0.2.1:25", "--from", "a@lab.test"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--to", "b@lab.test", "--header", "From: boss@lab.test"],
+            "--header-from",
+        ),
+        (
+            &["--to", "b@lab.test", "--header", "X-A: b\nX-B: c"],
+            "line break",
+        ),
+        (
+            &["--to", "b@lab.test\r\nRCPT TO:<c@x>"],
+            "recipient address",
+        ),
+        (&["--to", "b@lab.test", "--count", "0"], "--count"),
+        (
+            &["--to", "b@lab.test", "--ehlo", "two words"],
+            "EHLO domain",
+        ),
+        (
+            &["--to", "b@lab.test", "--auth-user", "alice"],
+            "needs a password",
+        ),
+        (
+            &["--to", "b@lab.test", "--ca-file", "/nonexistent/ca.pem"],
+            "/nonexistent/ca.pem",
+        ),
+        (
+            &["--to", "b@lab.test", "--attach", "/nonexistent/file"],
+            "--attach",
+        ),
+        (
+            &["--to", "b@lab.test", "--tls", "--no-tls"],
+            "cannot be used with",
+        ),
+        (&["--to", "b@lab.test", "--timeout", "soon"], "--timeout"),
+    ];
+    for (extra, want) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(bin())
+            .args(&args)
+            .env_remove("SOCKEYE_SMTP_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sockeye");
+        let e = err(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {}", show(&out));
+        assert_eq!(e.lines().count(), 1, "{args:?}: one line, got {e}");
+        assert!(e.contains(want), "{args:?}: {want:?} not in {e}");
+        assert!(!e.contains("Trying"), "{args:?}: {e}");
+    }
+    // --server syntax.
+    let out = std::process::Command::new(bin())
+        .args(["mail", "--server", "host:0", "--from", "a@b", "--to", "c@d"])
+        .output()
+        .expect("run sockeye");
+    assert_eq!(code(&out), 2, "{}", show(&out));
+}
