@@ -765,6 +765,7 @@ fn several_messages_with_rset_between() {
     assert_eq!(o.failure, None);
     assert!(o.delivered);
     assert_eq!(o.messages_delivered, 3);
+    assert_eq!(c.message_number(), 3, "QUIT belongs to the last message");
     assert_eq!(o.accepted, vec!["b@lab.test"], "the last transaction's");
     let rsets = c
         .transcript()

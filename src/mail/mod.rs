@@ -135,6 +135,23 @@ pub fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
+/// The reply a step waits for, in words, for errors.
+fn awaited(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Greeting => "the greeting",
+        Stage::Ehlo => "the EHLO reply",
+        Stage::Helo => "the HELO reply",
+        Stage::StartTls => "the STARTTLS reply",
+        Stage::Auth => "the AUTH reply",
+        Stage::MailFrom => "the MAIL FROM reply",
+        Stage::RcptTo(_) => "the RCPT TO reply",
+        Stage::Data => "the DATA reply",
+        Stage::Message => "the reply to the message, after its final \".\"",
+        Stage::Rset => "the RSET reply",
+        Stage::Quit => "the QUIT reply",
+    }
+}
+
 /// What a run does, validated (cli/mail.rs builds it).
 #[derive(Debug)]
 pub struct MailConfig {
@@ -518,10 +535,14 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                 Action::StartTls => {
                     if !conn.buf.is_empty() {
                         // Bytes after the 220 would be read as if protected by TLS.
-                        break 'dialogue Some(format!(
+                        let text = format!(
                             "the server sent {:?} after its STARTTLS reply, before the handshake",
                             String::from_utf8_lossy(&conn.buf[..conn.buf.len().min(40)])
-                        ));
+                        );
+                        report.outcome = client.outcome().clone();
+                        fail(&mut report, events, FailStage::Tls, text);
+                        conn.close().await;
+                        return report;
                     }
                     let t = Instant::now();
                     match handshake(config, conn.stream).await {
@@ -567,7 +588,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         let stage = client.stage();
         match FailStage::of_stage(stage) {
             Some(fs) => {
-                let text = format!("{} ({}): {e}", fs.name(), stage_name(stage));
+                let text = format!("{e} (waiting for {})", awaited(stage));
                 fail(&mut report, events, fs, text);
             }
             _ => events(Event::Warning {

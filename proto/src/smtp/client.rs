@@ -331,7 +331,7 @@ impl Client {
 
     /// The message being sent, from 1 to [`ClientOptions::messages`].
     pub fn message_number(&self) -> u32 {
-        self.outcome.messages_delivered + 1
+        (self.outcome.messages_delivered + 1).min(self.options.messages)
     }
 
     /// Every reply so far with the step it answered.
