@@ -805,3 +805,43 @@ fn several_messages_with_rset_between() {
     o.messages = 0;
     assert!(Client::new(o).is_err());
 }
+
+/// The server's side of a whole pipelined, multi-message session as one byte stream, cut at
+/// every position into two reads: the bytes the client sends do not depend on where the
+/// network split the replies (a driver decodes what it has and waits on `Ok(None)`).
+#[test]
+fn every_split_of_the_server_stream_gives_the_same_dialogue() {
+    let server: &[u8] = b"220 mail.lab.test ESMTP\r\n\
+        250-mail.lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 AUTH PLAIN\r\n\
+        235 2.7.0 ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no\r\n354 go\r\n\
+        250 2.0.0 queued\r\n250 2.0.0 reset\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
+        550 5.1.1 no\r\n354 go\r\n250 2.0.0 queued\r\n221 2.0.0 Bye\r\n";
+    let run = |cut: usize| -> Vec<u8> {
+        let mut o = options(TlsMode::Never, true, &["b@lab.test", "c@lab.test"]);
+        o.messages = 2;
+        let mut c = Client::new(o).unwrap();
+        let mut sent = Vec::new();
+        let mut buf = Vec::new();
+        for chunk in [&server[..cut], &server[cut..]] {
+            buf.extend_from_slice(chunk);
+            while let Some((r, used)) = reply::decode(&buf).expect("valid replies") {
+                buf.drain(..used);
+                match c.on_reply(r) {
+                    Action::Send(b) => sent.extend(b),
+                    Action::Wait => {}
+                    Action::Close => assert!(c.is_done()),
+                    Action::StartTls => panic!("no STARTTLS here"),
+                }
+            }
+        }
+        assert!(buf.is_empty() && c.is_done(), "cut {cut}");
+        assert_eq!(c.outcome().messages_delivered, 2, "cut {cut}");
+        sent
+    };
+    let whole = run(server.len());
+    assert!(whole.ends_with(b"QUIT\r\n"));
+    assert_eq!(whole.windows(6).filter(|w| w == b"RSET\r\n").count(), 1);
+    for cut in 0..server.len() {
+        assert_eq!(run(cut), whole, "cut at {cut}");
+    }
+}
