@@ -12,10 +12,12 @@
 //! - [`cli`]: clap structures, their validation into engine configuration,
 //!   and the glue that runs each subcommand.
 //! - [`calc`]: the calculator protocol's server and client.
+//! - [`mail`]: `sockeye mail`, the SMTP submission client.
 //! - [`sys`]: the few process-wide OS settings (open-file limit).
 
 pub mod calc;
 pub mod cli;
+pub mod mail;
 pub mod peerfuzz;
 pub mod probe;
 pub mod report;

@@ -12,6 +12,8 @@
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
+//! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
+//!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
 //!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
@@ -22,6 +24,7 @@ mod calc;
 mod cli;
 mod fuzz_peer;
 mod lab_smoke;
+mod mail_lab;
 mod probe_lab;
 mod probe_local;
 mod scan_lab;

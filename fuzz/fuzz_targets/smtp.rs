@@ -3,7 +3,8 @@
 //! on the wire, unstuff -> stuff -> unstuff is stable; as an EHLO reply, capabilities never
 //! panic; as base64 both ways; as command arguments, a command is either refused or is
 //! exactly one line; and as a server's replies to the client dialogue, which never panics,
-//! ends when it says so, and only sends whole command lines.
+//! ends when it says so, only sends whole command lines, and never sends AUTH in clear
+//! text unless allowed.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -54,12 +55,17 @@ fn dialogue(data: &[u8]) {
             user: "u".to_owned(),
             pass: "p".to_owned(),
         }),
+        auth_mechanism: None,
+        allow_plaintext_auth: data.first().is_some_and(|b| b & 1 == 1),
         envelope: Some(smtp::Envelope {
             from: "a@x".to_owned(),
             to: vec!["b@x".to_owned(), "c@x".to_owned()],
             body: b"hi\n.\n".to_vec(),
         }),
+        quit_after: None,
+        messages: 2,
     };
+    let allow_plaintext = opts.allow_plaintext_auth;
     let mut client = smtp::Client::new(opts).expect("valid options");
     let mut at = 0;
     while let Ok(Some((r, used))) = reply::decode(&data[at..]) {
@@ -69,7 +75,13 @@ fn dialogue(data: &[u8]) {
             action = client.tls_established();
         }
         match action {
-            smtp::Action::Send(bytes) => assert!(bytes.ends_with(b"\r\n")),
+            smtp::Action::Send(bytes) => {
+                assert!(bytes.ends_with(b"\r\n"));
+                // Credentials never go out in clear text unless allowed.
+                if bytes.starts_with(b"AUTH") {
+                    assert!(allow_plaintext || client.outcome().tls);
+                }
+            }
             smtp::Action::Wait | smtp::Action::StartTls => {}
             smtp::Action::Close => {
                 assert!(client.is_done());

@@ -5,7 +5,8 @@
 
 use sockeye_proto::reply::{self, Reply};
 use sockeye_proto::smtp::{
-    Action, Client, ClientOptions, Credentials, Envelope, Failure, SmtpError, Stage, TlsMode,
+    Action, AuthMechanism, Client, ClientOptions, Credentials, Envelope, Failure, QuitAfter,
+    SmtpError, Stage, TlsMode,
 };
 
 /// What the client must do after a server reply.
@@ -50,11 +51,16 @@ fn options(tls: TlsMode, auth: bool, to: &[&str]) -> ClientOptions {
             user: "tim".to_owned(),
             pass: "tanstaaftanstaaf".to_owned(),
         }),
+        auth_mechanism: None,
+        // Most scripts below authenticate in clear text on purpose; the refusal has its test.
+        allow_plaintext_auth: true,
         envelope: (!to.is_empty()).then(|| Envelope {
             from: "a@lab.test".to_owned(),
             to: to.iter().map(|s| (*s).to_owned()).collect(),
             body: b"Subject: hi\n\n.dot\n".to_vec(),
         }),
+        quit_after: None,
+        messages: 1,
     }
 }
 
@@ -82,7 +88,7 @@ fn tls_auth_plain_pipelined_with_a_rejected_recipient() {
             (
                 Some(b"235 2.7.0 Authentication successful\r\n"),
                 Want::Send(
-                    b"MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\nRCPT TO:<nobody@lab.test>\r\nDATA\r\n",
+                    b"MAIL FROM:<a@lab.test> SIZE=22\r\nRCPT TO:<b@lab.test>\r\nRCPT TO:<nobody@lab.test>\r\nDATA\r\n",
                 ),
             ),
             (Some(b"250 2.1.0 Ok\r\n"), Want::Wait),
@@ -442,4 +448,400 @@ fn tls_established_out_of_turn_changes_nothing() {
     assert_eq!(c.on_reply(decode(b"220 go\r\n")), Action::StartTls);
     assert_eq!(c.on_reply(decode(b"250 what\r\n")), Action::Close);
     assert!(c.is_done());
+}
+
+/// A server without STARTTLS that offers AUTH in clear text (or a man in the middle who
+/// removed STARTTLS from the EHLO reply) never gets the credentials.
+#[test]
+fn credentials_are_not_sent_in_clear_text() {
+    for tls in [TlsMode::IfOffered, TlsMode::Never] {
+        let mut o = options(tls, true, &["b@lab.test"]);
+        o.allow_plaintext_auth = false;
+        let mut c = Client::new(o).unwrap();
+        play(
+            &mut c,
+            &[
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (
+                    Some(b"250-x\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n"),
+                    Want::Send(b"QUIT\r\n"),
+                ),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        );
+        assert_eq!(c.outcome().failure, Some(Failure::PlaintextAuth));
+        assert_eq!(c.outcome().auth_mechanism, None);
+    }
+}
+
+/// Implicit TLS (port 465): encrypted from the start, so AUTH goes without the plain-text
+/// permission, and a STARTTLS in the offer is ignored.
+#[test]
+fn implicit_tls_authenticates_without_starttls() {
+    let mut o = options(TlsMode::Implicit, true, &["b@lab.test"]);
+    o.allow_plaintext_auth = false;
+    let mut c = Client::new(o).unwrap();
+    assert!(c.outcome().tls);
+    play(
+        &mut c,
+        &[
+            (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+            (
+                Some(b"250-x\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"),
+                Want::Send(b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"),
+            ),
+            (
+                Some(b"235 ok\r\n"),
+                Want::Send(b"MAIL FROM:<a@lab.test>\r\n"),
+            ),
+            (Some(b"250 ok\r\n"), Want::Send(b"RCPT TO:<b@lab.test>\r\n")),
+            (Some(b"251 will forward\r\n"), Want::Send(b"DATA\r\n")),
+            (
+                Some(b"354 go\r\n"),
+                Want::Send(b"Subject: hi\r\n\r\n..dot\r\n.\r\n"),
+            ),
+            (Some(b"250 queued\r\n"), Want::Send(b"QUIT\r\n")),
+            (Some(b"221 bye\r\n"), Want::Close),
+        ],
+    );
+    let o = c.outcome();
+    assert_eq!(o.failure, None);
+    assert!(o.delivered && o.tls && !o.starttls_accepted);
+    // 251 (user not local, will forward) is an acceptance.
+    assert_eq!(o.accepted, vec!["b@lab.test"]);
+    assert_eq!(o.messages_delivered, 1);
+}
+
+/// `--auth LOGIN` when PLAIN is offered too; a forced mechanism that is not offered fails.
+#[test]
+fn a_forced_mechanism() {
+    let mut o = options(TlsMode::Never, true, &[]);
+    o.auth_mechanism = Some(AuthMechanism::Login);
+    let mut c = Client::new(o).unwrap();
+    assert_eq!(
+        c.on_reply(decode(b"220 x\r\n")),
+        Action::Send(b"EHLO [198.18.0.1]\r\n".to_vec())
+    );
+    assert_eq!(
+        c.on_reply(decode(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n")),
+        Action::Send(b"AUTH LOGIN\r\n".to_vec())
+    );
+    assert!(!c.last_send_is_secret());
+    assert_eq!(
+        c.on_reply(decode(b"334 VXNlcm5hbWU6\r\n")),
+        Action::Send(b"dGlt\r\n".to_vec())
+    );
+    assert!(!c.last_send_is_secret(), "the user name is shown");
+    assert_eq!(
+        c.on_reply(decode(b"334 UGFzc3dvcmQ6\r\n")),
+        Action::Send(b"dGFuc3RhYWZ0YW5zdGFhZg==\r\n".to_vec())
+    );
+    assert!(c.last_send_is_secret(), "the password is masked");
+    assert_eq!(
+        c.on_reply(decode(b"235 ok\r\n")),
+        Action::Send(b"QUIT\r\n".to_vec())
+    );
+    assert_eq!(c.outcome().auth_mechanism, Some("LOGIN"));
+
+    let mut o = options(TlsMode::Never, true, &[]);
+    o.auth_mechanism = Some(AuthMechanism::Plain);
+    let mut c = Client::new(o).unwrap();
+    play(
+        &mut c,
+        &[
+            (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+            (
+                Some(b"250-x\r\n250 AUTH LOGIN\r\n"),
+                Want::Send(b"QUIT\r\n"),
+            ),
+            (Some(b"221 bye\r\n"), Want::Close),
+        ],
+    );
+    assert_eq!(c.outcome().failure, Some(Failure::AuthNotOffered));
+
+    // The default: PLAIN, whose line is a secret.
+    let mut c = Client::new(options(TlsMode::Never, true, &[])).unwrap();
+    c.on_reply(decode(b"220 x\r\n"));
+    c.on_reply(decode(b"250-x\r\n250 AUTH LOGIN PLAIN\r\n"));
+    assert!(c.last_send_is_secret());
+    assert_eq!(AuthMechanism::Plain.name(), "PLAIN");
+}
+
+/// SIZE=, BODY=8BITMIME and SMTPUTF8 go on MAIL only when offered and needed.
+#[test]
+fn mail_parameters() {
+    const EHLO_ALL: &[u8] = b"250-x\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
+    let first_mail = |from: &str, body: &[u8], ehlo: &[u8]| -> Vec<u8> {
+        let mut o = options(TlsMode::Never, false, &["b@lab.test"]);
+        let env = o.envelope.as_mut().unwrap();
+        env.from = from.to_owned();
+        env.body = body.to_vec();
+        let mut c = Client::new(o).unwrap();
+        c.on_reply(decode(b"220 x\r\n"));
+        match c.on_reply(decode(ehlo)) {
+            Action::Send(b) => b,
+            other => panic!("{other:?}"),
+        }
+    };
+    // "hi\n" is "hi\r\n" on the wire: 4 bytes.
+    assert_eq!(
+        first_mail("a@lab.test", b"hi\n", EHLO_ALL),
+        b"MAIL FROM:<a@lab.test> SIZE=4\r\n"
+    );
+    assert_eq!(
+        first_mail("a@lab.test", "h\u{e9}\n".as_bytes(), EHLO_ALL),
+        b"MAIL FROM:<a@lab.test> SIZE=5 BODY=8BITMIME\r\n"
+    );
+    assert_eq!(
+        first_mail("j\u{f6}rg@lab.test", b"hi\n", EHLO_ALL),
+        "MAIL FROM:<j\u{f6}rg@lab.test> SIZE=4 SMTPUTF8\r\n".as_bytes()
+    );
+    // Not offered: nothing added.
+    assert_eq!(
+        first_mail("j\u{f6}rg@lab.test", "h\u{e9}\n".as_bytes(), b"250 x\r\n"),
+        "MAIL FROM:<j\u{f6}rg@lab.test>\r\n".as_bytes()
+    );
+}
+
+/// `--quit-after`: QUIT right after the named step, and the outcome says it was on purpose.
+#[test]
+fn quit_after_each_step() {
+    type Case = (QuitAfter, TlsMode, bool, Vec<(Option<&'static [u8]>, Want)>);
+    let cases: Vec<Case> = vec![
+        (
+            QuitAfter::Greeting,
+            TlsMode::IfOffered,
+            false,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        (
+            QuitAfter::Hello,
+            TlsMode::Required,
+            true,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (Some(POSTFIX_EHLO), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        (
+            QuitAfter::Tls,
+            TlsMode::Required,
+            true,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (Some(POSTFIX_EHLO), Want::Send(b"STARTTLS\r\n")),
+                (Some(b"220 go\r\n"), Want::StartTls),
+                (None, Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        (
+            QuitAfter::Auth,
+            TlsMode::Required,
+            true,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (Some(POSTFIX_EHLO), Want::Send(b"STARTTLS\r\n")),
+                (Some(b"220 go\r\n"), Want::StartTls),
+                (None, Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (
+                    Some(POSTFIX_EHLO_TLS),
+                    Want::Send(b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"),
+                ),
+                (Some(b"235 ok\r\n"), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        // Without credentials, "auth" is where AUTH would have been.
+        (
+            QuitAfter::Auth,
+            TlsMode::Never,
+            false,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (Some(POSTFIX_EHLO), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        // PIPELINING is offered, but MAIL goes alone.
+        (
+            QuitAfter::Mail,
+            TlsMode::Never,
+            false,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (
+                    Some(POSTFIX_EHLO),
+                    Want::Send(b"MAIL FROM:<a@lab.test>\r\n"),
+                ),
+                (Some(b"250 ok\r\n"), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+        // MAIL and RCPT pipelined, without DATA; no SIZE= since no message will follow.
+        (
+            QuitAfter::Rcpt,
+            TlsMode::Never,
+            false,
+            vec![
+                (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+                (
+                    Some(POSTFIX_EHLO),
+                    Want::Send(b"MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@x>\r\nRCPT TO:<c@x>\r\n"),
+                ),
+                (Some(b"250 ok\r\n"), Want::Wait),
+                (Some(b"250 ok\r\n"), Want::Wait),
+                (Some(b"550 no\r\n"), Want::Send(b"QUIT\r\n")),
+                (Some(b"221 bye\r\n"), Want::Close),
+            ],
+        ),
+    ];
+    for (i, (step, tls, auth, script)) in cases.into_iter().enumerate() {
+        let mut o = options(tls, auth, &["b@x", "c@x"]);
+        o.quit_after = Some(step);
+        let mut c = Client::new(o).unwrap();
+        play(&mut c, &script);
+        let o = c.outcome();
+        assert_eq!(o.failure, None, "case {i}");
+        assert!(o.quit_early && !o.delivered, "case {i}");
+    }
+
+    // Stopping after RCPT still needs a recipient.
+    let mut o = options(TlsMode::Never, false, &["b@x"]);
+    o.quit_after = Some(QuitAfter::Rcpt);
+    let mut c = Client::new(o).unwrap();
+    play(
+        &mut c,
+        &[
+            (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+            (
+                Some(b"250 x\r\n"),
+                Want::Send(b"MAIL FROM:<a@lab.test>\r\n"),
+            ),
+            (Some(b"250 ok\r\n"), Want::Send(b"RCPT TO:<b@x>\r\n")),
+            (Some(b"550 no\r\n"), Want::Send(b"QUIT\r\n")),
+            (Some(b"221 bye\r\n"), Want::Close),
+        ],
+    );
+    assert_eq!(c.outcome().failure, Some(Failure::NoRecipientAccepted));
+    assert!(!c.outcome().quit_early);
+}
+
+/// `--count 3`: three transactions over one connection, RSET between, pipelined each time.
+#[test]
+fn several_messages_with_rset_between() {
+    let mut o = options(TlsMode::Never, false, &["b@lab.test"]);
+    o.messages = 3;
+    let mut c = Client::new(o).unwrap();
+    const BATCH: &[u8] = b"MAIL FROM:<a@lab.test> SIZE=22\r\nRCPT TO:<b@lab.test>\r\nDATA\r\n";
+    let mut script: Vec<(Option<&[u8]>, Want)> = vec![
+        (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+        (
+            Some(b"250-x\r\n250-PIPELINING\r\n250 SIZE\r\n"),
+            Want::Send(BATCH),
+        ),
+    ];
+    for n in 0..3 {
+        script.push((Some(b"250 ok\r\n"), Want::Wait));
+        script.push((Some(b"250 ok\r\n"), Want::Wait));
+        script.push((
+            Some(b"354 go\r\n"),
+            Want::Send(b"Subject: hi\r\n\r\n..dot\r\n.\r\n"),
+        ));
+        if n < 2 {
+            script.push((Some(b"250 queued\r\n"), Want::Send(b"RSET\r\n")));
+            script.push((Some(b"250 reset\r\n"), Want::Send(BATCH)));
+        } else {
+            script.push((Some(b"250 queued\r\n"), Want::Send(b"QUIT\r\n")));
+        }
+    }
+    script.push((Some(b"221 bye\r\n"), Want::Close));
+    play(&mut c, &script);
+    let o = c.outcome();
+    assert_eq!(o.failure, None);
+    assert!(o.delivered);
+    assert_eq!(o.messages_delivered, 3);
+    assert_eq!(c.message_number(), 3, "QUIT belongs to the last message");
+    assert_eq!(o.accepted, vec!["b@lab.test"], "the last transaction's");
+    let rsets = c
+        .transcript()
+        .iter()
+        .filter(|(s, _)| *s == Stage::Rset)
+        .count();
+    assert_eq!(rsets, 2);
+
+    // A refused RSET ends it with what was delivered so far.
+    let mut o = options(TlsMode::Never, false, &["b@lab.test"]);
+    o.messages = 2;
+    let mut c = Client::new(o).unwrap();
+    play(
+        &mut c,
+        &[
+            (Some(b"220 x\r\n"), Want::Send(b"EHLO [198.18.0.1]\r\n")),
+            (
+                Some(b"250 x\r\n"),
+                Want::Send(b"MAIL FROM:<a@lab.test>\r\n"),
+            ),
+            (Some(b"250 ok\r\n"), Want::Send(b"RCPT TO:<b@lab.test>\r\n")),
+            (Some(b"250 ok\r\n"), Want::Send(b"DATA\r\n")),
+            (
+                Some(b"354 go\r\n"),
+                Want::Send(b"Subject: hi\r\n\r\n..dot\r\n.\r\n"),
+            ),
+            (Some(b"250 queued\r\n"), Want::Send(b"RSET\r\n")),
+            (Some(b"421 closing\r\n"), Want::Send(b"QUIT\r\n")),
+            (Some(b"221 bye\r\n"), Want::Close),
+        ],
+    );
+    assert_eq!(c.outcome().failure, Some(Failure::ResetRefused));
+    assert_eq!(c.outcome().messages_delivered, 1);
+    assert!(!c.outcome().delivered);
+
+    let mut o = options(TlsMode::Never, false, &["b@lab.test"]);
+    o.messages = 0;
+    assert!(Client::new(o).is_err());
+}
+
+/// The server's side of a whole pipelined, multi-message session as one byte stream, cut at
+/// every position into two reads: the bytes the client sends do not depend on where the
+/// network split the replies (a driver decodes what it has and waits on `Ok(None)`).
+#[test]
+fn every_split_of_the_server_stream_gives_the_same_dialogue() {
+    let server: &[u8] = b"220 mail.lab.test ESMTP\r\n\
+        250-mail.lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 AUTH PLAIN\r\n\
+        235 2.7.0 ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no\r\n354 go\r\n\
+        250 2.0.0 queued\r\n250 2.0.0 reset\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
+        550 5.1.1 no\r\n354 go\r\n250 2.0.0 queued\r\n221 2.0.0 Bye\r\n";
+    let run = |cut: usize| -> Vec<u8> {
+        let mut o = options(TlsMode::Never, true, &["b@lab.test", "c@lab.test"]);
+        o.messages = 2;
+        let mut c = Client::new(o).unwrap();
+        let mut sent = Vec::new();
+        let mut buf = Vec::new();
+        for chunk in [&server[..cut], &server[cut..]] {
+            buf.extend_from_slice(chunk);
+            while let Some((r, used)) = reply::decode(&buf).expect("valid replies") {
+                buf.drain(..used);
+                match c.on_reply(r) {
+                    Action::Send(b) => sent.extend(b),
+                    Action::Wait => {}
+                    Action::Close => assert!(c.is_done()),
+                    Action::StartTls => panic!("no STARTTLS here"),
+                }
+            }
+        }
+        assert!(buf.is_empty() && c.is_done(), "cut {cut}");
+        assert_eq!(c.outcome().messages_delivered, 2, "cut {cut}");
+        sent
+    };
+    let whole = run(server.len());
+    assert!(whole.ends_with(b"QUIT\r\n"));
+    assert_eq!(whole.windows(6).filter(|w| w == b"RSET\r\n").count(), 1);
+    for cut in 0..server.len() {
+        assert_eq!(run(cut), whole, "cut at {cut}");
+    }
 }

@@ -60,6 +60,9 @@ pub enum Command {
     /// Fuzz a server or a client over the network, reproducibly.
     #[command(after_help = super::fuzz::FUZZ_AFTER)]
     Fuzz(Box<super::fuzz::FuzzArgs>),
+    /// Send a test message over SMTP (STARTTLS or implicit TLS, AUTH), as swaks does.
+    #[command(after_help = super::mail::MAIL_AFTER)]
+    Mail(Box<super::mail::MailArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod calc;
 pub mod fuzz;
+pub mod mail;
 pub mod nmap_compat;
 pub mod output;
 pub mod probe;
@@ -137,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Calc(args) => calc::run(*args),
         Command::Probe(args) => probe::run(*args, cli.quiet, cli.color),
         Command::Fuzz(args) => fuzz::run(*args),
+        Command::Mail(args) => mail::run(*args, cli.quiet),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

@@ -9,6 +9,7 @@
 //! raw-hello path (`sockeye_proto::tls_hello`) tells which versions they do
 //! accept.
 
+pub mod client;
 pub mod facts;
 
 use std::sync::Arc;

@@ -135,6 +135,7 @@ PORTS="22 sshd
 25 postfix
 465 postfix
 587 postfix
+2525 postfix
 110 dovecot
 143 dovecot
 993 dovecot

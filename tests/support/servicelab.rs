@@ -51,6 +51,8 @@ pub(crate) mod ports {
     pub(crate) const SMTP: u16 = 25;
     pub(crate) const SMTPS: u16 = 465;
     pub(crate) const SUBMISSION: u16 = 587;
+    /// Postfix without STARTTLS, AUTH offered in clear text.
+    pub(crate) const SMTP_NO_TLS: u16 = 2525;
     pub(crate) const POP3: u16 = 110;
     pub(crate) const IMAP: u16 = 143;
     pub(crate) const IMAPS: u16 = 993;

@@ -8,6 +8,13 @@
 //! QUIT. A refusal at any step ends the dialogue politely with QUIT and names the step in
 //! [`Outcome::failure`]; every reply is kept with its stage in [`Client::transcript`].
 //!
+//! For `sockeye mail` it also: refuses to send credentials over a connection that is not
+//! encrypted unless told otherwise ([`ClientOptions::allow_plaintext_auth`]), lets the
+//! caller force PLAIN or LOGIN, adds `SIZE=`, `BODY=8BITMIME` and `SMTPUTF8` to MAIL when
+//! the server offers them and the message needs them, stops early after a named step
+//! ([`QuitAfter`], swaks' `--quit-after`), and sends the message several times over one
+//! connection with RSET between ([`ClientOptions::messages`]).
+//!
 //! Every argument is checked when the client is made, so the dialogue itself cannot fail
 //! on our side (the encoders' `unwrap_or_default()` below never sees an error).
 
@@ -15,7 +22,7 @@ use std::fmt;
 
 use super::{
     Capabilities, SmtpError, auth_login_start, auth_plain, base64_line, data, dot_stuff, ehlo,
-    helo, mail_from, quit, rcpt_to, starttls,
+    helo, mail_from, quit, rcpt_to, rset, starttls,
 };
 use crate::reply::Reply;
 
@@ -28,6 +35,46 @@ pub enum TlsMode {
     IfOffered,
     /// Upgrade or give up: a server that does not offer or accept STARTTLS is a failure.
     Required,
+    /// The connection is TLS from its first byte (port 465, RFC 8314): no STARTTLS.
+    Implicit,
+}
+
+/// An AUTH mechanism the client speaks (RFC 4954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    /// RFC 4616: one command, the credentials in its initial response.
+    Plain,
+    /// The old two-challenge exchange (334 `Username:`, 334 `Password:`).
+    Login,
+}
+
+impl AuthMechanism {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMechanism::Plain => "PLAIN",
+            AuthMechanism::Login => "LOGIN",
+        }
+    }
+}
+
+/// Where to stop a dialogue that should not (or not yet) send a message: after this step
+/// succeeds, the client says QUIT. A step that does not happen (no TLS offered, no
+/// credentials) is passed as if done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitAfter {
+    /// The greeting.
+    Greeting,
+    /// The first EHLO (or HELO).
+    Hello,
+    /// The TLS handshake (QUIT goes over TLS, before the second EHLO).
+    Tls,
+    /// AUTH.
+    Auth,
+    /// MAIL FROM.
+    Mail,
+    /// The RCPT TO of every recipient (at least one must be accepted).
+    Rcpt,
 }
 
 /// A user name and password for AUTH.
@@ -67,8 +114,17 @@ pub struct ClientOptions {
     pub tls: TlsMode,
     /// Authenticate with these, by PLAIN if offered, else LOGIN.
     pub auth: Option<Credentials>,
+    /// Use this mechanism (it must be offered) instead of the best one offered.
+    pub auth_mechanism: Option<AuthMechanism>,
+    /// Send credentials over a connection that is not TLS. Without it, AUTH is never sent
+    /// in clear text: the dialogue ends with [`Failure::PlaintextAuth`] instead.
+    pub allow_plaintext_auth: bool,
     /// The message to send; `None` stops after the hello and TLS steps (a probe).
     pub envelope: Option<Envelope>,
+    /// Stop after this step instead of sending the message.
+    pub quit_after: Option<QuitAfter>,
+    /// How many times to send the envelope over this connection, RSET between (at least 1).
+    pub messages: u32,
 }
 
 /// The step a reply answered.
@@ -85,6 +141,8 @@ pub enum Stage {
     Data,
     /// The reply after the message's final `.`.
     Message,
+    /// RSET between two messages.
+    Rset,
     Quit,
 }
 
@@ -99,8 +157,11 @@ pub enum Failure {
     TlsNotOffered,
     /// TLS was required and STARTTLS was not answered with 220.
     TlsRefused,
-    /// Credentials were given and the server offers neither PLAIN nor LOGIN.
+    /// Credentials were given and the server offers neither PLAIN nor LOGIN (or not the
+    /// mechanism asked for).
     AuthNotOffered,
+    /// Credentials were given and the connection is not encrypted: AUTH was not sent.
+    PlaintextAuth,
     /// The server refused the credentials.
     AuthFailed,
     /// MAIL FROM was refused.
@@ -111,6 +172,8 @@ pub enum Failure {
     DataRefused,
     /// The message was refused after its final `.`.
     MessageRejected,
+    /// RSET before the next message was refused.
+    ResetRefused,
 }
 
 impl fmt::Display for Failure {
@@ -120,12 +183,18 @@ impl fmt::Display for Failure {
             Failure::Hello => "the server refused both EHLO and HELO",
             Failure::TlsNotOffered => "TLS is required and the server does not offer STARTTLS",
             Failure::TlsRefused => "TLS is required and the server refused STARTTLS",
-            Failure::AuthNotOffered => "the server offers neither AUTH PLAIN nor AUTH LOGIN",
+            Failure::AuthNotOffered => {
+                "the server does not offer the AUTH mechanism needed (PLAIN or LOGIN)"
+            }
+            Failure::PlaintextAuth => {
+                "the connection is not encrypted: credentials not sent (--allow-plaintext-auth to send them anyway)"
+            }
             Failure::AuthFailed => "authentication failed",
             Failure::SenderRejected => "the sender was rejected",
             Failure::NoRecipientAccepted => "no recipient was accepted",
             Failure::DataRefused => "the server refused DATA",
             Failure::MessageRejected => "the message was rejected",
+            Failure::ResetRefused => "the server refused RSET before the next message",
         })
     }
 }
@@ -158,11 +227,15 @@ pub struct Outcome {
     pub starttls_accepted: bool,
     /// The AUTH mechanism used, when authentication succeeded.
     pub auth_mechanism: Option<&'static str>,
-    /// Recipients the server accepted, and those it refused.
+    /// Recipients the server accepted, and those it refused (in the last transaction).
     pub accepted: Vec<String>,
     pub rejected: Vec<String>,
-    /// The message was accepted for delivery.
+    /// Every message asked for was accepted for delivery.
     pub delivered: bool,
+    /// How many messages were accepted for delivery.
+    pub messages_delivered: u32,
+    /// The dialogue stopped early as [`ClientOptions::quit_after`] asked.
+    pub quit_early: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +253,7 @@ enum State {
     Rcpt(usize),
     Data,
     Message,
+    Rset,
     Quit,
     Done,
 }
@@ -191,6 +265,9 @@ pub struct Client {
     state: State,
     pipelined: bool,
     tls_tried: bool,
+    /// The message as it goes after DATA (dot-stuffed, CRLF, final `.`); empty when no
+    /// message will be sent.
+    stuffed: Vec<u8>,
     /// A failure found while pipelined replies are still to be read.
     pending: Option<Failure>,
     outcome: Outcome,
@@ -202,6 +279,12 @@ impl Client {
     /// injection; an envelope needs a recipient).
     pub fn new(options: ClientOptions) -> Result<Client, SmtpError> {
         ehlo(&options.hello_name)?;
+        if options.messages == 0 {
+            return Err(SmtpError::BadArgument {
+                what: "message count",
+                reason: "must be at least 1",
+            });
+        }
         if let Some(c) = &options.auth {
             auth_plain(&c.user, &c.pass)?;
         }
@@ -217,15 +300,38 @@ impl Client {
                 rcpt_to(to)?;
             }
         }
+        // Stuffed once: the same bytes go out for every message, and SIZE= needs their length.
+        let stuffed = match &options.envelope {
+            Some(env) if !matches!(options.quit_after, Some(QuitAfter::Mail | QuitAfter::Rcpt)) => {
+                dot_stuff(&env.body)
+            }
+            _ => Vec::new(),
+        };
+        let outcome = Outcome {
+            tls: options.tls == TlsMode::Implicit,
+            ..Outcome::default()
+        };
         Ok(Client {
             options,
             state: State::Greeting,
             pipelined: false,
             tls_tried: false,
+            stuffed,
             pending: None,
-            outcome: Outcome::default(),
+            outcome,
             transcript: Vec::new(),
         })
+    }
+
+    /// Whether the bytes of the last [`Action::Send`] hold a secret (the AUTH PLAIN line, the
+    /// AUTH LOGIN password), for transcripts that mask them.
+    pub fn last_send_is_secret(&self) -> bool {
+        matches!(self.state, State::AuthPlain | State::AuthLoginDone)
+    }
+
+    /// The message being sent, from 1 to [`ClientOptions::messages`].
+    pub fn message_number(&self) -> u32 {
+        (self.outcome.messages_delivered + 1).min(self.options.messages)
     }
 
     /// Every reply so far with the step it answered.
@@ -243,7 +349,8 @@ impl Client {
         self.state == State::Done
     }
 
-    fn stage(&self) -> Stage {
+    /// The step whose reply is awaited now (the one a broken connection interrupted).
+    pub fn stage(&self) -> Stage {
         match self.state {
             State::Greeting => Stage::Greeting,
             State::Ehlo => Stage::Ehlo,
@@ -257,6 +364,7 @@ impl Client {
             State::Rcpt(i) => Stage::RcptTo(i),
             State::Data => Stage::Data,
             State::Message => Stage::Message,
+            State::Rset => Stage::Rset,
             State::Quit | State::Done => Stage::Quit,
         }
     }
@@ -271,6 +379,7 @@ impl Client {
         self.transcript.push((self.stage(), reply.clone()));
         let ok = reply.class() == 2;
         match self.state {
+            State::Greeting if ok && self.quits_after(QuitAfter::Greeting) => self.quit_early(),
             State::Greeting if ok => self.send_ehlo(),
             State::Greeting => self.fail(Failure::Greeting),
             State::Ehlo if ok => {
@@ -304,6 +413,9 @@ impl Client {
                 } else {
                     "LOGIN"
                 });
+                if self.quits_after(QuitAfter::Auth) {
+                    return self.quit_early();
+                }
                 self.begin_mail()
             }
             State::AuthLoginUser if reply.code == 334 => {
@@ -329,15 +441,17 @@ impl Client {
                     Action::Wait
                 } else if let Some(f) = self.pending {
                     self.fail(f)
+                } else if self.quits_after(QuitAfter::Mail) {
+                    self.quit_early()
                 } else {
                     self.send_rcpt(0)
                 }
             }
             State::Rcpt(i) => self.on_rcpt(i, ok),
             State::Data if reply.code == 354 => match (self.pending, &self.options.envelope) {
-                (None, Some(env)) => {
+                (None, Some(_)) => {
                     self.state = State::Message;
-                    Action::Send(dot_stuff(&env.body))
+                    Action::Send(self.stuffed.clone())
                 }
                 // A server that opens DATA after refusing the sender or every recipient:
                 // sending even an empty message could deliver it, so hang up instead.
@@ -349,10 +463,23 @@ impl Client {
             },
             State::Data => self.fail(self.pending.unwrap_or(Failure::DataRefused)),
             State::Message if ok => {
+                self.outcome.messages_delivered += 1;
+                if self.outcome.messages_delivered < self.options.messages {
+                    self.state = State::Rset;
+                    return Action::Send(rset());
+                }
                 self.outcome.delivered = true;
                 self.send_quit()
             }
             State::Message => self.fail(Failure::MessageRejected),
+            State::Rset if ok => {
+                self.pipelined = false;
+                self.pending = None;
+                self.outcome.accepted.clear();
+                self.outcome.rejected.clear();
+                self.begin_mail()
+            }
+            State::Rset => self.fail(Failure::ResetRefused),
             State::Quit | State::AwaitTls | State::Done => {
                 self.state = State::Done;
                 Action::Close
@@ -368,7 +495,20 @@ impl Client {
         }
         self.outcome.tls = true;
         self.outcome.capabilities = None;
+        if self.quits_after(QuitAfter::Tls) {
+            return self.quit_early();
+        }
         self.send_ehlo()
+    }
+
+    fn quits_after(&self, step: QuitAfter) -> bool {
+        self.options.quit_after == Some(step)
+    }
+
+    /// QUIT because [`ClientOptions::quit_after`] says so: a success.
+    fn quit_early(&mut self) -> Action {
+        self.outcome.quit_early = true;
+        self.send_quit()
     }
 
     fn send_ehlo(&mut self) -> Action {
@@ -389,6 +529,10 @@ impl Client {
     /// After a successful EHLO or HELO (or a STARTTLS refused when TLS is optional).
     fn after_hello(&mut self) -> Action {
         let caps = self.outcome.capabilities.clone().unwrap_or_default();
+        // The first hello (a second one only follows TLS).
+        if !self.outcome.tls && !self.tls_tried && self.quits_after(QuitAfter::Hello) {
+            return self.quit_early();
+        }
         if !self.outcome.tls && !self.tls_tried && self.options.tls != TlsMode::Never {
             if caps.starttls {
                 self.tls_tried = true;
@@ -399,18 +543,62 @@ impl Client {
                 return self.fail(Failure::TlsNotOffered);
             }
         }
+        // Over implicit TLS the handshake came before the greeting; without TLS, this is
+        // where it would have been.
+        if self.quits_after(QuitAfter::Tls) || self.quits_after(QuitAfter::Hello) {
+            return self.quit_early();
+        }
         if let Some(creds) = &self.options.auth {
-            if caps.auth.iter().any(|m| m == "PLAIN") {
-                self.state = State::AuthPlain;
-                return Action::Send(auth_plain(&creds.user, &creds.pass).unwrap_or_default());
+            // Checked before looking at the offer: a server that offers AUTH in clear text
+            // (or a man in the middle who removed STARTTLS) must not get the password.
+            if !self.outcome.tls && !self.options.allow_plaintext_auth {
+                return self.fail(Failure::PlaintextAuth);
             }
-            if caps.auth.iter().any(|m| m == "LOGIN") {
-                self.state = State::AuthLoginUser;
-                return Action::Send(auth_login_start());
-            }
-            return self.fail(Failure::AuthNotOffered);
+            let offered = |m: AuthMechanism| caps.auth.iter().any(|o| o == m.name());
+            let mechanism = match self.options.auth_mechanism {
+                Some(m) if offered(m) => m,
+                Some(_) => return self.fail(Failure::AuthNotOffered),
+                // PLAIN first: one round trip instead of three.
+                None if offered(AuthMechanism::Plain) => AuthMechanism::Plain,
+                None if offered(AuthMechanism::Login) => AuthMechanism::Login,
+                None => return self.fail(Failure::AuthNotOffered),
+            };
+            return match mechanism {
+                AuthMechanism::Plain => {
+                    self.state = State::AuthPlain;
+                    Action::Send(auth_plain(&creds.user, &creds.pass).unwrap_or_default())
+                }
+                AuthMechanism::Login => {
+                    self.state = State::AuthLoginUser;
+                    Action::Send(auth_login_start())
+                }
+            };
+        }
+        if self.quits_after(QuitAfter::Auth) {
+            return self.quit_early();
         }
         self.begin_mail()
+    }
+
+    /// ESMTP parameters for MAIL FROM, each only when offered: `SIZE=` the message's size on
+    /// the wire (RFC 1870), `BODY=8BITMIME` when the message has bytes above 127 (RFC 6152),
+    /// `SMTPUTF8` when an address is not ASCII (RFC 6531).
+    fn mail_params(&self, env: &Envelope) -> Vec<String> {
+        let Some(caps) = &self.outcome.capabilities else {
+            return Vec::new();
+        };
+        let mut params = Vec::new();
+        if caps.size.is_some() && !self.stuffed.is_empty() {
+            // The final ".\r\n" is not part of the message.
+            params.push(format!("SIZE={}", self.stuffed.len().saturating_sub(3)));
+        }
+        if caps.eightbitmime && !env.body.is_ascii() && !self.stuffed.is_empty() {
+            params.push("BODY=8BITMIME".to_owned());
+        }
+        if caps.smtputf8 && !(env.from.is_ascii() && env.to.iter().all(|t| t.is_ascii())) {
+            params.push("SMTPUTF8".to_owned());
+        }
+        params
     }
 
     fn begin_mail(&mut self) -> Action {
@@ -418,18 +606,23 @@ impl Client {
             return self.send_quit();
         };
         self.state = State::Mail;
-        let mut out = mail_from(&env.from, &[]).unwrap_or_default();
+        let params = self.mail_params(env);
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let mut out = mail_from(&env.from, &params).unwrap_or_default();
         let pipelining = self
             .outcome
             .capabilities
             .as_ref()
             .is_some_and(|c| c.pipelining);
-        if pipelining {
+        // Stopping after MAIL: nothing more to send with it.
+        if pipelining && !self.quits_after(QuitAfter::Mail) {
             self.pipelined = true;
             for to in &env.to {
                 out.extend(rcpt_to(to).unwrap_or_default());
             }
-            out.extend(data());
+            if !self.quits_after(QuitAfter::Rcpt) {
+                out.extend(data());
+            }
         }
         Action::Send(out)
     }
@@ -465,6 +658,12 @@ impl Client {
         }
         if self.outcome.accepted.is_empty() && self.pending.is_none() {
             self.pending = Some(Failure::NoRecipientAccepted);
+        }
+        if self.quits_after(QuitAfter::Rcpt) {
+            return match self.pending {
+                Some(f) => self.fail(f),
+                None => self.quit_early(),
+            };
         }
         if self.pipelined {
             self.state = State::Data;

@@ -16,7 +16,8 @@ use crate::reply::Reply;
 
 mod client;
 pub use client::{
-    Action, Client, ClientOptions, Credentials, Envelope, Failure, Outcome, Stage, TlsMode,
+    Action, AuthMechanism, Client, ClientOptions, Credentials, Envelope, Failure, Outcome,
+    QuitAfter, Stage, TlsMode,
 };
 
 /// Longest DATA body [`dot_unstuff`] accepts, terminator included: 10 MiB, Postfix's default

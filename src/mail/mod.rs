@@ -1,0 +1,668 @@
+//! `sockeye mail`: an SMTP submission client for testing mail servers, the way swaks is
+//! used. The dialogue is `sockeye_proto::smtp::Client` (sans-IO); this module owns the
+//! connection (TCP, implicit TLS or STARTTLS through [`crate::tls::client::TlsClient`]),
+//! reads replies with bounded buffers and a timeout per step, and reports every step as an
+//! [`Event`] for the printers in `cli/mail.rs`. The run ends in a [`Report`] whose
+//! [`FailStage`] names the step that failed (and so the exit status).
+
+pub mod message;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sockeye_proto::reply::{self, Reply};
+use sockeye_proto::smtp::{self, Action, Client, ClientOptions, Failure, Outcome, Stage};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::tls::client::{Negotiated, TlsClientLoader};
+
+/// Bytes kept from the server at most while a reply is incomplete: a reply is capped at
+/// `reply::MAX_REPLY_BYTES` (64 KiB) by the decoder; pipelined replies add a few lines.
+const MAX_BUFFER: usize = reply::MAX_REPLY_BYTES + 4096;
+/// Bytes read per system call.
+const READ_CHUNK: usize = 4096;
+/// Message lines shown in the transcript before the rest is summed up (an attachment is
+/// thousands of base64 lines that say nothing).
+pub const SHOWN_MESSAGE_LINES: usize = 40;
+/// What a masked secret looks like in the transcript.
+pub const MASK: &str = "********";
+
+/// Where to stop: `--quit-after` (swaks' names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitAfter {
+    /// Right after the TCP connection (and the TLS handshake on port 465).
+    Connect,
+    /// After the greeting.
+    Banner,
+    /// After the first EHLO/HELO.
+    Ehlo,
+    /// After the TLS handshake.
+    Tls,
+    /// After AUTH.
+    Auth,
+    /// After MAIL FROM.
+    Mail,
+    /// After RCPT TO.
+    Rcpt,
+}
+
+/// The step that failed: each has its exit status (see [`FailStage::exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailStage {
+    Connect,
+    Banner,
+    Ehlo,
+    Tls,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+}
+
+impl FailStage {
+    /// The exit status of a run that failed here (the table in `--help` and the README).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FailStage::Connect => 3,
+            FailStage::Banner => 4,
+            FailStage::Ehlo => 5,
+            FailStage::Tls => 6,
+            FailStage::Auth => 7,
+            FailStage::Mail => 8,
+            FailStage::Rcpt => 9,
+            FailStage::Data => 10,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailStage::Connect => "connect",
+            FailStage::Banner => "banner",
+            FailStage::Ehlo => "ehlo",
+            FailStage::Tls => "tls",
+            FailStage::Auth => "auth",
+            FailStage::Mail => "mail",
+            FailStage::Rcpt => "rcpt",
+            FailStage::Data => "data",
+        }
+    }
+
+    fn of_failure(f: Failure) -> FailStage {
+        match f {
+            Failure::Greeting => FailStage::Banner,
+            Failure::Hello => FailStage::Ehlo,
+            Failure::TlsNotOffered | Failure::TlsRefused => FailStage::Tls,
+            Failure::AuthNotOffered | Failure::AuthFailed | Failure::PlaintextAuth => {
+                FailStage::Auth
+            }
+            Failure::SenderRejected | Failure::ResetRefused => FailStage::Mail,
+            Failure::NoRecipientAccepted => FailStage::Rcpt,
+            Failure::DataRefused | Failure::MessageRejected => FailStage::Data,
+        }
+    }
+
+    /// The step a connection lost while waiting for `stage`'s reply belongs to; `None` for
+    /// QUIT (the work was done).
+    fn of_stage(stage: Stage) -> Option<FailStage> {
+        Some(match stage {
+            Stage::Greeting => FailStage::Banner,
+            Stage::Ehlo | Stage::Helo => FailStage::Ehlo,
+            Stage::StartTls => FailStage::Tls,
+            Stage::Auth => FailStage::Auth,
+            Stage::MailFrom | Stage::Rset => FailStage::Mail,
+            Stage::RcptTo(_) => FailStage::Rcpt,
+            Stage::Data | Stage::Message => FailStage::Data,
+            Stage::Quit => return None,
+        })
+    }
+}
+
+/// A step's name in the transcript and the JSON records.
+pub fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Greeting => "banner",
+        Stage::Ehlo => "ehlo",
+        Stage::Helo => "helo",
+        Stage::StartTls => "starttls",
+        Stage::Auth => "auth",
+        Stage::MailFrom => "mail",
+        Stage::RcptTo(_) => "rcpt",
+        Stage::Data => "data",
+        Stage::Message => "message",
+        Stage::Rset => "rset",
+        Stage::Quit => "quit",
+    }
+}
+
+/// The reply a step waits for, in words, for errors.
+fn awaited(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Greeting => "the greeting",
+        Stage::Ehlo => "the EHLO reply",
+        Stage::Helo => "the HELO reply",
+        Stage::StartTls => "the STARTTLS reply",
+        Stage::Auth => "the AUTH reply",
+        Stage::MailFrom => "the MAIL FROM reply",
+        Stage::RcptTo(_) => "the RCPT TO reply",
+        Stage::Data => "the DATA reply",
+        Stage::Message => "the reply to the message, after its final \".\"",
+        Stage::Rset => "the RSET reply",
+        Stage::Quit => "the QUIT reply",
+    }
+}
+
+/// What a run does, validated (cli/mail.rs builds it).
+#[derive(Debug)]
+pub struct MailConfig {
+    /// The host as typed (the name certificates are checked against).
+    pub host: String,
+    pub port: u16,
+    /// EHLO name; `None`: the local address literal (`[198.18.0.1]`).
+    pub ehlo: Option<String>,
+    /// The dialogue's options; its `hello_name` is filled in after connecting.
+    pub dialogue: ClientOptions,
+    /// The TLS client, built in the background; `None` with `--no-tls`.
+    pub tls: Option<TlsClientLoader>,
+    pub quit_after: Option<QuitAfter>,
+    pub connect_timeout: Duration,
+    /// How long each reply (and each write) may take.
+    pub timeout: Duration,
+    pub tls_timeout: Duration,
+    /// Show AUTH secrets in the transcript.
+    pub show_secrets: bool,
+}
+
+/// What the engine reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The TCP connection is up.
+    Connected {
+        peer: SocketAddr,
+        local: SocketAddr,
+        elapsed: Duration,
+    },
+    /// A TLS handshake completed (implicit or after STARTTLS).
+    Tls {
+        negotiated: Negotiated,
+        elapsed: Duration,
+    },
+    /// Lines written (secrets masked unless asked), `tls`: inside TLS.
+    Sent { lines: Vec<String>, tls: bool },
+    /// A reply and the step it answered; `elapsed` since the write it answers.
+    Reply {
+        stage: Stage,
+        /// The recipient of a RCPT step.
+        rcpt: Option<String>,
+        /// Which message (1-based) of `--count`.
+        message: u32,
+        reply: Reply,
+        elapsed: Duration,
+        tls: bool,
+    },
+    /// Something went wrong (also in the [`Report`]).
+    Error { text: String },
+    /// Something worth knowing that is not a failure.
+    Warning { text: String },
+}
+
+/// How the run went.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The dialogue's outcome (recipients, TLS, AUTH mechanism, messages delivered).
+    pub outcome: Outcome,
+    /// The step that failed and why.
+    pub failure: Option<(FailStage, String)>,
+    /// The TLS handshake, if one completed.
+    pub tls: Option<Negotiated>,
+    pub peer: Option<SocketAddr>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// 0, or the failed step's status.
+    pub fn exit_code(&self) -> u8 {
+        self.failure.as_ref().map_or(0, |(s, _)| s.exit_code())
+    }
+}
+
+/// A byte stream we can read, write and upgrade.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The connection: a stream (TCP, or TLS over it) and what was read but not yet decoded.
+struct Conn {
+    stream: Box<dyn Io>,
+    buf: Vec<u8>,
+    tls: bool,
+}
+
+impl Conn {
+    /// The next reply, each read waiting at most `timeout`.
+    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, String> {
+        loop {
+            match reply::decode(&self.buf) {
+                Ok(Some((r, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("not an SMTP reply: {e}")),
+            }
+            if self.buf.len() >= MAX_BUFFER {
+                return Err(format!(
+                    "the server sent {MAX_BUFFER} bytes without a complete reply"
+                ));
+            }
+            let start = self.buf.len();
+            let room = (MAX_BUFFER - start).min(READ_CHUNK);
+            self.buf.resize(start + room, 0);
+            let read =
+                tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
+            let n = match read {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    self.buf.truncate(start);
+                    return Err(io_text(&e));
+                }
+                Err(_) => {
+                    self.buf.truncate(start);
+                    return Err(format!(
+                        "no reply within {}",
+                        crate::report::secs_text(timeout)
+                    ));
+                }
+            };
+            self.buf.truncate(start + n);
+            if n == 0 {
+                return Err(if start == 0 {
+                    "the server closed the connection".to_owned()
+                } else {
+                    "the server closed the connection in the middle of a reply".to_owned()
+                });
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), String> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_text(&e)),
+            Err(_) => Err(format!(
+                "sending timed out after {}",
+                crate::report::secs_text(timeout)
+            )),
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
+    }
+}
+
+fn io_text(err: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::ConnectionReset => "the server reset the connection".into(),
+        K::BrokenPipe | K::UnexpectedEof => "the server closed the connection".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// The lines of a write as the transcript shows them: secrets masked, a long message cut.
+fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    if secret {
+        for l in &mut lines {
+            *l = match l.strip_prefix("AUTH PLAIN ") {
+                Some(_) => format!("AUTH PLAIN {MASK}"),
+                None => MASK.to_owned(),
+            };
+        }
+    }
+    if is_message && lines.len() > SHOWN_MESSAGE_LINES + 1 {
+        let hidden = lines.len() - SHOWN_MESSAGE_LINES - 1;
+        let last = lines.pop().unwrap_or_default();
+        lines.truncate(SHOWN_MESSAGE_LINES);
+        lines.push(format!(
+            "[... {hidden} more lines, {} bytes in all]",
+            bytes.len()
+        ));
+        lines.push(last);
+    }
+    lines
+}
+
+/// A TLS handshake over `stream` for `config.host`, with the client from the loader.
+async fn handshake(
+    config: &MailConfig,
+    stream: Box<dyn Io>,
+) -> Result<(Box<dyn Io>, Negotiated), String> {
+    let Some(loader) = &config.tls else {
+        return Err("TLS is off (--no-tls)".to_owned());
+    };
+    let client = loader.get().await.map_err(|e| e.to_string())?;
+    let (stream, negotiated) = client
+        .handshake(stream, &config.host, config.tls_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Box::new(stream), negotiated))
+}
+
+/// Connects to the first address of `host:port` that answers within the timeout.
+async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> =
+        match tokio::time::timeout(timeout, tokio::net::lookup_host((bare, port))).await {
+            Err(_) => return Err(format!("resolving {host} timed out")),
+            Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
+            Ok(Ok(a)) => a.collect(),
+        };
+    let mut last = format!("{host} has no address");
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => {
+                last = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => format!("{addr}: connection refused"),
+                    _ => format!("{addr}: {e}"),
+                }
+            }
+            Err(_) => {
+                last = format!(
+                    "{addr}: connect timed out after {}",
+                    crate::report::secs_text(timeout)
+                )
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Runs one session: connect, the dialogue, QUIT. Every step is reported to `events`.
+pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -> Report {
+    let start = Instant::now();
+    let mut report = Report {
+        outcome: Outcome::default(),
+        failure: None,
+        tls: None,
+        peer: None,
+        elapsed: Duration::ZERO,
+    };
+    let fail = |report: &mut Report,
+                events: &mut (dyn FnMut(Event) + Send),
+                stage: FailStage,
+                text: String| {
+        events(Event::Error { text: text.clone() });
+        report.failure = Some((stage, text));
+        report.elapsed = start.elapsed();
+    };
+
+    let tcp = match connect(&config.host, config.port, config.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            fail(&mut report, events, FailStage::Connect, e);
+            return report;
+        }
+    };
+    let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
+        (Ok(p), Ok(l)) => (p, l),
+        (Err(e), _) | (_, Err(e)) => {
+            fail(&mut report, events, FailStage::Connect, e.to_string());
+            return report;
+        }
+    };
+    report.peer = Some(peer);
+    events(Event::Connected {
+        peer,
+        local,
+        elapsed: start.elapsed(),
+    });
+    let mut conn = Conn {
+        stream: Box::new(tcp),
+        buf: Vec::new(),
+        tls: false,
+    };
+    let implicit = config.dialogue.tls == smtp::TlsMode::Implicit;
+    if implicit {
+        let t = Instant::now();
+        match handshake(config, conn.stream).await {
+            Ok((stream, negotiated)) => {
+                events(Event::Tls {
+                    negotiated: negotiated.clone(),
+                    elapsed: t.elapsed(),
+                });
+                report.tls = Some(negotiated);
+                conn = Conn {
+                    stream,
+                    buf: Vec::new(),
+                    tls: true,
+                };
+            }
+            Err(e) => {
+                fail(&mut report, events, FailStage::Tls, e);
+                return report;
+            }
+        }
+    }
+    if config.quit_after == Some(QuitAfter::Connect) {
+        conn.close().await;
+        report.outcome.quit_early = true;
+        report.outcome.tls = implicit;
+        report.elapsed = start.elapsed();
+        return report;
+    }
+
+    let mut options = config.dialogue.clone();
+    options.hello_name = config
+        .ehlo
+        .clone()
+        .unwrap_or_else(|| smtp::address_literal(local.ip()));
+    options.quit_after = match config.quit_after {
+        None | Some(QuitAfter::Connect) => None,
+        Some(QuitAfter::Banner) => Some(smtp::QuitAfter::Greeting),
+        Some(QuitAfter::Ehlo) => Some(smtp::QuitAfter::Hello),
+        Some(QuitAfter::Tls) => Some(smtp::QuitAfter::Tls),
+        Some(QuitAfter::Auth) => Some(smtp::QuitAfter::Auth),
+        Some(QuitAfter::Mail) => Some(smtp::QuitAfter::Mail),
+        Some(QuitAfter::Rcpt) => Some(smtp::QuitAfter::Rcpt),
+    };
+    let rcpts: Vec<String> = options
+        .envelope
+        .as_ref()
+        .map(|e| e.to.clone())
+        .unwrap_or_default();
+    let mut client = match Client::new(options) {
+        Ok(c) => c,
+        Err(e) => {
+            // The CLI checked every argument; only an --ehlo name could get here.
+            fail(&mut report, events, FailStage::Ehlo, e.to_string());
+            return report;
+        }
+    };
+
+    let mut sent_at = Instant::now();
+    let lost: Option<String> = 'dialogue: loop {
+        let stage = client.stage();
+        let message = client.message_number();
+        let reply = match conn.read_reply(config.timeout).await {
+            Ok(r) => r,
+            Err(e) => break 'dialogue Some(e),
+        };
+        events(Event::Reply {
+            stage,
+            rcpt: match stage {
+                Stage::RcptTo(i) => rcpts.get(i).cloned(),
+                _ => None,
+            },
+            message,
+            reply: reply.clone(),
+            elapsed: sent_at.elapsed(),
+            tls: conn.tls,
+        });
+        let mut action = client.on_reply(reply);
+        loop {
+            match action {
+                Action::Send(bytes) => {
+                    let is_message = client.stage() == Stage::Message;
+                    events(Event::Sent {
+                        lines: shown_lines(
+                            &bytes,
+                            client.last_send_is_secret() && !config.show_secrets,
+                            is_message,
+                        ),
+                        tls: conn.tls,
+                    });
+                    sent_at = Instant::now();
+                    if let Err(e) = conn.send(&bytes, config.timeout).await {
+                        break 'dialogue Some(e);
+                    }
+                    break;
+                }
+                Action::Wait => break,
+                Action::Close => break 'dialogue None,
+                Action::StartTls => {
+                    if !conn.buf.is_empty() {
+                        // Bytes after the 220 would be read as if protected by TLS.
+                        let text = format!(
+                            "the server sent {:?} after its STARTTLS reply, before the handshake",
+                            String::from_utf8_lossy(&conn.buf[..conn.buf.len().min(40)])
+                        );
+                        report.outcome = client.outcome().clone();
+                        fail(&mut report, events, FailStage::Tls, text);
+                        conn.close().await;
+                        return report;
+                    }
+                    let t = Instant::now();
+                    match handshake(config, conn.stream).await {
+                        Ok((stream, negotiated)) => {
+                            events(Event::Tls {
+                                negotiated: negotiated.clone(),
+                                elapsed: t.elapsed(),
+                            });
+                            report.tls = Some(negotiated);
+                            conn = Conn {
+                                stream,
+                                buf: Vec::new(),
+                                tls: true,
+                            };
+                            action = client.tls_established();
+                        }
+                        Err(e) => {
+                            report.outcome = client.outcome().clone();
+                            fail(&mut report, events, FailStage::Tls, e);
+                            return report;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    report.outcome = client.outcome().clone();
+    if let Some(f) = report.outcome.failure {
+        let last = client
+            .transcript()
+            .iter()
+            .rev()
+            .find(|(s, _)| *s != Stage::Quit)
+            .map(|(_, r)| r.first_line())
+            .unwrap_or_default();
+        let text = if last.is_empty() {
+            f.to_string()
+        } else {
+            format!("{f} ({last})")
+        };
+        fail(&mut report, events, FailStage::of_failure(f), text);
+    } else if let Some(e) = lost {
+        let stage = client.stage();
+        match FailStage::of_stage(stage) {
+            Some(fs) => {
+                let text = format!("{e} (waiting for {})", awaited(stage));
+                fail(&mut report, events, fs, text);
+            }
+            _ => events(Event::Warning {
+                text: format!("after QUIT: {e}"),
+            }),
+        }
+    }
+    if !report.outcome.rejected.is_empty() && report.failure.is_none() {
+        events(Event::Warning {
+            text: format!("refused recipients: {}", report.outcome.rejected.join(", ")),
+        });
+    }
+    conn.close().await;
+    report.elapsed = start.elapsed();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_and_long_messages_cut() {
+        assert_eq!(
+            shown_lines(b"AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n", true, false),
+            ["AUTH PLAIN ********"]
+        );
+        assert_eq!(shown_lines(b"d29uZGVybGFuZA==\r\n", true, false), [MASK]);
+        assert_eq!(
+            shown_lines(
+                b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+                false,
+                false
+            ),
+            ["MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
+        );
+        let mut msg = Vec::new();
+        for i in 0..100 {
+            msg.extend_from_slice(format!("line {i}\r\n").as_bytes());
+        }
+        msg.extend_from_slice(b".\r\n");
+        let shown = shown_lines(&msg, false, true);
+        assert_eq!(shown.len(), SHOWN_MESSAGE_LINES + 2);
+        assert_eq!(shown[SHOWN_MESSAGE_LINES - 1], "line 39");
+        assert_eq!(
+            shown[SHOWN_MESSAGE_LINES],
+            format!("[... 60 more lines, {} bytes in all]", msg.len())
+        );
+        assert_eq!(shown.last().map(String::as_str), Some("."));
+    }
+
+    #[test]
+    fn every_failure_has_its_stage() {
+        assert_eq!(FailStage::of_failure(Failure::PlaintextAuth).exit_code(), 7);
+        assert_eq!(FailStage::of_failure(Failure::Greeting).exit_code(), 4);
+        assert_eq!(
+            FailStage::of_failure(Failure::NoRecipientAccepted).exit_code(),
+            9
+        );
+        assert_eq!(FailStage::of_stage(Stage::Message), Some(FailStage::Data));
+        assert_eq!(FailStage::of_stage(Stage::Quit), None);
+        let codes: Vec<u8> = [
+            FailStage::Connect,
+            FailStage::Banner,
+            FailStage::Ehlo,
+            FailStage::Tls,
+            FailStage::Auth,
+            FailStage::Mail,
+            FailStage::Rcpt,
+            FailStage::Data,
+        ]
+        .iter()
+        .map(|s| s.exit_code())
+        .collect();
+        assert_eq!(codes, (3..=10).collect::<Vec<u8>>());
+    }
+}
