@@ -47,7 +47,7 @@ pub struct FuzzArgs {
     #[arg(value_name = "HOST:PORT")]
     pub target: Option<String>,
 
-    /// Server mode: listen on [ADDR:]PORT and answer each client with a case.
+    /// Server mode: listen on PORT (127.0.0.1) or ADDR:PORT and answer each client with a case.
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub listen: Option<String>,
 
