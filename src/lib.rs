@@ -16,9 +16,11 @@
 
 pub mod calc;
 pub mod cli;
+pub mod exercise;
 pub mod probe;
 pub mod report;
 pub mod scan;
 pub mod sys;
+pub mod talk;
 pub mod target;
 pub mod tls;

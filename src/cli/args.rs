@@ -57,6 +57,12 @@ pub enum Command {
     /// Check services: what answers, what it says, whether it speaks TLS.
     #[command(after_help = super::probe::PROBE_AFTER)]
     Probe(Box<super::probe::ProbeArgs>),
+    /// Hold a conversation: wait for patterns, send responses (TCP, TLS, a child on a pty).
+    #[command(after_help = super::talk::TALK_AFTER)]
+    Talk(Box<super::talk::TalkArgs>),
+    /// Run a test plan: connect, probe and talk checks with expectations.
+    #[command(after_help = super::exercise::EXERCISE_AFTER)]
+    Exercise(Box<super::exercise::ExerciseArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

@@ -8,11 +8,13 @@
 
 pub mod args;
 pub mod calc;
+pub mod exercise;
 pub mod nmap_compat;
 pub mod output;
 pub mod probe;
 pub mod progress;
 pub mod scan;
+pub mod talk;
 pub mod values;
 
 use std::io::Write;
@@ -135,6 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
         Command::Calc(args) => calc::run(*args),
         Command::Probe(args) => probe::run(*args, cli.quiet, cli.color),
+        Command::Talk(args) => talk::run(*args),
+        Command::Exercise(args) => exercise::run(*args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

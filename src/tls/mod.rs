@@ -10,6 +10,7 @@
 //! accept.
 
 pub mod facts;
+pub mod starttls;
 
 use std::sync::Arc;
 use std::time::Duration;
