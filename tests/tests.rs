@@ -10,6 +10,10 @@
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
+//! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
+//!   responders the test binds, and `--spawn` with a local program on a pty.
+//! - `exercise_lab`: plans and conversations against the real-server lab
+//!   (the seed's FTP login matrix on vsftpd, POP3 on Dovecot).
 //! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
 //!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
@@ -23,3 +27,4 @@ mod probe_lab;
 mod probe_local;
 mod scan_lab;
 mod scan_local;
+mod talk;

@@ -175,8 +175,9 @@ fn compile_flags(args: &TalkArgs, order: &[&str]) -> Result<Vec<Step>, UsageErro
             "--expect" | "--expect-literal" => {
                 let pattern = if *flag == "--expect" {
                     let re = expect.next().ok_or_else(|| UsageError::new("--expect"))?;
-                    Pattern::regex(re)
-                        .map_err(|e| UsageError::new(format!("--expect {re:?}: {e}")))?
+                    Pattern::regex(re).map_err(|e| {
+                        UsageError::new(format!("--expect {re:?}: {}", regex_text(&e)))
+                    })?
                 } else {
                     let text = literal
                         .next()
@@ -209,7 +210,7 @@ fn compile_flags(args: &TalkArgs, order: &[&str]) -> Result<Vec<Step>, UsageErro
             "--fail" => {
                 let re = fail.next().ok_or_else(|| UsageError::new("--fail"))?;
                 let p = Pattern::regex(re)
-                    .map_err(|e| UsageError::new(format!("--fail {re:?}: {e}")))?;
+                    .map_err(|e| UsageError::new(format!("--fail {re:?}: {}", regex_text(&e))))?;
                 match steps.last_mut() {
                     Some(s) if s.expect.is_some() => s.fail.push(p),
                     _ => return Err(UsageError::new("--fail: after an --expect only")),
@@ -240,6 +241,10 @@ fn compile_flags(args: &TalkArgs, order: &[&str]) -> Result<Vec<Step>, UsageErro
         }
     }
     Ok(steps)
+}
+
+fn regex_text(e: &regex::Error) -> String {
+    crate::talk::script::regex_error_text(e)
 }
 
 /// Everything `talk` needs, validated.
@@ -409,9 +414,6 @@ fn print_report(report: &TalkReport, json: bool) -> std::io::Result<()> {
             Some(m) => writeln!(out, "ok   {}  ({} ms) matched \"{m}\"", s.name, s.ms)?,
             None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms)?,
         }
-    }
-    if let Some(f) = &report.failure {
-        writeln!(out, "FAIL {f}")?;
     }
     writeln!(out, "RESULT: {}", report.result_line())?;
     out.flush()

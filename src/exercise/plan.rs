@@ -785,3 +785,151 @@ fn expect_from_word(word: &str) -> Result<ExpectSpec, String> {
     }
     Ok(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Plan, SourceError> {
+        compile_text(
+            "plan.yaml",
+            text,
+            SourceFormat::Yaml,
+            std::path::Path::new("."),
+        )
+    }
+
+    fn err(text: &str) -> SourceError {
+        compile(text).expect_err("a bad plan")
+    }
+
+    const FTP: &str = r#"
+name: ftp logins
+vars: {lab: 198.18.0.2}
+checks:
+  - name: ftp is open
+    connect: "{{lab}}:21"
+  - name: "ftp login: {{case}}"
+    after: [ftp is open]
+    talk:
+      target: "{{host}}:21"
+      steps:
+        - {name: Name prompt, expect: "^220 ", send: "USER {{user}}"}
+        - {name: Password prompt, expect: "^331 ", send: "PASS {{pass}}"}
+        - {name: FTP application prompt, expect: "^230 ", fail: ["^530 "]}
+    matrix:
+      - {case: bad address, host: 198.18.0.99, user: badIP, pass: x, expect: fail}
+      - {case: good user, host: "{{lab}}", user: alice, pass: wonderland}
+    expect: success
+"#;
+
+    #[test]
+    fn a_matrix_expands_into_one_check_per_row() {
+        let plan = compile(FTP).expect("valid");
+        assert_eq!(plan.checks.len(), 3);
+        assert_eq!(plan.checks[1].name, "ftp login: bad address");
+        assert_eq!(plan.checks[1].expect.outcome, Some(Outcome::Fail));
+        assert_eq!(plan.checks[2].expect.outcome, Some(Outcome::Success));
+        assert_eq!(plan.checks[1].after, [0]);
+        assert_eq!(plan.checks[0].expect.state, Some(PortWord::Open));
+        match &plan.checks[1].kind {
+            CheckKind::Talk { endpoint, vars, .. } => {
+                assert_eq!(endpoint.describe(), "198.18.0.99:21");
+                assert_eq!(vars["user"], "badIP");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A variable inside a matrix cell is not expanded again: the host
+        // of the second row is the text as written.
+        assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn bad_plans_are_refused_with_line_and_column() {
+        let cases: &[(&str, u64, &str)] = &[
+            // YAML syntax.
+            ("checks:\n  - name: a\n    connect: [\n", 3, "expected"),
+            // A misspelt key.
+            (
+                "checks:\n  - name: a\n    conect: h:1\n",
+                3,
+                "unknown field",
+            ),
+            // A bad regex in a step.
+            (
+                "checks:\n  - name: a\n    talk:\n      target: h:1\n      steps:\n        - expect: \"(\"\n",
+                6,
+                "bad regex",
+            ),
+            // An unknown expectation word.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    expect: opened\n",
+                4,
+                "expected open, closed",
+            ),
+            // A bad time.
+            (
+                "defaults:\n  timeout: 5 parsecs\nchecks:\n  - {name: a, connect: h:1}\n",
+                2,
+                "bad time",
+            ),
+            // An undefined variable, at the check's name.
+            (
+                "checks:\n  - name: a\n    connect: \"{{nope}}:21\"\n",
+                2,
+                "nope",
+            ),
+            // `after` naming nothing.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    after: [b]\n",
+                4,
+                "no check named",
+            ),
+            // Two kinds in one check.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    calc: {server: h:2, op: SUM}\n",
+                2,
+                "exactly one",
+            ),
+            // An expectation the kind cannot test.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    expect: {service: ftp}\n",
+                2,
+                "does not apply",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = err(text);
+            assert_eq!(e.file, "plan.yaml", "{text}");
+            assert_eq!(e.line, *line, "{text}: {e}");
+            assert!(e.column > 0, "{text}: {e}");
+            assert!(e.message.contains(needle), "{text}: {e}");
+            let shown = e.to_string();
+            assert!(shown.starts_with(&format!("plan.yaml:{line}:")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn toml_plans_compile_and_report_errors_with_positions() {
+        let good = r#"
+name = "t"
+[[checks]]
+name = "a"
+connect = "h:1"
+expect = "closed"
+"#;
+        let plan = compile_text(
+            "p.toml",
+            good,
+            SourceFormat::Toml,
+            std::path::Path::new("."),
+        )
+        .expect("valid");
+        assert_eq!(plan.checks[0].expect.state, Some(PortWord::Closed));
+        let bad = "[[checks]]\nname = \"a\"\nconnect = \"h:1\"\nexpect = \"opened\"\n";
+        let e = compile_text("p.toml", bad, SourceFormat::Toml, std::path::Path::new("."))
+            .expect_err("bad");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("expected open, closed"), "{e}");
+    }
+}

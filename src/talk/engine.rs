@@ -45,9 +45,14 @@ impl Pattern {
         Pattern::Literal(text.into().into_boxed_slice())
     }
 
-    /// A regex pattern (Rust `regex` syntax, matched over bytes).
+    /// A regex pattern (Rust `regex` syntax, matched over bytes). `^` and
+    /// `$` match at line starts and ends (CRLF or LF): a step waits for a
+    /// line such as `^331 ` in a buffer that may still hold the rest of the
+    /// previous one, as the line protocols need. `(?-m)` turns that off.
     pub fn regex(re: &str) -> Result<Pattern, regex::Error> {
         regex::bytes::RegexBuilder::new(re)
+            .multi_line(true)
+            .crlf(true)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
             .map(Pattern::Regex)
@@ -397,6 +402,20 @@ mod tests {
         assert_eq!(m.find(&pats), None);
         m.push(b".0.2:clif): ");
         assert!(m.find(&pats).is_some());
+    }
+
+    #[test]
+    fn anchors_match_at_line_boundaries() {
+        let mut m = Matcher::new(1024);
+        m.push(b"220 hello\r\n");
+        assert!(m.find(&[lit("220 ")]).is_some());
+        // The rest of the greeting is still there; ^ still finds the new line.
+        m.push(b"331 Password\r\n");
+        let pats = [Pattern::regex(r"^331 .*$").expect("re")];
+        let (_, text) = m.find(&pats).expect("match");
+        assert_eq!(text, b"331 Password");
+        m.push(b"x230");
+        assert_eq!(m.find(&[Pattern::regex("^230").expect("re")]), None);
     }
 
     #[test]

@@ -148,7 +148,10 @@ impl std::fmt::Display for TalkFailure {
         if let Some(e) = &self.expected {
             write!(f, "; expected {e}")?;
         }
-        write!(f, "; last bytes received: \"{}\"", self.last)
+        if !self.last.is_empty() || self.expected.is_some() {
+            write!(f, "; last bytes received: \"{}\"", self.last)?;
+        }
+        Ok(())
     }
 }
 

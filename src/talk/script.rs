@@ -225,9 +225,9 @@ pub struct RegexText(pub Pattern);
 impl<'de> Deserialize<'de> for RegexText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Pattern::regex(&text)
-            .map(RegexText)
-            .map_err(|e| serde::de::Error::custom(format!("bad regex {text:?}: {}", one_line(&e))))
+        Pattern::regex(&text).map(RegexText).map_err(|e| {
+            serde::de::Error::custom(format!("bad regex {text:?}: {}", regex_error_text(&e)))
+        })
     }
 }
 
@@ -491,7 +491,8 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-fn one_line(err: &regex::Error) -> String {
+/// A regex error on one line (the crate draws a caret diagram over several).
+pub fn regex_error_text(err: &regex::Error) -> String {
     match err {
         regex::Error::CompiledTooBig(n) => format!("compiles to more than {n} bytes"),
         other => other
