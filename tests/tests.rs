@@ -22,6 +22,7 @@ mod util;
 
 mod calc;
 mod cli;
+mod exercise_lab;
 mod lab_smoke;
 mod probe_lab;
 mod probe_local;
