@@ -542,3 +542,69 @@ fn a_bad_plan_is_refused_with_file_line_and_column_before_anything_runs() {
         stderr(&out)
     );
 }
+
+/// `sockeye calc serve` on 127.0.0.1:0, killed on drop.
+struct CalcServer(std::process::Child, String);
+
+impl CalcServer {
+    fn start() -> CalcServer {
+        let mut child = std::process::Command::new(crate::util::bin())
+            .args(["calc", "serve", "--listen", "127.0.0.1:0", "--tcp-only"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start calc serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        CalcServer(child, addr)
+    }
+}
+
+impl Drop for CalcServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn calc_checks_compare_the_answer() {
+    let server = CalcServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = |sum_expect: &str| {
+        format!(
+            "checks:\n  - name: sum\n    calc: {{server: \"{}\", op: SUM, args: [1, 2, 3]}}\n    expect: {{result: {sum_expect}}}\n  - name: min of nothing is refused\n    calc: {{server: \"{}\", op: MIN}}\n    expect: fail\n",
+            server.1, server.1
+        )
+    };
+    let good = write_plan(dir.path(), "calc.yaml", &plan("6"));
+    let out = sockeye(&["exercise", "run", &good, "-o", "json"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let records = json_lines(&text);
+    assert_eq!(records[0]["actual"], "result 6", "{text}");
+    assert_eq!(records[1]["actual"], "fail", "{text}");
+    assert!(
+        records[1]["result"]
+            .as_str()
+            .expect("result")
+            .contains("rejected"),
+        "{text}"
+    );
+    let wrong = write_plan(dir.path(), "wrong.yaml", &plan("7"));
+    let out = sockeye(&["exercise", "run", &wrong, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let records = json_lines(&stdout(&out));
+    assert_eq!(
+        (&records[0]["expected"], &records[0]["passed"]),
+        (&Value::from("success, result 7"), &Value::from(false))
+    );
+}

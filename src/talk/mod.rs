@@ -104,7 +104,7 @@ pub enum FailKind {
 }
 
 impl FailKind {
-    /// The seed's word: "Timeout at <step>", "Eof at <step>".
+    /// The seed's word: `Timeout at <step>`, `Eof at <step>`.
     pub fn word(self) -> &'static str {
         match self {
             FailKind::Connect => "Connect failed",

@@ -495,13 +495,11 @@ fn strip_location(message: &str) -> String {
 pub fn regex_error_text(err: &regex::Error) -> String {
     match err {
         regex::Error::CompiledTooBig(n) => format!("compiles to more than {n} bytes"),
-        other => other
-            .to_string()
-            .lines()
-            .last()
-            .unwrap_or("invalid")
-            .trim()
-            .to_string(),
+        other => {
+            let text = other.to_string();
+            let last = text.lines().last().unwrap_or("invalid").trim();
+            last.strip_prefix("error: ").unwrap_or(last).to_string()
+        }
     }
 }
 

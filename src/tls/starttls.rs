@@ -1,7 +1,7 @@
 //! STARTTLS on a stream that is already talking: the command of each
 //! protocol and the reply that accepts it (SMTP EHLO then STARTTLS -> 220,
 //! POP3 STLS -> +OK, IMAP `a1 STARTTLS` -> tagged OK, FTP AUTH TLS -> 234),
-//! over a [`Conn`](crate::probe::conn::Conn) and `sockeye_proto`'s codecs,
+//! over a [`Conn`] and `sockeye_proto`'s codecs,
 //! the same as `probe`'s dialogues use. Used by `talk`'s `starttls` step
 //! (the greeting was the conversation's own business); the TLS handshake
 //! that follows is [`Conn::upgrade`](crate::probe::conn::Conn::upgrade).
