@@ -2,7 +2,8 @@
 //! seed's five FTP login cases as a plan against vsftpd, each with the
 //! right verdict, and POP3 logins against Dovecot (STARTTLS in the middle
 //! of a conversation, implicit TLS, and a plaintext login that must be
-//! refused), plus probe, connect and SMTP STARTTLS checks in one plan.
+//! refused), plus probe, connect and SMTP, IMAP and FTP STARTTLS steps in
+//! one plan.
 //!
 //! "An unreachable address in the test namespace" is 198.18.0.99: inside
 //! the lab's /24 on the veth, so the route exists but no host answers ARP
@@ -262,17 +263,36 @@ checks:
         - {{name: tls, starttls: smtp, send: EHLO client.lab.test}}
         - {{name: ehlo, expect: '^250 ', send: QUIT}}
         - {{name: quit, expect: '^221 '}}
+  - name: imap starttls then login
+    talk:
+      target: "{{{{lab}}}}:{imap}"
+      sni: mail.lab.test
+      steps:
+        - {{name: greeting, expect: '^\* OK .*$'}}
+        - {{name: tls, starttls: imap, send: "a2 LOGIN {{{{user}}}} {{{{pass}}}}"}}
+        - {{name: login, expect: '^a2 OK', fail: ['^a2 (NO|BAD)']}}
+  - name: ftp auth tls then login
+    talk:
+      target: "{{{{lab}}}}:{ftp}"
+      sni: mail.lab.test
+      steps:
+        - {{name: greeting, expect: '^220 .*$'}}
+        - {{name: tls, starttls: ftp, send: "USER {{{{user}}}}"}}
+        - {{name: user, expect: '^331 ', send: "PASS {{{{pass}}}}"}}
+        - {{name: login, expect: '^230 ', fail: ['^530 ']}}
 "#,
         u = ALICE.0,
         p = ALICE.1,
         pop3s = ports::POP3S,
         pop3_port = ports::POP3,
+        imap = ports::IMAP,
+        ftp = ports::FTP,
     );
     let path = write(dir.path(), "mail.yaml", &plan);
     let (out, err, code) = run(&lab, &["exercise", "run", &path, "-o", "json"]);
     let records = json_lines(&out);
     let cs = checks(&records);
-    assert_eq!(cs.len(), 5, "{out}{err}");
+    assert_eq!(cs.len(), 7, "{out}{err}");
     for c in &cs {
         assert_eq!(c["passed"], true, "{c}");
     }
@@ -287,5 +307,9 @@ checks:
         cs[1]
     );
     assert_eq!(cs[0]["talk"]["tls"]["verified"], true, "{}", cs[0]);
-    assert_eq!(cs[4]["talk"]["tls"]["verified"], true, "{}", cs[4]);
+    // STARTTLS mid-conversation for SMTP, IMAP and FTP, each verified.
+    for c in &cs[4..7] {
+        assert_eq!(c["talk"]["tls"]["verified"], true, "{c}");
+        assert_eq!(c["actual"], "success", "{c}");
+    }
 }

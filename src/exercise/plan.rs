@@ -377,6 +377,12 @@ impl Compiler<'_> {
                 }
                 Some(rows) => rows.clone(),
             };
+            // A talk check's conversation is compiled once, whatever the
+            // number of rows: variables only fill responses at send time.
+            let conversation = match &c.talk {
+                Some(t) => Some(self.conversation(c, t, timeout)?),
+                None => None,
+            };
             for (i, row) in rows.iter().enumerate() {
                 let mut vars: Vars = spec.vars.clone();
                 let mut row_expect = None;
@@ -396,7 +402,7 @@ impl Compiler<'_> {
                 } else {
                     name
                 };
-                let kind = self.kind(c, &vars, timeout)?;
+                let kind = self.kind(c, &vars, conversation.as_ref())?;
                 let expect = row_expect
                     .or_else(|| c.expect.clone().map(|e| e.0))
                     .unwrap_or_default();
@@ -499,7 +505,7 @@ impl Compiler<'_> {
         &self,
         c: &CheckSpec,
         vars: &Vars,
-        timeout: Duration,
+        conversation: Option<&Arc<Conversation>>,
     ) -> Result<CheckKind, SourceError> {
         let at = &c.name;
         let count = [
@@ -608,6 +614,35 @@ impl Compiler<'_> {
                 ));
             }
         };
+        let Some(conversation) = conversation else {
+            return Err(self.at(at, "no conversation"));
+        };
+        for v in conversation.vars() {
+            if !vars.contains_key(v) {
+                return Err(self.at(
+                    at,
+                    format!(
+                        "check {:?}: {{{{{v}}}}} is used but not defined in vars or the matrix",
+                        at.value
+                    ),
+                ));
+            }
+        }
+        Ok(CheckKind::Talk {
+            endpoint,
+            conversation: Arc::clone(conversation),
+            vars: Arc::new(vars.clone()),
+        })
+    }
+
+    /// A talk check's steps (inline or from its script file), compiled.
+    fn conversation(
+        &self,
+        c: &CheckSpec,
+        t: &TalkSpec,
+        timeout: Duration,
+    ) -> Result<Arc<Conversation>, SourceError> {
+        let at = &c.name;
         let script = match (&t.steps, &t.script) {
             (Some(steps), None) => ScriptSpec {
                 eol: t.eol,
@@ -636,25 +671,10 @@ impl Compiler<'_> {
                 ));
             }
         };
-        let conversation = script
+        script
             .compile()
-            .map_err(|e| self.at(at, format!("check {:?}: {e}", at.value)))?;
-        for v in conversation.vars() {
-            if !vars.contains_key(v) {
-                return Err(self.at(
-                    at,
-                    format!(
-                        "check {:?}: {{{{{v}}}}} is used but not defined in vars or the matrix",
-                        at.value
-                    ),
-                ));
-            }
-        }
-        Ok(CheckKind::Talk {
-            endpoint,
-            conversation: Arc::new(conversation),
-            vars: Arc::new(vars.clone()),
-        })
+            .map(Arc::new)
+            .map_err(|e| self.at(at, format!("check {:?}: {e}", at.value)))
     }
 
     /// Fills the default expectation and refuses fields the kind cannot test.

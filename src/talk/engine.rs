@@ -17,6 +17,7 @@
 //! only what followed. As in Tcl expect, a regex is matched against what
 //! has arrived so far: `\d+` may match "12" while "345" is in flight.
 
+use std::borrow::Borrow;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -161,10 +162,12 @@ impl Matcher {
 
     /// Searches for `patterns` in what arrived; on a match, consumes the
     /// buffer up to its end and returns it with the matched bytes.
-    pub fn find(&mut self, patterns: &[Pattern]) -> Option<(Hit, Vec<u8>)> {
+    /// (Patterns are taken by reference: cloning a compiled regex would
+    /// give it a fresh match cache, re-allocated on its first search.)
+    pub fn find<P: Borrow<Pattern>>(&mut self, patterns: &[P]) -> Option<(Hit, Vec<u8>)> {
         let mut best: Option<Hit> = None;
         for (index, p) in patterns.iter().enumerate() {
-            if let Some(range) = p.find(&self.buf, self.searched)
+            if let Some(range) = p.borrow().find(&self.buf, self.searched)
                 && best.as_ref().is_none_or(|b| range.start < b.range.start)
             {
                 best = Some(Hit { index, range });
@@ -264,9 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Expect<S> {
 
     /// Waits up to `timeout` for one of `patterns`. One read at a time
     /// straight into the match buffer, racing a single deadline timer.
-    pub async fn expect(
+    pub async fn expect<P: Borrow<Pattern>>(
         &mut self,
-        patterns: &[Pattern],
+        patterns: &[P],
         timeout: Duration,
     ) -> Result<(Hit, Vec<u8>), Failure> {
         self.matcher.new_wait();

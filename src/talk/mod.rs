@@ -259,7 +259,7 @@ pub async fn talk(
     let eol = conv.eol.unwrap_or_else(|| endpoint.default_eol());
     let mut session = Some(Expect::new(stream, conv.max_buffer));
     let mut out = Vec::new();
-    let mut patterns: Vec<Pattern> = Vec::new();
+    let mut patterns: Vec<&Pattern> = Vec::new();
     for step in &conv.steps {
         let step_started = Instant::now();
         let timeout = step.timeout.unwrap_or(conv.timeout);
@@ -267,8 +267,8 @@ pub async fn talk(
         let mut matched = None;
         if let Some(expect) = &step.expect {
             patterns.clear();
-            patterns.push(expect.clone());
-            patterns.extend(step.fail.iter().cloned());
+            patterns.push(expect);
+            patterns.extend(step.fail.iter());
             match e.expect(&patterns, timeout).await {
                 Ok((hit, text)) if hit.index == 0 => matched = Some(escaped(&text)),
                 Ok((hit, text)) => {
