@@ -74,15 +74,16 @@ PY
 
 echo "== 1. $n conversations (the seed's FTP matrix x $((n / 5))), default concurrency"
 m1=$(ip netns exec "$ns" python3 "$here/measure.py" -- "$bin" exercise run "$work/matrix.yaml" -o "json=$work/matrix.jsonl" -o tap)
-echo "$m1" | python3 -c '
+python3 - "$m1" "$work/matrix.jsonl" <<'PY'
 import json, sys
-m = json.loads(sys.stdin.read())
-recs = [json.loads(l) for l in open(sys.argv[1])]
+m = json.loads(sys.argv[1])
+recs = [json.loads(l) for l in open(sys.argv[2])]
 s = recs[-1]
 assert m["status"] == 0 and s["failed"] == 0, (m, s)
-print(f"   {s[\"checks\"]} checks, {s[\"passed\"]} passed, {s[\"failed\"]} failed in {m[\"wall_s\"]} s: "
-      f"{s[\"checks\"] / m[\"wall_s\"]:.1f} checks/s; sockeye CPU {m[\"cpu_s\"]} s, max RSS {m[\"max_rss_kib\"]} KiB")
-' "$work/matrix.jsonl"
+rate = s["checks"] / m["wall_s"]
+print(f"   {s['checks']} checks, {s['passed']} passed, {s['failed']} failed in {m['wall_s']} s: "
+      f"{rate:.1f} checks/s; sockeye CPU {m['cpu_s']} s, max RSS {m['max_rss_kib']} KiB")
+PY
 
 echo "== 2. the FTP login conversation driven $n times, one after another (4 patterns each)"
 s2=$(ip netns exec "$ns" python3 "$here/measure.py" -- "$bin" exercise run "$work/logins.yaml" -o "json=$work/logins.jsonl")
