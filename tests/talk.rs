@@ -608,3 +608,56 @@ fn calc_checks_compare_the_answer() {
         (&Value::from("success, result 7"), &Value::from(false))
     );
 }
+
+#[test]
+fn scripts_serve_talk_and_plans_and_plans_can_spawn() {
+    let (port, lines) = ftp_like_responder(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = write_plan(
+        dir.path(),
+        "login.yaml",
+        "timeout: 5s\nsteps:\n  - {name: Name prompt, expect: \"^220 \", send: \"USER {{user}}\"}\n  - {name: Password prompt, expect_literal: \"331 \", send: \"PASS {{pass}}\"}\n  - {name: login, expect: \"^230 \", fail: [\"^530 \"], send: QUIT}\n",
+    );
+    let target = format!("127.0.0.1:{port}");
+    let out = sockeye(&[
+        "talk",
+        &target,
+        "--script",
+        &script,
+        "--var",
+        "user=alice",
+        "--var",
+        "pass=wonderland",
+    ]);
+    assert_eq!(result_line(&stdout(&out)), "Success", "{}", stderr(&out));
+    assert_eq!(
+        lines.recv_timeout(RESPONDER_TIMEOUT).expect("lines"),
+        ["USER alice\r\n", "PASS wonderland\r\n", "QUIT\r\n"]
+    );
+    // Flags and a script do not mix.
+    let out = sockeye(&["talk", &target, "--script", &script, "--expect", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A plan: the same script by a path relative to the plan, and a spawned program.
+    let program = write_prompt_program(dir.path());
+    let plan = write_plan(
+        dir.path(),
+        "plan.yaml",
+        &format!(
+            "vars: {{user: alice, pass: wonderland}}\nchecks:\n  - name: by script\n    talk: {{target: \"{target}\", script: login.yaml}}\n  - name: spawned\n    talk:\n      spawn: {program}\n      steps:\n        - {{expect: Name, send: \"{{{{user}}}}\"}}\n        - {{expect: \"word:\", send: nope}}\n        - {{name: welcome, expect: \"230 Welcome\", fail: [\"530\"]}}\n    expect: {{fail_at: welcome}}\n"
+        ),
+    );
+    let listed = sockeye(&["exercise", "check", &plan]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).contains("2 checks; the plan is valid"),
+        "{}",
+        stdout(&listed)
+    );
+    let out = sockeye(&["exercise", "run", &plan, "-o", "json"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let records = json_lines(&text);
+    assert_eq!(records[0]["actual"], "success", "{text}");
+    assert_eq!(records[1]["actual"], "fail at welcome", "{text}");
+    assert_eq!(records[1]["target"], format!("spawn {program}"));
+}
