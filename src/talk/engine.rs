@@ -385,6 +385,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// However a stream is cut into reads, the first match is where a
+        /// search of the whole stream finds it (literals only search new
+        /// bytes, so this is what guards that window arithmetic).
+        #[test]
+        fn chunking_never_changes_the_first_match(
+            stream in proptest::collection::vec(proptest::sample::select(b"ab\r\n".to_vec()), 0..200),
+            needle in proptest::collection::vec(proptest::sample::select(b"ab\r\n".to_vec()), 1..5),
+            cuts in proptest::collection::vec(0usize..200, 0..20),
+        ) {
+            let want = memchr::memmem::find(&stream, &needle);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let mut m = Matcher::new(4096);
+            let pats = [Pattern::literal(needle.clone())];
+            let mut from = 0;
+            let mut got = None;
+            for cut in cuts {
+                m.push(&stream[from..cut]);
+                from = cut;
+                if let Some((hit, text)) = m.find(&pats) {
+                    proptest::prop_assert_eq!(&text, &needle);
+                    // Absolute position: consumed bytes end at the match end.
+                    got = Some(m.consumed as usize - needle.len());
+                    let _ = hit;
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn the_leftmost_match_wins_and_ties_go_to_the_earlier_pattern() {
         let mut m = Matcher::new(1024);
