@@ -661,3 +661,46 @@ fn scripts_serve_talk_and_plans_and_plans_can_spawn() {
     assert_eq!(records[1]["actual"], "fail at welcome", "{text}");
     assert_eq!(records[1]["target"], format!("spawn {program}"));
 }
+
+#[test]
+fn ctrl_c_stops_a_plan_with_status_130() {
+    // A responder that never speaks: every check would wait its 30 s.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        thread::sleep(RESPONDER_TIMEOUT);
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plan = String::from("checks:\n");
+    for n in 0..4 {
+        plan.push_str(&format!(
+            "  - name: c{n}\n    talk: {{target: \"127.0.0.1:{port}\", timeout: 30s, steps: [{{expect: never}}]}}\n"
+        ));
+    }
+    let path = write_plan(dir.path(), "slow.yaml", &plan);
+    let child = std::process::Command::new(crate::util::bin())
+        .args(["exercise", "run", &path, "-o", "tap"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    thread::sleep(Duration::from_millis(700));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let started = std::time::Instant::now();
+    let out = crate::support::netns::wait_output(child, Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(5), "slow to stop");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("TAP version 14\n1..0\n"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -27,7 +27,8 @@ Examples:
   sockeye exercise run plan.yaml -o junit=report.xml -o tap
   sockeye exercise run plan.toml --concurrency 8 -o json
 
-Exit status: 0 every expectation held, 1 one did not, 2 a bad plan (nothing ran).";
+Exit status: 0 every expectation held, 1 one did not, 2 a bad plan (nothing ran),
+130 interrupted (the verdicts so far are written).";
 
 #[derive(Debug, Args)]
 pub struct ExerciseArgs {
@@ -166,9 +167,12 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let name = plan.name.clone();
     let plan = Arc::new(plan);
     let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    super::scan::spawn_signal_handler(cancel.clone());
     runtime.block_on(crate::exercise::run(
         Arc::clone(&plan),
         Arc::new(ctx),
+        cancel.clone(),
         |r| {
             tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
             results.push(r);
@@ -189,6 +193,10 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
         {
             return Err(anyhow::Error::new(e).context("cannot write output"));
         }
+    }
+    if cancel.is_cancelled() {
+        // Interrupted: the verdicts so far were written; the rest never ran.
+        return Ok(exit::INTERRUPTED);
     }
     Ok(
         if summary.failed == 0 && summary.checks == plan.checks.len() {

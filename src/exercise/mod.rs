@@ -91,8 +91,14 @@ impl Context {
 
 /// Runs every check of `plan`, at most `plan.concurrency` at once, a check
 /// starting only after those it waits for (`after`) have finished; each
-/// verdict goes to `emit` as it completes.
-pub async fn run(plan: Arc<Plan>, ctx: Arc<Context>, mut emit: impl FnMut(CheckResult)) {
+/// verdict goes to `emit` as it completes. `cancel` (Ctrl-C) stops
+/// starting checks and abandons the running ones.
+pub async fn run(
+    plan: Arc<Plan>,
+    ctx: Arc<Context>,
+    cancel: tokio_util::sync::CancellationToken,
+    mut emit: impl FnMut(CheckResult),
+) {
     let n = plan.checks.len();
     let mut done = vec![false; n];
     let mut started = vec![false; n];
@@ -115,7 +121,14 @@ pub async fn run(plan: Arc<Plan>, ctx: Arc<Context>, mut emit: impl FnMut(CheckR
                 i += 1;
             }
         }
-        match set.join_next().await {
+        let next = tokio::select! {
+            next = set.join_next() => next,
+            () = cancel.cancelled() => {
+                set.abort_all();
+                return;
+            }
+        };
+        match next {
             Some(Ok(result)) => {
                 done[result.index] = true;
                 emit(result);
