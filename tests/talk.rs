@@ -704,3 +704,32 @@ fn ctrl_c_stops_a_plan_with_status_130() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_readme_plans_are_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let block = |fence: &str, first: &str| -> String {
+        let start = readme
+            .find(&format!("{fence}\n{first}"))
+            .unwrap_or_else(|| panic!("no {fence} block starting with {first:?}"))
+            + fence.len()
+            + 1;
+        let end = readme[start..].find("\n```").expect("closing fence") + start;
+        readme[start..end].to_string()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text, checks) in [
+        ("plan.yaml", block("```yaml", "name: FTP logins"), 5),
+        ("plan.toml", block("```toml", "name = \"FTP logins\""), 3),
+    ] {
+        let path = write_plan(dir.path(), name, &text);
+        let out = sockeye(&["exercise", "check", &path]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("{checks} checks; the plan is valid")),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+}
