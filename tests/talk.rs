@@ -667,11 +667,15 @@ fn ctrl_c_stops_a_plan_with_status_130() {
     // A responder that never speaks: every check would wait its 30 s.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let (connected, first) = mpsc::channel();
     thread::spawn(move || {
         let mut held = Vec::new();
         for _ in 0..4 {
             match listener.accept() {
-                Ok((s, _)) => held.push(s),
+                Ok((s, _)) => {
+                    held.push(s);
+                    let _ = connected.send(());
+                }
                 Err(_) => break,
             }
         }
@@ -691,7 +695,10 @@ fn ctrl_c_stops_a_plan_with_status_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    thread::sleep(Duration::from_millis(700));
+    // Checks connect only after the signal handler is installed.
+    first
+        .recv_timeout(RESPONDER_TIMEOUT)
+        .expect("a check connected");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let started = std::time::Instant::now();
