@@ -17,11 +17,13 @@
 
 pub mod calc;
 pub mod cli;
+pub mod exercise;
 pub mod mail;
 pub mod peerfuzz;
 pub mod probe;
 pub mod report;
 pub mod scan;
 pub mod sys;
+pub mod talk;
 pub mod target;
 pub mod tls;

@@ -14,6 +14,10 @@
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
+//! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
+//!   responders the test binds, and `--spawn` with a local program on a pty.
+//! - `exercise_lab`: plans and conversations against the real-server lab
+//!   (the seed's FTP login matrix on vsftpd, POP3 on Dovecot).
 //! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
 //!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
@@ -23,9 +27,11 @@ mod util;
 mod calc;
 mod cli;
 mod fuzz_peer;
+mod exercise_lab;
 mod lab_smoke;
 mod mail_lab;
 mod probe_lab;
 mod probe_local;
 mod scan_lab;
 mod scan_local;
+mod talk;

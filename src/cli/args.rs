@@ -63,6 +63,12 @@ pub enum Command {
     /// Send a test message over SMTP (STARTTLS or implicit TLS, AUTH), as swaks does.
     #[command(after_help = super::mail::MAIL_AFTER)]
     Mail(Box<super::mail::MailArgs>),
+    /// Hold a conversation: wait for patterns, send responses (TCP, TLS, a child on a pty).
+    #[command(after_help = super::talk::TALK_AFTER)]
+    Talk(Box<super::talk::TalkArgs>),
+    /// Run a test plan: connect, probe and talk checks with expectations.
+    #[command(after_help = super::exercise::EXERCISE_AFTER)]
+    Exercise(Box<super::exercise::ExerciseArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

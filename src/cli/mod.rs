@@ -10,11 +10,13 @@ pub mod args;
 pub mod calc;
 pub mod fuzz;
 pub mod mail;
+pub mod exercise;
 pub mod nmap_compat;
 pub mod output;
 pub mod probe;
 pub mod progress;
 pub mod scan;
+pub mod talk;
 pub mod values;
 
 use std::io::Write;
@@ -139,6 +141,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Probe(args) => probe::run(*args, cli.quiet, cli.color),
         Command::Fuzz(args) => fuzz::run(*args),
         Command::Mail(args) => mail::run(*args, cli.quiet),
+        Command::Talk(args) => talk::run(*args),
+        Command::Exercise(args) => exercise::run(*args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

@@ -71,6 +71,25 @@ impl Conn {
         }
     }
 
+    /// A connection whose first bytes were already read by someone else
+    /// (`talk` hands over what its conversation left unmatched).
+    pub fn with_buffered(stream: Box<dyn Io>, buffered: Vec<u8>, read_timeout: Duration) -> Conn {
+        Conn {
+            stream,
+            buf: buffered,
+            read_timeout,
+            // The caller bounds the whole exchange; each read is still
+            // bounded by the read timeout.
+            deadline: Instant::now() + Duration::from_secs(24 * 3600),
+            tls: false,
+        }
+    }
+
+    /// The stream back, with the bytes received and not consumed.
+    pub fn into_parts(self) -> (Box<dyn Io>, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
     /// Bytes received and not consumed yet.
     pub fn buffered(&self) -> &[u8] {
         &self.buf

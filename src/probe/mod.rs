@@ -313,8 +313,9 @@ async fn retry_with_tls(c: &mut Check<'_>, target: SocketAddr, name: &str) {
     }
 }
 
-/// Connects, mapping failures to services.md's states and reasons.
-async fn connect(
+/// Connects, mapping failures to services.md's states and reasons
+/// (also `exercise`'s connect checks).
+pub(crate) async fn connect(
     target: SocketAddr,
     timeout: Duration,
 ) -> Result<TcpStream, (PortState, Reason, String)> {

@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod facts;
+pub mod starttls;
 
 use std::sync::Arc;
 use std::time::Duration;

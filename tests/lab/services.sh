@@ -275,6 +275,8 @@ do_start() {
   printf '%s\n' "Welcome to the sockeye lab's plain FTP server." \
     "This greeting spans several lines on purpose." "No TLS here." >"$state/ftp/banner-plain.txt"
   echo "Anonymous FTP of the sockeye lab." >"$state/ftp/anon/README"
+  # 2121's anonymous passwords (secure_email_list_enable): any other is refused.
+  echo "guest@lab.test" >"$state/ftp/anon-passwords"
   echo "Alice's FTP home in the sockeye lab." >"$state/ftp/home/README"
   launch vsftpd unshare --mount --propagation private -- sh -c \
     'mount --bind "$1" /etc/pam.d && exec /usr/sbin/vsftpd "$2"' sh \

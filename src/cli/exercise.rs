@@ -1,0 +1,208 @@
+//! `sockeye exercise run PLAN`: the clap arguments, the plan loaded and
+//! validated (a bad plan: file:line:column and exit 2, nothing run), the
+//! run, and the printers (table, JSON Lines, JUnit XML, TAP, to stdout or
+//! files).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::{UsageError, exit};
+use crate::exercise::plan;
+use crate::exercise::report::{PlanFormat, PlanSummary, write};
+use crate::exercise::{CheckResult, Context};
+
+pub const EXERCISE_AFTER: &str = "\
+A plan (YAML, or TOML for a .toml file) lists checks, each with an expectation;
+a check passes when reality matched it (\"a bad password must be refused\"
+passes when the login fails). See the README, \"Test plans\", for the schema.
+
+Examples:
+  sockeye exercise run ftp-logins.yaml
+  sockeye exercise run plan.yaml -o junit=report.xml -o tap
+  sockeye exercise run plan.toml --concurrency 8 -o json
+
+Exit status: 0 every expectation held, 1 one did not, 2 a bad plan (nothing ran),
+130 interrupted (the verdicts so far are written).";
+
+#[derive(Debug, Args)]
+pub struct ExerciseArgs {
+    #[command(subcommand)]
+    pub command: ExerciseCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExerciseCommand {
+    /// Run a plan here, on this machine.
+    #[command(after_help = EXERCISE_AFTER)]
+    Run(RunArgs),
+    /// Validate a plan and list its checks (after matrices), running nothing.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+
+    /// Output FORMAT (table, json, junit, tap) on stdout, or FORMAT=PATH to a file; repeatable.
+    #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]
+    pub output: Vec<String>,
+
+    /// Checks running at once (overrides the plan's `concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plan file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+}
+
+struct Output {
+    format: PlanFormat,
+    path: Option<PathBuf>,
+}
+
+fn parse_outputs(values: &[String]) -> Result<Vec<Output>, UsageError> {
+    let mut outs = Vec::new();
+    for v in values {
+        let (name, path) = match v.split_once('=') {
+            Some((n, p)) if !p.is_empty() => (n, Some(PathBuf::from(p))),
+            Some(_) => {
+                return Err(UsageError::new(format!(
+                    "output {v:?}: missing file name after '='"
+                )));
+            }
+            None => (v.as_str(), None),
+        };
+        let format: PlanFormat = name
+            .parse()
+            .map_err(|e| UsageError::new(format!("output {v:?}: {e}")))?;
+        outs.push(Output { format, path });
+    }
+    let on_stdout = outs.iter().filter(|o| o.path.is_none()).count();
+    if on_stdout > 1 {
+        return Err(UsageError::new(
+            "only one output format can go to stdout; write the others to files with -o FORMAT=PATH",
+        ));
+    }
+    if on_stdout == 0 {
+        outs.insert(
+            0,
+            Output {
+                format: PlanFormat::Table,
+                path: None,
+            },
+        );
+    }
+    Ok(outs)
+}
+
+pub fn run(args: ExerciseArgs) -> anyhow::Result<u8> {
+    match args.command {
+        ExerciseCommand::Run(a) => run_plan(a),
+        ExerciseCommand::Check(a) => check_plan(a),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<plan::Plan, UsageError> {
+    plan::load(path).map_err(|e| UsageError::new(format!("bad plan: {e}")))
+}
+
+fn check_plan(args: CheckArgs) -> anyhow::Result<u8> {
+    let plan = load(&args.plan)?;
+    let mut out = std::io::stdout().lock();
+    for c in &plan.checks {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            c.name,
+            c.kind.word(),
+            c.kind.target(),
+            crate::exercise::describe_expect(&c.expect)
+        )?;
+    }
+    writeln!(out, "{} checks; the plan is valid", plan.checks.len())?;
+    Ok(exit::OK)
+}
+
+fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
+    let outputs = parse_outputs(&args.output)?;
+    let mut plan = load(&args.plan)?;
+    if let Some(n) = args.concurrency {
+        if n == 0 {
+            return Err(UsageError::new("--concurrency: must be at least 1").into());
+        }
+        plan.concurrency = n;
+    }
+    crate::sys::raise_nofile_limit();
+    // Each check holds one socket (or a pty): stay inside the file limit.
+    let limit = crate::sys::nofile_limit() as usize;
+    plan.concurrency = plan.concurrency.min(limit.saturating_sub(64).max(1));
+    let ctx = Context::for_plan(&plan).map_err(|e| UsageError::new(format!("bad plan: {e}")))?;
+    // Open output files before anything runs: a bad path is found first.
+    let mut files = Vec::new();
+    for o in &outputs {
+        if let Some(p) = &o.path {
+            let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            files.push((o.format, Some(BufWriter::new(f))));
+        } else {
+            files.push((o.format, None));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let started = Instant::now();
+    let name = plan.name.clone();
+    let plan = Arc::new(plan);
+    let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    super::scan::spawn_signal_handler(cancel.clone());
+    runtime.block_on(crate::exercise::run(
+        Arc::clone(&plan),
+        Arc::new(ctx),
+        cancel.clone(),
+        |r| {
+            tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
+            results.push(r);
+        },
+    ));
+    results.sort_by_key(|r| r.index);
+    let summary = PlanSummary::new(&name, &results, started.elapsed());
+    for (format, file) in &mut files {
+        let written = match file {
+            Some(f) => write(*format, f, &results, &summary),
+            None => {
+                let mut out = std::io::stdout().lock();
+                write(*format, &mut out, &results, &summary)
+            }
+        };
+        if let Err(e) = written
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(anyhow::Error::new(e).context("cannot write output"));
+        }
+    }
+    if cancel.is_cancelled() {
+        // Interrupted: the verdicts so far were written; the rest never ran.
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(
+        if summary.failed == 0 && summary.checks == plan.checks.len() {
+            exit::OK
+        } else {
+            exit::FAILURE
+        },
+    )
+}

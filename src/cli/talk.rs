@@ -1,0 +1,473 @@
+//! `sockeye talk`: the clap arguments, their validation into an endpoint
+//! and a compiled conversation (from `--expect/--send` flags in the order
+//! typed, or a script file), the run, and the printing of its report.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::values::parse_duration;
+use super::{UsageError, exit};
+use crate::talk::engine::{DEFAULT_MAX_BUFFER, Pattern};
+use crate::talk::script::{
+    Conversation, DEFAULT_STEP_TIMEOUT, Eol, ScriptSpec, SourceFormat, StartTlsProto, Step,
+    Template, Vars, parse_source,
+};
+use crate::talk::{Endpoint, TalkConfig, TalkReport};
+
+pub const TALK_AFTER: &str = "\
+Steps run in the order typed. Each --expect (a regex) or --expect-literal
+starts a step: wait for it, then send the --send that follows (with the
+end of line of --eol). A --send before any --expect is a step of its own.
+--name names the current step in failures (\"Timeout at Name prompt\");
+--fail RE fails the current step when RE matches first. Responses take
+escapes (\\r \\n \\t \\0 \\e \\\\ \\xHH) and {{variables}} from --var NAME=VALUE.
+
+Examples:
+  sockeye talk 198.18.0.2:21 --expect '^220 ' --send 'USER anonymous' \\
+      --expect '^230 ' --name login
+  sockeye talk --tls 198.18.0.2:995 --expect '^\\+OK' --send 'USER {{u}}' \\
+      --expect '^\\+OK' --send 'PASS {{p}}' --expect '^\\+OK Logged in' --var u=alice --var p=secret
+  sockeye talk --spawn 'ftp 198.18.0.2' --expect Name --send anonymous \\
+      --expect 'word:' --send guest@example.test --expect 'ftp>'
+  sockeye talk 198.18.0.2:25 --script smtp-starttls.yaml
+
+A script (YAML, or TOML for a .toml file) has the same steps:
+  steps:
+    - {name: greeting, expect: \"^220 .*\\n\"}
+    - {name: tls, starttls: smtp, send: \"EHLO me.test\"}
+    - {name: ehlo, expect: \"^250 \"}
+
+Output: one line per step, then `RESULT: Success` or `RESULT: Fail <why>`;
+--json prints the report as one JSON object.
+
+Exit status: 0 every step matched, 1 a step failed (timeout, eof, full buffer,
+a --fail pattern, no connection), 2 bad usage (nothing was sent).";
+
+#[derive(Debug, Args)]
+pub struct TalkArgs {
+    /// HOST:PORT to connect to (not with --spawn).
+    #[arg(value_name = "HOST:PORT")]
+    pub target: Option<String>,
+
+    /// Run CMD on a pty and talk to it (split on spaces; no shell).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["target", "tls"])]
+    pub spawn: Option<String>,
+
+    /// TLS from the first byte (imaps, pop3s, smtps, https).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Name sent as SNI and checked against the certificate.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+
+    /// Trust the CA certificates in FILE (PEM) too; repeatable.
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub ca_file: Vec<PathBuf>,
+
+    /// Read the steps from FILE (YAML; TOML for .toml) instead of flags.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+
+    /// Wait for a regex (starts a step).
+    #[arg(long, value_name = "RE", action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub expect: Vec<String>,
+
+    /// Wait for literal text (starts a step).
+    #[arg(long, value_name = "TEXT", action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub expect_literal: Vec<String>,
+
+    /// Send TEXT once the current step's pattern matched.
+    #[arg(long, value_name = "TEXT", action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub send: Vec<String>,
+
+    /// Name of the current step.
+    #[arg(long, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub name: Vec<String>,
+
+    /// Fail the current step when RE matches before its pattern.
+    #[arg(long, value_name = "RE", action = clap::ArgAction::Append, allow_hyphen_values = true)]
+    pub fail: Vec<String>,
+
+    /// Upgrade with this protocol's STARTTLS (smtp, pop3, imap, ftp) in the current step.
+    #[arg(long, value_name = "PROTO", action = clap::ArgAction::Append)]
+    pub starttls: Vec<String>,
+
+    /// A variable for {{NAME}} in responses; repeatable.
+    #[arg(long, value_name = "NAME=VALUE", action = clap::ArgAction::Append)]
+    pub var: Vec<String>,
+
+    /// What ends each sent line: crlf, lf, cr, none. [default: crlf; cr with --spawn]
+    #[arg(long, value_name = "EOL")]
+    pub eol: Option<String>,
+
+    /// How long each step waits for its pattern. [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Connect timeout.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub connect_timeout: String,
+
+    /// Bound of the match buffer in bytes; a peer that fills it without a match fails the step.
+    #[arg(long, value_name = "BYTES")]
+    pub max_buffer: Option<usize>,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The step flags, in the order they were typed (clap keeps each flag's
+/// values in order, not their interleaving, so that comes from argv).
+fn flag_order(argv: &[String]) -> Vec<&'static str> {
+    const FLAGS: [&str; 6] = [
+        "--expect",
+        "--expect-literal",
+        "--send",
+        "--name",
+        "--fail",
+        "--starttls",
+    ];
+    let mut order = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "--" {
+            break;
+        }
+        let flag = a.split_once('=').map_or(a, |(f, _)| f);
+        if let Some(f) = FLAGS.iter().find(|f| **f == flag) {
+            order.push(*f);
+            if !a.contains('=') {
+                i += 1; // its value, which may look like a flag
+            }
+        }
+        i += 1;
+    }
+    order
+}
+
+fn compile_flags(args: &TalkArgs, order: &[&str]) -> Result<Vec<Step>, UsageError> {
+    let mut expect = args.expect.iter();
+    let mut literal = args.expect_literal.iter();
+    let mut send = args.send.iter();
+    let mut name = args.name.iter();
+    let mut fail = args.fail.iter();
+    let mut starttls = args.starttls.iter();
+    let mut steps: Vec<Step> = Vec::new();
+    let new_step = |steps: &mut Vec<Step>| {
+        steps.push(Step {
+            name: format!("step {}", steps.len() + 1),
+            expect: None,
+            fail: Vec::new(),
+            send: None,
+            timeout: None,
+            starttls: None,
+        });
+    };
+    for flag in order {
+        match *flag {
+            "--expect" | "--expect-literal" => {
+                let pattern = if *flag == "--expect" {
+                    let re = expect.next().ok_or_else(|| UsageError::new("--expect"))?;
+                    Pattern::regex(re).map_err(|e| {
+                        UsageError::new(format!("--expect {re:?}: {}", regex_text(&e)))
+                    })?
+                } else {
+                    let text = literal
+                        .next()
+                        .ok_or_else(|| UsageError::new("--expect-literal"))?;
+                    Pattern::literal(text.as_bytes())
+                };
+                new_step(&mut steps);
+                if let Some(s) = steps.last_mut() {
+                    s.expect = Some(pattern);
+                }
+            }
+            "--send" => {
+                let text = send.next().ok_or_else(|| UsageError::new("--send"))?;
+                let t = Template::parse(text)
+                    .map_err(|e| UsageError::new(format!("--send {text:?}: {e}")))?;
+                if steps.last().is_none_or(|s| s.send.is_some()) {
+                    new_step(&mut steps);
+                }
+                if let Some(s) = steps.last_mut() {
+                    s.send = Some(t);
+                }
+            }
+            "--name" => {
+                let n = name.next().ok_or_else(|| UsageError::new("--name"))?;
+                match steps.last_mut() {
+                    Some(s) => s.name = n.clone(),
+                    None => return Err(UsageError::new("--name: before any step")),
+                }
+            }
+            "--fail" => {
+                let re = fail.next().ok_or_else(|| UsageError::new("--fail"))?;
+                let p = Pattern::regex(re)
+                    .map_err(|e| UsageError::new(format!("--fail {re:?}: {}", regex_text(&e))))?;
+                match steps.last_mut() {
+                    Some(s) if s.expect.is_some() => s.fail.push(p),
+                    _ => return Err(UsageError::new("--fail: after an --expect only")),
+                }
+            }
+            _ => {
+                let p = starttls
+                    .next()
+                    .ok_or_else(|| UsageError::new("--starttls"))?;
+                let proto = match p.as_str() {
+                    "smtp" => StartTlsProto::Smtp,
+                    "pop3" => StartTlsProto::Pop3,
+                    "imap" => StartTlsProto::Imap,
+                    "ftp" => StartTlsProto::Ftp,
+                    other => {
+                        return Err(UsageError::new(format!(
+                            "--starttls {other:?}: expected smtp, pop3, imap or ftp"
+                        )));
+                    }
+                };
+                if steps.last().is_none_or(|s| s.send.is_some()) {
+                    new_step(&mut steps);
+                }
+                if let Some(s) = steps.last_mut() {
+                    s.starttls = Some(proto);
+                }
+            }
+        }
+    }
+    Ok(steps)
+}
+
+fn regex_text(e: &regex::Error) -> String {
+    crate::talk::script::regex_error_text(e)
+}
+
+/// Everything `talk` needs, validated.
+struct TalkPlan {
+    endpoint: Endpoint,
+    conversation: Conversation,
+    vars: Vars,
+    config: TalkConfig,
+    json: bool,
+}
+
+fn parse_vars(values: &[String]) -> Result<Vars, UsageError> {
+    let mut vars = Vars::new();
+    for v in values {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| UsageError::new(format!("--var {v:?}: expected NAME=VALUE")))?;
+        vars.insert(k.trim().to_string(), val.to_string());
+    }
+    Ok(vars)
+}
+
+/// `host:port`, `[v6]:port`.
+pub(crate) fn split_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+impl TalkPlan {
+    fn from_args(args: TalkArgs, argv: &[String]) -> anyhow::Result<TalkPlan> {
+        let endpoint = match (&args.spawn, &args.target) {
+            (Some(cmd), _) => {
+                let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+                if argv.is_empty() {
+                    return Err(UsageError::new("--spawn: an empty command").into());
+                }
+                Endpoint::Spawn { argv }
+            }
+            (None, Some(t)) => {
+                let (host, port) = split_host_port(t).ok_or_else(|| {
+                    UsageError::new(format!("{t:?}: expected HOST:PORT (port 1-65535)"))
+                })?;
+                Endpoint::Tcp {
+                    host,
+                    port,
+                    tls: args.tls,
+                    sni: args.sni.clone(),
+                }
+            }
+            (None, None) => {
+                return Err(UsageError::new("give HOST:PORT or --spawn CMD").into());
+            }
+        };
+        let order = flag_order(argv);
+        let mut conversation = match &args.script {
+            Some(path) => {
+                if !order.is_empty() {
+                    return Err(UsageError::new(
+                        "--script and step flags (--expect, --send, ...) do not mix",
+                    )
+                    .into());
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
+                let file = path.display().to_string();
+                let spec: ScriptSpec = parse_source(&file, &text, SourceFormat::of(path))
+                    .map_err(|e| UsageError::new(e.to_string()))?;
+                spec.compile()
+                    .map_err(|e| UsageError::new(format!("{file}: {e}")))?
+            }
+            None => {
+                let steps = compile_flags(&args, &order)?;
+                if steps.is_empty() {
+                    return Err(UsageError::new(
+                        "no steps: give --expect/--send flags or --script FILE",
+                    )
+                    .into());
+                }
+                Conversation {
+                    steps,
+                    eol: None,
+                    timeout: DEFAULT_STEP_TIMEOUT,
+                    max_buffer: DEFAULT_MAX_BUFFER,
+                }
+            }
+        };
+        if let Some(eol) = &args.eol {
+            conversation.eol = Some(Eol::parse(eol).ok_or_else(|| {
+                UsageError::new(format!("--eol {eol:?}: expected crlf, lf, cr or none"))
+            })?);
+        }
+        if let Some(t) = &args.timeout {
+            conversation.timeout = parse_duration("--timeout", t)?;
+        }
+        if let Some(n) = args.max_buffer {
+            if !(16..=16 * 1024 * 1024).contains(&n) {
+                return Err(UsageError::new("--max-buffer: between 16 and 16777216").into());
+            }
+            conversation.max_buffer = n;
+        }
+        let vars = parse_vars(&args.var)?;
+        for v in conversation.vars() {
+            if !vars.contains_key(v) {
+                return Err(UsageError::new(format!(
+                    "{{{{{v}}}}} is used but not given: add --var {v}=VALUE"
+                ))
+                .into());
+            }
+        }
+        let needs_tls = args.tls || conversation.steps.iter().any(|s| s.starttls.is_some());
+        let scanner = if needs_tls {
+            let roots = crate::tls::root_store(&args.ca_file)
+                .map_err(|e| UsageError::new(e.to_string()))?;
+            Some(
+                crate::tls::Scanner::new(roots, Vec::new())
+                    .map_err(|e| UsageError::new(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let connect_timeout = parse_duration("--connect-timeout", &args.connect_timeout)?;
+        Ok(TalkPlan {
+            endpoint,
+            conversation,
+            vars,
+            config: TalkConfig {
+                connect_timeout,
+                tls_timeout: Duration::from_secs(10),
+                scanner,
+                ehlo_name: "sockeye.invalid".into(),
+            },
+            json: args.json,
+        })
+    }
+}
+
+pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let plan = TalkPlan::from_args(args, &argv)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(crate::talk::talk(
+        &plan.endpoint,
+        &plan.conversation,
+        &plan.vars,
+        &plan.config,
+    ));
+    print_report(&report, plan.json).context("cannot write output")?;
+    Ok(if report.ok { exit::OK } else { exit::FAILURE })
+}
+
+fn print_report(report: &TalkReport, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+        return out.flush();
+    }
+    for s in &report.steps {
+        match &s.matched {
+            Some(m) => writeln!(out, "ok   {}  ({} ms) matched \"{m}\"", s.name, s.ms)?,
+            None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms)?,
+        }
+    }
+    writeln!(out, "RESULT: {}", report.result_line())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn step_flags_keep_the_order_typed() {
+        let argv = strings(&[
+            "sockeye",
+            "talk",
+            "h:21",
+            "--send",
+            "HELLO",
+            "--expect",
+            "^220",
+            "--name",
+            "greeting",
+            "--send=--USER",
+            "--expect-literal",
+            "331",
+            "--fail",
+            "^530",
+            "--timeout",
+            "2s",
+        ]);
+        assert_eq!(
+            flag_order(&argv),
+            [
+                "--send",
+                "--expect",
+                "--name",
+                "--send",
+                "--expect-literal",
+                "--fail"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host_port("a:21"), Some(("a".into(), 21)));
+        assert_eq!(
+            split_host_port("[fd00::2]:25"),
+            Some(("fd00::2".into(), 25))
+        );
+        assert_eq!(split_host_port("a:0"), None);
+        assert_eq!(split_host_port("a"), None);
+    }
+}

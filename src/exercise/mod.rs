@@ -1,0 +1,439 @@
+//! `sockeye exercise run PLAN`: test plans whose checks (connect, probe,
+//! talk, calc, and matrices of them) each carry an expectation; a check
+//! passes when reality matched the expectation ("a bad password must be
+//! refused" passes when the login fails).
+//!
+//! - [`plan`]: the written plan (YAML or TOML) and its validation into
+//!   checks, with file:line:column errors before anything runs.
+//! - this module: the runner (checks concurrently, bounded, in the order
+//!   the plan asks with `after:` or `sequential:`), and the verdicts.
+//! - [`report`]: the printers: table, JSON Lines, JUnit XML, TAP.
+//!
+//! Everything runs here, on this machine, with nothing else to start; the
+//! distributed issue adds remote vantage points to the same format.
+
+pub mod plan;
+pub mod report;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::probe::{Job, ProbeConfig};
+use crate::report::{PortState, ServiceResult, TlsOutcome};
+use crate::talk::{TalkConfig, TalkReport};
+use plan::{Check, CheckKind, ExpectSpec, Outcome, Plan, PortWord};
+
+/// The verdict on one check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// Position in the plan (after matrices are expanded), from 0.
+    pub index: usize,
+    pub name: String,
+    pub kind: &'static str,
+    pub target: String,
+    /// Whether reality matched the expectation.
+    pub passed: bool,
+    /// The expectation, in words ("open", "fail at Password prompt").
+    pub expected: String,
+    /// What happened, in the same words.
+    pub actual: String,
+    /// The seed's `RESULT:` text: `Success` or `Fail <message>`.
+    pub result: String,
+    pub elapsed_ms: u64,
+    /// A talk check's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk: Option<TalkReport>,
+    /// A probe check's findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceResult>,
+}
+
+/// What every check shares while a plan runs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub talk: TalkConfig,
+    pub probe: Arc<ProbeConfig>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+impl Context {
+    /// From a plan's defaults: a TLS client trusting the system's roots and
+    /// the plan's CA files.
+    pub fn for_plan(plan: &Plan) -> Result<Context, crate::tls::SetupError> {
+        let roots = crate::tls::root_store(&plan.ca_files)?;
+        let scanner = crate::tls::Scanner::new(roots, Vec::new())?;
+        Ok(Context {
+            talk: TalkConfig {
+                connect_timeout: plan.connect_timeout,
+                tls_timeout: plan.timeout.max(Duration::from_secs(5)),
+                scanner: Some(scanner.clone()),
+                ehlo_name: "sockeye.invalid".into(),
+            },
+            probe: Arc::new(ProbeConfig {
+                connect_timeout: plan.connect_timeout,
+                read_timeout: plan.timeout,
+                tls_timeout: plan.timeout.max(Duration::from_secs(5)),
+                banner_wait: Duration::from_secs(1),
+                check_timeout: Duration::from_secs(20),
+                sni: None,
+                tls_versions: false,
+                scanner,
+            }),
+            connect_timeout: plan.connect_timeout,
+            timeout: plan.timeout,
+        })
+    }
+}
+
+/// Runs every check of `plan`, at most `plan.concurrency` at once, a check
+/// starting only after those it waits for (`after`) have finished; each
+/// verdict goes to `emit` as it completes. `cancel` (Ctrl-C) stops
+/// starting checks and abandons the running ones.
+pub async fn run(
+    plan: Arc<Plan>,
+    ctx: Arc<Context>,
+    cancel: tokio_util::sync::CancellationToken,
+    mut emit: impl FnMut(CheckResult),
+) {
+    let n = plan.checks.len();
+    let mut done = vec![false; n];
+    let mut started = vec![false; n];
+    // Checks not started yet, in plan order; the front is scanned first.
+    let mut pending: std::collections::VecDeque<usize> = (0..n).collect();
+    let mut set = tokio::task::JoinSet::new();
+    loop {
+        // Start what is ready, in plan order, while there is room.
+        let mut i = 0;
+        while set.len() < plan.concurrency && i < pending.len() {
+            let idx = pending[i];
+            let ready = plan.checks[idx].after.iter().all(|&a| done[a]);
+            if ready {
+                pending.remove(i);
+                started[idx] = true;
+                let plan = Arc::clone(&plan);
+                let ctx = Arc::clone(&ctx);
+                set.spawn(async move { run_check(&plan.checks[idx], &ctx).await });
+            } else {
+                i += 1;
+            }
+        }
+        let next = tokio::select! {
+            next = set.join_next() => next,
+            () = cancel.cancelled() => {
+                set.abort_all();
+                return;
+            }
+        };
+        match next {
+            Some(Ok(result)) => {
+                done[result.index] = true;
+                emit(result);
+            }
+            Some(Err(err)) => {
+                tracing::error!(%err, "a check panicked");
+                // Unblock what waited on it: it will not finish otherwise.
+                for (i, s) in started.iter().enumerate() {
+                    if *s {
+                        done[i] = true;
+                    }
+                }
+            }
+            None => {
+                if pending.is_empty() {
+                    return;
+                }
+                // Nothing runs and nothing is ready: cannot happen, as
+                // `after` only names earlier checks; refuse to spin.
+                tracing::error!("checks left that can never start");
+                return;
+            }
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Runs one check and judges it.
+pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
+    let started = Instant::now();
+    let mut r = CheckResult {
+        index: check.index,
+        name: check.name.clone(),
+        kind: check.kind.word(),
+        target: check.kind.target(),
+        passed: false,
+        expected: describe_expect(&check.expect),
+        actual: String::new(),
+        result: String::new(),
+        elapsed_ms: 0,
+        talk: None,
+        service: None,
+    };
+    match &check.kind {
+        CheckKind::Connect { host, port } => {
+            let state = match resolve(host, *port).await {
+                Err(e) => Err(e),
+                Ok(addr) => match crate::probe::connect(addr, ctx.connect_timeout).await {
+                    Ok(_stream) => Ok((PortState::Open, "connected".to_string())),
+                    Err((state, reason, text)) => {
+                        Ok((state, format!("{} ({text})", reason.name())))
+                    }
+                },
+            };
+            match state {
+                Err(e) => {
+                    r.actual = "error".into();
+                    r.result = format!("Fail {e}");
+                }
+                Ok((state, text)) => {
+                    r.actual = state.as_str().to_string();
+                    let want = match check.expect.state {
+                        Some(PortWord::Closed) => PortState::Closed,
+                        Some(PortWord::Filtered) => PortState::Filtered,
+                        _ => PortState::Open,
+                    };
+                    r.passed = state == want;
+                    r.result = if state == PortState::Open {
+                        "Success".into()
+                    } else {
+                        format!("Fail {text}")
+                    };
+                }
+            }
+        }
+        CheckKind::Talk {
+            endpoint,
+            conversation,
+            vars,
+        } => {
+            let report = crate::talk::talk(endpoint, conversation, vars, &ctx.talk).await;
+            r.result = report.result_line();
+            let e = &check.expect;
+            let want_ok = e.outcome != Some(Outcome::Fail);
+            r.actual = match &report.failure {
+                None => "success".into(),
+                Some(f) => format!("fail at {}", f.step),
+            };
+            r.passed = report.ok == want_ok
+                && match (&e.fail_at, &report.failure) {
+                    (Some(step), Some(f)) => &f.step == step,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                };
+            r.talk = Some(report);
+        }
+        CheckKind::Probe {
+            host,
+            port,
+            service,
+            sni,
+        } => match resolve(host, *port).await {
+            Err(e) => {
+                r.actual = "error".into();
+                r.result = format!("Fail {e}");
+            }
+            Ok(addr) => {
+                let cfg;
+                let cfg_ref = match sni {
+                    Some(name) => {
+                        let mut c = (*ctx.probe).clone();
+                        c.sni = Some(name.clone());
+                        cfg = c;
+                        &cfg
+                    }
+                    None => &*ctx.probe,
+                };
+                let job = Job {
+                    host_index: 0,
+                    addr: addr.ip(),
+                    host: (host.parse::<std::net::IpAddr>().is_err()).then(|| host.as_str().into()),
+                    port: *port,
+                    expect: *service,
+                };
+                let found = crate::probe::check(cfg_ref, &job).await;
+                let (passed, actual) = judge_probe(&check.expect, &found);
+                r.passed = passed;
+                r.actual = actual;
+                r.result = match &found.error {
+                    None => "Success".into(),
+                    Some(e) => format!("Fail {} at {}", e.message, e.step),
+                };
+                r.service = Some(found);
+            }
+        },
+        CheckKind::Calc {
+            host,
+            port,
+            op,
+            args,
+            little_endian,
+        } => {
+            let outcome = run_calc(host, *port, op, args, *little_endian, ctx).await;
+            let e = &check.expect;
+            match outcome {
+                Ok(value) => {
+                    r.actual = format!("result {value}");
+                    r.result = "Success".into();
+                    r.passed = e.outcome != Some(Outcome::Fail)
+                        && e.result.is_none_or(|want| want == i64::from(value));
+                }
+                Err(text) => {
+                    r.actual = "fail".into();
+                    r.result = format!("Fail {text}");
+                    r.passed = e.outcome == Some(Outcome::Fail);
+                }
+            }
+        }
+    }
+    r.elapsed_ms = ms(started.elapsed());
+    r
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    addrs.next().ok_or_else(|| format!("{host} has no address"))
+}
+
+async fn run_calc(
+    host: &str,
+    port: u16,
+    op: &str,
+    args: &[String],
+    little_endian: bool,
+    ctx: &Context,
+) -> Result<i32, String> {
+    let server = resolve(host, port).await?;
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let job = crate::calc::client::make_job(1, op, &refs)?;
+    let cfg = crate::calc::client::ClientConfig {
+        server,
+        order: if little_endian {
+            sockeye_proto::calc::ByteOrder::Little
+        } else {
+            sockeye_proto::calc::ByteOrder::Big
+        },
+        connect_timeout: ctx.connect_timeout,
+        reply_timeout: ctx.timeout,
+    };
+    let mut got = None;
+    crate::calc::client::run_tcp(&cfg, std::slice::from_ref(&job), |_, v| got = Some(v))
+        .await
+        .map_err(|e| e.to_string())?;
+    got.ok_or_else(|| "no answer".to_string())
+}
+
+/// The expectation in words.
+pub fn describe_expect(e: &ExpectSpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = e.state {
+        parts.push(
+            match s {
+                PortWord::Open => "open",
+                PortWord::Closed => "closed",
+                PortWord::Filtered => "filtered",
+            }
+            .to_string(),
+        );
+    }
+    match (&e.fail_at, e.outcome) {
+        (Some(step), _) => parts.push(format!("fail at {step}")),
+        (None, Some(Outcome::Fail)) => parts.push("fail".into()),
+        (None, Some(Outcome::Success)) => parts.push("success".into()),
+        (None, None) => {}
+    }
+    if let Some(s) = &e.service {
+        parts.push(format!("service {s}"));
+    }
+    if let Some(b) = e.starttls {
+        parts.push(format!("starttls {}", yes_no(b)));
+    }
+    if let Some(b) = e.tls {
+        parts.push(format!("tls {}", yes_no(b)));
+    }
+    if let Some(b) = e.verified {
+        parts.push(format!("verified {}", yes_no(b)));
+    }
+    if let Some(d) = e.cert_days_left {
+        parts.push(format!("cert valid >= {d} days"));
+    }
+    if let Some(v) = e.result {
+        parts.push(format!("result {v}"));
+    }
+    parts.join(", ")
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Judges a probe's findings: every field the expectation names must hold.
+fn judge_probe(e: &ExpectSpec, found: &ServiceResult) -> (bool, String) {
+    let mut ok = true;
+    let mut actual = Vec::new();
+    let worked = found.error.is_none() && found.state == PortState::Open;
+    match e.outcome {
+        Some(Outcome::Fail) => {
+            ok &= !worked;
+            actual.push(if worked { "success" } else { "fail" }.to_string());
+        }
+        _ => {
+            ok &= worked;
+            actual.push(if worked {
+                "success".to_string()
+            } else {
+                match &found.error {
+                    Some(err) => format!("fail at {}", err.step),
+                    None => found.state.as_str().to_string(),
+                }
+            });
+        }
+    }
+    if let Some(want) = &e.service {
+        ok &= &found.service == want;
+        actual.push(format!("service {}", found.service));
+    }
+    let accepted = found.starttls.as_ref().is_some_and(|s| s.accepted);
+    if let Some(want) = e.starttls {
+        ok &= accepted == want;
+        actual.push(format!("starttls {}", yes_no(accepted)));
+    }
+    // The TLS session, implicit or after STARTTLS.
+    let facts = match (
+        &found.tls,
+        found.starttls.as_ref().and_then(|s| s.tls.as_ref()),
+    ) {
+        (Some(TlsOutcome::Ok(f)), _) | (_, Some(TlsOutcome::Ok(f))) => Some(f),
+        _ => None,
+    };
+    if let Some(want) = e.tls {
+        ok &= facts.is_some() == want;
+        actual.push(format!("tls {}", yes_no(facts.is_some())));
+    }
+    if let Some(want) = e.verified {
+        let v = facts.is_some_and(|f| f.verified);
+        ok &= v == want;
+        actual.push(format!("verified {}", yes_no(v)));
+    }
+    if let Some(min) = e.cert_days_left {
+        match facts.and_then(|f| f.chain.first()) {
+            Some(leaf) => {
+                ok &= leaf.days_left >= min;
+                actual.push(format!("cert valid {} more days", leaf.days_left));
+            }
+            None => {
+                ok = false;
+                actual.push("no certificate".into());
+            }
+        }
+    }
+    (ok, actual.join(", "))
+}

@@ -1,0 +1,955 @@
+//! Test plans: the written form (YAML, or TOML), and its compilation into
+//! checks with expectations. A plan is refused whole, before anything runs,
+//! when any part is wrong: the error gives the file, line and column, and
+//! what was expected there. The schema is documented in the README
+//! ("Test plans"); `tests/exercise_lab.rs` has the seed's FTP matrix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::probe::Service;
+use crate::talk::Endpoint;
+use crate::talk::script::{
+    Conversation, Eol, ScriptSpec, SourceError, SourceFormat, StepSpec, Template, TimeText, Vars,
+    parse_source,
+};
+
+/// Checks running at once unless the plan says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// At most this many checks after matrices are expanded: a plan is a
+/// test list, not a load generator without bound.
+pub const MAX_CHECKS: usize = 100_000;
+
+// ---- the written form ----------------------------------------------------
+
+/// A whole plan as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    pub name: Option<String>,
+    /// Checks running at once (default 32).
+    pub concurrency: Option<usize>,
+    /// Run the checks one after another, in the order written.
+    #[serde(default)]
+    pub sequential: bool,
+    /// Variables every check may use as `{{name}}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub checks: Vec<CheckSpec>,
+}
+
+/// Timeouts and trust shared by every check.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Connect timeout (default 3s).
+    pub connect_timeout: Option<TimeText>,
+    /// A talk step's wait, a probe's reads (default 5s).
+    pub timeout: Option<TimeText>,
+    /// CA certificates (PEM) trusted besides the system's, for verdicts.
+    #[serde(default)]
+    pub ca_file: Vec<String>,
+}
+
+/// One check as written: a name, exactly one kind, an expectation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub name: Spanned<String>,
+    /// `HOST:PORT`: is it open, closed or filtered?
+    pub connect: Option<String>,
+    pub probe: Option<ProbeSpec>,
+    pub talk: Option<TalkSpec>,
+    pub calc: Option<CalcSpec>,
+    /// Check names (or matrix names) that must finish before this one starts.
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+    /// One conversation over a table of parameters: each row's values are
+    /// variables, and its optional `expect` overrides the check's.
+    pub matrix: Option<Vec<BTreeMap<String, Scalar>>>,
+    pub expect: Option<ExpectField>,
+}
+
+/// `probe`: what answers on a port, checked by content.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    pub target: String,
+    /// The service expected there (smtp, pop3s, ...); default: the port's.
+    pub service: Option<String>,
+    pub sni: Option<String>,
+}
+
+/// `talk`: a conversation, inline (`steps`) or from a script file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TalkSpec {
+    /// `HOST:PORT`.
+    pub target: Option<String>,
+    /// A command run on a pty (split on spaces; no shell).
+    pub spawn: Option<String>,
+    #[serde(default)]
+    pub tls: bool,
+    pub sni: Option<String>,
+    pub eol: Option<Eol>,
+    pub timeout: Option<TimeText>,
+    pub max_buffer: Option<usize>,
+    pub steps: Option<Vec<StepSpec>>,
+    /// A script file (relative to the plan's folder).
+    pub script: Option<String>,
+}
+
+/// `calc`: one request to a calculator server and its answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalcSpec {
+    pub server: String,
+    pub op: String,
+    #[serde(default)]
+    pub args: Vec<i64>,
+    #[serde(default)]
+    pub little_endian: bool,
+}
+
+/// A matrix cell: text, a number or a boolean, used as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("text, a number or a boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Scalar, E> {
+                Ok(Scalar(s.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Scalar, E> {
+                Ok(Scalar(n.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Scalar, E> {
+                Ok(Scalar(b.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What must hold for a check to pass. Written as a word (`open`,
+/// `closed`, `filtered`, `success`, `fail`) or a map of these fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// connect: open, closed or filtered.
+    pub state: Option<PortWord>,
+    /// talk, calc, probe: whether it worked.
+    pub outcome: Option<Outcome>,
+    /// talk: the step it must fail at (implies `outcome: fail`).
+    pub fail_at: Option<String>,
+    /// probe: the service recognised.
+    pub service: Option<String>,
+    /// probe: STARTTLS (or STLS, AUTH TLS) accepted, or not.
+    pub starttls: Option<bool>,
+    /// probe: a TLS session (implicit or after STARTTLS) completed.
+    pub tls: Option<bool>,
+    /// probe: the chain verifies (system roots plus `defaults.ca_file`).
+    pub verified: Option<bool>,
+    /// probe: the leaf certificate is valid for at least this many more days.
+    pub cert_days_left: Option<i64>,
+    /// calc: the answer.
+    pub result: Option<i64>,
+}
+
+/// connect's verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortWord {
+    Open,
+    Closed,
+    Filtered,
+}
+
+/// Whether a conversation, a request or a probe worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Fail,
+}
+
+/// A check's `expect`, in either written form: a word or a map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectField(pub ExpectSpec);
+
+impl<'de> Deserialize<'de> for ExpectField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ExpectField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "open, closed, filtered, success, fail, or a map (state, outcome, fail_at, \
+                     service, starttls, tls, verified, cert_days_left, result)",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ExpectField, E> {
+                expect_from_word(s).map(ExpectField).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ExpectField, A::Error> {
+                ExpectSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ExpectField)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---- the compiled form ---------------------------------------------------
+
+/// What a check does.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    Connect {
+        host: String,
+        port: u16,
+    },
+    Probe {
+        host: String,
+        port: u16,
+        service: Option<Service>,
+        sni: Option<String>,
+    },
+    Talk {
+        endpoint: Endpoint,
+        conversation: Arc<Conversation>,
+        vars: Arc<Vars>,
+    },
+    Calc {
+        host: String,
+        port: u16,
+        op: String,
+        args: Vec<String>,
+        little_endian: bool,
+    },
+}
+
+impl CheckKind {
+    pub fn word(&self) -> &'static str {
+        match self {
+            CheckKind::Connect { .. } => "connect",
+            CheckKind::Probe { .. } => "probe",
+            CheckKind::Talk { .. } => "talk",
+            CheckKind::Calc { .. } => "calc",
+        }
+    }
+
+    /// Where it goes, for reports.
+    pub fn target(&self) -> String {
+        match self {
+            CheckKind::Connect { host, port }
+            | CheckKind::Probe { host, port, .. }
+            | CheckKind::Calc { host, port, .. } => host_port(host, *port),
+            CheckKind::Talk { endpoint, .. } => endpoint.describe(),
+        }
+    }
+}
+
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// One check, ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub index: usize,
+    pub name: String,
+    pub kind: CheckKind,
+    pub expect: ExpectSpec,
+    /// Indices of the checks that must finish first.
+    pub after: Vec<usize>,
+}
+
+/// A plan, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub concurrency: usize,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub ca_files: Vec<std::path::PathBuf>,
+    pub checks: Vec<Check>,
+}
+
+/// Reads and compiles the plan in `path` (YAML; TOML for `.toml`).
+pub fn load(path: &std::path::Path) -> Result<Plan, SourceError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SourceError::new(&file, 0, 0, format!("cannot read: {e}")))?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    compile_text(&file, &text, SourceFormat::of(path), base)
+}
+
+/// Compiles plan `text`; `base` is where relative script and CA paths start.
+pub fn compile_text(
+    file: &str,
+    text: &str,
+    format: SourceFormat,
+    base: &std::path::Path,
+) -> Result<Plan, SourceError> {
+    let spec: PlanSpec = parse_source(file, text, format)?;
+    Compiler { file, base }.plan(spec)
+}
+
+struct Compiler<'a> {
+    file: &'a str,
+    base: &'a std::path::Path,
+}
+
+impl Compiler<'_> {
+    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> SourceError {
+        SourceError::new(
+            self.file,
+            s.referenced.line(),
+            s.referenced.column(),
+            message,
+        )
+    }
+
+    fn plan(&self, spec: PlanSpec) -> Result<Plan, SourceError> {
+        let concurrency = spec.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 65_536 {
+            return Err(SourceError::new(
+                self.file,
+                0,
+                0,
+                "concurrency: expected 1 to 65536",
+            ));
+        }
+        let concurrency = if spec.sequential { 1 } else { concurrency };
+        if spec.checks.is_empty() {
+            return Err(SourceError::new(
+                self.file,
+                0,
+                0,
+                "checks: expected at least one check",
+            ));
+        }
+        let timeout = spec
+            .defaults
+            .timeout
+            .map_or(Duration::from_secs(5), |t| t.0);
+        let connect_timeout = spec
+            .defaults
+            .connect_timeout
+            .map_or(Duration::from_secs(3), |t| t.0);
+        let mut checks: Vec<Check> = Vec::new();
+        // Names (of a check, or of a matrix) -> the indices they cover.
+        let mut names: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut pending_after: Vec<(usize, Vec<Spanned<String>>)> = Vec::new();
+        for c in &spec.checks {
+            let first = checks.len();
+            let rows: Vec<BTreeMap<String, Scalar>> = match &c.matrix {
+                None => vec![BTreeMap::new()],
+                Some(rows) if rows.is_empty() => {
+                    return Err(self.at(&c.name, "matrix: expected at least one row"));
+                }
+                Some(rows) => rows.clone(),
+            };
+            // A talk check's conversation is compiled once, whatever the
+            // number of rows: variables only fill responses at send time.
+            let conversation = match &c.talk {
+                Some(t) => Some(self.conversation(c, t, timeout)?),
+                None => None,
+            };
+            for (i, row) in rows.iter().enumerate() {
+                let mut vars: Vars = spec.vars.clone();
+                let mut row_expect = None;
+                for (k, v) in row {
+                    if k == "expect" {
+                        row_expect =
+                            Some(expect_from_word(&v.0).map_err(|e| {
+                                self.at(&c.name, format!("matrix row {}: {e}", i + 1))
+                            })?);
+                    } else {
+                        vars.insert(k.clone(), v.0.clone());
+                    }
+                }
+                let name = self.render(&c.name, &c.name.value, &vars)?;
+                let name = if c.matrix.is_some() && !c.name.value.contains("{{") {
+                    format!("{name} [{}]", i + 1)
+                } else {
+                    name
+                };
+                let kind = self.kind(c, &vars, conversation.as_ref())?;
+                let expect = row_expect
+                    .or_else(|| c.expect.clone().map(|e| e.0))
+                    .unwrap_or_default();
+                let expect = self.check_expect(c, &kind, expect)?;
+                if checks.len() >= MAX_CHECKS {
+                    return Err(self.at(
+                        &c.name,
+                        format!("more than {MAX_CHECKS} checks after expanding matrices"),
+                    ));
+                }
+                let index = checks.len();
+                names.entry(name.clone()).or_default().push(index);
+                pending_after.push((index, c.after.clone()));
+                checks.push(Check {
+                    index,
+                    name,
+                    kind,
+                    expect,
+                    after: Vec::new(),
+                });
+            }
+            if c.matrix.is_some() {
+                names
+                    .entry(c.name.value.clone())
+                    .or_default()
+                    .extend(first..checks.len());
+            }
+        }
+        for (index, after) in pending_after {
+            for a in after {
+                let Some(targets) = names.get(&a.value) else {
+                    return Err(self.at(
+                        &a,
+                        format!("after: no check named {:?} (names are exact)", a.value),
+                    ));
+                };
+                for &t in targets {
+                    if t >= index {
+                        return Err(self.at(
+                            &a,
+                            format!(
+                                "after: {:?} must be written before the check that waits for it",
+                                a.value
+                            ),
+                        ));
+                    }
+                    checks[index].after.push(t);
+                }
+            }
+        }
+        let ca_files = spec
+            .defaults
+            .ca_file
+            .iter()
+            .map(|p| self.base.join(p))
+            .collect();
+        Ok(Plan {
+            name: spec.name.unwrap_or_else(|| self.file.to_string()),
+            concurrency,
+            connect_timeout,
+            timeout,
+            ca_files,
+            checks,
+        })
+    }
+
+    /// Renders a template field, naming the check on an unknown variable.
+    fn render(&self, at: &Spanned<String>, text: &str, vars: &Vars) -> Result<String, SourceError> {
+        let t = Template::parse(text).map_err(|e| self.at(at, format!("{text:?}: {e}")))?;
+        t.render_string(vars).map_err(|e| {
+            self.at(
+                at,
+                format!(
+                    "check {:?}: {e} (define it in vars or in the matrix)",
+                    at.value
+                ),
+            )
+        })
+    }
+
+    fn target(
+        &self,
+        at: &Spanned<String>,
+        text: &str,
+        vars: &Vars,
+    ) -> Result<(String, u16), SourceError> {
+        let t = self.render(at, text, vars)?;
+        crate::cli::talk::split_host_port(&t).ok_or_else(|| {
+            self.at(
+                at,
+                format!(
+                    "check {:?}: target {t:?}: expected HOST:PORT (port 1-65535)",
+                    at.value
+                ),
+            )
+        })
+    }
+
+    fn kind(
+        &self,
+        c: &CheckSpec,
+        vars: &Vars,
+        conversation: Option<&Arc<Conversation>>,
+    ) -> Result<CheckKind, SourceError> {
+        let at = &c.name;
+        let count = [
+            c.connect.is_some(),
+            c.probe.is_some(),
+            c.talk.is_some(),
+            c.calc.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if count != 1 {
+            return Err(self.at(
+                at,
+                format!(
+                    "check {:?}: expected exactly one of connect, probe, talk, calc (found {count})",
+                    at.value
+                ),
+            ));
+        }
+        if let Some(t) = &c.connect {
+            let (host, port) = self.target(at, t, vars)?;
+            return Ok(CheckKind::Connect { host, port });
+        }
+        if let Some(p) = &c.probe {
+            let (host, port) = self.target(at, &p.target, vars)?;
+            let service = match &p.service {
+                None => Service::for_port(port),
+                Some(name) => Some(
+                    crate::probe::CLASSIC
+                        .iter()
+                        .copied()
+                        .find(|s| s.name() == name)
+                        .ok_or_else(|| {
+                            self.at(
+                                at,
+                                format!(
+                                    "check {:?}: probe.service {name:?}: expected one of {}",
+                                    at.value,
+                                    crate::probe::CLASSIC
+                                        .iter()
+                                        .map(|s| s.name())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            )
+                        })?,
+                ),
+            };
+            let sni = match &p.sni {
+                Some(s) => Some(self.render(at, s, vars)?),
+                None => None,
+            };
+            return Ok(CheckKind::Probe {
+                host,
+                port,
+                service,
+                sni,
+            });
+        }
+        if let Some(k) = &c.calc {
+            let (host, port) = self.target(at, &k.server, vars)?;
+            let args: Vec<String> = k.args.iter().map(i64::to_string).collect();
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::calc::client::make_job(1, &k.op, &refs)
+                .map_err(|e| self.at(at, format!("check {:?}: calc: {e}", at.value)))?;
+            return Ok(CheckKind::Calc {
+                host,
+                port,
+                op: k.op.clone(),
+                args,
+                little_endian: k.little_endian,
+            });
+        }
+        let Some(t) = &c.talk else {
+            return Err(self.at(at, "no check kind"));
+        };
+        let endpoint = match (&t.target, &t.spawn) {
+            (Some(target), None) => {
+                let (host, port) = self.target(at, target, vars)?;
+                Endpoint::Tcp {
+                    host,
+                    port,
+                    tls: t.tls,
+                    sni: match &t.sni {
+                        Some(s) => Some(self.render(at, s, vars)?),
+                        None => None,
+                    },
+                }
+            }
+            (None, Some(cmd)) => {
+                let cmd = self.render(at, cmd, vars)?;
+                let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+                if argv.is_empty() {
+                    return Err(self.at(at, "talk.spawn: an empty command"));
+                }
+                Endpoint::Spawn { argv }
+            }
+            _ => {
+                return Err(self.at(
+                    at,
+                    format!(
+                        "check {:?}: talk needs exactly one of target and spawn",
+                        at.value
+                    ),
+                ));
+            }
+        };
+        let Some(conversation) = conversation else {
+            return Err(self.at(at, "no conversation"));
+        };
+        for v in conversation.vars() {
+            if !vars.contains_key(v) {
+                return Err(self.at(
+                    at,
+                    format!(
+                        "check {:?}: {{{{{v}}}}} is used but not defined in vars or the matrix",
+                        at.value
+                    ),
+                ));
+            }
+        }
+        Ok(CheckKind::Talk {
+            endpoint,
+            conversation: Arc::clone(conversation),
+            vars: Arc::new(vars.clone()),
+        })
+    }
+
+    /// A talk check's steps (inline or from its script file), compiled.
+    fn conversation(
+        &self,
+        c: &CheckSpec,
+        t: &TalkSpec,
+        timeout: Duration,
+    ) -> Result<Arc<Conversation>, SourceError> {
+        let at = &c.name;
+        let script = match (&t.steps, &t.script) {
+            (Some(steps), None) => ScriptSpec {
+                eol: t.eol,
+                timeout: t.timeout.or(Some(TimeText(timeout))),
+                max_buffer: t.max_buffer,
+                steps: steps.clone(),
+            },
+            (None, Some(file)) => {
+                let path = self.base.join(file);
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.at(at, format!("talk.script {shown}: {e}")))?;
+                let mut s: ScriptSpec = parse_source(&shown, &text, SourceFormat::of(&path))?;
+                s.eol = t.eol.or(s.eol);
+                s.timeout = t.timeout.or(s.timeout).or(Some(TimeText(timeout)));
+                s.max_buffer = t.max_buffer.or(s.max_buffer);
+                s
+            }
+            _ => {
+                return Err(self.at(
+                    at,
+                    format!(
+                        "check {:?}: talk needs exactly one of steps and script",
+                        at.value
+                    ),
+                ));
+            }
+        };
+        script
+            .compile()
+            .map(Arc::new)
+            .map_err(|e| self.at(at, format!("check {:?}: {e}", at.value)))
+    }
+
+    /// Fills the default expectation and refuses fields the kind cannot test.
+    fn check_expect(
+        &self,
+        c: &CheckSpec,
+        kind: &CheckKind,
+        mut e: ExpectSpec,
+    ) -> Result<ExpectSpec, SourceError> {
+        let bad = |field: &str| {
+            self.at(
+                &c.name,
+                format!(
+                    "check {:?}: expect.{field} does not apply to a {} check",
+                    c.name.value,
+                    kind.word()
+                ),
+            )
+        };
+        let probe_only = [
+            ("service", e.service.is_some()),
+            ("starttls", e.starttls.is_some()),
+            ("tls", e.tls.is_some()),
+            ("verified", e.verified.is_some()),
+            ("cert_days_left", e.cert_days_left.is_some()),
+        ];
+        match kind {
+            CheckKind::Connect { .. } => {
+                if e.outcome.is_some() {
+                    return Err(bad("outcome"));
+                }
+                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
+                    return Err(bad(f));
+                }
+                if e.result.is_some() {
+                    return Err(bad("result"));
+                }
+                if e.fail_at.is_some() {
+                    return Err(bad("fail_at"));
+                }
+                e.state.get_or_insert(PortWord::Open);
+            }
+            CheckKind::Probe { .. } => {
+                if e.state.is_some() {
+                    return Err(bad("state"));
+                }
+                if e.result.is_some() {
+                    return Err(bad("result"));
+                }
+                if e.fail_at.is_some() {
+                    return Err(bad("fail_at"));
+                }
+                e.outcome.get_or_insert(Outcome::Success);
+            }
+            CheckKind::Talk { conversation, .. } => {
+                if e.state.is_some() {
+                    return Err(bad("state"));
+                }
+                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
+                    return Err(bad(f));
+                }
+                if e.result.is_some() {
+                    return Err(bad("result"));
+                }
+                if let Some(step) = &e.fail_at {
+                    let known = step == "connect"
+                        || step == "tls"
+                        || conversation.steps.iter().any(|s| &s.name == step);
+                    if !known {
+                        return Err(self.at(
+                            &c.name,
+                            format!(
+                                "check {:?}: expect.fail_at {step:?}: no such step (steps: connect, {})",
+                                c.name.value,
+                                conversation
+                                    .steps
+                                    .iter()
+                                    .map(|s| s.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                    if e.outcome == Some(Outcome::Success) {
+                        return Err(self.at(
+                            &c.name,
+                            format!(
+                                "check {:?}: expect.fail_at with outcome success",
+                                c.name.value
+                            ),
+                        ));
+                    }
+                    e.outcome = Some(Outcome::Fail);
+                }
+                e.outcome.get_or_insert(Outcome::Success);
+            }
+            CheckKind::Calc { .. } => {
+                if e.state.is_some() {
+                    return Err(bad("state"));
+                }
+                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
+                    return Err(bad(f));
+                }
+                if e.fail_at.is_some() {
+                    return Err(bad("fail_at"));
+                }
+                e.outcome.get_or_insert(Outcome::Success);
+            }
+        }
+        Ok(e)
+    }
+}
+
+/// A matrix row's `expect` word.
+fn expect_from_word(word: &str) -> Result<ExpectSpec, String> {
+    let mut e = ExpectSpec::default();
+    match word {
+        "open" => e.state = Some(PortWord::Open),
+        "closed" => e.state = Some(PortWord::Closed),
+        "filtered" => e.state = Some(PortWord::Filtered),
+        "success" | "pass" | "ok" => e.outcome = Some(Outcome::Success),
+        "fail" | "failure" => e.outcome = Some(Outcome::Fail),
+        other => {
+            return Err(format!(
+                "expect {other:?}: expected open, closed, filtered, success or fail"
+            ));
+        }
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Plan, SourceError> {
+        compile_text(
+            "plan.yaml",
+            text,
+            SourceFormat::Yaml,
+            std::path::Path::new("."),
+        )
+    }
+
+    fn err(text: &str) -> SourceError {
+        compile(text).expect_err("a bad plan")
+    }
+
+    const FTP: &str = r#"
+name: ftp logins
+vars: {lab: 198.18.0.2}
+checks:
+  - name: ftp is open
+    connect: "{{lab}}:21"
+  - name: "ftp login: {{case}}"
+    after: [ftp is open]
+    talk:
+      target: "{{host}}:21"
+      steps:
+        - {name: Name prompt, expect: "^220 ", send: "USER {{user}}"}
+        - {name: Password prompt, expect: "^331 ", send: "PASS {{pass}}"}
+        - {name: FTP application prompt, expect: "^230 ", fail: ["^530 "]}
+    matrix:
+      - {case: bad address, host: 198.18.0.99, user: badIP, pass: x, expect: fail}
+      - {case: good user, host: "{{lab}}", user: alice, pass: wonderland}
+    expect: success
+"#;
+
+    #[test]
+    fn a_matrix_expands_into_one_check_per_row() {
+        let plan = compile(FTP).expect("valid");
+        assert_eq!(plan.checks.len(), 3);
+        assert_eq!(plan.checks[1].name, "ftp login: bad address");
+        assert_eq!(plan.checks[1].expect.outcome, Some(Outcome::Fail));
+        assert_eq!(plan.checks[2].expect.outcome, Some(Outcome::Success));
+        assert_eq!(plan.checks[1].after, [0]);
+        assert_eq!(plan.checks[0].expect.state, Some(PortWord::Open));
+        match &plan.checks[1].kind {
+            CheckKind::Talk { endpoint, vars, .. } => {
+                assert_eq!(endpoint.describe(), "198.18.0.99:21");
+                assert_eq!(vars["user"], "badIP");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A variable inside a matrix cell is not expanded again: the host
+        // of the second row is the text as written.
+        assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn bad_plans_are_refused_with_line_and_column() {
+        let cases: &[(&str, u64, &str)] = &[
+            // YAML syntax.
+            ("checks:\n  - name: a\n    connect: [\n", 3, "expected"),
+            // A misspelt key.
+            (
+                "checks:\n  - name: a\n    conect: h:1\n",
+                3,
+                "unknown field",
+            ),
+            // A bad regex in a step.
+            (
+                "checks:\n  - name: a\n    talk:\n      target: h:1\n      steps:\n        - expect: \"(\"\n",
+                6,
+                "bad regex",
+            ),
+            // An unknown expectation word.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    expect: opened\n",
+                4,
+                "expected open, closed",
+            ),
+            // A bad time.
+            (
+                "defaults:\n  timeout: 5 parsecs\nchecks:\n  - {name: a, connect: h:1}\n",
+                2,
+                "bad time",
+            ),
+            // An undefined variable, at the check's name.
+            (
+                "checks:\n  - name: a\n    connect: \"{{nope}}:21\"\n",
+                2,
+                "nope",
+            ),
+            // `after` naming nothing.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    after: [b]\n",
+                4,
+                "no check named",
+            ),
+            // Two kinds in one check.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    calc: {server: h:2, op: SUM}\n",
+                2,
+                "exactly one",
+            ),
+            // An expectation the kind cannot test.
+            (
+                "checks:\n  - name: a\n    connect: h:1\n    expect: {service: ftp}\n",
+                2,
+                "does not apply",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = err(text);
+            assert_eq!(e.file, "plan.yaml", "{text}");
+            assert_eq!(e.line, *line, "{text}: {e}");
+            assert!(e.column > 0, "{text}: {e}");
+            assert!(e.message.contains(needle), "{text}: {e}");
+            let shown = e.to_string();
+            assert!(shown.starts_with(&format!("plan.yaml:{line}:")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn toml_plans_compile_and_report_errors_with_positions() {
+        let good = r#"
+name = "t"
+[[checks]]
+name = "a"
+connect = "h:1"
+expect = "closed"
+"#;
+        let plan = compile_text(
+            "p.toml",
+            good,
+            SourceFormat::Toml,
+            std::path::Path::new("."),
+        )
+        .expect("valid");
+        assert_eq!(plan.checks[0].expect.state, Some(PortWord::Closed));
+        let bad = "[[checks]]\nname = \"a\"\nconnect = \"h:1\"\nexpect = \"opened\"\n";
+        let e = compile_text("p.toml", bad, SourceFormat::Toml, std::path::Path::new("."))
+            .expect_err("bad");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("expected open, closed"), "{e}");
+    }
+}
