@@ -12,10 +12,12 @@
 //! - [`cli`]: clap structures, their validation into engine configuration,
 //!   and the glue that runs each subcommand.
 //! - [`calc`]: the calculator protocol's server and client.
+//! - [`relay`]: the netcat engine behind `sockeye cat` (and `ncat`).
 //! - [`sys`]: the few process-wide OS settings (open-file limit).
 
 pub mod calc;
 pub mod cli;
+pub mod relay;
 pub mod report;
 pub mod scan;
 pub mod sys;

@@ -1,0 +1,462 @@
+//! The hub behind `--broker`, `--chat` and `-k` with standard
+//! input/output: many clients, event-driven, each with its own bounded
+//! queue.
+//!
+//! Every client has a reader task and a writer task. What a client sends
+//! is fanned out by handing the same `Bytes` (reference-counted, not
+//! copied) to the other clients' queues; a writer drains its own queue at
+//! the pace its client reads. A client that stops reading therefore stalls
+//! nobody: its queue grows until it passes `max_queue` bytes, and then it
+//! is disconnected with a notice. Memory is bounded by the queues, and an
+//! idle client costs two parked tasks and a channel (no read buffer: TCP
+//! and Unix clients are read with readiness and a stack buffer).
+//!
+//! Modes: `Broker` (to every other client), `Chat` (a broker that names
+//! clients `<userN>`, prefixes their lines and announces arrivals and
+//! departures) and `Stdio` (`-k` without exec: standard input goes to every
+//! client, what clients send goes to standard output).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::hexdump::Dir;
+use super::listen::{Listener, handshake};
+use super::stream::NetStream;
+use super::{Ctx, Notice, RelayError};
+
+/// Largest chunk read from a client at once.
+const CHUNK: usize = 16 * 1024;
+/// A chat line longer than this is passed on in pieces.
+const MAX_CHAT_LINE: usize = 4096;
+/// Chunks of standard output waiting to be written (then readers wait).
+const STDOUT_QUEUE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HubMode {
+    Broker,
+    Chat,
+    Stdio,
+}
+
+/// A queued item: data, or the end of what will be sent (send FIN).
+#[derive(Debug)]
+enum Out {
+    Data(Bytes),
+    Fin,
+}
+
+#[derive(Debug)]
+struct Client {
+    peer: String,
+    name: String,
+    tx: mpsc::UnboundedSender<Out>,
+    queued: AtomicUsize,
+    kill: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Hub {
+    mode: HubMode,
+    clients: Mutex<HashMap<u64, Arc<Client>>>,
+    max_queue: usize,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `data` for `c`; false when that overflowed its queue.
+    fn push(&self, c: &Client, data: &Bytes) -> bool {
+        let now = c.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+        if now > self.max_queue {
+            return false;
+        }
+        c.tx.send(Out::Data(data.clone())).is_ok()
+    }
+
+    /// Sends `data` to every client but `from`; drops those that overflow.
+    fn fan_out(&self, ctx: &Ctx, from: Option<u64>, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let mut dropped = Vec::new();
+        {
+            let clients = self.lock();
+            for (id, c) in clients.iter() {
+                if Some(*id) != from && !self.push(c, &data) {
+                    dropped.push(*id);
+                }
+            }
+        }
+        for id in dropped {
+            if let Some(c) = self.remove(id) {
+                let queued = c.queued.load(Ordering::Relaxed);
+                ctx.notice(Notice::SlowClient {
+                    peer: c.peer.clone(),
+                    queued,
+                });
+                self.departed(ctx, &c);
+            }
+        }
+    }
+
+    fn remove(&self, id: u64) -> Option<Arc<Client>> {
+        let c = self.lock().remove(&id)?;
+        c.kill.cancel();
+        Some(c)
+    }
+
+    /// Tells the others that `c` left (chat only).
+    fn departed(&self, ctx: &Ctx, c: &Client) {
+        if self.mode == HubMode::Chat {
+            let msg = format!("<announce> {} is disconnected.\n", c.name);
+            self.fan_out(ctx, None, Bytes::from(msg));
+        }
+    }
+}
+
+/// The reading side of a client.
+enum ReadSide {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Unix(tokio::net::unix::OwnedReadHalf),
+    Other(tokio::io::ReadHalf<NetStream>),
+}
+
+/// One read with a stack buffer: idle clients hold no read buffer.
+macro_rules! ready_read {
+    ($r:expr) => {
+        loop {
+            $r.readable().await?;
+            let got = {
+                let mut buf = [0u8; CHUNK];
+                match $r.try_read(&mut buf) {
+                    Ok(0) => Some(Ok(None)),
+                    Ok(n) => Some(Ok(Some(Bytes::copy_from_slice(&buf[..n])))),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            if let Some(r) = got {
+                return r;
+            }
+        }
+    };
+}
+
+impl ReadSide {
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        match self {
+            ReadSide::Tcp(r) => ready_read!(r),
+            ReadSide::Unix(r) => ready_read!(r),
+            ReadSide::Other(r) => {
+                let mut buf = vec![0u8; CHUNK];
+                match r.read(&mut buf).await {
+                    Ok(0) => Ok(None),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(Some(Bytes::from(buf)))
+                    }
+                    Err(e) if super::stream::is_unclean_eof(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+fn split(stream: NetStream) -> (ReadSide, Box<dyn AsyncWrite + Unpin + Send>) {
+    match stream {
+        NetStream::Tcp(s) => {
+            let (r, w) = s.into_split();
+            (ReadSide::Tcp(r), Box::new(w))
+        }
+        NetStream::Unix(s) => {
+            let (r, w) = s.into_split();
+            (ReadSide::Unix(r), Box::new(w))
+        }
+        other => {
+            let (r, w) = tokio::io::split(other);
+            (ReadSide::Other(r), Box::new(w))
+        }
+    }
+}
+
+/// Serves the hub until shutdown.
+pub(crate) async fn serve(
+    ctx: &Ctx,
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mode: HubMode,
+) -> Result<(), RelayError> {
+    let hub = Arc::new(Hub {
+        mode,
+        clients: Mutex::new(HashMap::new()),
+        max_queue: ctx.cfg.max_queue,
+        next_id: AtomicU64::new(1),
+    });
+    // Clients accepted but not yet registered (TLS handshakes) count too.
+    let pending = Arc::new(AtomicUsize::new(0));
+    let stdout_tx = if mode == HubMode::Stdio {
+        Some(spawn_stdout(ctx))
+    } else {
+        None
+    };
+    let stdin_task = if mode == HubMode::Stdio && !ctx.cfg.data.recv_only {
+        Some(tokio::spawn(stdin_to_all(ctx.clone(), hub.clone())))
+    } else {
+        None
+    };
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept(ctx) => match r {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    // EMFILE and friends: wait for clients to leave.
+                    tracing::debug!(%e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = ctx.shutdown.cancelled() => break,
+        };
+        let peer = stream.peer_label();
+        let count = hub.lock().len() + pending.load(Ordering::Relaxed);
+        if count >= ctx.cfg.max_conns {
+            ctx.notice(Notice::TooManyClients(peer));
+            continue;
+        }
+        pending.fetch_add(1, Ordering::Relaxed);
+        let ctx2 = ctx.clone();
+        let hub2 = hub.clone();
+        let tls2 = tls.clone();
+        let pending2 = pending.clone();
+        let out = stdout_tx.clone();
+        tokio::spawn(async move {
+            let r = handshake(&ctx2, tls2.as_ref(), stream).await;
+            pending2.fetch_sub(1, Ordering::Relaxed);
+            match r {
+                Ok(s) => join(ctx2, hub2, s, out),
+                Err(e) => ctx2.notice(Notice::Warning(e.to_string())),
+            }
+        });
+    }
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    let ids: Vec<u64> = hub.lock().keys().copied().collect();
+    for id in ids {
+        hub.remove(id);
+    }
+    Ok(())
+}
+
+/// Registers a client and starts its reader and writer.
+fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<Bytes>>) {
+    let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    let peer = stream.peer_label();
+    let (ip, _) = stream.peer();
+    let (reader, writer) = split(stream);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = Arc::new(Client {
+        peer: peer.clone(),
+        name: format!("<user{id}>"),
+        tx,
+        queued: AtomicUsize::new(0),
+        kill: ctx.shutdown.child_token(),
+    });
+    ctx.notice(Notice::Accepted(peer));
+    if hub.mode == HubMode::Chat {
+        let others: Vec<String> = hub
+            .lock()
+            .values()
+            .map(|c| format!("{} as {}", c.peer, c.name))
+            .collect();
+        let list = if others.is_empty() {
+            "nobody".to_string()
+        } else {
+            others.join(", ")
+        };
+        let hello = Bytes::from(format!("<announce> already connected: {list}.\n"));
+        hub.push(&client, &hello);
+        let news = format!("<announce> {ip} is connected as {}.\n", client.name);
+        hub.fan_out(&ctx, None, Bytes::from(news));
+    }
+    hub.lock().insert(id, client.clone());
+    tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx, writer));
+    tokio::spawn(read_loop(ctx, hub, id, client, reader, stdout));
+}
+
+async fn write_loop(
+    hub: Arc<Hub>,
+    id: u64,
+    client: Arc<Client>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut w: Box<dyn AsyncWrite + Unpin + Send>,
+) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = client.kill.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let r = match item {
+            Some(Out::Data(b)) => {
+                let r = tokio::select! {
+                    biased;
+                    () = client.kill.cancelled() => break,
+                    r = w.write_all(&b) => r,
+                };
+                client.queued.fetch_sub(b.len(), Ordering::Relaxed);
+                r
+            }
+            Some(Out::Fin) => w.shutdown().await,
+            None => break,
+        };
+        if r.is_err() {
+            hub.remove(id);
+            break;
+        }
+    }
+}
+
+async fn read_loop(
+    ctx: Ctx,
+    hub: Arc<Hub>,
+    id: u64,
+    client: Arc<Client>,
+    mut reader: ReadSide,
+    stdout: Option<mpsc::Sender<Bytes>>,
+) {
+    let mut line = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = client.kill.cancelled() => break,
+            r = reader.next() => match r {
+                Ok(Some(b)) => b,
+                Ok(None) | Err(_) => break,
+            },
+        };
+        match hub.mode {
+            HubMode::Broker => hub.fan_out(&ctx, Some(id), chunk),
+            HubMode::Chat => {
+                for msg in chat_lines(&client.name, &mut line, &chunk) {
+                    hub.fan_out(&ctx, Some(id), msg);
+                }
+            }
+            HubMode::Stdio => {
+                if let Some(t) = ctx.tap.as_ref() {
+                    t.record(Dir::Received, &chunk);
+                }
+                if let Some(out) = stdout.as_ref() {
+                    // Backpressure: a slow stdout slows the readers down.
+                    let _ = out.send(chunk).await;
+                }
+            }
+        }
+    }
+    if hub.mode == HubMode::Chat && !line.is_empty() {
+        let mut msg = format!("{} ", client.name).into_bytes();
+        msg.append(&mut line);
+        msg.push(b'\n');
+        hub.fan_out(&ctx, Some(id), Bytes::from(msg));
+    }
+    if let Some(c) = hub.remove(id) {
+        ctx.notice(Notice::Closed(c.peer.clone()));
+        hub.departed(&ctx, &c);
+    }
+}
+
+/// Complete chat lines of `chunk` (with what was pending in `line`), each
+/// prefixed with the sender's name; a line past [`MAX_CHAT_LINE`] bytes
+/// goes out in pieces rather than growing without bound.
+fn chat_lines(name: &str, line: &mut Vec<u8>, chunk: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for &b in chunk {
+        line.push(b);
+        if b == b'\n' || line.len() >= MAX_CHAT_LINE {
+            let mut msg = Vec::with_capacity(name.len() + 1 + line.len() + 1);
+            msg.extend_from_slice(name.as_bytes());
+            msg.push(b' ');
+            msg.append(line);
+            if msg.last() != Some(&b'\n') {
+                msg.push(b'\n');
+            }
+            out.push(Bytes::from(msg));
+        }
+    }
+    out
+}
+
+/// Standard output of the `Stdio` hub: one writer, bounded queue.
+fn spawn_stdout(ctx: &Ctx) -> mpsc::Sender<Bytes> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(STDOUT_QUEUE);
+    let send_only = ctx.cfg.data.send_only;
+    tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(b) = rx.recv().await {
+            if send_only {
+                continue;
+            }
+            if out.write_all(&b).await.is_err() || out.flush().await.is_err() {
+                // stdout is gone: keep draining so readers never block.
+                continue;
+            }
+        }
+    });
+    tx
+}
+
+/// Standard input of the `Stdio` hub: to every client, then FIN to each.
+async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut crlf = ctx.cfg.data.crlf.then(super::session::Crlf::default);
+    let mut converted = Vec::new();
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = match crlf.as_mut() {
+            Some(c) => c.convert(&buf[..n], &mut converted),
+            None => &buf[..n],
+        };
+        if let Some(t) = ctx.tap.as_ref() {
+            t.record(Dir::Sent, data);
+        }
+        hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
+    }
+    if !ctx.cfg.data.no_shutdown {
+        for c in hub.lock().values() {
+            let _ = c.tx.send(Out::Fin);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_prefix_and_pending() {
+        let mut line = Vec::new();
+        let out = chat_lines("<user1>", &mut line, b"hi\nthere");
+        assert_eq!(out, vec![Bytes::from_static(b"<user1> hi\n")]);
+        assert_eq!(line, b"there");
+        let out = chat_lines("<user1>", &mut line, b" you\n");
+        assert_eq!(out, vec![Bytes::from_static(b"<user1> there you\n")]);
+        let long = vec![b'x'; MAX_CHAT_LINE + 10];
+        let out = chat_lines("<u>", &mut line, &long);
+        assert_eq!(out.len(), 1);
+        assert_eq!(line.len(), 10);
+    }
+}
