@@ -5,9 +5,12 @@
 //! Every client has a reader task and a writer task. What a client sends
 //! is fanned out by handing the same `Bytes` (reference-counted, not
 //! copied) to the other clients' queues; a writer drains its own queue at
-//! the pace its client reads. A client that stops reading therefore stalls
-//! nobody: its queue grows until it passes `max_queue` bytes, and then it
-//! is disconnected with a notice. Memory is bounded by the queues, and an
+//! the pace its client reads. A sender faster than a reader that is
+//! reading waits for it (flow control, so a flood cannot cut off a client
+//! that keeps up at its own pace); a client that stops reading is marked
+//! stuck after a short stall and waited for no more: its queue grows until
+//! it passes `max_queue` bytes, and then it is disconnected with a notice.
+//! Memory is bounded by the queues, and an
 //! idle client costs two parked tasks and a channel (no read buffer: TCP
 //! and Unix clients are read with readiness and a stack buffer).
 //!
@@ -17,8 +20,10 @@
 //! client, what clients send goes to standard output).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -36,6 +41,14 @@ const CHUNK: usize = 16 * 1024;
 const MAX_CHAT_LINE: usize = 4096;
 /// Chunks of standard output waiting to be written (then readers wait).
 const STDOUT_QUEUE: usize = 64;
+/// A recipient with more than this share of `max_queue` waiting paces the
+/// sender, as long as it keeps reading.
+const SOFT_DIVISOR: usize = 2;
+/// A recipient past the soft mark that wrote nothing for this long is
+/// "stuck": senders stop waiting for it, and its queue overflows.
+const STALL: Duration = Duration::from_millis(250);
+/// How often a paced sender looks at its recipients again.
+const PACE_POLL: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HubMode {
@@ -57,6 +70,10 @@ struct Client {
     name: String,
     tx: mpsc::UnboundedSender<Out>,
     queued: AtomicUsize,
+    /// Bytes written to the client so far: its progress.
+    written: AtomicU64,
+    /// Past the soft mark without progress: nobody waits for it.
+    stuck: AtomicBool,
     kill: CancellationToken,
 }
 
@@ -82,17 +99,31 @@ impl Hub {
         c.tx.send(Out::Data(data.clone())).is_ok()
     }
 
+    fn soft(&self) -> usize {
+        self.max_queue / SOFT_DIVISOR
+    }
+
     /// Sends `data` to every client but `from`; drops those that overflow.
-    fn fan_out(&self, ctx: &Ctx, from: Option<u64>, data: Bytes) {
+    /// Returns the recipients past the soft mark that are still reading:
+    /// the sender should wait for them ([`Hub::pace`]).
+    fn fan_out(&self, ctx: &Ctx, from: Option<u64>, data: Bytes) -> Vec<Arc<Client>> {
+        let mut behind = Vec::new();
         if data.is_empty() {
-            return;
+            return behind;
         }
         let mut dropped = Vec::new();
         {
             let clients = self.lock();
             for (id, c) in clients.iter() {
-                if Some(*id) != from && !self.push(c, &data) {
+                if Some(*id) == from {
+                    continue;
+                }
+                if !self.push(c, &data) {
                     dropped.push(*id);
+                } else if c.queued.load(Ordering::Relaxed) > self.soft()
+                    && !c.stuck.load(Ordering::Relaxed)
+                {
+                    behind.push(c.clone());
                 }
             }
         }
@@ -104,6 +135,50 @@ impl Hub {
                     queued,
                 });
                 self.departed(ctx, &c);
+            }
+        }
+        behind
+    }
+
+    /// Flow control for a fast sender: wait while recipients that are
+    /// reading are past the soft mark. One that makes no progress for
+    /// [`STALL`] is marked stuck and no longer waited for, so a client
+    /// that stops reading delays the others once, by at most `STALL`,
+    /// and is then dropped when its queue overflows.
+    async fn pace(&self, mut behind: Vec<Arc<Client>>) {
+        let mut seen: Vec<(u64, tokio::time::Instant)> = behind
+            .iter()
+            .map(|c| {
+                (
+                    c.written.load(Ordering::Relaxed),
+                    tokio::time::Instant::now(),
+                )
+            })
+            .collect();
+        while !behind.is_empty() {
+            tokio::time::sleep(PACE_POLL).await;
+            let soft = self.soft();
+            let mut i = 0;
+            while i < behind.len() {
+                let c = &behind[i];
+                let written = c.written.load(Ordering::Relaxed);
+                let keep = if c.kill.is_cancelled() || c.queued.load(Ordering::Relaxed) <= soft {
+                    false
+                } else if written != seen[i].0 {
+                    seen[i] = (written, tokio::time::Instant::now());
+                    true
+                } else if seen[i].1.elapsed() >= STALL {
+                    c.stuck.store(true, Ordering::Relaxed);
+                    false
+                } else {
+                    true
+                };
+                if keep {
+                    i += 1;
+                } else {
+                    behind.swap_remove(i);
+                    seen.swap_remove(i);
+                }
             }
         }
     }
@@ -118,7 +193,8 @@ impl Hub {
     fn departed(&self, ctx: &Ctx, c: &Client) {
         if self.mode == HubMode::Chat {
             let msg = format!("<announce> {} is disconnected.\n", c.name);
-            self.fan_out(ctx, None, Bytes::from(msg));
+            // Announcements do not wait for anyone.
+            let _ = self.fan_out(ctx, None, Bytes::from(msg));
         }
     }
 }
@@ -271,6 +347,8 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         name: format!("<user{id}>"),
         tx,
         queued: AtomicUsize::new(0),
+        written: AtomicU64::new(0),
+        stuck: AtomicBool::new(false),
         kill: ctx.shutdown.child_token(),
     });
     ctx.notice(Notice::Accepted(peer));
@@ -288,7 +366,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         let hello = Bytes::from(format!("<announce> already connected: {list}.\n"));
         hub.push(&client, &hello);
         let news = format!("<announce> {ip} is connected as {}.\n", client.name);
-        hub.fan_out(&ctx, None, Bytes::from(news));
+        let _ = hub.fan_out(&ctx, None, Bytes::from(news));
     }
     hub.lock().insert(id, client.clone());
     tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx, writer));
@@ -315,7 +393,12 @@ async fn write_loop(
                     () = client.kill.cancelled() => break,
                     r = w.write_all(&b) => r,
                 };
-                client.queued.fetch_sub(b.len(), Ordering::Relaxed);
+                let left = client.queued.fetch_sub(b.len(), Ordering::Relaxed) - b.len();
+                client.written.fetch_add(b.len() as u64, Ordering::Relaxed);
+                if left <= hub.soft() {
+                    // Reading again: senders may wait for it again.
+                    client.stuck.store(false, Ordering::Relaxed);
+                }
                 r
             }
             Some(Out::Fin) => w.shutdown().await,
@@ -346,10 +429,14 @@ async fn read_loop(
             },
         };
         match hub.mode {
-            HubMode::Broker => hub.fan_out(&ctx, Some(id), chunk),
+            HubMode::Broker => {
+                let behind = hub.fan_out(&ctx, Some(id), chunk);
+                hub.pace(behind).await;
+            }
             HubMode::Chat => {
                 for msg in chat_lines(&client.name, &mut line, &chunk) {
-                    hub.fan_out(&ctx, Some(id), msg);
+                    let behind = hub.fan_out(&ctx, Some(id), msg);
+                    hub.pace(behind).await;
                 }
             }
             HubMode::Stdio => {
@@ -367,7 +454,7 @@ async fn read_loop(
         let mut msg = format!("{} ", client.name).into_bytes();
         msg.append(&mut line);
         msg.push(b'\n');
-        hub.fan_out(&ctx, Some(id), Bytes::from(msg));
+        let _ = hub.fan_out(&ctx, Some(id), Bytes::from(msg));
     }
     if let Some(c) = hub.remove(id) {
         ctx.notice(Notice::Closed(c.peer.clone()));
@@ -433,7 +520,8 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
         if let Some(t) = ctx.tap.as_ref() {
             t.record(Dir::Sent, data);
         }
-        hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
+        let behind = hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
+        hub.pace(behind).await;
     }
     if !ctx.cfg.data.no_shutdown {
         for c in hub.lock().values() {

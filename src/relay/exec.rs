@@ -100,8 +100,15 @@ fn command(spec: &ExecSpec, env: &ExecEnv) -> Command {
             c
         }
         ExecCommand::Shell(line) => {
+            // As in ncat, the shell's parent is a process of its own per
+            // client, so `$PPID` tells clients apart (seed chat example 5):
+            // an outer shell runs the command in a child shell and waits
+            // (the `; exit` keeps it from exec'ing the command in place).
             let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(line);
+            c.arg("-c")
+                .arg("/bin/sh -c \"$1\"; exit $?")
+                .arg("sh")
+                .arg(line);
             c
         }
     };
