@@ -356,22 +356,36 @@ fn half_close_exec_child_exit_sends_fin() {
     assert_eq!(read_all(&mut s), b"done\n");
 }
 
-/// exec x peer RST: the child is ended, the server goes on.
+/// exec x peer RST: the child (its whole process group) is ended, the
+/// server goes on.
 #[test]
 fn half_close_exec_peer_rst_ends_child() {
     let dir = tempfile::tempdir().unwrap();
-    let (srv, port) = Cat::listen(&["-c", "echo $$ > pid; exec sleep 30", "-k"]);
-    let _ = srv;
-    let _ = dir;
+    let srv = Cat::spawn_in(
+        dir.path(),
+        &["-v", "-lp", "0", "-k", "-c", "echo $$ > pid; exec sleep 30"],
+    );
+    let port = srv.port();
     let s = connect(port);
-    srv.wait_stderr("connection from", WAIT);
-    std::thread::sleep(Duration::from_millis(200));
+    let pidfile = dir.path().join("pid");
+    let pid: i32 = wait_for(WAIT, || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    })
+    .expect("the child wrote its pid");
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| !st.contains(") Z "))
+            .unwrap_or(false)
+    };
+    assert!(alive(pid));
     socket2::SockRef::from(&s)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(s);
-    // A reset with nothing to send is noticed at the next write; the
-    // server stays up for the next client either way.
+    wait_for(WAIT, || (!alive(pid)).then_some(())).expect("child ended after the reset");
+    // The server is still there for the next client.
     let mut s2 = connect(port);
     s2.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -894,6 +908,83 @@ fn broker_slow_reader_is_dropped_and_stalls_nobody() {
     srv.wait_stderr("stopped reading", WAIT)
         .expect("slow-client notice");
     drop(slow);
+}
+
+/// The brief's case: 100 clients that never read are attached; the ones
+/// that read still get every message, and the stuck ones are dropped.
+#[test]
+fn broker_hundred_non_readers_do_not_cost_the_readers_a_byte() {
+    let (srv, port) = Cat::listen(&["--broker", "--max-queue", "65536"]);
+    let stuck: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_recv_buffer_size(4096).unwrap();
+            s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            TcpStream::from(s)
+        })
+        .collect();
+    let mut readers: Vec<TcpStream> = (0..3).map(|_| connect(port)).collect();
+    let mut sender = connect(port);
+    wait_for(WAIT, || {
+        (srv.stderr().matches("connection from").count() == 104).then_some(())
+    })
+    .expect("104 clients");
+    const MSGS: usize = 512;
+    let msg = vec![b'm'; 8192];
+    let send = std::thread::spawn(move || {
+        for _ in 0..MSGS {
+            sender.write_all(&msg).unwrap();
+        }
+        sender
+    });
+    let handles: Vec<_> = readers
+        .drain(..)
+        .map(|mut r| {
+            std::thread::spawn(move || {
+                let mut got = 0;
+                let mut buf = vec![0u8; 1 << 16];
+                while got < MSGS * 8192 {
+                    let n = r.read(&mut buf).unwrap();
+                    assert!(n > 0, "reader cut off after {got} bytes");
+                    got += n;
+                }
+                got
+            })
+        })
+        .collect();
+    for h in handles {
+        let got = h.join();
+        assert!(got.is_ok(), "a reader was cut off: {}", srv.stderr());
+    }
+    let _sender = send.join().unwrap();
+    wait_for(WAIT, || {
+        (srv.stderr().matches("stopped reading").count() == 100).then_some(())
+    })
+    .unwrap_or_else(|| panic!("100 slow-client notices expected: {}", srv.stderr()));
+    drop(stuck);
+}
+
+/// One message reaches every other client of a few hundred, promptly.
+#[test]
+fn broker_fan_out_to_many_clients() {
+    let (srv, port) = Cat::listen(&["--broker"]);
+    let mut clients: Vec<TcpStream> = (0..300).map(|_| connect(port)).collect();
+    wait_for(WAIT, || {
+        (srv.stderr().matches("connection from").count() == 300).then_some(())
+    })
+    .expect("300 clients");
+    let start = Instant::now();
+    clients[0].write_all(b"to everyone\n").unwrap();
+    for c in clients.iter_mut().skip(1) {
+        assert_eq!(read_line(c), "to everyone\n");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ const STDOUT_QUEUE: usize = 64;
 const SOFT_DIVISOR: usize = 2;
 /// A recipient past the soft mark that wrote nothing for this long is
 /// "stuck": senders stop waiting for it, and its queue overflows.
-const STALL: Duration = Duration::from_millis(250);
+const STALL: Duration = Duration::from_millis(500);
 /// How often a paced sender looks at its recipients again.
 const PACE_POLL: Duration = Duration::from_millis(1);
 
@@ -143,7 +143,7 @@ impl Hub {
     /// Flow control for a fast sender: wait while recipients that are
     /// reading are past the soft mark. One that makes no progress for
     /// [`STALL`] is marked stuck and no longer waited for, so a client
-    /// that stops reading delays the others once, by at most `STALL`,
+    /// that stops reading delays the others once, by at most [`STALL`],
     /// and is then dropped when its queue overflows.
     async fn pace(&self, mut behind: Vec<Arc<Client>>) {
         let mut seen: Vec<(u64, tokio::time::Instant)> = behind
@@ -404,7 +404,8 @@ async fn write_loop(
             Some(Out::Fin) => w.shutdown().await,
             None => break,
         };
-        if r.is_err() {
+        if let Err(e) = r {
+            tracing::debug!(peer = %client.peer, %e, "write failed");
             hub.remove(id);
             break;
         }
