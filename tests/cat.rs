@@ -393,6 +393,201 @@ fn half_close_exec_peer_rst_ends_child() {
     assert!(s2.read(&mut b).is_err(), "no data, connection still open");
 }
 
+/// A forwarder that, after `after`, resets both of its connections: the
+/// peer RST seen by a TLS client and a TLS server (rows "peer RST x TLS").
+fn resetting_forwarder(upstream: u16, after: Duration) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (down, _) = l.accept().unwrap();
+        let up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+        let copies: Vec<_> = [(&down, &up), (&up, &down)]
+            .into_iter()
+            .map(|(a, b)| {
+                let (mut r, mut w) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut r, &mut w);
+                })
+            })
+            .collect();
+        std::thread::sleep(after);
+        // Linger 0 makes the last close a RST; shutting down the read
+        // sides (which sends nothing) ends the copies and their clones.
+        for s in [&down, &up] {
+            socket2::SockRef::from(s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            let _ = s.shutdown(Shutdown::Read);
+        }
+        for c in copies {
+            let _ = c.join();
+        }
+        drop((down, up));
+    });
+    port
+}
+
+/// connect x stdin EOF x TLS: close_notify and FIN, the answer still read.
+#[test]
+fn hc_connect_stdin_eof_tls() {
+    let (_srv, port) = Cat::listen(&["--ssl", "-k", "-c", "sort"]);
+    let mut c = Cat::spawn(&["--ssl", "127.0.0.1", &port.to_string()]);
+    c.write(b"b\na\n");
+    let d = c.finish(WAIT);
+    assert_eq!(d.out(), "a\nb\n", "{}", d.stderr);
+    assert_eq!(d.code, Some(0));
+}
+
+/// connect x stdin EOF x exec: the child's output EOF is our FIN.
+#[test]
+fn hc_connect_stdin_eof_exec() {
+    let (port, h) = server(|mut s| read_all(&mut s));
+    let d = Cat::spawn(&["-c", "echo from the child", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    assert_eq!(h.join().unwrap(), b"from the child\n");
+    assert_eq!(d.code, Some(0));
+}
+
+/// connect x peer FIN x TLS: the session ends with stdin still open.
+#[test]
+fn hc_connect_peer_fin_tls() {
+    let (_srv, port) = Cat::listen(&["--ssl", "-k", "-c", "echo bye"]);
+    let d = Cat::spawn(&["--ssl", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    assert_eq!(d.out(), "bye\n");
+    assert_eq!(d.code, Some(0));
+}
+
+/// connect x "peer FIN" x UDP: there is none; an empty datagram is just
+/// an empty datagram and the session goes on.
+#[test]
+fn hc_connect_peer_fin_udp() {
+    let u = udp();
+    let port = u.local_addr().unwrap().port();
+    let mut c = Cat::spawn(&["-u", "127.0.0.1", &port.to_string()]);
+    c.write(b"hi\n");
+    let mut buf = [0u8; 100];
+    let (_, from) = u.recv_from(&mut buf).unwrap();
+    u.send_to(b"", from).unwrap();
+    u.send_to(b"still here\n", from).unwrap();
+    assert_eq!(c.wait_stdout(11, WAIT), b"still here\n");
+}
+
+/// connect x peer FIN x exec: the child's stdin closes, its answer goes back.
+#[test]
+fn hc_connect_peer_fin_exec() {
+    let (port, h) = server(|mut s| {
+        s.write_all(b"b\nc\na\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_all(&mut s)
+    });
+    let d = Cat::spawn(&["-c", "sort", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    assert_eq!(h.join().unwrap(), b"a\nb\nc\n");
+    assert_eq!(d.code, Some(0));
+}
+
+/// connect x peer RST x TLS: one line, exit 1.
+#[test]
+fn hc_connect_peer_rst_tls() {
+    let (_srv, port) = Cat::listen(&["--ssl", "-k", "-c", "exec sleep 5"]);
+    let fwd = resetting_forwarder(port, Duration::from_millis(500));
+    let d = Cat::spawn(&["--ssl", "127.0.0.1", &fwd.to_string()]).wait(WAIT);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
+    assert!(d.stderr.contains("reset"), "{}", d.stderr);
+}
+
+/// connect x peer RST x exec: the child is ended, exit 1.
+#[test]
+fn hc_connect_peer_rst_exec() {
+    let (port, _h) = server(|s| {
+        std::thread::sleep(Duration::from_millis(300));
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    });
+    let start = Instant::now();
+    let d = Cat::spawn(&["-c", "exec sleep 20", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(d.stderr.contains("reset"), "{}", d.stderr);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// listen x stdin EOF x TLS: close_notify and FIN; the client's answer,
+/// sent after it, is still printed.
+#[test]
+fn hc_listen_stdin_eof_tls() {
+    let (mut srv, port) = Cat::listen(&["--ssl"]);
+    // The client's child echoes what it gets, then answers after our EOF.
+    let c = Cat::spawn(&[
+        "--ssl",
+        "-c",
+        "cat; echo after-eof",
+        "127.0.0.1",
+        &port.to_string(),
+    ]);
+    srv.wait_stderr("connection from", WAIT);
+    srv.write(b"hello\n");
+    srv.close_stdin();
+    let d = srv.wait(WAIT);
+    assert_eq!(d.out(), "hello\nafter-eof\n", "{}", d.stderr);
+    assert_eq!(d.code, Some(0));
+    drop(c);
+}
+
+/// listen x stdin EOF x UDP: nothing is sent; datagrams still arrive
+/// until -q ends it.
+#[test]
+fn hc_listen_stdin_eof_udp() {
+    let (mut srv, port) = Cat::listen(&["-u", "-q", "1"]);
+    let u = udp();
+    u.send_to(b"one\n", ("127.0.0.1", port)).unwrap();
+    srv.wait_stdout(4, WAIT);
+    srv.close_stdin();
+    u.send_to(b"two\n", ("127.0.0.1", port)).unwrap();
+    let d = srv.wait(WAIT);
+    assert_eq!(d.out(), "one\ntwo\n");
+    assert_eq!(d.code, Some(0));
+}
+
+/// listen x "peer FIN" x UDP: an empty datagram does not end the session.
+#[test]
+fn hc_listen_peer_fin_udp() {
+    let (srv, port) = Cat::listen(&["-u"]);
+    let u = udp();
+    u.send_to(b"a\n", ("127.0.0.1", port)).unwrap();
+    u.send_to(b"", ("127.0.0.1", port)).unwrap();
+    u.send_to(b"b\n", ("127.0.0.1", port)).unwrap();
+    assert_eq!(srv.wait_stdout(4, WAIT), b"a\nb\n");
+}
+
+/// listen x peer RST x TLS: exit 1, one line.
+#[test]
+fn hc_listen_peer_rst_tls() {
+    let (srv, port) = Cat::listen(&["--ssl"]);
+    let fwd = resetting_forwarder(port, Duration::from_millis(500));
+    let _c = Cat::spawn(&["--ssl", "127.0.0.1", &fwd.to_string()]);
+    let d = srv.wait(WAIT);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(
+        d.stderr.contains("connection reset by peer"),
+        "{}",
+        d.stderr
+    );
+}
+
+/// listen x peer "RST" x UDP: the peer's port is gone, ICMP says so: exit 1.
+#[test]
+fn hc_listen_peer_rst_udp() {
+    let (mut srv, port) = Cat::listen(&["-u"]);
+    let u = udp();
+    u.send_to(b"hi\n", ("127.0.0.1", port)).unwrap();
+    srv.wait_stdout(3, WAIT);
+    drop(u);
+    srv.write(b"anyone?\n");
+    let d = srv.wait(WAIT);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(d.stderr.contains("refused"), "{}", d.stderr);
+}
+
 /// --no-shutdown: stdin's EOF sends no FIN.
 #[test]
 fn no_shutdown_keeps_write_side_open() {

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::net::{TcpSocket, TcpStream, UnixStream};
 
 use super::exec::ExecEnv;
-use super::session::{Local, relay};
+use super::session::{Local, relay, relay_stdio};
 use super::stream::NetStream;
 use super::{Ctx, Mode, Notice, RelayError, show, tls};
 
@@ -159,23 +159,21 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), RelayError> {
     let port = ports.first().copied().unwrap_or(super::DEFAULT_PORT);
     let stream = open(ctx, host, port).await?;
     ctx.notice(Notice::Connected(stream.peer_label()));
-    let local = match &ctx.cfg.exec {
-        Some(spec) => {
-            let (remote_addr, remote_port) = stream.peer();
-            let (local_addr, local_port) = stream.local();
-            Local::exec(
-                spec,
-                &ExecEnv {
-                    remote_addr,
-                    remote_port,
-                    local_addr,
-                    local_port,
-                    proto: "TCP",
-                },
-            )?
-        }
-        None => Local::stdio(ctx),
+    let Some(spec) = &ctx.cfg.exec else {
+        return relay_stdio(ctx, stream).await;
     };
+    let (remote_addr, remote_port) = stream.peer();
+    let (local_addr, local_port) = stream.local();
+    let local = Local::exec(
+        spec,
+        &ExecEnv {
+            remote_addr,
+            remote_port,
+            local_addr,
+            local_port,
+            proto: "TCP",
+        },
+    )?;
     relay(ctx, stream, local).await
 }
 

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use super::broker::{self, HubMode};
 use super::exec::ExecEnv;
-use super::session::{Local, relay};
+use super::session::{Local, relay, relay_stdio};
 use super::stream::NetStream;
 use super::{Ctx, Family, HubKind, Mode, Notice, RelayError, tls};
 
@@ -197,11 +197,13 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), RelayError> {
     drop_listener(listener);
     ctx.notice(Notice::Accepted(stream.peer_label()));
     let stream = handshake(ctx, tls.as_ref(), stream).await?;
-    let local = match &cfg.exec {
-        Some(spec) => Local::exec(spec, &exec_env(&stream, "TCP"))?,
-        None => Local::stdio(ctx),
-    };
-    relay(ctx, stream, local).await
+    match &cfg.exec {
+        Some(spec) => {
+            let local = Local::exec(spec, &exec_env(&stream, "TCP"))?;
+            relay(ctx, stream, local).await
+        }
+        None => relay_stdio(ctx, stream).await,
+    }
 }
 
 fn drop_listener(l: Listener) {

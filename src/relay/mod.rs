@@ -16,6 +16,7 @@ pub mod hexdump;
 pub mod listen;
 pub mod proxy;
 pub mod session;
+pub mod splice;
 pub mod stream;
 pub mod tls;
 pub mod udp;

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::exec::{ChildGuard, ExecEnv, ExecSpec};
 use super::hexdump::{Dir, Tap};
+use super::stream::NetStream;
 use super::{Ctx, LINGER, RelayError};
 
 /// Copy buffer for stdio sessions (one per run: large moves fewer chunks).
@@ -209,6 +210,14 @@ async fn down<R: AsyncRead + Unpin>(
         let _ = w.flush().await;
     }
     Ok(())
+}
+
+/// A stdio session: spliced when it can be (see `relay::splice`).
+pub(crate) async fn relay_stdio(ctx: &Ctx, stream: NetStream) -> Result<(), RelayError> {
+    match stream {
+        NetStream::Tcp(tcp) if super::splice::eligible(ctx) => super::splice::relay(ctx, tcp).await,
+        other => relay(ctx, other, Local::stdio(ctx)).await,
+    }
 }
 
 /// Runs one session to its end.
