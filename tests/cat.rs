@@ -1431,6 +1431,28 @@ fn http_connect_proxy() {
     assert!(d.stderr.contains("407"), "{}", d.stderr);
 }
 
+/// -w bounds the connection's setup too: a proxy that never answers.
+#[test]
+fn wait_limits_a_silent_proxy_handshake() {
+    let (pport, _h) = server(|s| {
+        std::thread::sleep(Duration::from_secs(3));
+        drop(s);
+    });
+    let start = Instant::now();
+    let d = Cat::spawn(&[
+        "-w",
+        "300ms",
+        "--proxy",
+        &format!("127.0.0.1:{pport}"),
+        "h.test",
+        "80",
+    ])
+    .finish(WAIT);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(d.code, Some(1));
+    assert!(d.stderr.contains("handshake timed out"), "{}", d.stderr);
+}
+
 #[test]
 fn unknown_proxy_reply_is_one_line() {
     let (pport, _h) = server(|mut s| {

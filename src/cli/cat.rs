@@ -788,6 +788,7 @@ mod tests {
             &["--pty", "h"],
             &[],
             &["-w", "forever", "h"],
+            &["-n", "localhost", "80"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }

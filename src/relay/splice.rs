@@ -25,6 +25,13 @@ use super::{Ctx, RelayError};
 
 /// Bytes asked of one splice call.
 const CHUNK: usize = 1 << 20;
+/// Pipe capacity asked for (the default 64 KiB means a wake-up per 64 KiB);
+/// the kernel may refuse past /proc/sys/fs/pipe-max-size, which is fine.
+const PIPE_SIZE: i32 = 1 << 20;
+
+fn grow_pipe(fd: BorrowedFd<'_>) {
+    let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+}
 
 /// What stdout is, for the way down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +103,7 @@ fn wait(fd: BorrowedFd<'_>, flags: PollFlags) -> io::Result<()> {
 fn up(sock: OwnedFd, no_shutdown: bool) -> io::Result<()> {
     let stdin = io::stdin();
     let input = stdin.as_fd();
+    grow_pipe(input);
     loop {
         match splice(
             input,
@@ -123,8 +131,15 @@ fn down(sock: OwnedFd, how: Sink) -> io::Result<()> {
     let stdout = io::stdout();
     let out = stdout.as_fd();
     let staging = match how {
-        Sink::Pipe => None,
-        Sink::Staged => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC)?),
+        Sink::Pipe => {
+            grow_pipe(out);
+            None
+        }
+        Sink::Staged => {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+            grow_pipe(w.as_fd());
+            Some((r, w))
+        }
     };
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
     loop {
