@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +69,7 @@ struct Client {
     peer: String,
     name: String,
     tx: mpsc::UnboundedSender<Out>,
+    out: WriteSide,
     queued: AtomicUsize,
     /// Bytes written to the client so far: its progress.
     written: AtomicU64,
@@ -92,11 +93,26 @@ impl Hub {
 
     /// Queues `data` for `c`; false when that overflowed its queue.
     fn push(&self, c: &Client, data: &Bytes) -> bool {
-        let now = c.queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+        let mut data = data.clone();
+        // Nothing queued: the writer task is idle, so write straight into
+        // the socket (no task wake-up per client on a fan-out). Senders
+        // are serialised by the hub's lock, so bytes stay in order.
+        if c.queued.load(Ordering::SeqCst) == 0
+            && let Some(Ok(n)) = c.out.try_direct(&data)
+        {
+            c.written.fetch_add(n as u64, Ordering::Relaxed);
+            if n == data.len() {
+                return true;
+            }
+            data = data.slice(n..);
+        }
+        // Would block (or failed: the writer task meets the error and
+        // removes the client): queue it.
+        let now = c.queued.fetch_add(data.len(), Ordering::SeqCst) + data.len();
         if now > self.max_queue {
             return false;
         }
-        c.tx.send(Out::Data(data.clone())).is_ok()
+        c.tx.send(Out::Data(data)).is_ok()
     }
 
     fn soft(&self) -> usize {
@@ -248,19 +264,89 @@ impl ReadSide {
     }
 }
 
-fn split(stream: NetStream) -> (ReadSide, Box<dyn AsyncWrite + Unpin + Send>) {
+/// The writing side of a client. TCP and Unix sockets are written with
+/// readiness and `try_write` through a shared reference, which lets a
+/// sender write straight into an idle client's socket; TLS goes through
+/// the writer task only.
+enum WriteSide {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Other(tokio::sync::Mutex<tokio::io::WriteHalf<NetStream>>),
+}
+
+impl std::fmt::Debug for WriteSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteSide::Tcp(_) => "WriteSide::Tcp",
+            WriteSide::Unix(_) => "WriteSide::Unix",
+            WriteSide::Other(_) => "WriteSide::Other",
+        })
+    }
+}
+
+macro_rules! ready_write_all {
+    ($w:expr, $buf:expr) => {{
+        let mut rest: &[u8] = $buf;
+        while !rest.is_empty() {
+            $w.writable().await?;
+            match $w.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }};
+}
+
+impl WriteSide {
+    /// A non-blocking write, where the socket allows one.
+    fn try_direct(&self, buf: &[u8]) -> Option<std::io::Result<usize>> {
+        match self {
+            WriteSide::Tcp(w) => Some(w.try_write(buf)),
+            WriteSide::Unix(w) => Some(w.try_write(buf)),
+            WriteSide::Other(_) => None,
+        }
+    }
+
+    async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            WriteSide::Tcp(w) => ready_write_all!(w, buf),
+            WriteSide::Unix(w) => ready_write_all!(w, buf),
+            WriteSide::Other(m) => m.lock().await.write_all(buf).await,
+        }
+    }
+
+    /// FIN (TLS: close_notify, then FIN).
+    async fn fin(&self) -> std::io::Result<()> {
+        match self {
+            WriteSide::Tcp(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            WriteSide::Unix(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            WriteSide::Other(m) => m.lock().await.shutdown().await,
+        }
+    }
+}
+
+fn split(stream: NetStream) -> (ReadSide, WriteSide) {
     match stream {
         NetStream::Tcp(s) => {
             let (r, w) = s.into_split();
-            (ReadSide::Tcp(r), Box::new(w))
+            (ReadSide::Tcp(r), WriteSide::Tcp(w))
         }
         NetStream::Unix(s) => {
             let (r, w) = s.into_split();
-            (ReadSide::Unix(r), Box::new(w))
+            (ReadSide::Unix(r), WriteSide::Unix(w))
         }
         other => {
             let (r, w) = tokio::io::split(other);
-            (ReadSide::Other(r), Box::new(w))
+            (
+                ReadSide::Other(r),
+                WriteSide::Other(tokio::sync::Mutex::new(w)),
+            )
         }
     }
 }
@@ -346,30 +432,43 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         peer: peer.clone(),
         name: format!("<user{id}>"),
         tx,
+        out: writer,
         queued: AtomicUsize::new(0),
         written: AtomicU64::new(0),
         stuck: AtomicBool::new(false),
         kill: ctx.shutdown.child_token(),
     });
     ctx.notice(Notice::Accepted(peer));
-    if hub.mode == HubMode::Chat {
-        let others: Vec<String> = hub
-            .lock()
-            .values()
-            .map(|c| format!("{} as {}", c.peer, c.name))
-            .collect();
-        let list = if others.is_empty() {
-            "nobody".to_string()
-        } else {
-            others.join(", ")
-        };
-        let hello = Bytes::from(format!("<announce> already connected: {list}.\n"));
-        hub.push(&client, &hello);
-        let news = format!("<announce> {ip} is connected as {}.\n", client.name);
-        let _ = hub.fan_out(&ctx, None, Bytes::from(news));
+    {
+        // One critical section: the newcomer's greeting lists exactly the
+        // clients that get its announcement, and nothing reaches it first.
+        let mut clients = hub.lock();
+        if hub.mode == HubMode::Chat {
+            let others: Vec<String> = clients
+                .values()
+                .map(|c| format!("{} as {}", c.peer, c.name))
+                .collect();
+            let list = if others.is_empty() {
+                "nobody".to_string()
+            } else {
+                others.join(", ")
+            };
+            let hello = Bytes::from(format!("<announce> already connected: {list}.\n"));
+            hub.push(&client, &hello);
+            let news = Bytes::from(format!(
+                "<announce> {ip} is connected as {}.\n",
+                client.name
+            ));
+            // Announcements are tiny: one that overflows a queue is
+            // dropped for that client, whose turn to go comes at its
+            // next message.
+            for c in clients.values() {
+                let _ = hub.push(c, &news);
+            }
+        }
+        clients.insert(id, client.clone());
     }
-    hub.lock().insert(id, client.clone());
-    tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx, writer));
+    tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx));
     tokio::spawn(read_loop(ctx, hub, id, client, reader, stdout));
 }
 
@@ -378,7 +477,6 @@ async fn write_loop(
     id: u64,
     client: Arc<Client>,
     mut rx: mpsc::UnboundedReceiver<Out>,
-    mut w: Box<dyn AsyncWrite + Unpin + Send>,
 ) {
     loop {
         let item = tokio::select! {
@@ -391,9 +489,9 @@ async fn write_loop(
                 let r = tokio::select! {
                     biased;
                     () = client.kill.cancelled() => break,
-                    r = w.write_all(&b) => r,
+                    r = client.out.write_all(&b) => r,
                 };
-                let left = client.queued.fetch_sub(b.len(), Ordering::Relaxed) - b.len();
+                let left = client.queued.fetch_sub(b.len(), Ordering::SeqCst) - b.len();
                 client.written.fetch_add(b.len() as u64, Ordering::Relaxed);
                 if left <= hub.soft() {
                     // Reading again: senders may wait for it again.
@@ -401,7 +499,11 @@ async fn write_loop(
                 }
                 r
             }
-            Some(Out::Fin) => w.shutdown().await,
+            Some(Out::Fin) => {
+                let r = client.out.fin().await;
+                client.queued.fetch_sub(1, Ordering::SeqCst);
+                r
+            }
             None => break,
         };
         if let Err(e) = r {
@@ -526,6 +628,8 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
     }
     if !ctx.cfg.data.no_shutdown {
         for c in hub.lock().values() {
+            // Counted as a byte, so nothing is written directly after it.
+            c.queued.fetch_add(1, Ordering::SeqCst);
             let _ = c.tx.send(Out::Fin);
         }
     }
