@@ -33,9 +33,20 @@ fn server<T: Send + 'static>(
     (port, h)
 }
 
-fn closed_port() -> u16 {
+/// A port that was free a moment ago (for a source port to bind).
+fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A closed port that stays closed: bound, never listening (connects
+/// are refused), and held so that no parallel test can take it.
+fn closed_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
 }
 
 // ---------------------------------------------------------------- seeds
@@ -768,7 +779,7 @@ fn zero_io_ports_and_ranges() {
         l1.local_addr().unwrap().port(),
         l2.local_addr().unwrap().port(),
     );
-    let closed = closed_port();
+    let (_held, closed) = closed_port();
     let list = format!("{p1},{closed},{p2}");
     let d = Cat::spawn(&["-z", "127.0.0.1", &list]).finish(WAIT);
     assert_eq!(d.code, Some(0));
@@ -932,7 +943,7 @@ fn unix_socket_both_ends() {
 #[test]
 fn source_address_and_port() {
     let (port, h) = server(|s| s.peer_addr().unwrap());
-    let sport = closed_port();
+    let sport = free_port();
     let c = Cat::spawn(&[
         "-s",
         "127.0.0.1",
@@ -965,15 +976,12 @@ fn ipv6_loopback() {
 
 #[test]
 fn errors_are_one_line_with_ncat_exit_codes() {
+    let (_held, closed) = closed_port();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (vec!["--no-such-flag".into()], 2, "--no-such-flag"),
         (vec!["127.0.0.1".into(), "70000".into()], 2, "invalid port"),
         (vec!["-l".into(), "-z".into()], 2, "-z"),
-        (
-            vec!["127.0.0.1".into(), closed_port().to_string()],
-            1,
-            "refused",
-        ),
+        (vec!["127.0.0.1".into(), closed.to_string()], 1, "refused"),
         (
             vec!["no-such-host.invalid".into(), "80".into()],
             1,
@@ -982,7 +990,7 @@ fn errors_are_one_line_with_ncat_exit_codes() {
         (
             vec![
                 "--proxy".into(),
-                format!("127.0.0.1:{}", closed_port()),
+                format!("127.0.0.1:{closed}"),
                 "example.test".into(),
                 "80".into(),
             ],
@@ -1355,11 +1363,16 @@ fn tls_alpn_both_ways() {
 #[test]
 fn tls_against_a_plain_server_fails_in_one_line() {
     let (port, _h) = server(|mut s| {
+        // Take the ClientHello first, answer like SSH, and wait for the
+        // client to give up: the same failure however the machine is loaded.
+        let mut hello = [0u8; 5];
+        s.read_exact(&mut hello).unwrap();
         s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
     });
     let d = Cat::spawn(&["--ssl", "127.0.0.1", &port.to_string()]).finish(WAIT);
-    assert_eq!(d.code, Some(1));
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
     assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
     assert!(d.stderr.contains("TLS handshake"), "{}", d.stderr);
 }

@@ -130,31 +130,46 @@ throughput() {
   done
 }
 
+start_in_ns() { # pidfile logfile command...: the command's own PID goes to pidfile
+  local pidfile=$1 log=$2; shift 2
+  in_ns bash -c 'echo $$ > "$0"; ulimit -n 20000; exec "$@"' "$pidfile" "$@" 2>"$log" &
+  PIDS+=("$!")
+  for _ in $(seq 1 100); do [ -s "$pidfile" ] && break; sleep 0.02; done
+  PIDS+=("$(cat "$pidfile")")
+}
+
+stop_pid() { # pid
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
 broker() {
+  local tmp; tmp=$(mktemp -d)
   echo "== broker: $CLIENTS clients"
   PORT=$((PORT + 1))
-  in_ns bash -c "ulimit -n 20000; exec $SOCKEYE cat --broker -l 127.0.0.1 $PORT" &
-  local bp=$!; PIDS+=("$bp")
+  start_in_ns "$tmp/pid" "$tmp/sockeye.log" "$SOCKEYE" cat --broker -l 127.0.0.1 "$PORT"
+  local bp; bp=$(cat "$tmp/pid")
   wait_listen "$PORT"
   echo -n "sockeye: "
   in_ns bash -c "ulimit -n 20000; exec python3 $HERE/broker_load.py --port $PORT --clients $CLIENTS --pid $bp --stuck 100 --flood $((64 << 20))"
-  kill "$bp" 2>/dev/null || true
-  wait "$bp" 2>/dev/null || true
+  stop_pid "$bp"
+  echo "  sockeye dropped $(grep -c 'stopped reading' "$tmp/sockeye.log" || true) clients that stopped reading"
 
   for n in 100 "$CLIENTS"; do
     PORT=$((PORT + 1))
     local m=()
     [ "$n" = 100 ] || m=(-m "$n")
-    in_ns bash -c "ulimit -n 20000; exec ncat --broker ${m[*]} -l 127.0.0.1 $PORT" 2>/tmp/skcat-ncat.$$ &
-    local np=$!; PIDS+=("$np")
+    rm -f "$tmp/pid"
+    start_in_ns "$tmp/pid" "$tmp/ncat.log" ncat --broker "${m[@]}" -l 127.0.0.1 "$PORT"
+    local np; np=$(cat "$tmp/pid")
     wait_listen "$PORT"
     echo -n "ncat --broker ${m[*]} with $n clients: "
     in_ns bash -c "ulimit -n 20000; exec python3 $HERE/broker_load.py --port $PORT --clients $n --pid $np --timeout 10" || true
-    kill "$np" 2>/dev/null || true
-    wait "$np" 2>/dev/null || true
-    if [ -s /tmp/skcat-ncat.$$ ]; then echo "  ncat said: $(tail -1 /tmp/skcat-ncat.$$)"; fi
-    rm -f /tmp/skcat-ncat.$$
+    stop_pid "$np"
+    if [ -s "$tmp/ncat.log" ]; then echo "  ncat said: $(tail -1 "$tmp/ncat.log")"; fi
   done
+  rm -rf "$tmp"
 }
 
 case "$ONLY" in

@@ -1,7 +1,7 @@
 //! `sockeye cat` (and the binary run under the name `ncat`): ncat's
 //! command line, parsed by its own clap command so that ncat's `-v`, `-q`
 //! and `-C` keep their meaning whatever sockeye's global flags are, then
-//! validated into a [`relay::Config`] before any socket opens.
+//! validated into a [`crate::relay::Config`] before any socket opens.
 //!
 //! Exit status as ncat: 0 the session ended normally, 1 a network error
 //! (refused, unreachable, timed out, TLS or proxy failure, reset), 2 bad
