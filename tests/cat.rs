@@ -771,6 +771,45 @@ fn keep_open_stdio_fans_stdin_out_and_collects_clients() {
     assert_eq!(srv.wait_stdout(7, WAIT), b"from a\n");
 }
 
+/// A large transfer both ways through pipes (the spliced path) arrives
+/// byte for byte.
+#[test]
+fn large_transfer_is_exact_both_ways() {
+    let data: Vec<u8> = (0..24u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    // Client -> listener.
+    let (srv, port) = Cat::listen(&["--recv-only"]);
+    let mut c = Cat::spawn(&["--send-only", "127.0.0.1", &port.to_string()]);
+    let feed = data.clone();
+    let writer = std::thread::spawn(move || {
+        c.write(&feed);
+        c.finish(WAIT)
+    });
+    let s = srv.wait(Duration::from_secs(60));
+    let c = writer.join().unwrap();
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    assert_eq!(s.code, Some(0), "{}", s.stderr);
+    assert!(
+        s.stdout == data,
+        "listener got {} bytes, not the same",
+        s.stdout.len()
+    );
+    // Listener -> client, with the client's stdin left open.
+    let (mut srv, port) = Cat::listen(&[]);
+    let c = Cat::spawn(&["127.0.0.1", &port.to_string()]);
+    srv.wait_stderr("connection from", WAIT).expect("accepted");
+    srv.write(&data);
+    srv.close_stdin();
+    let got = c.wait(Duration::from_secs(60));
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert!(
+        got.stdout == data,
+        "client got {} bytes, not the same",
+        got.stdout.len()
+    );
+}
+
 #[test]
 fn zero_io_ports_and_ranges() {
     let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
