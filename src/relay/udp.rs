@@ -238,16 +238,18 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     .await
 }
 
+type Peers = Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>;
+
+/// The peer table; never held across an await (each use takes what it
+/// needs and lets go).
+fn lock(p: &Peers) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `-k`: every peer served on the one socket.
 async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
     // Per peer: the queue into its child (exec), or nothing (stdio).
-    let peers: Arc<Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>> =
-        Arc::new(Mutex::new(HashMap::new()));
-    let lock = |p: &Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>| {
-        p.lock()
-            .map(|g| g.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    };
+    let peers: Arc<Peers> = Arc::new(Mutex::new(HashMap::new()));
     let mut stdout = tokio::io::stdout();
     let mut stdin = (ctx.cfg.exec.is_none() && !ctx.cfg.data.recv_only).then(tokio::io::stdin);
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -279,9 +281,7 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                             },
                             None => None,
                         };
-                        if let Ok(mut g) = peers.lock() {
-                            g.insert(peer, q.clone());
-                        }
+                        lock(&peers).insert(peer, q.clone());
                         q
                     }
                 };
@@ -314,7 +314,8 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                 if let Some(t) = ctx.tap.as_ref() {
                     t.record(Dir::Sent, &inbuf[..n]);
                 }
-                for peer in lock(&peers).keys() {
+                let targets: Vec<SocketAddr> = lock(&peers).keys().copied().collect();
+                for peer in targets {
                     let _ = sock.send_to(&inbuf[..n], peer).await;
                 }
             }
@@ -329,7 +330,7 @@ fn start_peer_child(
     ctx: &Ctx,
     sock: &Arc<UdpSocket>,
     peer: SocketAddr,
-    peers: Arc<Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>>,
+    peers: Arc<Peers>,
 ) -> Result<mpsc::Sender<Bytes>, RelayError> {
     let mut local = local_for(ctx, sock, peer)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
@@ -368,9 +369,7 @@ fn start_peer_child(
                 let _ = sock.send_to(&buf[..n], peer).await;
             }
         }
-        if let Ok(mut g) = peers.lock() {
-            g.remove(&peer);
-        }
+        lock(&peers).remove(&peer);
         ctx.notice(Notice::Closed(peer.to_string()));
     });
     Ok(tx)
