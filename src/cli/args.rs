@@ -59,7 +59,8 @@ pub enum Command {
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),
     /// A netcat in ncat's language: connect, listen, exec, broker, chat, TLS.
-    /// (`sockeye cat --help` for its options; also runs as `ncat`.)
+    ///
+    /// `sockeye cat --help` lists its options; a link named `ncat` runs it too.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Cat(CatRaw),
     /// Print a shell completion script.
