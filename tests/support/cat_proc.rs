@@ -177,6 +177,10 @@ impl Cat {
         self.stdin.take();
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Closes stdin and waits (bounded) for the exit.
     pub(crate) fn finish(mut self, limit: Duration) -> Done {
         self.close_stdin();
@@ -229,6 +233,17 @@ impl Drop for Cat {
             let _ = c.wait();
         }
     }
+}
+
+/// VmRSS of a process, in KiB.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
 }
 
 /// A TCP client with timeouts on every read and write.
