@@ -13,6 +13,7 @@
 //!   and the glue that runs each subcommand.
 //! - [`calc`]: the calculator protocol's server and client.
 //! - [`mail`]: `sockeye mail`, the SMTP submission client.
+//! - [`relay`]: the netcat engine behind `sockeye cat` (and `ncat`).
 //! - [`sys`]: the few process-wide OS settings (open-file limit).
 
 pub mod calc;
@@ -21,6 +22,7 @@ pub mod exercise;
 pub mod mail;
 pub mod peerfuzz;
 pub mod probe;
+pub mod relay;
 pub mod report;
 pub mod scan;
 pub mod sys;

@@ -3,6 +3,7 @@
 //! - `calc`: the calculator server and client, end to end on 127.0.0.1:0.
 //! - `fuzz_peer`: `sockeye fuzz` against a deliberately fragile server and a
 //!   test HTTP client, on 127.0.0.1.
+//! - `cat`: `sockeye cat` (and `ncat`), end to end on 127.0.0.1.
 //! - `cli`: help, completions, man page, and bad input (exit 2, one line).
 //! - `probe_lab`: `sockeye probe` against the real daemons and scripted
 //!   responders of tests/lab/.
@@ -25,9 +26,10 @@ mod support;
 mod util;
 
 mod calc;
+mod cat;
 mod cli;
-mod fuzz_peer;
 mod exercise_lab;
+mod fuzz_peer;
 mod lab_smoke;
 mod mail_lab;
 mod probe_lab;

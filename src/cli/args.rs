@@ -12,6 +12,7 @@ Examples:
   sockeye scan -p 22,80,443 198.18.0.0/24   three ports on 256 hosts
   sockeye scan -p- -o json lab.test          every port, JSON Lines on stdout
   sockeye scan -sL 198.18.0-3.1-254          list the targets, send nothing
+  sockeye cat -lp 10101                     a netcat (ncat options; also runs as `ncat`)
   sockeye completions bash > /etc/bash_completion.d/sockeye
 
 Exit status:
@@ -72,6 +73,11 @@ pub enum Command {
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),
+    /// A netcat in ncat's language: connect, listen, exec, broker, chat, TLS.
+    ///
+    /// `sockeye cat --help` lists its options; a link named `ncat` runs it too.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Cat(CatRaw),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  sockeye completions bash > ~/.local/share/bash-completion/completions/sockeye\n  sockeye completions zsh > ~/.zfunc/_sockeye"
@@ -83,6 +89,13 @@ pub enum Command {
     /// Print the manual page (roff) on stdout.
     #[command(after_help = "Example:\n  sockeye man > sockeye.1 && man ./sockeye.1")]
     Man,
+}
+
+/// `sockeye cat`'s arguments, untouched: the cat parses them itself.
+#[derive(Debug, Args)]
+pub struct CatRaw {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 const SCAN_AFTER: &str = "\

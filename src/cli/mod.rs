@@ -8,9 +8,10 @@
 
 pub mod args;
 pub mod calc;
+pub mod cat;
+pub mod exercise;
 pub mod fuzz;
 pub mod mail;
-pub mod exercise;
 pub mod nmap_compat;
 pub mod output;
 pub mod probe;
@@ -52,6 +53,18 @@ impl UsageError {
 
 /// Parses `argv` (after rewriting nmap's multi-letter flags) and runs it.
 pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
+    // `ncat ...` (a link to sockeye) and `sockeye cat ...` parse ncat's own
+    // command line, so that sockeye's global -v/-q never take ncat's flags.
+    let invoked = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked.as_deref() == Some("ncat") {
+        return cat::main(argv.into_iter().skip(1).collect(), true);
+    }
+    if argv.get(1).is_some_and(|a| a == "cat") {
+        return cat::main(argv.into_iter().skip(2).collect(), false);
+    }
     let argv = match nmap_compat::rewrite(argv) {
         Ok(argv) => argv,
         Err(msg) => {
@@ -89,7 +102,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
 
 /// clap's error as one line: its first line without the "error: " prefix
 /// and with a pointer to --help (clap adds usage and a tip on more lines).
-fn clap_one_line(err: &clap::Error) -> String {
+pub(crate) fn clap_one_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
     let first = rendered
         .lines()
@@ -143,6 +156,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Mail(args) => mail::run(*args, cli.quiet),
         Command::Talk(args) => talk::run(*args),
         Command::Exercise(args) => exercise::run(*args),
+        // Reached only after global flags (`sockeye -v cat ...`): the cat
+        // parses its own arguments all the same.
+        Command::Cat(raw) => {
+            let code = cat::main(raw.args, false);
+            Ok(if code == ExitCode::SUCCESS {
+                exit::OK
+            } else {
+                exit::FAILURE
+            })
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# `sockeye cat` benchmarks (issue 4) against ncat, OpenBSD nc and socat, in one run, inside
+# a network namespace this script creates (lo only; everything on 127.0.0.1 there).
+#
+#   sudo benches/cat/run.sh [--size 4G] [--runs 3] [--clients 10000] [--only throughput|broker]
+#                           [--sockeye PATH]
+#
+# throughput  SIZE bytes of /dev/zero through stdin of a client to a listener writing to
+#             /dev/null, per tool: sockeye (`cat --send-only` -> `cat -l --recv-only`), ncat
+#             (same flags), nc (`-N` -> `-l -d`), socat (`-u STDIN TCP:` -> `-u TCP-LISTEN:
+#             STDOUT`). Wall time from the client's start until both ends exited; tools
+#             alternate run by run. A run counts only if both ends exit 0; one extra run per
+#             tool pipes the listener into `wc -c` to check the byte count.
+# broker      benches/cat/broker_load.py against `sockeye cat --broker`: --clients
+#             connected clients, 5 messages each fanned out to the other N-1 (latency until
+#             the last copy was read), RSS per idle client from /proc; then 100 clients that
+#             never read are attached and one client floods 64 MiB: the three readers must
+#             get every byte. ncat --broker is run with its default (100 clients) and with
+#             -m N (it uses select(): it cannot go past fd 1,024).
+#
+# Needs root, iproute2, python3, ncat, netcat-openbsd, socat (apt-get install ncat
+# netcat-openbsd socat). An exit trap kills what the script started (by PID) and deletes the
+# namespace. Results are printed, never written to BENCHMARKS.md.
+set -euo pipefail
+
+main() {
+SELF=$(realpath "$0")
+HERE=$(dirname "$SELF")
+ROOT=$(realpath "$HERE/../..")
+cd "$ROOT"
+
+SIZE=4G
+RUNS=3
+CLIENTS=10000
+ONLY=
+SOCKEYE=target/release/sockeye
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) SIZE=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --clients) CLIENTS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --sockeye) SOCKEYE=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+SOCKEYE=$(realpath "$SOCKEYE")
+[ "$(id -u)" = 0 ] || { echo "run as root (network namespace)" >&2; exit 2; }
+[ -x "$SOCKEYE" ] || { echo "no $SOCKEYE: cargo build --release" >&2; exit 2; }
+for t in ncat nc socat python3 ip; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install ncat netcat-openbsd socat)" >&2; exit 2; }
+done
+
+NS=skcat-$$
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.2
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$NS" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+in_ns() { ip netns exec "$NS" "$@"; }
+
+wait_listen() { # port
+  for _ in $(seq 1 250); do
+    in_ns ss -Hltn "sport = :$1" | grep -q . && return 0
+    sleep 0.02
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+PORT=5000
+listener_cmd() { # tool
+  case "$1" in
+    sockeye) echo "$SOCKEYE cat -l --recv-only 127.0.0.1 $PORT" ;;
+    ncat) echo "ncat -l --recv-only 127.0.0.1 $PORT" ;;
+    nc) echo "nc -l -d 127.0.0.1 $PORT" ;;
+    socat) echo "socat -u TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr STDOUT" ;;
+  esac
+}
+client_cmd() { # tool
+  case "$1" in
+    sockeye) echo "$SOCKEYE cat --send-only 127.0.0.1 $PORT" ;;
+    ncat) echo "ncat --send-only 127.0.0.1 $PORT" ;;
+    nc) echo "nc -N 127.0.0.1 $PORT" ;;
+    socat) echo "socat -u STDIN TCP:127.0.0.1:$PORT" ;;
+  esac
+}
+
+throughput() {
+  local tools=(sockeye ncat nc socat)
+  echo "== throughput: $SIZE from stdin to a listener writing to /dev/null, $RUNS runs"
+  for t in "${tools[@]}"; do
+    PORT=$((PORT + 1))
+    in_ns bash -c "$(listener_cmd "$t") | wc -c" > /tmp/skcat-count.$$ &
+    local lp=$!; PIDS+=("$lp")
+    wait_listen "$PORT"
+    in_ns bash -c "head -c $SIZE /dev/zero | $(client_cmd "$t")" || echo "$t: client failed" >&2
+    wait "$lp" || true
+    echo "check $t: $(cat /tmp/skcat-count.$$) bytes received"
+  done
+  rm -f /tmp/skcat-count.$$
+  declare -A total
+  for r in $(seq 0 $((RUNS - 1))); do
+    local n=${#tools[@]}
+    for i in $(seq 0 $((n - 1))); do
+      local t=${tools[$(((i + r) % n))]}
+      PORT=$((PORT + 1))
+      in_ns $(listener_cmd "$t") >/dev/null </dev/null &
+      local lp=$!; PIDS+=("$lp")
+      wait_listen "$PORT"
+      local start end ok=1
+      start=$(date +%s.%N)
+      in_ns bash -c "head -c $SIZE /dev/zero | $(client_cmd "$t")" || ok=0
+      wait "$lp" || ok=0
+      end=$(date +%s.%N)
+      local secs
+      secs=$(python3 -c "print(round($end - $start, 3))")
+      echo "run $r $t: ${secs} s $( [ $ok = 1 ] || echo FAILED)"
+      total[$t]=$(python3 -c "print(${total[$t]:-0} + $secs)")
+    done
+  done
+  echo "-- mean seconds (lower is better) and ratio to ncat:"
+  for t in "${tools[@]}"; do
+    python3 -c "m=${total[$t]}/$RUNS; n=${total[ncat]}/$RUNS; print(f'$t: {m:.2f} s, {m/n:.2f} x ncat')"
+  done
+}
+
+start_in_ns() { # pidfile logfile command...: the command's own PID goes to pidfile
+  local pidfile=$1 log=$2; shift 2
+  in_ns bash -c 'echo $$ > "$0"; ulimit -n 20000; exec "$@"' "$pidfile" "$@" 2>"$log" &
+  PIDS+=("$!")
+  for _ in $(seq 1 100); do [ -s "$pidfile" ] && break; sleep 0.02; done
+  PIDS+=("$(cat "$pidfile")")
+}
+
+stop_pid() { # pid
+  kill "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+broker() {
+  local tmp; tmp=$(mktemp -d)
+  echo "== broker: $CLIENTS clients"
+  PORT=$((PORT + 1))
+  start_in_ns "$tmp/pid" "$tmp/sockeye.log" "$SOCKEYE" cat --broker -l 127.0.0.1 "$PORT"
+  local bp; bp=$(cat "$tmp/pid")
+  wait_listen "$PORT"
+  echo -n "sockeye: "
+  in_ns bash -c "ulimit -n 20000; exec python3 $HERE/broker_load.py --port $PORT --clients $CLIENTS --pid $bp --stuck 100 --flood $((64 << 20))"
+  stop_pid "$bp"
+  echo "  sockeye dropped $(grep -c 'stopped reading' "$tmp/sockeye.log" || true) clients that stopped reading"
+
+  for n in 100 "$CLIENTS"; do
+    PORT=$((PORT + 1))
+    local m=()
+    [ "$n" = 100 ] || m=(-m "$n")
+    rm -f "$tmp/pid"
+    start_in_ns "$tmp/pid" "$tmp/ncat.log" ncat --broker "${m[@]}" -l 127.0.0.1 "$PORT"
+    local np; np=$(cat "$tmp/pid")
+    wait_listen "$PORT"
+    echo -n "ncat --broker ${m[*]} with $n clients: "
+    in_ns bash -c "ulimit -n 20000; exec python3 $HERE/broker_load.py --port $PORT --clients $n --pid $np --timeout 10" || true
+    stop_pid "$np"
+    if [ -s "$tmp/ncat.log" ]; then echo "  ncat said: $(tail -1 "$tmp/ncat.log")"; fi
+  done
+  rm -rf "$tmp"
+}
+
+case "$ONLY" in
+  throughput) throughput ;;
+  broker) broker ;;
+  "") throughput; broker ;;
+  *) echo "--only throughput|broker" >&2; exit 2 ;;
+esac
+}
+
+main "$@"

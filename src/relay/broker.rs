@@ -1,0 +1,655 @@
+//! The hub behind `--broker`, `--chat` and `-k` with standard
+//! input/output: many clients, event-driven, each with its own bounded
+//! queue.
+//!
+//! Every client has a reader task and a writer task. What a client sends
+//! is fanned out by handing the same `Bytes` (reference-counted, not
+//! copied) to the other clients' queues; a writer drains its own queue at
+//! the pace its client reads. A sender faster than a reader that is
+//! reading waits for it (flow control, so a flood cannot cut off a client
+//! that keeps up at its own pace); a client that stops reading is marked
+//! stuck after a short stall and waited for no more: its queue grows until
+//! it passes `max_queue` bytes, and then it is disconnected with a notice.
+//! Memory is bounded by the queues, and an
+//! idle client costs two parked tasks and a channel (no read buffer: TCP
+//! and Unix clients are read with readiness and a stack buffer).
+//!
+//! Modes: `Broker` (to every other client), `Chat` (a broker that names
+//! clients `<userN>`, prefixes their lines and announces arrivals and
+//! departures) and `Stdio` (`-k` without exec: standard input goes to every
+//! client, what clients send goes to standard output).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::hexdump::Dir;
+use super::listen::{Listener, handshake};
+use super::stream::NetStream;
+use super::{Ctx, Notice, RelayError};
+
+/// Largest chunk read from a client at once.
+const CHUNK: usize = 16 * 1024;
+/// A chat line longer than this is passed on in pieces.
+const MAX_CHAT_LINE: usize = 4096;
+/// Chunks of standard output waiting to be written (then readers wait).
+const STDOUT_QUEUE: usize = 64;
+/// A recipient with more than this share of `max_queue` waiting paces the
+/// sender, as long as it keeps reading.
+const SOFT_DIVISOR: usize = 2;
+/// A recipient past the soft mark that wrote nothing for this long is
+/// "stuck": senders stop waiting for it, and its queue overflows.
+const STALL: Duration = Duration::from_millis(500);
+/// How often a paced sender looks at its recipients again.
+const PACE_POLL: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HubMode {
+    Broker,
+    Chat,
+    Stdio,
+}
+
+/// A queued item: data, or the end of what will be sent (send FIN).
+#[derive(Debug)]
+enum Out {
+    Data(Bytes),
+    Fin,
+}
+
+#[derive(Debug)]
+struct Client {
+    peer: String,
+    name: String,
+    tx: mpsc::UnboundedSender<Out>,
+    out: WriteSide,
+    queued: AtomicUsize,
+    /// Bytes written to the client so far: its progress.
+    written: AtomicU64,
+    /// Past the soft mark without progress: nobody waits for it.
+    stuck: AtomicBool,
+    kill: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Hub {
+    mode: HubMode,
+    clients: Mutex<HashMap<u64, Arc<Client>>>,
+    max_queue: usize,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `data` for `c`; false when that overflowed its queue.
+    fn push(&self, c: &Client, data: &Bytes) -> bool {
+        let mut data = data.clone();
+        // Nothing queued: the writer task is idle, so write straight into
+        // the socket (no task wake-up per client on a fan-out). Senders
+        // are serialised by the hub's lock, so bytes stay in order.
+        if c.queued.load(Ordering::SeqCst) == 0
+            && let Some(Ok(n)) = c.out.try_direct(&data)
+        {
+            c.written.fetch_add(n as u64, Ordering::Relaxed);
+            if n == data.len() {
+                return true;
+            }
+            data = data.slice(n..);
+        }
+        // Would block (or failed: the writer task meets the error and
+        // removes the client): queue it.
+        let now = c.queued.fetch_add(data.len(), Ordering::SeqCst) + data.len();
+        if now > self.max_queue {
+            return false;
+        }
+        c.tx.send(Out::Data(data)).is_ok()
+    }
+
+    fn soft(&self) -> usize {
+        self.max_queue / SOFT_DIVISOR
+    }
+
+    /// Sends `data` to every client but `from`; drops those that overflow.
+    /// Returns the recipients past the soft mark that are still reading:
+    /// the sender should wait for them ([`Hub::pace`]).
+    fn fan_out(&self, ctx: &Ctx, from: Option<u64>, data: Bytes) -> Vec<Arc<Client>> {
+        let mut behind = Vec::new();
+        if data.is_empty() {
+            return behind;
+        }
+        let mut dropped = Vec::new();
+        {
+            let clients = self.lock();
+            for (id, c) in clients.iter() {
+                if Some(*id) == from {
+                    continue;
+                }
+                if !self.push(c, &data) {
+                    dropped.push(*id);
+                } else if c.queued.load(Ordering::Relaxed) > self.soft()
+                    && !c.stuck.load(Ordering::Relaxed)
+                {
+                    behind.push(c.clone());
+                }
+            }
+        }
+        for id in dropped {
+            if let Some(c) = self.remove(id) {
+                let queued = c.queued.load(Ordering::Relaxed);
+                ctx.notice(Notice::SlowClient {
+                    peer: c.peer.clone(),
+                    queued,
+                });
+                self.departed(ctx, &c);
+            }
+        }
+        behind
+    }
+
+    /// Flow control for a fast sender: wait while recipients that are
+    /// reading are past the soft mark. One that makes no progress for
+    /// [`STALL`] is marked stuck and no longer waited for, so a client
+    /// that stops reading delays the others once, by at most [`STALL`],
+    /// and is then dropped when its queue overflows.
+    async fn pace(&self, mut behind: Vec<Arc<Client>>) {
+        let mut seen: Vec<(u64, tokio::time::Instant)> = behind
+            .iter()
+            .map(|c| {
+                (
+                    c.written.load(Ordering::Relaxed),
+                    tokio::time::Instant::now(),
+                )
+            })
+            .collect();
+        while !behind.is_empty() {
+            tokio::time::sleep(PACE_POLL).await;
+            let soft = self.soft();
+            let mut i = 0;
+            while i < behind.len() {
+                let c = &behind[i];
+                let written = c.written.load(Ordering::Relaxed);
+                let keep = if c.kill.is_cancelled() || c.queued.load(Ordering::Relaxed) <= soft {
+                    false
+                } else if written != seen[i].0 {
+                    seen[i] = (written, tokio::time::Instant::now());
+                    true
+                } else if seen[i].1.elapsed() >= STALL {
+                    c.stuck.store(true, Ordering::Relaxed);
+                    false
+                } else {
+                    true
+                };
+                if keep {
+                    i += 1;
+                } else {
+                    behind.swap_remove(i);
+                    seen.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    fn remove(&self, id: u64) -> Option<Arc<Client>> {
+        let c = self.lock().remove(&id)?;
+        c.kill.cancel();
+        Some(c)
+    }
+
+    /// Tells the others that `c` left (chat only).
+    fn departed(&self, ctx: &Ctx, c: &Client) {
+        if self.mode == HubMode::Chat {
+            let msg = format!("<announce> {} is disconnected.\n", c.name);
+            // Announcements do not wait for anyone.
+            let _ = self.fan_out(ctx, None, Bytes::from(msg));
+        }
+    }
+}
+
+/// The reading side of a client.
+enum ReadSide {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Unix(tokio::net::unix::OwnedReadHalf),
+    Other(tokio::io::ReadHalf<NetStream>),
+}
+
+/// One read with a stack buffer: idle clients hold no read buffer.
+macro_rules! ready_read {
+    ($r:expr) => {
+        loop {
+            $r.readable().await?;
+            let got = {
+                let mut buf = [0u8; CHUNK];
+                match $r.try_read(&mut buf) {
+                    Ok(0) => Some(Ok(None)),
+                    Ok(n) => Some(Ok(Some(Bytes::copy_from_slice(&buf[..n])))),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            if let Some(r) = got {
+                return r;
+            }
+        }
+    };
+}
+
+impl ReadSide {
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        match self {
+            ReadSide::Tcp(r) => ready_read!(r),
+            ReadSide::Unix(r) => ready_read!(r),
+            ReadSide::Other(r) => {
+                let mut buf = vec![0u8; CHUNK];
+                match r.read(&mut buf).await {
+                    Ok(0) => Ok(None),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(Some(Bytes::from(buf)))
+                    }
+                    Err(e) if super::stream::is_unclean_eof(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// The writing side of a client. TCP and Unix sockets are written with
+/// readiness and `try_write` through a shared reference, which lets a
+/// sender write straight into an idle client's socket; TLS goes through
+/// the writer task only.
+enum WriteSide {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Other(tokio::sync::Mutex<tokio::io::WriteHalf<NetStream>>),
+}
+
+impl std::fmt::Debug for WriteSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteSide::Tcp(_) => "WriteSide::Tcp",
+            WriteSide::Unix(_) => "WriteSide::Unix",
+            WriteSide::Other(_) => "WriteSide::Other",
+        })
+    }
+}
+
+macro_rules! ready_write_all {
+    ($w:expr, $buf:expr) => {{
+        let mut rest: &[u8] = $buf;
+        while !rest.is_empty() {
+            $w.writable().await?;
+            match $w.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }};
+}
+
+impl WriteSide {
+    /// A non-blocking write, where the socket allows one.
+    fn try_direct(&self, buf: &[u8]) -> Option<std::io::Result<usize>> {
+        match self {
+            WriteSide::Tcp(w) => Some(w.try_write(buf)),
+            WriteSide::Unix(w) => Some(w.try_write(buf)),
+            WriteSide::Other(_) => None,
+        }
+    }
+
+    async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            WriteSide::Tcp(w) => ready_write_all!(w, buf),
+            WriteSide::Unix(w) => ready_write_all!(w, buf),
+            WriteSide::Other(m) => m.lock().await.write_all(buf).await,
+        }
+    }
+
+    /// FIN (TLS: close_notify, then FIN).
+    async fn fin(&self) -> std::io::Result<()> {
+        match self {
+            WriteSide::Tcp(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            WriteSide::Unix(w) => {
+                socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write)
+            }
+            WriteSide::Other(m) => m.lock().await.shutdown().await,
+        }
+    }
+}
+
+fn split(stream: NetStream) -> (ReadSide, WriteSide) {
+    match stream {
+        NetStream::Tcp(s) => {
+            let (r, w) = s.into_split();
+            (ReadSide::Tcp(r), WriteSide::Tcp(w))
+        }
+        NetStream::Unix(s) => {
+            let (r, w) = s.into_split();
+            (ReadSide::Unix(r), WriteSide::Unix(w))
+        }
+        other => {
+            let (r, w) = tokio::io::split(other);
+            (
+                ReadSide::Other(r),
+                WriteSide::Other(tokio::sync::Mutex::new(w)),
+            )
+        }
+    }
+}
+
+/// Serves the hub until shutdown.
+pub(crate) async fn serve(
+    ctx: &Ctx,
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mode: HubMode,
+) -> Result<(), RelayError> {
+    let hub = Arc::new(Hub {
+        mode,
+        clients: Mutex::new(HashMap::new()),
+        max_queue: ctx.cfg.max_queue,
+        next_id: AtomicU64::new(1),
+    });
+    // Clients accepted but not yet registered (TLS handshakes) count too.
+    let pending = Arc::new(AtomicUsize::new(0));
+    let stdout_tx = if mode == HubMode::Stdio {
+        Some(spawn_stdout(ctx))
+    } else {
+        None
+    };
+    let stdin_task = if mode == HubMode::Stdio && !ctx.cfg.data.recv_only {
+        Some(tokio::spawn(stdin_to_all(ctx.clone(), hub.clone())))
+    } else {
+        None
+    };
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept(ctx) => match r {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    // EMFILE and friends: wait for clients to leave.
+                    tracing::debug!(%e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = ctx.shutdown.cancelled() => break,
+        };
+        let peer = stream.peer_label();
+        let count = hub.lock().len() + pending.load(Ordering::Relaxed);
+        if count >= ctx.cfg.max_conns {
+            ctx.notice(Notice::TooManyClients(peer));
+            continue;
+        }
+        pending.fetch_add(1, Ordering::Relaxed);
+        let ctx2 = ctx.clone();
+        let hub2 = hub.clone();
+        let tls2 = tls.clone();
+        let pending2 = pending.clone();
+        let out = stdout_tx.clone();
+        tokio::spawn(async move {
+            let r = handshake(&ctx2, tls2.as_ref(), stream).await;
+            pending2.fetch_sub(1, Ordering::Relaxed);
+            match r {
+                Ok(s) => join(ctx2, hub2, s, out),
+                Err(e) => ctx2.notice(Notice::Warning(e.to_string())),
+            }
+        });
+    }
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    let ids: Vec<u64> = hub.lock().keys().copied().collect();
+    for id in ids {
+        hub.remove(id);
+    }
+    Ok(())
+}
+
+/// Registers a client and starts its reader and writer.
+fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<Bytes>>) {
+    let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    let peer = stream.peer_label();
+    let (ip, _) = stream.peer();
+    let (reader, writer) = split(stream);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = Arc::new(Client {
+        peer: peer.clone(),
+        name: format!("<user{id}>"),
+        tx,
+        out: writer,
+        queued: AtomicUsize::new(0),
+        written: AtomicU64::new(0),
+        stuck: AtomicBool::new(false),
+        kill: ctx.shutdown.child_token(),
+    });
+    ctx.notice(Notice::Accepted(peer));
+    {
+        // One critical section: the newcomer's greeting lists exactly the
+        // clients that get its announcement, and nothing reaches it first.
+        let mut clients = hub.lock();
+        if hub.mode == HubMode::Chat {
+            let others: Vec<String> = clients
+                .values()
+                .map(|c| format!("{} as {}", c.peer, c.name))
+                .collect();
+            let list = if others.is_empty() {
+                "nobody".to_string()
+            } else {
+                others.join(", ")
+            };
+            let hello = Bytes::from(format!("<announce> already connected: {list}.\n"));
+            hub.push(&client, &hello);
+            let news = Bytes::from(format!(
+                "<announce> {ip} is connected as {}.\n",
+                client.name
+            ));
+            // Announcements are tiny: one that overflows a queue is
+            // dropped for that client, whose turn to go comes at its
+            // next message.
+            for c in clients.values() {
+                let _ = hub.push(c, &news);
+            }
+        }
+        clients.insert(id, client.clone());
+    }
+    tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx));
+    tokio::spawn(read_loop(ctx, hub, id, client, reader, stdout));
+}
+
+async fn write_loop(
+    hub: Arc<Hub>,
+    id: u64,
+    client: Arc<Client>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = client.kill.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let r = match item {
+            Some(Out::Data(b)) => {
+                let r = tokio::select! {
+                    biased;
+                    () = client.kill.cancelled() => break,
+                    r = client.out.write_all(&b) => r,
+                };
+                let left = client.queued.fetch_sub(b.len(), Ordering::SeqCst) - b.len();
+                client.written.fetch_add(b.len() as u64, Ordering::Relaxed);
+                if left <= hub.soft() {
+                    // Reading again: senders may wait for it again.
+                    client.stuck.store(false, Ordering::Relaxed);
+                }
+                r
+            }
+            Some(Out::Fin) => {
+                let r = client.out.fin().await;
+                client.queued.fetch_sub(1, Ordering::SeqCst);
+                r
+            }
+            None => break,
+        };
+        if let Err(e) = r {
+            tracing::debug!(peer = %client.peer, %e, "write failed");
+            hub.remove(id);
+            break;
+        }
+    }
+}
+
+async fn read_loop(
+    ctx: Ctx,
+    hub: Arc<Hub>,
+    id: u64,
+    client: Arc<Client>,
+    mut reader: ReadSide,
+    stdout: Option<mpsc::Sender<Bytes>>,
+) {
+    let mut line = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = client.kill.cancelled() => break,
+            r = reader.next() => match r {
+                Ok(Some(b)) => b,
+                Ok(None) | Err(_) => break,
+            },
+        };
+        match hub.mode {
+            HubMode::Broker => {
+                let behind = hub.fan_out(&ctx, Some(id), chunk);
+                hub.pace(behind).await;
+            }
+            HubMode::Chat => {
+                for msg in chat_lines(&client.name, &mut line, &chunk) {
+                    let behind = hub.fan_out(&ctx, Some(id), msg);
+                    hub.pace(behind).await;
+                }
+            }
+            HubMode::Stdio => {
+                if let Some(t) = ctx.tap.as_ref() {
+                    t.record(Dir::Received, &chunk);
+                }
+                if let Some(out) = stdout.as_ref() {
+                    // Backpressure: a slow stdout slows the readers down.
+                    let _ = out.send(chunk).await;
+                }
+            }
+        }
+    }
+    if hub.mode == HubMode::Chat && !line.is_empty() {
+        let mut msg = format!("{} ", client.name).into_bytes();
+        msg.append(&mut line);
+        msg.push(b'\n');
+        let _ = hub.fan_out(&ctx, Some(id), Bytes::from(msg));
+    }
+    if let Some(c) = hub.remove(id) {
+        ctx.notice(Notice::Closed(c.peer.clone()));
+        hub.departed(&ctx, &c);
+    }
+}
+
+/// Complete chat lines of `chunk` (with what was pending in `line`), each
+/// prefixed with the sender's name; a line past [`MAX_CHAT_LINE`] bytes
+/// goes out in pieces rather than growing without bound.
+fn chat_lines(name: &str, line: &mut Vec<u8>, chunk: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for &b in chunk {
+        line.push(b);
+        if b == b'\n' || line.len() >= MAX_CHAT_LINE {
+            let mut msg = Vec::with_capacity(name.len() + 1 + line.len() + 1);
+            msg.extend_from_slice(name.as_bytes());
+            msg.push(b' ');
+            msg.append(line);
+            if msg.last() != Some(&b'\n') {
+                msg.push(b'\n');
+            }
+            out.push(Bytes::from(msg));
+        }
+    }
+    out
+}
+
+/// Standard output of the `Stdio` hub: one writer, bounded queue.
+fn spawn_stdout(ctx: &Ctx) -> mpsc::Sender<Bytes> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(STDOUT_QUEUE);
+    let send_only = ctx.cfg.data.send_only;
+    tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(b) = rx.recv().await {
+            if send_only {
+                continue;
+            }
+            if out.write_all(&b).await.is_err() || out.flush().await.is_err() {
+                // stdout is gone: keep draining so readers never block.
+                continue;
+            }
+        }
+    });
+    tx
+}
+
+/// Standard input of the `Stdio` hub: to every client, then FIN to each.
+async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut crlf = ctx.cfg.data.crlf.then(super::session::Crlf::default);
+    let mut converted = Vec::new();
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = match crlf.as_mut() {
+            Some(c) => c.convert(&buf[..n], &mut converted),
+            None => &buf[..n],
+        };
+        if let Some(t) = ctx.tap.as_ref() {
+            t.record(Dir::Sent, data);
+        }
+        let behind = hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
+        hub.pace(behind).await;
+    }
+    if !ctx.cfg.data.no_shutdown {
+        for c in hub.lock().values() {
+            // Counted as a byte, so nothing is written directly after it.
+            c.queued.fetch_add(1, Ordering::SeqCst);
+            let _ = c.tx.send(Out::Fin);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_prefix_and_pending() {
+        let mut line = Vec::new();
+        let out = chat_lines("<user1>", &mut line, b"hi\nthere");
+        assert_eq!(out, vec![Bytes::from_static(b"<user1> hi\n")]);
+        assert_eq!(line, b"there");
+        let out = chat_lines("<user1>", &mut line, b" you\n");
+        assert_eq!(out, vec![Bytes::from_static(b"<user1> there you\n")]);
+        let long = vec![b'x'; MAX_CHAT_LINE + 10];
+        let out = chat_lines("<u>", &mut line, &long);
+        assert_eq!(out.len(), 1);
+        assert_eq!(line.len(), 10);
+    }
+}

@@ -1,0 +1,307 @@
+//! The netcat engine behind `sockeye cat` (and the `ncat` name): connect,
+//! listen, broker, chat, exec, UDP peers, TLS, proxies, hex dumps.
+//!
+//! [`Config`] is what `cli::cat` validated; [`run`] opens the sockets and
+//! relays bytes until the session ends, reporting what happened through a
+//! [`NoticeSink`] (the engine never prints: the CLI decides what reaches
+//! stderr). Every session follows the half-close contract of the README:
+//! standard input's EOF sends a FIN (or TLS close_notify), the peer's FIN
+//! ends a stdio session, a child's output EOF ends an exec session.
+
+pub mod access;
+pub mod broker;
+pub mod connect;
+pub mod exec;
+pub mod hexdump;
+pub mod listen;
+pub mod proxy;
+pub mod session;
+pub mod splice;
+pub mod stream;
+pub mod tls;
+pub mod udp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use access::Access;
+pub use exec::ExecSpec;
+pub use hexdump::Tap;
+pub use proxy::{ProxyConfig, ProxyKind};
+pub use tls::TlsOptions;
+
+/// Default port when none is given (ncat's).
+pub const DEFAULT_PORT: u16 = 31337;
+
+/// Default bytes a hub client may have waiting before it is disconnected.
+pub const DEFAULT_MAX_QUEUE: usize = 1 << 20;
+
+/// How long an exec session keeps reading (and discarding) the peer's bytes
+/// after the child's output ended, so that closing does not turn unread
+/// bytes into a reset that could cut the response short at the peer.
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// Where the session's network end comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Connect to `host` on `port` (or scan `ports` with `-z`).
+    Connect { host: String, ports: Vec<u16> },
+    /// Listen on `addr` (None: every address of the chosen family).
+    Listen { addr: Option<IpAddr>, port: u16 },
+}
+
+/// Transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// Address family restriction (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// What listen mode does with several clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubKind {
+    /// No hub: one client (or, with `-k` and exec, one child per client).
+    None,
+    /// `--broker`: what one client sends goes to every other client.
+    Broker,
+    /// `--chat`: a broker that names clients and announces arrivals.
+    Chat,
+}
+
+/// Timeouts and pacing (`-w`, `-i`, `-q`, `-d`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Connect (and TLS/proxy handshake) timeout.
+    pub connect: Option<Duration>,
+    /// End a session with no data in either direction for this long.
+    pub idle: Option<Duration>,
+    /// After standard input's EOF, quit after this long.
+    pub quit_after_eof: Option<Duration>,
+    /// Pause between reads from standard input.
+    pub delay: Option<Duration>,
+}
+
+/// Data-path switches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataOpts {
+    pub send_only: bool,
+    pub recv_only: bool,
+    pub no_shutdown: bool,
+    /// `-C`: LF becomes CRLF on the way out.
+    pub crlf: bool,
+}
+
+/// Validated configuration of one `sockeye cat` run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub proto: Proto,
+    pub family: Family,
+    /// `-U`: a Unix-domain socket path instead of host and port.
+    pub unix: Option<PathBuf>,
+    pub exec: Option<ExecSpec>,
+    pub hub: HubKind,
+    pub keep_open: bool,
+    pub max_conns: usize,
+    pub access: Access,
+    pub data: DataOpts,
+    pub timing: Timing,
+    /// `-z`: connect and report, send nothing.
+    pub zero_io: bool,
+    pub source: Option<IpAddr>,
+    pub source_port: Option<u16>,
+    pub tls: Option<TlsOptions>,
+    pub proxy: Option<ProxyConfig>,
+    /// Bytes a hub client may have queued before it is disconnected.
+    pub max_queue: usize,
+}
+
+/// Something worth telling the user; the CLI decides what is printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Listening(String),
+    Connected(String),
+    Accepted(String),
+    Closed(String),
+    Denied(String),
+    TooManyClients(String),
+    /// A hub client that stopped reading: its queue passed the limit.
+    SlowClient {
+        peer: String,
+        queued: usize,
+    },
+    /// The SHA-256 fingerprint of the generated TLS certificate.
+    Fingerprint(String),
+    /// ALPN protocol agreed on a TLS session.
+    Alpn(String),
+    PortOpen {
+        host: String,
+        port: u16,
+    },
+    PortClosed {
+        host: String,
+        port: u16,
+        why: String,
+    },
+    /// A non-fatal problem (a client's TLS handshake failed in `-k` mode...).
+    Warning(String),
+}
+
+impl Notice {
+    /// Verbosity at which the CLI shows it (0: always).
+    pub fn level(&self) -> u8 {
+        match self {
+            Notice::SlowClient { .. }
+            | Notice::Fingerprint(_)
+            | Notice::Warning(_)
+            | Notice::PortOpen { .. } => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Listening(a) => write!(f, "listening on {a}"),
+            Notice::Connected(a) => write!(f, "connected to {a}"),
+            Notice::Accepted(a) => write!(f, "connection from {a}"),
+            Notice::Closed(a) => write!(f, "{a} closed"),
+            Notice::Denied(a) => write!(f, "connection from {a} denied (--allow/--deny)"),
+            Notice::TooManyClients(a) => {
+                write!(f, "connection from {a} refused: too many clients (-m)")
+            }
+            Notice::SlowClient { peer, queued } => write!(
+                f,
+                "{peer} disconnected: it stopped reading and {queued} bytes were queued for it"
+            ),
+            Notice::Fingerprint(fp) => write!(f, "TLS certificate SHA-256 fingerprint: {fp}"),
+            Notice::Alpn(p) => write!(f, "ALPN protocol: {p}"),
+            Notice::PortOpen { host, port } => write!(f, "{host} {port} open"),
+            Notice::PortClosed { host, port, why } => write!(f, "{host} {port} {why}"),
+            Notice::Warning(w) => write!(f, "{w}"),
+        }
+    }
+}
+
+/// Where notices go.
+pub type NoticeSink = Arc<dyn Fn(Notice) + Send + Sync>;
+
+/// Why a run failed; each maps to one line on stderr and exit status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("could not resolve {0}")]
+    Resolve(String),
+    #[error("connection to {0} refused")]
+    Refused(String),
+    #[error("connection to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("{0} is unreachable")]
+    Unreachable(String),
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {peer} failed: {why}")]
+    Tls { peer: String, why: String },
+    #[error("TLS setup: {0}")]
+    TlsConfig(String),
+    #[error("proxy {proxy}: {why}")]
+    Proxy { proxy: String, why: String },
+    #[error("connection reset by peer")]
+    Reset,
+    #[error("idle timeout expired ({0} ms)")]
+    Idle(u128),
+    #[error("cannot run {cmd}: {source}")]
+    Exec { cmd: String, source: std::io::Error },
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("no port open")]
+    NothingOpen,
+}
+
+impl RelayError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> RelayError {
+        move |source| {
+            if source.kind() == std::io::ErrorKind::ConnectionReset {
+                RelayError::Reset
+            } else {
+                RelayError::Io { what, source }
+            }
+        }
+    }
+}
+
+/// Runs the configured relay until it ends (or `shutdown` is cancelled).
+pub async fn run(
+    cfg: Config,
+    notices: NoticeSink,
+    tap: Option<Arc<Tap>>,
+    shutdown: CancellationToken,
+) -> Result<(), RelayError> {
+    let cfg = Arc::new(cfg);
+    let ctx = Ctx {
+        cfg: cfg.clone(),
+        notices,
+        tap,
+        shutdown,
+    };
+    match (&cfg.mode, cfg.proto) {
+        (Mode::Connect { .. }, _) if cfg.zero_io => connect::zero_io(&ctx).await,
+        (Mode::Connect { .. }, Proto::Tcp) => connect::run(&ctx).await,
+        (Mode::Connect { .. }, Proto::Udp) => udp::connect(&ctx).await,
+        (Mode::Listen { .. }, Proto::Tcp) => listen::run(&ctx).await,
+        (Mode::Listen { .. }, Proto::Udp) => udp::listen(&ctx).await,
+    }
+}
+
+/// What every part of a run shares.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) notices: NoticeSink,
+    pub(crate) tap: Option<Arc<Tap>>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Ctx {
+    pub(crate) fn notice(&self, n: Notice) {
+        (self.notices)(n);
+    }
+}
+
+/// Formats a socket address the way notices and NCAT_* variables show it.
+pub(crate) fn show(addr: &SocketAddr) -> String {
+    addr.to_string()
+}
