@@ -10,11 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::RelayError;
 use super::stream::NetStream;
@@ -33,9 +31,7 @@ pub struct TlsOptions {
     pub alpn: Vec<String>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use crate::tls::provider;
 
 fn cfg_err(e: impl std::fmt::Display) -> RelayError {
     RelayError::TlsConfig(e.to_string())
@@ -92,9 +88,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, RelayError>
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(DangerAcceptAnyServer(
-                provider().signature_verification_algorithms,
-            )))
+            .with_custom_certificate_verifier(crate::tls::danger_accept_any_server())
     };
     let mut config = match (&opts.cert, &opts.key) {
         (Some(c), Some(k)) => builder
@@ -184,46 +178,6 @@ pub fn alpn_of(stream: &NetStream) -> Option<String> {
         _ => None,
     }?;
     Some(String::from_utf8_lossy(proto).into_owned())
-}
-
-/// ncat's default: encrypt, but accept any server certificate. Handshake
-/// signatures are still checked, so the peer holds the certificate's key.
-#[derive(Debug)]
-struct DangerAcceptAnyServer(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for DangerAcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
 
 #[cfg(test)]

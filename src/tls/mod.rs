@@ -306,6 +306,15 @@ fn verify_text(err: &rustls::Error) -> String {
     }
 }
 
+/// A verifier that accepts any server certificate but still checks the
+/// handshake signatures (the peer holds the key of what it showed): the
+/// scanner's, and ncat's default for `sockeye cat --ssl`.
+pub fn danger_accept_any_server() -> Arc<dyn ServerCertVerifier> {
+    Arc::new(DangerRecordAny {
+        algorithms: provider().signature_verification_algorithms,
+    })
+}
+
 /// Accepts any certificate so that a scanner sees self-signed, expired and
 /// misnamed ones; the handshake signatures are still checked (a server
 /// must prove it holds the key of the certificate it showed). The verdict
