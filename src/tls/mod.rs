@@ -3,8 +3,10 @@
 //! records it instead of refusing, then says separately whether the chain
 //! verifies against the trusted roots for the name used.
 //!
-//! Shared by `probe` (implicit TLS and STARTTLS upgrades), and later by
-//! `mail` and `talk`. rustls with the ring provider only: rustls speaks TLS
+//! Shared by `probe` (implicit TLS and STARTTLS upgrades), `talk` and
+//! `exercise` (`starttls`), `mail` (`client`: a verifying client, this one
+//! for `--insecure`) and `cat` (the accept-any verifier, ncat's default).
+//! rustls with the ring provider only: rustls speaks TLS
 //! 1.2 and 1.3; older servers are reported as a failed handshake, and the
 //! raw-hello path (`sockeye_proto::tls_hello`) tells which versions they do
 //! accept.
