@@ -40,6 +40,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+# No __pycache__ next to the scripts (they often run as root from a checkout).
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import measure  # noqa: E402  (benches/measure.py: run_once, formatting)
 

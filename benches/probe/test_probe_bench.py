@@ -12,6 +12,8 @@ import os
 import sys
 import unittest
 
+# No __pycache__ next to the scripts (they often run as root from a checkout).
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import probe_bench as pb  # noqa: E402
 
