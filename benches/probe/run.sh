@@ -222,7 +222,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = 2 ]; then
     ip -n "$S" route del local "$CIDR" dev lo
 fi
 echo
-echo "done; namespaces $C and $S removed on exit"
+echo "done $(date -u '+%H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg); namespaces $C and $S removed on exit"
 }
 
 main "$@"
