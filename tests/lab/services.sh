@@ -17,6 +17,13 @@
 # same interface (SOCKEYE_LAB_ALIAS4 to change, empty for none), where a
 # responder speaks SSH on port 110.
 #
+# SOCKEYE_LAB_WILDCARD=1 (opt-in, for benches/probe/run.sh): Postfix's smtpd on
+# 25 and nginx's 443 listen on the wildcard address 0.0.0.0 instead of ADDR4,
+# so that a local route (`ip route add local 198.18.16.0/22 dev lo`) makes every
+# address of a block answer SMTP-with-STARTTLS and HTTPS; Postfix's limits that
+# would otherwise throttle a single busy client are lifted (see tests/lab/README.md).
+# Every other port stays on ADDR4. Unset or 0: the default lab, unchanged.
+#
 # `stop` sends TERM to every recorded pid (only if it is still the process we
 # started: same start time), waits a grace period, then KILL; it is idempotent.
 # Ports, first bytes and accounts: tests/lab/README.md.
@@ -31,6 +38,8 @@ conf_src="$here/conf"
 READY_SECONDS=${SOCKEYE_LAB_READY_SECONDS:-20}
 # Lifetime cap of the scripted responders and the TLS 1.0 server.
 RESPONDER_SECONDS=${SOCKEYE_LAB_RESPONDER_SECONDS:-900}
+# 1: smtpd on 25 and nginx's 443 on 0.0.0.0 (see the header).
+WILDCARD=${SOCKEYE_LAB_WILDCARD:-0}
 # TERM grace before KILL in `stop`.
 STOP_GRACE_TENTHS=50
 
@@ -165,7 +174,9 @@ wait_ports() {
     listening=" $(ss -Hltn | awk '{print $4}' | tr '\n' ' ') "
     missing=""
     while read -r port name; do
-      case "$listening" in *" $addr:$port "*) ;; *) missing="$missing $port:$name" ;; esac
+      want=$addr
+      [ "$WILDCARD" = 1 ] && { [ "$port" = 25 ] || [ "$port" = 443 ]; } && want=0.0.0.0
+      case "$listening" in *" $want:$port "*) ;; *) missing="$missing $port:$name" ;; esac
     done <<<"$PORTS"
     if [ -n "$alias4" ]; then
       case "$listening" in *" $alias4:110 "*) ;; *) missing="$missing $alias4:110:responders" ;; esac
@@ -250,6 +261,14 @@ do_start() {
   render "$conf_src/main.cf" "$state/postfix/conf/main.cf"
   render "$conf_src/master.cf" "$state/postfix/conf/master.cf"
   cp "$conf_src/vmailbox" "$state/postfix/conf/vmailbox"
+  if [ "$WILDCARD" = 1 ]; then
+    # smtpd on 25 on every address; one client may open as many sessions as it
+    # likes (the default 50 per client would answer 421), and up to 1100 smtpd
+    # processes may run (the default 100 would queue a benchmark's sessions).
+    sed -i "s|^$addr:25 |0.0.0.0:25 |" "$state/postfix/conf/master.cf"
+    printf '%s\n' "# SOCKEYE_LAB_WILDCARD=1" "smtpd_client_connection_count_limit = 0" \
+      "default_process_limit = 1100" >>"$state/postfix/conf/main.cf"
+  fi
   # Postfix waits until a just-written table or main.cf is 2 s old (it might be
   # half written): these are complete, so date them back.
   touch -d '1 minute ago' "$state"/postfix/conf/*
@@ -285,6 +304,11 @@ do_start() {
 
   # nginx.
   render "$conf_src/nginx.conf" "$state/nginx/nginx.conf"
+  if [ "$WILDCARD" = 1 ]; then
+    # 443 on every address; room for a benchmark's concurrent connections.
+    sed -i -e "s|listen $addr:443 |listen 443 |" \
+      -e "s|worker_connections 256;|worker_connections 4096;|" "$state/nginx/nginx.conf"
+  fi
   launch nginx /usr/sbin/nginx -p "$state/nginx/" -e "$state/logs/nginx-error.log" \
     -c "$state/nginx/nginx.conf" -g 'daemon off;'
 
