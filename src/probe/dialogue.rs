@@ -41,8 +41,7 @@ pub(super) async fn run(
             let heard = conn.peek_volunteered(wait, line_or_iac).await?;
             match heard {
                 Volunteered::Bytes => {
-                    let sniffed = sniff::sniff_banner(conn.buffered());
-                    match from_sniff(sniffed, expect) {
+                    match choose(conn.buffered(), expect) {
                         Some(d) => d,
                         None => {
                             // Something we cannot name: report its first line,
@@ -145,6 +144,22 @@ fn dialogue_name(d: Dialogue, c: &Check<'_>) -> &'static str {
 /// Enough bytes to sniff: a whole line, or telnet negotiation.
 fn line_or_iac(buf: &[u8]) -> bool {
     buf.first() == Some(&telnet::IAC) || buf.contains(&b'\n')
+}
+
+/// The dialogue for what a server volunteered, given the port's usual one.
+/// A numbered reply that is not a greeting ("421 too busy") on an SMTP or
+/// FTP port is that protocol refusing us: its dialogue reports it.
+fn choose(volunteered: &[u8], expect: Option<Dialogue>) -> Option<Dialogue> {
+    let sniffed = sniff::sniff_banner(volunteered);
+    let numbered = volunteered.len() >= 4
+        && volunteered[..3].iter().all(u8::is_ascii_digit)
+        && matches!(volunteered[3], b' ' | b'-' | b'\r' | b'\n');
+    match (sniffed, expect) {
+        (sniff::Sniffed::Unknown, Some(d @ (Dialogue::Smtp | Dialogue::Ftp))) if numbered => {
+            Some(d)
+        }
+        _ => from_sniff(sniffed, expect),
+    }
 }
 
 fn from_sniff(s: sniff::Sniffed, expect: Option<Dialogue>) -> Option<Dialogue> {
@@ -570,4 +585,56 @@ async fn ldap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
         other => (false, format!("unexpected LDAP message {other:?}")),
     };
     upgrade(c, conn, "StartTLS", None, accepted, text, name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_answered_picks_the_dialogue() {
+        let cases: &[(&[u8], Option<Dialogue>, Option<Dialogue>)] = &[
+            (
+                b"SSH-2.0-OpenSSH_9.2p1\r\n",
+                Some(Dialogue::Pop3),
+                Some(Dialogue::Banner),
+            ),
+            (
+                b"220 mail.lab.test ESMTP Postfix\r\n",
+                None,
+                Some(Dialogue::Smtp),
+            ),
+            (b"220 ready\r\n", Some(Dialogue::Ftp), Some(Dialogue::Ftp)),
+            (
+                b"421 4.7.0 too many connections\r\n",
+                Some(Dialogue::Smtp),
+                Some(Dialogue::Smtp),
+            ),
+            (
+                b"421 too busy\r\n",
+                Some(Dialogue::Ftp),
+                Some(Dialogue::Ftp),
+            ),
+            (b"421 too busy\r\n", None, None),
+            (b"421 too busy\r\n", Some(Dialogue::Pop3), None),
+            (
+                b"+OK Dovecot ready.\r\n",
+                Some(Dialogue::Imap),
+                Some(Dialogue::Pop3),
+            ),
+            (
+                b"hello there\r\n",
+                Some(Dialogue::Banner),
+                Some(Dialogue::Banner),
+            ),
+        ];
+        for (bytes, expect, want) in cases {
+            assert_eq!(
+                choose(bytes, *expect),
+                *want,
+                "{:?} on a {expect:?} port",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
 }
