@@ -177,6 +177,9 @@ fn the_seventeen_classic_checks_against_real_daemons() {
     assert_eq!(s(ldap, &["starttls", "reply"]), "success (0)");
     assert_trusted_tls(&ldap["starttls"]["tls"], "ldap StartTLS");
     assert_trusted_tls(&by[&636]["tls"], "ldaps");
+    // The root DSE gives slapd away (OpenLDAP's own extension OIDs).
+    assert_eq!(ldap["product"], "OpenLDAP");
+    assert_eq!(by[&636]["product"], "OpenLDAP");
 
     // Every check says how long each step took.
     for r in by.values() {

@@ -36,6 +36,16 @@ mod tag {
     pub(super) const RESPONSE_NAME: u8 = 0x8a;
     /// [11] primitive: ExtendedResponse's responseValue.
     pub(super) const RESPONSE_VALUE: u8 = 0x8b;
+    /// [APPLICATION 3] constructed: SearchRequest.
+    pub(super) const SEARCH_REQUEST: u8 = 0x63;
+    /// [APPLICATION 4] constructed: SearchResultEntry.
+    pub(super) const SEARCH_ENTRY: u8 = 0x64;
+    /// [APPLICATION 5] constructed: SearchResultDone.
+    pub(super) const SEARCH_DONE: u8 = 0x65;
+    /// [7] primitive: the `present` filter.
+    pub(super) const FILTER_PRESENT: u8 = 0x87;
+    pub(super) const BOOLEAN: u8 = 0x01;
+    pub(super) const SET: u8 = 0x31;
     /// [0] constructed: LDAPMessage's controls.
     pub(super) const CONTROLS: u8 = 0xa0;
 }
@@ -61,6 +71,17 @@ pub enum LdapOp {
         diagnostic: String,
         /// The OID of the response, when the server names it.
         response_name: Option<String>,
+    },
+    /// SearchResultEntry ([APPLICATION 4]): one entry, e.g. the root DSE.
+    SearchEntry {
+        dn: String,
+        /// Each attribute and its values, as sent.
+        attributes: Vec<(String, Vec<String>)>,
+    },
+    /// SearchResultDone ([APPLICATION 5]): the end of a search.
+    SearchDone {
+        result_code: u32,
+        diagnostic: String,
     },
     /// Any other operation, by its BER tag byte, skipped by its length.
     Other(u8),
@@ -202,6 +223,8 @@ pub fn decode_message(buf: &[u8]) -> Result<Option<(LdapMessage, usize)>, LdapEr
     let (op_tag, op) = r.element("protocolOp is missing or cut short")?;
     let op = match op_tag {
         tag::EXTENDED_RESPONSE => extended_response(op)?,
+        tag::SEARCH_ENTRY => search_entry(op)?,
+        tag::SEARCH_DONE => search_done(op)?,
         _ => LdapOp::Other(op_tag),
     };
     if r.peek_tag() == Some(tag::CONTROLS) {
@@ -247,6 +270,69 @@ fn extended_response(content: &[u8]) -> Result<LdapOp, LdapError> {
         matched_dn,
         diagnostic,
         response_name,
+    })
+}
+
+fn search_entry(content: &[u8]) -> Result<LdapOp, LdapError> {
+    let mut r = Reader { buf: content };
+    let dn = string(r.expect(tag::OCTET_STRING, "objectName must be an OCTET STRING")?);
+    let list = r.expect(tag::SEQUENCE, "attributes must be a SEQUENCE")?;
+    if !r.is_empty() {
+        return Err(LdapError::Malformed {
+            what: "bytes after the SearchResultEntry's attributes",
+        });
+    }
+    let mut attributes = Vec::new();
+    let mut items = Reader { buf: list };
+    while !items.is_empty() {
+        let attr = items.expect(tag::SEQUENCE, "a PartialAttribute must be a SEQUENCE")?;
+        let mut a = Reader { buf: attr };
+        let name = string(a.expect(
+            tag::OCTET_STRING,
+            "an attribute type must be an OCTET STRING",
+        )?);
+        let set = a.expect(tag::SET, "attribute values must be a SET")?;
+        if !a.is_empty() {
+            return Err(LdapError::Malformed {
+                what: "bytes after an attribute's values",
+            });
+        }
+        let mut values = Vec::new();
+        let mut v = Reader { buf: set };
+        while !v.is_empty() {
+            values.push(string(v.expect(
+                tag::OCTET_STRING,
+                "an attribute value must be an OCTET STRING",
+            )?));
+        }
+        attributes.push((name, values));
+    }
+    Ok(LdapOp::SearchEntry { dn, attributes })
+}
+
+fn search_done(content: &[u8]) -> Result<LdapOp, LdapError> {
+    let mut r = Reader { buf: content };
+    let code = r.expect(tag::ENUMERATED, "resultCode must be an ENUMERATED")?;
+    let code = integer(code, "resultCode must be a 32-bit ENUMERATED")?;
+    let result_code = u32::try_from(code).map_err(|_| LdapError::Malformed {
+        what: "resultCode is negative",
+    })?;
+    r.expect(tag::OCTET_STRING, "matchedDN must be an OCTET STRING")?;
+    let diagnostic = string(r.expect(
+        tag::OCTET_STRING,
+        "diagnosticMessage must be an OCTET STRING",
+    )?);
+    if r.peek_tag() == Some(tag::REFERRAL) {
+        r.element("referral cut short")?;
+    }
+    if !r.is_empty() {
+        return Err(LdapError::Malformed {
+            what: "bytes after the SearchResultDone's fields",
+        });
+    }
+    Ok(LdapOp::SearchDone {
+        result_code,
+        diagnostic,
     })
 }
 
@@ -301,6 +387,68 @@ pub fn start_tls_request(message_id: i32) -> Vec<u8> {
     message(message_id, tag::EXTENDED_REQUEST, &op)
 }
 
+/// The root DSE attributes that tell which server this is.
+pub const ROOT_DSE_ATTRIBUTES: &[&str] = &[
+    "vendorName",
+    "vendorVersion",
+    "supportedLDAPVersion",
+    "supportedExtension",
+    "supportedControl",
+    "supportedCapabilities",
+    "forestFunctionality",
+];
+
+/// A search of the root DSE (RFC 4512 5.1: base "", scope base, filter
+/// `(objectClass=*)`) for `attributes`; anonymous, allowed before a bind.
+pub fn root_dse_request(message_id: i32, attributes: &[&str]) -> Vec<u8> {
+    let mut op = Vec::new();
+    put(&mut op, tag::OCTET_STRING, b"");
+    put(&mut op, tag::ENUMERATED, &[0]); // baseObject
+    put(&mut op, tag::ENUMERATED, &[0]); // neverDerefAliases
+    put(&mut op, tag::INTEGER, &[0]); // no size limit
+    put(&mut op, tag::INTEGER, &[10]); // 10 s time limit
+    put(&mut op, tag::BOOLEAN, &[0]); // typesOnly FALSE
+    put(&mut op, tag::FILTER_PRESENT, b"objectClass");
+    let mut list = Vec::new();
+    for a in attributes {
+        put(&mut list, tag::OCTET_STRING, a.as_bytes());
+    }
+    put(&mut op, tag::SEQUENCE, &list);
+    message(message_id, tag::SEARCH_REQUEST, &op)
+}
+
+/// Which server a root DSE describes: its `vendorName` (and
+/// `vendorVersion`) when it says, else what its extensions give away:
+/// OpenLDAP's own OIDs (1.3.6.1.4.1.4203), Active Directory's capabilities
+/// (1.2.840.113556.1.4.800).
+pub fn product_from_root_dse(attributes: &[(String, Vec<String>)]) -> Option<String> {
+    let get = |name: &str| {
+        attributes
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
+    };
+    if let Some(vendor) = get("vendorName").first() {
+        return Some(match get("vendorVersion").first() {
+            Some(version) => format!("{vendor} {version}"),
+            None => vendor.clone(),
+        });
+    }
+    let any = |name: &str, prefix: &str| get(name).iter().any(|v| v.starts_with(prefix));
+    if any("supportedCapabilities", "1.2.840.113556.1.4.800")
+        || !get("forestFunctionality").is_empty()
+    {
+        return Some("Microsoft Active Directory".into());
+    }
+    if any("supportedExtension", "1.3.6.1.4.1.4203.")
+        || any("supportedControl", "1.3.6.1.4.1.4203.")
+    {
+        return Some("OpenLDAP".into());
+    }
+    None
+}
+
 /// Encodes a message, for test servers and round trips. [`LdapOp::Other`] is written as its
 /// tag with no content.
 pub fn encode_message(msg: &LdapMessage) -> Vec<u8> {
@@ -323,6 +471,37 @@ pub fn encode_message(msg: &LdapMessage) -> Vec<u8> {
                 put(&mut op, tag::RESPONSE_NAME, name.as_bytes());
             }
             message(msg.message_id, tag::EXTENDED_RESPONSE, &op)
+        }
+        LdapOp::SearchEntry { dn, attributes } => {
+            let mut list = Vec::new();
+            for (name, values) in attributes {
+                let mut attr = Vec::new();
+                put(&mut attr, tag::OCTET_STRING, name.as_bytes());
+                let mut set = Vec::new();
+                for v in values {
+                    put(&mut set, tag::OCTET_STRING, v.as_bytes());
+                }
+                put(&mut attr, tag::SET, &set);
+                put(&mut list, tag::SEQUENCE, &attr);
+            }
+            let mut op = Vec::new();
+            put(&mut op, tag::OCTET_STRING, dn.as_bytes());
+            put(&mut op, tag::SEQUENCE, &list);
+            message(msg.message_id, tag::SEARCH_ENTRY, &op)
+        }
+        LdapOp::SearchDone {
+            result_code,
+            diagnostic,
+        } => {
+            let mut op = Vec::new();
+            put(
+                &mut op,
+                tag::ENUMERATED,
+                &int_content(i64::from(*result_code)),
+            );
+            put(&mut op, tag::OCTET_STRING, b"");
+            put(&mut op, tag::OCTET_STRING, diagnostic.as_bytes());
+            message(msg.message_id, tag::SEARCH_DONE, &op)
         }
         LdapOp::Other(t) => message(msg.message_id, *t, &[]),
     }

@@ -325,3 +325,112 @@ fn result_names() {
         assert_eq!(result_name(*code), *name);
     }
 }
+
+/// The root DSE search, written out from RFC 4511 4.5.1 and X.690.
+#[test]
+fn root_dse_request_bytes_by_hand() {
+    use sockeye_proto::ldap::root_dse_request;
+    let got = root_dse_request(2, &["vendorName"]);
+    let op: Vec<u8> = cat(&[
+        &[0x04, 0x00],       // baseObject ""
+        &[0x0a, 0x01, 0x00], // scope baseObject
+        &[0x0a, 0x01, 0x00], // derefAliases neverDerefAliases
+        &[0x02, 0x01, 0x00], // sizeLimit 0
+        &[0x02, 0x01, 0x0a], // timeLimit 10
+        &[0x01, 0x01, 0x00], // typesOnly FALSE
+        &[0x87, 0x0b],       // present [7] "objectClass"
+        b"objectClass",
+        &[0x30, 0x0c, 0x04, 0x0a], // attributes: SEQUENCE { "vendorName" }
+        b"vendorName",
+    ]);
+    assert_eq!(op.len(), 44);
+    let want = cat(&[&[0x30, 5 + 44, 0x02, 0x01, 0x02, 0x63, 44], &op]);
+    assert_eq!(got, want);
+}
+
+fn root_dse_entry() -> LdapMessage {
+    LdapMessage {
+        message_id: 2,
+        op: LdapOp::SearchEntry {
+            dn: String::new(),
+            attributes: vec![
+                ("supportedLDAPVersion".into(), vec!["3".into()]),
+                (
+                    "supportedExtension".into(),
+                    vec![
+                        "1.3.6.1.4.1.1466.20037".into(),
+                        "1.3.6.1.4.1.4203.1.11.1".into(),
+                    ],
+                ),
+            ],
+        },
+    }
+}
+
+#[test]
+fn search_entries_and_done_both_ways_and_every_prefix() {
+    let done = LdapMessage {
+        message_id: 2,
+        op: LdapOp::SearchDone {
+            result_code: 0,
+            diagnostic: String::new(),
+        },
+    };
+    for msg in [root_dse_entry(), done] {
+        let bytes = encode_message(&msg);
+        assert_eq!(decode_message(&bytes), Ok(Some((msg.clone(), bytes.len()))));
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                decode_message(&bytes[..cut]),
+                Ok(None),
+                "prefix {cut} of {msg:?}"
+            );
+        }
+    }
+    // A value that is not an OCTET STRING is refused, not skipped.
+    let mut bad = encode_message(&root_dse_entry());
+    let at = bad.iter().position(|&b| b == 0x31).expect("a SET") + 2;
+    bad[at] = 0x02;
+    assert!(matches!(
+        decode_message(&bad),
+        Err(LdapError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn products_from_the_root_dse() {
+    use sockeye_proto::ldap::product_from_root_dse;
+    let attrs = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    };
+    let LdapOp::SearchEntry { attributes, .. } = root_dse_entry().op else {
+        unreachable!()
+    };
+    assert_eq!(
+        product_from_root_dse(&attributes).as_deref(),
+        Some("OpenLDAP")
+    );
+    assert_eq!(
+        product_from_root_dse(&attrs(&[
+            ("vendorName", &["389 Project"]),
+            ("vendorVersion", &["389-Directory/2.3.4"]),
+        ]))
+        .as_deref(),
+        Some("389 Project 389-Directory/2.3.4")
+    );
+    assert_eq!(
+        product_from_root_dse(&attrs(&[(
+            "supportedCapabilities",
+            &["1.2.840.113556.1.4.800"]
+        )]))
+        .as_deref(),
+        Some("Microsoft Active Directory")
+    );
+    assert_eq!(
+        product_from_root_dse(&attrs(&[("supportedLDAPVersion", &["3"])])),
+        None
+    );
+}

@@ -559,12 +559,37 @@ async fn http_check(c: &mut Check<'_>, conn: &mut Conn, name: &str) -> Result<()
     Ok(())
 }
 
+/// LDAP answers a root DSE search before any bind; its searches end in a
+/// SearchResultDone within this many messages.
+const LDAP_MAX_MESSAGES: usize = 16;
+
 async fn ldap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
+    // Which server: the root DSE names it (vendorName) or gives it away
+    // (OpenLDAP's and Active Directory's own OIDs), as nmap's probe does
+    // from the answer to a bind.
+    conn.send(
+        "rootdse",
+        &ldap::root_dse_request(1, ldap::ROOT_DSE_ATTRIBUTES),
+    )
+    .await?;
+    for _ in 0..LDAP_MAX_MESSAGES {
+        let msg = conn.read_msg("rootdse", ldap::decode_message).await?;
+        match msg.op {
+            ldap::LdapOp::SearchEntry { attributes, .. } => {
+                c.result.product = ldap::product_from_root_dse(&attributes);
+                c.result.method = crate::report::Method::Probed;
+            }
+            ldap::LdapOp::SearchDone { .. } => break,
+            // A Notice of Disconnection, or anything else: stop asking.
+            _ => break,
+        }
+    }
+    c.step("rootdse");
     if conn.tls {
         conn.close().await;
         return Ok(());
     }
-    conn.send("starttls", &ldap::start_tls_request(1)).await?;
+    conn.send("starttls", &ldap::start_tls_request(2)).await?;
     let msg = conn.read_msg("starttls", ldap::decode_message).await;
     c.step("starttls");
     let msg = msg?;

@@ -110,6 +110,7 @@ impl<'a> Check<'a> {
                 reason: Reason::SynAck,
                 service,
                 method: Method::Table,
+                product: None,
                 banner: None,
                 greeting: Vec::new(),
                 telnet: Vec::new(),

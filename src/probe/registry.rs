@@ -124,8 +124,8 @@ impl Service {
             Service::Imap | Service::Imaps => Dialogue::Imap,
             Service::Ftp => Dialogue::Ftp,
             Service::Http | Service::Https | Service::Ipp => Dialogue::Http,
-            Service::Kerberos | Service::Ldaps => Dialogue::Connect,
-            Service::Ldap => Dialogue::Ldap,
+            Service::Kerberos => Dialogue::Connect,
+            Service::Ldap | Service::Ldaps => Dialogue::Ldap,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct ServiceResult {
     pub service: String,
     /// How `service` was decided.
     pub method: Method,
+    /// The server's product, when what it said names it (LDAP's root DSE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
     /// The first line the server sent (greeting, banner, HTTP status line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<String>,
@@ -156,6 +159,8 @@ impl ServiceResult {
             parts.push(s);
         } else if let Some(banner) = &self.banner {
             parts.push(banner.clone());
+        } else if let Some(product) = &self.product {
+            parts.push(product.clone());
         }
         if let Some(tls) = &self.tls {
             parts.push(tls_summary("TLS", tls));
@@ -361,6 +366,7 @@ mod tests {
             reason: Reason::SynAck,
             service: "https".into(),
             method: Method::Probed,
+            product: None,
             banner: None,
             greeting: Vec::new(),
             telnet: Vec::new(),

@@ -188,9 +188,13 @@ impl XmlSink {
             Some(super::TlsOutcome::Ok(_)) => " tunnel=\"ssl\"",
             _ => "",
         };
+        let product = match &sv.product {
+            Some(p) => format!(" product=\"{}\"", attr(p)),
+            None => String::new(),
+        };
         let _ = write!(
             text,
-            "<service name=\"{}\"{tunnel} method=\"{method}\" conf=\"{conf}\"/>",
+            "<service name=\"{}\"{product}{tunnel} method=\"{method}\" conf=\"{conf}\"/>",
             attr(&sv.service)
         );
         let mut script = |id: &str, output: &str| {
