@@ -291,6 +291,23 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
                 }
             }
         }
+        CheckKind::Mail { host, port, mail } => {
+            let (failure, reached) = run_mail(host, *port, mail, ctx).await;
+            let e = &check.expect;
+            match failure {
+                None => {
+                    r.actual = format!("success ({reached})");
+                    r.result = "Success".into();
+                    r.passed = e.outcome != Some(Outcome::Fail);
+                }
+                Some((stage, text)) => {
+                    r.actual = format!("fail at {stage}: {text}");
+                    r.result = format!("Fail {text} at {stage}");
+                    r.passed = e.outcome == Some(Outcome::Fail)
+                        && e.fail_at.as_ref().is_none_or(|want| want == stage);
+                }
+            }
+        }
     }
     r.elapsed_ms = ms(started.elapsed());
     r
@@ -329,6 +346,49 @@ async fn run_calc(
         .await
         .map_err(|e| e.to_string())?;
     got.ok_or_else(|| "no answer".to_string())
+}
+
+/// One SMTP session as a plan's mail check asks: the failed step's name and
+/// why, or where it stopped.
+async fn run_mail(
+    host: &str,
+    port: u16,
+    mail: &plan::MailCheck,
+    ctx: &Context,
+) -> (Option<(&'static str, String)>, String) {
+    let config = crate::mail::MailConfig::new(
+        host.to_owned(),
+        port,
+        mail.dialogue.clone(),
+        mail.insecure,
+        mail.ca_files.clone(),
+    );
+    let mut config = match config {
+        Ok(c) => c,
+        // Checked when the plan was read; a CA file gone since lands here.
+        Err(text) => return (Some(("setup", text)), String::new()),
+    };
+    config.quit_after = mail.quit_after;
+    config.connect_timeout = ctx.connect_timeout;
+    config.timeout = ctx.timeout;
+    config.tls_timeout = ctx.talk.tls_timeout;
+    let report = crate::mail::send(&config, &mut |_| {}).await;
+    let reached = match mail.quit_after {
+        Some(q) => format!("quit after {}", q.name()),
+        None => format!(
+            "{} message{} accepted",
+            report.outcome.messages_delivered,
+            if report.outcome.messages_delivered == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+    };
+    (
+        report.failure.map(|(stage, text)| (stage.name(), text)),
+        reached,
+    )
 }
 
 /// The expectation in words.
