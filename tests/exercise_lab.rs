@@ -318,7 +318,8 @@ checks:
 /// The mail check: a matrix over passwords against Postfix on 587 (STARTTLS
 /// required, then AUTH through Dovecot), stopping after AUTH so nothing is
 /// delivered. The right password must log in; a wrong one must fail at
-/// `auth`, and that is a pass.
+/// `auth`, and that is a pass. A check that says `quit_after: none` sends
+/// one message, and it arrives.
 #[test]
 fn a_mail_check_matrix_over_passwords_against_postfix_submission() {
     if !require_lab() || !require_services() {
@@ -352,12 +353,40 @@ checks:
         pass = ALICE.1,
         port = ports::SUBMISSION,
     );
-    let path = write(dir.path(), "mail.yaml", &plan);
+    // Only `quit_after: none` sends a message: one, delivered to alice.
+    let send = format!(
+        r#"
+  - name: send one
+    mail:
+      server: "{TARGET_V4}:{port}"
+      from: {user}@lab.test
+      to: {user}@lab.test
+      ca_file: ["{ca}"]
+      quit_after: none
+      auth_user: {user}
+      auth_password: {pass}
+"#,
+        user = ALICE.0,
+        pass = ALICE.1,
+        port = ports::SUBMISSION,
+    );
+    let path = write(dir.path(), "mail.yaml", &format!("{plan}{send}"));
     let (out, err, code) = run(&lab, &["exercise", "run", &path, "-o", "json"]);
     assert_eq!(code, 0, "{out}{err}");
     let records = json_lines(&out);
     let cs = checks(&records);
-    assert_eq!(cs.len(), 2, "{out}{err}");
+    assert_eq!(cs.len(), 3, "{out}{err}");
+    assert_eq!(cs[2]["actual"], "success (1 message accepted)", "{}", cs[2]);
+    let delivered = services.wait_for_mail(
+        ALICE.0,
+        "Subject: sockeye exercise: send one",
+        Duration::from_secs(20),
+    );
+    assert!(
+        delivered.is_some(),
+        "no message in alice's Maildir: {}",
+        cs[2]
+    );
     assert_eq!(cs[0]["name"], "login right password", "{out}");
     assert_eq!(cs[0]["kind"], "mail", "{}", cs[0]);
     assert_eq!(cs[0]["actual"], "success (quit after auth)", "{}", cs[0]);
@@ -367,6 +396,14 @@ checks:
     assert!(actual.starts_with("fail at auth: "), "{}", cs[1]);
     assert!(actual.contains("535"), "Postfix's reply: {}", cs[1]);
     assert_eq!(cs[1]["passed"], true, "{}", cs[1]);
+    // The session: STARTTLS verified against the lab CA, then AUTH.
+    let m = &cs[0]["mail"];
+    assert_eq!(m["verified"], true, "{m}");
+    assert!(m["tls"].as_str().expect("tls").starts_with("TLSv1."), "{m}");
+    assert!(m["auth_mechanism"].is_string(), "{m}");
+    assert_eq!(m["messages_delivered"], 0, "nothing sent: {m}");
+    assert_eq!(cs[1]["mail"]["failed_at"], "auth", "{}", cs[1]);
+    assert_eq!(cs[1]["mail"]["verified"], true, "{}", cs[1]);
 
     // The wrong expectation ("the wrong password logs in") fails the check
     // and the run.

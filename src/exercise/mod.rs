@@ -50,6 +50,34 @@ pub struct CheckResult {
     /// A probe check's findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceResult>,
+    /// A mail check's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailResult>,
+}
+
+/// What a mail check's SMTP session did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailResult {
+    /// The address connected to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The TLS version, when a handshake completed (implicit or STARTTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Whether the certificate verified (false only with `insecure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// The AUTH mechanism that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_mechanism: Option<&'static str>,
+    pub accepted: Vec<String>,
+    pub rejected: Vec<String>,
+    pub messages_delivered: u32,
+    /// The stage that failed (`auth`), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What every check shares while a plan runs.
@@ -175,6 +203,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
         elapsed_ms: 0,
         talk: None,
         service: None,
+        mail: None,
     };
     match &check.kind {
         CheckKind::Connect { host, port } => {
@@ -292,8 +321,10 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             }
         }
         CheckKind::Mail { host, port, mail } => {
-            let (failure, reached) = run_mail(host, *port, mail, ctx).await;
+            let (found, reached) = run_mail(host, *port, mail, ctx).await;
             let e = &check.expect;
+            let failure = found.failed_at.zip(found.detail.clone());
+            r.mail = Some(found);
             match failure {
                 None => {
                     r.actual = format!("success ({reached})");
@@ -355,7 +386,7 @@ async fn run_mail(
     port: u16,
     mail: &plan::MailCheck,
     ctx: &Context,
-) -> (Option<(&'static str, String)>, String) {
+) -> (MailResult, String) {
     let config = crate::mail::MailConfig::new(
         host.to_owned(),
         port,
@@ -366,7 +397,20 @@ async fn run_mail(
     let mut config = match config {
         Ok(c) => c,
         // Checked when the plan was read; a CA file gone since lands here.
-        Err(text) => return (Some(("setup", text)), String::new()),
+        Err(text) => {
+            let found = MailResult {
+                peer: None,
+                tls: None,
+                verified: None,
+                auth_mechanism: None,
+                accepted: Vec::new(),
+                rejected: Vec::new(),
+                messages_delivered: 0,
+                failed_at: Some("setup"),
+                detail: Some(text),
+            };
+            return (found, String::new());
+        }
     };
     config.quit_after = mail.quit_after;
     config.connect_timeout = ctx.connect_timeout;
@@ -385,10 +429,22 @@ async fn run_mail(
             }
         ),
     };
-    (
-        report.failure.map(|(stage, text)| (stage.name(), text)),
-        reached,
-    )
+    let (failed_at, detail) = match report.failure {
+        Some((stage, text)) => (Some(stage.name()), Some(text)),
+        None => (None, None),
+    };
+    let found = MailResult {
+        peer: report.peer.map(|p| p.to_string()),
+        verified: report.tls.as_ref().map(|t| t.verified),
+        tls: report.tls.map(|t| t.version),
+        auth_mechanism: report.outcome.auth_mechanism,
+        accepted: report.outcome.accepted,
+        rejected: report.outcome.rejected,
+        messages_delivered: report.outcome.messages_delivered,
+        failed_at,
+        detail,
+    };
+    (found, reached)
 }
 
 /// The expectation in words.
