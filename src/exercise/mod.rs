@@ -1,5 +1,5 @@
 //! `sockeye exercise run PLAN`: test plans whose checks (connect, probe,
-//! talk, calc, and matrices of them) each carry an expectation; a check
+//! talk, calc, mail, and matrices of them) each carry an expectation; a check
 //! passes when reality matched the expectation ("a bad password must be
 //! refused" passes when the login fails).
 //!

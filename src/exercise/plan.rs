@@ -1259,5 +1259,32 @@ expect = "closed"
             .expect_err("bad");
         assert_eq!(e.line, 4, "{e}");
         assert!(e.message.contains("expected open, closed"), "{e}");
+        // A mail check in TOML: the same struct, `to` as one text.
+        let mail = r#"
+[[checks]]
+name = "a"
+mail = { server = "h:465", to = "a@x, b@y", tls = "on-connect", quit_after = "ehlo" }
+expect = { fail_at = "tls" }
+"#;
+        let plan = compile_text(
+            "p.toml",
+            mail,
+            SourceFormat::Toml,
+            std::path::Path::new("."),
+        )
+        .expect("valid");
+        let CheckKind::Mail { mail, .. } = &plan.checks[0].kind else {
+            panic!("not mail");
+        };
+        assert_eq!(mail.dialogue.tls, sockeye_proto::smtp::TlsMode::Implicit);
+        assert_eq!(mail.quit_after, Some(crate::mail::QuitAfter::Ehlo));
+        let to = &mail.dialogue.envelope.as_ref().expect("envelope").to;
+        assert_eq!(to, &["a@x", "b@y"]);
+        assert_eq!(plan.checks[0].expect.fail_at.as_deref(), Some("tls"));
+        let bad = "[[checks]]\nname = \"a\"\nmail = { server = \"h:1\", to = \"a@x\", tls = \"always\" }\n";
+        let e = compile_text("p.toml", bad, SourceFormat::Toml, std::path::Path::new("."))
+            .expect_err("bad");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown variant"), "{e}");
     }
 }
