@@ -3,7 +3,8 @@
 //! right verdict, and POP3 logins against Dovecot (STARTTLS in the middle
 //! of a conversation, implicit TLS, and a plaintext login that must be
 //! refused), plus probe, connect and SMTP, IMAP and FTP STARTTLS steps in
-//! one plan.
+//! one plan; and the mail check: a matrix over passwords against Postfix's
+//! submission port, and mail checks refused with their position.
 //!
 //! "An unreachable address in the test namespace" is 198.18.0.99: inside
 //! the lab's /24 on the veth, so the route exists but no host answers ARP
@@ -311,5 +312,137 @@ checks:
     for c in &cs[4..7] {
         assert_eq!(c["talk"]["tls"]["verified"], true, "{c}");
         assert_eq!(c["actual"], "success", "{c}");
+    }
+}
+
+/// The mail check: a matrix over passwords against Postfix on 587 (STARTTLS
+/// required, then AUTH through Dovecot), stopping after AUTH so nothing is
+/// delivered. The right password must log in; a wrong one must fail at
+/// `auth`, and that is a pass. A check that says `quit_after: none` sends
+/// one message, and it arrives.
+#[test]
+fn a_mail_check_matrix_over_passwords_against_postfix_submission() {
+    if !require_lab() || !require_services() {
+        return;
+    }
+    let lab = Lab::new();
+    let services = ServiceLab::start(&lab);
+    let ca = services.ca_cert_path().display().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = format!(
+        r#"
+name: submission logins
+defaults: {{connect_timeout: 2s, timeout: 10s}}
+checks:
+  - name: "login {{{{case}}}}"
+    mail:
+      server: "{TARGET_V4}:{port}"
+      from: {user}@lab.test
+      to: [{user}@lab.test]
+      tls: starttls
+      ca_file: ["{ca}"]
+      quit_after: auth
+      auth_user: {user}
+      auth_password: "{{{{password}}}}"
+    matrix:
+      - {{case: right password, password: {pass}, expect: success}}
+      - {{case: wrong password, password: not-the-password}}
+    expect: {{fail_at: auth}}
+"#,
+        user = ALICE.0,
+        pass = ALICE.1,
+        port = ports::SUBMISSION,
+    );
+    // Only `quit_after: none` sends a message: one, delivered to alice.
+    let send = format!(
+        r#"
+  - name: send one
+    mail:
+      server: "{TARGET_V4}:{port}"
+      from: {user}@lab.test
+      to: {user}@lab.test
+      ca_file: ["{ca}"]
+      quit_after: none
+      auth_user: {user}
+      auth_password: {pass}
+"#,
+        user = ALICE.0,
+        pass = ALICE.1,
+        port = ports::SUBMISSION,
+    );
+    let path = write(dir.path(), "mail.yaml", &format!("{plan}{send}"));
+    let (out, err, code) = run(&lab, &["exercise", "run", &path, "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let records = json_lines(&out);
+    let cs = checks(&records);
+    assert_eq!(cs.len(), 3, "{out}{err}");
+    assert_eq!(cs[2]["actual"], "success (1 message accepted)", "{}", cs[2]);
+    let delivered = services.wait_for_mail(
+        ALICE.0,
+        "Subject: sockeye exercise: send one",
+        Duration::from_secs(20),
+    );
+    assert!(
+        delivered.is_some(),
+        "no message in alice's Maildir: {}",
+        cs[2]
+    );
+    assert_eq!(cs[0]["name"], "login right password", "{out}");
+    assert_eq!(cs[0]["kind"], "mail", "{}", cs[0]);
+    assert_eq!(cs[0]["actual"], "success (quit after auth)", "{}", cs[0]);
+    assert_eq!(cs[0]["passed"], true, "{}", cs[0]);
+    assert_eq!(cs[1]["expected"], "fail at auth", "{}", cs[1]);
+    let actual = cs[1]["actual"].as_str().expect("actual");
+    assert!(actual.starts_with("fail at auth: "), "{}", cs[1]);
+    assert!(actual.contains("535"), "Postfix's reply: {}", cs[1]);
+    assert_eq!(cs[1]["passed"], true, "{}", cs[1]);
+    // The session: STARTTLS verified against the lab CA, then AUTH.
+    let m = &cs[0]["mail"];
+    assert_eq!(m["verified"], true, "{m}");
+    assert!(m["tls"].as_str().expect("tls").starts_with("TLSv1."), "{m}");
+    assert!(m["auth_mechanism"].is_string(), "{m}");
+    assert_eq!(m["messages_delivered"], 0, "nothing sent: {m}");
+    assert_eq!(cs[1]["mail"]["failed_at"], "auth", "{}", cs[1]);
+    assert_eq!(cs[1]["mail"]["verified"], true, "{}", cs[1]);
+
+    // The wrong expectation ("the wrong password logs in") fails the check
+    // and the run.
+    let wrong = plan.replace("{fail_at: auth}", "success");
+    let path = write(dir.path(), "wrong.yaml", &wrong);
+    let (out, err, code) = run(&lab, &["exercise", "run", &path, "-o", "tap"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("ok 1 - login right password"), "{out}");
+    assert!(out.contains("not ok 2 - login wrong password"), "{out}");
+}
+
+/// A bad mail check is refused whole, before anything runs: exit 2 and the
+/// file, line and column of the mistake.
+#[test]
+fn a_bad_mail_check_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "checks:\n  - name: a\n    mail:\n      server: 127.0.0.1:9\n      to: b@x\n      password: x\n",
+            "6:7",
+            "unknown field",
+        ),
+        (
+            "checks:\n  - name: a\n    mail:\n      server: 127.0.0.1:9\n      to: b@x\n      quit_after: data\n",
+            // The value's column: the word is what is wrong.
+            "6:19",
+            "unknown variant `data`, expected one of connect",
+        ),
+    ];
+    for (i, (text, at, needle)) in cases.iter().enumerate() {
+        let path = write(dir.path(), &format!("bad{i}.yaml"), text);
+        let out = std::process::Command::new(bin())
+            .args(["exercise", "run", &path])
+            .output()
+            .expect("run sockeye");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("{path}:{at}: ")), "{text}: {err}");
+        assert!(err.contains(needle), "{text}: {err}");
+        assert!(out.stdout.is_empty(), "nothing ran: {text}");
     }
 }

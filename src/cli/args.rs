@@ -67,7 +67,7 @@ pub enum Command {
     /// Hold a conversation: wait for patterns, send responses (TCP, TLS, a child on a pty).
     #[command(after_help = super::talk::TALK_AFTER)]
     Talk(Box<super::talk::TalkArgs>),
-    /// Run a test plan: connect, probe and talk checks with expectations.
+    /// Run a test plan: connect, probe, talk, calc and mail checks with expectations.
     #[command(after_help = super::exercise::EXERCISE_AFTER)]
     Exercise(Box<super::exercise::ExerciseArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.

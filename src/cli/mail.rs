@@ -10,13 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use sockeye_proto::smtp::{self, AuthMechanism, Credentials, Envelope, TlsMode};
+use sockeye_proto::smtp::{AuthMechanism, Credentials, TlsMode};
 
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::mail::message::{Attachment, MessageSpec, content_type_for, parse_header};
 use crate::mail::{Event, MailConfig, QuitAfter, Report, stage_name};
-use crate::tls::client::TlsClientLoader;
 
 pub const MAIL_AFTER: &str = "\
 TLS: by default STARTTLS when the server offers it. --tls requires STARTTLS,
@@ -382,42 +381,33 @@ impl MailPlan {
             headers,
             attachments,
         };
-        let dialogue = smtp::ClientOptions {
-            hello_name: args
-                .ehlo
-                .clone()
-                .unwrap_or_else(|| "[127.0.0.1]".to_owned()),
-            tls: tls_mode,
-            auth,
-            auth_mechanism: args.auth.map(|a| match a {
-                AuthArg::Plain => AuthMechanism::Plain,
-                AuthArg::Login => AuthMechanism::Login,
-            }),
-            allow_plaintext_auth: args.allow_plaintext_auth,
-            envelope: Some(Envelope {
-                from: args.from.clone(),
-                to,
-                body: spec.build(),
-            }),
-            quit_after: None,
-            messages: args.count,
-        };
-        // Every address, name and secret checked now (CR, LF, NUL, '<', spaces in EHLO).
-        smtp::Client::new(dialogue.clone()).map_err(|e| UsageError::new(e.to_string()))?;
+        let mut dialogue =
+            crate::mail::dialogue(tls_mode, auth, args.from.clone(), to, spec.build());
+        if let Some(name) = &args.ehlo {
+            // Checked with the rest below (spaces, line breaks).
+            dialogue.hello_name = name.clone();
+        }
+        dialogue.auth_mechanism = args.auth.map(|a| match a {
+            AuthArg::Plain => AuthMechanism::Plain,
+            AuthArg::Login => AuthMechanism::Login,
+        });
+        dialogue.allow_plaintext_auth = args.allow_plaintext_auth;
+        dialogue.messages = args.count;
+        // Every address, name and secret checked, the TLS client started.
+        let mut config = MailConfig::new(
+            host.clone(),
+            port,
+            dialogue,
+            args.insecure,
+            args.ca_file.clone(),
+        )
+        .map_err(UsageError::new)?;
         if args.insecure {
             warnings.push(
                 "--insecure: the server's certificate is not verified; anyone in the path can read the password"
                     .to_owned(),
             );
         }
-        // Built in the background while the connection is made (the roots take a while).
-        let tls = match tls_mode {
-            TlsMode::Never => None,
-            _ => Some(
-                TlsClientLoader::start(args.insecure, args.ca_file.clone())
-                    .map_err(|e| UsageError::new(e.to_string()))?,
-            ),
-        };
         let quit_after = args.quit_after.map(|q| match q {
             QuitAfterArg::Connect => QuitAfter::Connect,
             QuitAfterArg::Banner => QuitAfter::Banner,
@@ -432,19 +422,14 @@ impl MailPlan {
         } else {
             format!("{host}:{port}")
         };
+        config.ehlo = args.ehlo;
+        config.quit_after = quit_after;
+        config.connect_timeout = duration("--connect-timeout", &args.connect_timeout)?;
+        config.timeout = duration("--timeout", &args.timeout)?;
+        config.tls_timeout = duration("--tls-timeout", &args.tls_timeout)?;
+        config.show_secrets = args.show_secrets;
         Ok(MailPlan {
-            config: MailConfig {
-                host,
-                port,
-                ehlo: args.ehlo,
-                dialogue,
-                tls,
-                quit_after,
-                connect_timeout: duration("--connect-timeout", &args.connect_timeout)?,
-                timeout: duration("--timeout", &args.timeout)?,
-                tls_timeout: duration("--tls-timeout", &args.tls_timeout)?,
-                show_secrets: args.show_secrets,
-            },
+            config,
             output: if args.json {
                 MailOutput::Json
             } else {

@@ -1,5 +1,5 @@
 //! `sockeye exercise run PLAN`: test plans whose checks (connect, probe,
-//! talk, calc, and matrices of them) each carry an expectation; a check
+//! talk, calc, mail, and matrices of them) each carry an expectation; a check
 //! passes when reality matched the expectation ("a bad password must be
 //! refused" passes when the login fails).
 //!
@@ -50,6 +50,34 @@ pub struct CheckResult {
     /// A probe check's findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceResult>,
+    /// A mail check's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailResult>,
+}
+
+/// What a mail check's SMTP session did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailResult {
+    /// The address connected to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The TLS version, when a handshake completed (implicit or STARTTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Whether the certificate verified (false only with `insecure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// The AUTH mechanism that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_mechanism: Option<&'static str>,
+    pub accepted: Vec<String>,
+    pub rejected: Vec<String>,
+    pub messages_delivered: u32,
+    /// The stage that failed (`auth`), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What every check shares while a plan runs.
@@ -175,6 +203,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
         elapsed_ms: 0,
         talk: None,
         service: None,
+        mail: None,
     };
     match &check.kind {
         CheckKind::Connect { host, port } => {
@@ -291,6 +320,25 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
                 }
             }
         }
+        CheckKind::Mail { host, port, mail } => {
+            let (found, reached) = run_mail(host, *port, mail, ctx).await;
+            let e = &check.expect;
+            let failure = found.failed_at.zip(found.detail.clone());
+            r.mail = Some(found);
+            match failure {
+                None => {
+                    r.actual = format!("success ({reached})");
+                    r.result = "Success".into();
+                    r.passed = e.outcome != Some(Outcome::Fail);
+                }
+                Some((stage, text)) => {
+                    r.actual = format!("fail at {stage}: {text}");
+                    r.result = format!("Fail {text} at {stage}");
+                    r.passed = e.outcome == Some(Outcome::Fail)
+                        && e.fail_at.as_ref().is_none_or(|want| want == stage);
+                }
+            }
+        }
     }
     r.elapsed_ms = ms(started.elapsed());
     r
@@ -329,6 +377,74 @@ async fn run_calc(
         .await
         .map_err(|e| e.to_string())?;
     got.ok_or_else(|| "no answer".to_string())
+}
+
+/// One SMTP session as a plan's mail check asks: the failed step's name and
+/// why, or where it stopped.
+async fn run_mail(
+    host: &str,
+    port: u16,
+    mail: &plan::MailCheck,
+    ctx: &Context,
+) -> (MailResult, String) {
+    let config = crate::mail::MailConfig::new(
+        host.to_owned(),
+        port,
+        mail.dialogue.clone(),
+        mail.insecure,
+        mail.ca_files.clone(),
+    );
+    let mut config = match config {
+        Ok(c) => c,
+        // Checked when the plan was read; a CA file gone since lands here.
+        Err(text) => {
+            let found = MailResult {
+                peer: None,
+                tls: None,
+                verified: None,
+                auth_mechanism: None,
+                accepted: Vec::new(),
+                rejected: Vec::new(),
+                messages_delivered: 0,
+                failed_at: Some("setup"),
+                detail: Some(text),
+            };
+            return (found, String::new());
+        }
+    };
+    config.quit_after = mail.quit_after;
+    config.connect_timeout = ctx.connect_timeout;
+    config.timeout = ctx.timeout;
+    config.tls_timeout = ctx.talk.tls_timeout;
+    let report = crate::mail::send(&config, &mut |_| {}).await;
+    let reached = match mail.quit_after {
+        Some(q) => format!("quit after {}", q.name()),
+        None => format!(
+            "{} message{} accepted",
+            report.outcome.messages_delivered,
+            if report.outcome.messages_delivered == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+    };
+    let (failed_at, detail) = match report.failure {
+        Some((stage, text)) => (Some(stage.name()), Some(text)),
+        None => (None, None),
+    };
+    let found = MailResult {
+        peer: report.peer.map(|p| p.to_string()),
+        verified: report.tls.as_ref().map(|t| t.verified),
+        tls: report.tls.map(|t| t.version),
+        auth_mechanism: report.outcome.auth_mechanism,
+        accepted: report.outcome.accepted,
+        rejected: report.outcome.rejected,
+        messages_delivered: report.outcome.messages_delivered,
+        failed_at,
+        detail,
+    };
+    (found, reached)
 }
 
 /// The expectation in words.

@@ -68,6 +68,7 @@ pub struct CheckSpec {
     pub probe: Option<ProbeSpec>,
     pub talk: Option<TalkSpec>,
     pub calc: Option<CalcSpec>,
+    pub mail: Option<MailSpec>,
     /// Check names (or matrix names) that must finish before this one starts.
     #[serde(default)]
     pub after: Vec<Spanned<String>>,
@@ -118,6 +119,72 @@ pub struct CalcSpec {
     pub little_endian: bool,
 }
 
+/// `mail`: an SMTP session (`sockeye mail`), stopped after a step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSpec {
+    /// `HOST:PORT`.
+    pub server: String,
+    /// The envelope sender; "" for the null sender.
+    #[serde(default)]
+    pub from: String,
+    /// Recipients: a list, or one comma-separated text.
+    pub to: AddressList,
+    /// The step to stop after (QUIT); default `rcpt`, so no message is sent
+    /// unless the plan says `none`.
+    pub quit_after: Option<QuitAfterWord>,
+    /// Default `optional`: STARTTLS when offered.
+    pub tls: Option<TlsWord>,
+    pub auth_user: Option<String>,
+    pub auth_password: Option<String>,
+    /// Do not verify the server's certificate.
+    #[serde(default)]
+    pub insecure: bool,
+    /// CA certificates (PEM) trusted besides the system's and `defaults.ca_file`.
+    #[serde(default)]
+    pub ca_file: Vec<String>,
+}
+
+/// A mail check's `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AddressList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A mail check's `quit_after` (swaks' step names, and `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuitAfterWord {
+    Connect,
+    Banner,
+    Ehlo,
+    Tls,
+    Auth,
+    Mail,
+    Rcpt,
+    /// Send the message.
+    None,
+}
+
+/// A mail check's `tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsWord {
+    /// STARTTLS, or fail at `tls`.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    OnConnect,
+    /// STARTTLS when offered.
+    Optional,
+    /// Plain text.
+    None,
+}
+
+/// The body of the message a mail check with `quit_after: none` sends.
+const MAIL_BODY: &str = "This is a test mailing from sockeye exercise\n";
+
 /// A matrix cell: text, a number or a boolean, used as text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scalar(pub String);
@@ -159,7 +226,7 @@ pub struct ExpectSpec {
     pub state: Option<PortWord>,
     /// talk, calc, probe: whether it worked.
     pub outcome: Option<Outcome>,
-    /// talk: the step it must fail at (implies `outcome: fail`).
+    /// talk, mail: the step it must fail at (implies `outcome: fail`).
     pub fail_at: Option<String>,
     /// probe: the service recognised.
     pub service: Option<String>,
@@ -249,6 +316,22 @@ pub enum CheckKind {
         args: Vec<String>,
         little_endian: bool,
     },
+    Mail {
+        host: String,
+        port: u16,
+        mail: Arc<MailCheck>,
+    },
+}
+
+/// A mail check's session, validated (addresses, names, secrets).
+#[derive(Debug, Clone)]
+pub struct MailCheck {
+    pub dialogue: sockeye_proto::smtp::ClientOptions,
+    /// `None`: the message is sent.
+    pub quit_after: Option<crate::mail::QuitAfter>,
+    pub insecure: bool,
+    /// The plan's `defaults.ca_file`, then the check's own.
+    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 impl CheckKind {
@@ -258,6 +341,7 @@ impl CheckKind {
             CheckKind::Probe { .. } => "probe",
             CheckKind::Talk { .. } => "talk",
             CheckKind::Calc { .. } => "calc",
+            CheckKind::Mail { .. } => "mail",
         }
     }
 
@@ -266,7 +350,8 @@ impl CheckKind {
         match self {
             CheckKind::Connect { host, port }
             | CheckKind::Probe { host, port, .. }
-            | CheckKind::Calc { host, port, .. } => host_port(host, *port),
+            | CheckKind::Calc { host, port, .. }
+            | CheckKind::Mail { host, port, .. } => host_port(host, *port),
             CheckKind::Talk { endpoint, .. } => endpoint.describe(),
         }
     }
@@ -319,12 +404,21 @@ pub fn compile_text(
     base: &std::path::Path,
 ) -> Result<Plan, SourceError> {
     let spec: PlanSpec = parse_source(file, text, format)?;
-    Compiler { file, base }.plan(spec)
+    let ca_files: Vec<std::path::PathBuf> =
+        spec.defaults.ca_file.iter().map(|p| base.join(p)).collect();
+    Compiler {
+        file,
+        base,
+        ca_files: &ca_files,
+    }
+    .plan(spec)
 }
 
 struct Compiler<'a> {
     file: &'a str,
     base: &'a std::path::Path,
+    /// `defaults.ca_file`, from `base`.
+    ca_files: &'a [std::path::PathBuf],
 }
 
 impl Compiler<'_> {
@@ -453,12 +547,7 @@ impl Compiler<'_> {
                 }
             }
         }
-        let ca_files = spec
-            .defaults
-            .ca_file
-            .iter()
-            .map(|p| self.base.join(p))
-            .collect();
+        let ca_files = self.ca_files.to_vec();
         Ok(Plan {
             name: spec.name.unwrap_or_else(|| self.file.to_string()),
             concurrency,
@@ -513,6 +602,7 @@ impl Compiler<'_> {
             c.probe.is_some(),
             c.talk.is_some(),
             c.calc.is_some(),
+            c.mail.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -521,7 +611,7 @@ impl Compiler<'_> {
             return Err(self.at(
                 at,
                 format!(
-                    "check {:?}: expected exactly one of connect, probe, talk, calc (found {count})",
+                    "check {:?}: expected exactly one of connect, probe, talk, calc, mail (found {count})",
                     at.value
                 ),
             ));
@@ -580,6 +670,9 @@ impl Compiler<'_> {
                 little_endian: k.little_endian,
             });
         }
+        if let Some(m) = &c.mail {
+            return self.mail(at, m, vars);
+        }
         let Some(t) = &c.talk else {
             return Err(self.at(at, "no check kind"));
         };
@@ -632,6 +725,88 @@ impl Compiler<'_> {
             endpoint,
             conversation: Arc::clone(conversation),
             vars: Arc::new(vars.clone()),
+        })
+    }
+
+    /// A mail check: templates rendered, the session checked as `sockeye mail`
+    /// checks it (the same constructor), the CA files read.
+    fn mail(
+        &self,
+        at: &Spanned<String>,
+        m: &MailSpec,
+        vars: &Vars,
+    ) -> Result<CheckKind, SourceError> {
+        use crate::mail::QuitAfter;
+        use sockeye_proto::smtp::{Credentials, TlsMode};
+        let bad = |what: String| self.at(at, format!("check {:?}: mail: {what}", at.value));
+        let (host, port) = self.target(at, &m.server, vars)?;
+        let from = self.render(at, &m.from, vars)?;
+        let to: Vec<String> = match &m.to {
+            AddressList::One(text) => self
+                .render(at, text, vars)?
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .collect(),
+            AddressList::Many(list) => list
+                .iter()
+                .map(|a| self.render(at, a, vars).map(|a| a.trim().to_owned()))
+                .collect::<Result<_, _>>()?,
+        };
+        if to.is_empty() || to.iter().any(String::is_empty) {
+            return Err(bad("to: an empty address".into()));
+        }
+        let auth = match (&m.auth_user, &m.auth_password) {
+            (None, None) => None,
+            (Some(user), Some(pass)) => Some(Credentials {
+                user: self.render(at, user, vars)?,
+                pass: self.render(at, pass, vars)?,
+            }),
+            _ => return Err(bad("auth_user and auth_password go together".into())),
+        };
+        let tls = match m.tls.unwrap_or(TlsWord::Optional) {
+            TlsWord::Starttls => TlsMode::Required,
+            TlsWord::OnConnect => TlsMode::Implicit,
+            TlsWord::Optional => TlsMode::IfOffered,
+            TlsWord::None => TlsMode::Never,
+        };
+        let quit_after = match m.quit_after.unwrap_or(QuitAfterWord::Rcpt) {
+            QuitAfterWord::Connect => Some(QuitAfter::Connect),
+            QuitAfterWord::Banner => Some(QuitAfter::Banner),
+            QuitAfterWord::Ehlo => Some(QuitAfter::Ehlo),
+            QuitAfterWord::Tls => Some(QuitAfter::Tls),
+            QuitAfterWord::Auth => Some(QuitAfter::Auth),
+            QuitAfterWord::Mail => Some(QuitAfter::Mail),
+            QuitAfterWord::Rcpt => Some(QuitAfter::Rcpt),
+            QuitAfterWord::None => None,
+        };
+        // The message is only built when it is to be sent.
+        let body = match quit_after {
+            Some(_) => Vec::new(),
+            None => crate::mail::message::MessageSpec {
+                envelope_from: from.clone(),
+                to: to.clone(),
+                header_from: None,
+                subject: format!("sockeye exercise: {}", at.value),
+                body: MAIL_BODY.to_owned(),
+                headers: Vec::new(),
+                attachments: Vec::new(),
+            }
+            .build(),
+        };
+        let dialogue = crate::mail::dialogue(tls, auth, from, to, body);
+        sockeye_proto::smtp::Client::new(dialogue.clone()).map_err(|e| bad(e.to_string()))?;
+        let mut ca_files = self.ca_files.to_vec();
+        ca_files.extend(m.ca_file.iter().map(|p| self.base.join(p)));
+        crate::tls::client::check_ca_files(&ca_files).map_err(|e| bad(e.to_string()))?;
+        Ok(CheckKind::Mail {
+            host,
+            port,
+            mail: Arc::new(MailCheck {
+                dialogue,
+                quit_after,
+                insecure: m.insecure,
+                ca_files,
+            }),
         })
     }
 
@@ -783,6 +958,45 @@ impl Compiler<'_> {
                 }
                 e.outcome.get_or_insert(Outcome::Success);
             }
+            CheckKind::Mail { .. } => {
+                if e.state.is_some() {
+                    return Err(bad("state"));
+                }
+                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
+                    return Err(bad(f));
+                }
+                if e.result.is_some() {
+                    return Err(bad("result"));
+                }
+                if let Some(stage) = &e.fail_at {
+                    use crate::mail::FailStage;
+                    if !FailStage::ALL.iter().any(|s| s.name() == stage) {
+                        return Err(self.at(
+                            &c.name,
+                            format!(
+                                "check {:?}: expect.fail_at {stage:?}: expected one of {}",
+                                c.name.value,
+                                FailStage::ALL
+                                    .iter()
+                                    .map(|s| s.name())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                    if e.outcome == Some(Outcome::Success) {
+                        return Err(self.at(
+                            &c.name,
+                            format!(
+                                "check {:?}: expect.fail_at with outcome success",
+                                c.name.value
+                            ),
+                        ));
+                    }
+                    e.outcome = Some(Outcome::Fail);
+                }
+                e.outcome.get_or_insert(Outcome::Success);
+            }
         }
         Ok(e)
     }
@@ -917,6 +1131,36 @@ checks:
                 2,
                 "does not apply",
             ),
+            // A misspelt mail field.
+            (
+                "checks:\n  - name: a\n    mail:\n      server: h:587\n      to: b@x\n      pasword: x\n",
+                6,
+                "unknown field",
+            ),
+            // A step mail cannot stop after.
+            (
+                "checks:\n  - name: a\n    mail:\n      server: h:587\n      to: b@x\n      quit_after: data\n",
+                6,
+                "unknown variant",
+            ),
+            // A step mail cannot fail at.
+            (
+                "checks:\n  - name: a\n    mail: {server: h:587, to: b@x}\n    expect: {fail_at: login}\n",
+                2,
+                "expected one of connect, banner",
+            ),
+            // An expectation a mail check cannot test.
+            (
+                "checks:\n  - name: a\n    mail: {server: h:587, to: b@x}\n    expect: {result: 3}\n",
+                2,
+                "does not apply",
+            ),
+            // An address with a line break in it.
+            (
+                "checks:\n  - name: a\n    mail: {server: h:587, to: \"b@x\\r\\nDATA\"}\n",
+                2,
+                "mail:",
+            ),
         ];
         for (text, line, needle) in cases {
             let e = err(text);
@@ -927,6 +1171,70 @@ checks:
             let shown = e.to_string();
             assert!(shown.starts_with(&format!("plan.yaml:{line}:")), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_mail_matrix_fills_the_password_and_defaults_to_no_message() {
+        let plan = compile(
+            r#"
+checks:
+  - name: "login {{password}}"
+    mail:
+      server: 198.18.0.2:587
+      from: alice@lab.test
+      to: "bob@lab.test, carol@lab.test"
+      tls: starttls
+      quit_after: auth
+      auth_user: alice
+      auth_password: "{{password}}"
+    matrix:
+      - {password: wonderland, expect: success}
+      - {password: wrong}
+    expect: {fail_at: auth}
+  - name: send one
+    mail: {server: "h:25", to: [a@x], tls: none, quit_after: none}
+"#,
+        )
+        .expect("valid");
+        assert_eq!(plan.checks.len(), 3);
+        let CheckKind::Mail { host, port, mail } = &plan.checks[1].kind else {
+            panic!("{:?}", plan.checks[1].kind);
+        };
+        assert_eq!((host.as_str(), *port), ("198.18.0.2", 587));
+        assert_eq!(mail.quit_after, Some(crate::mail::QuitAfter::Auth));
+        assert_eq!(mail.dialogue.tls, sockeye_proto::smtp::TlsMode::Required);
+        let creds = mail.dialogue.auth.as_ref().expect("auth");
+        assert_eq!(
+            (creds.user.as_str(), creds.pass.as_str()),
+            ("alice", "wrong")
+        );
+        let env = mail.dialogue.envelope.as_ref().expect("envelope");
+        assert_eq!(env.to, ["bob@lab.test", "carol@lab.test"]);
+        assert!(env.body.is_empty(), "no message unless quit_after: none");
+        assert_eq!(plan.checks[0].expect.outcome, Some(Outcome::Success));
+        assert_eq!(plan.checks[0].expect.fail_at, None);
+        assert_eq!(plan.checks[1].expect.outcome, Some(Outcome::Fail));
+        assert_eq!(plan.checks[1].expect.fail_at.as_deref(), Some("auth"));
+        assert_eq!(plan.checks[1].kind.target(), "198.18.0.2:587");
+        let CheckKind::Mail { mail, .. } = &plan.checks[2].kind else {
+            panic!("{:?}", plan.checks[2].kind);
+        };
+        assert_eq!(mail.quit_after, None);
+        assert_eq!(mail.dialogue.tls, sockeye_proto::smtp::TlsMode::Never);
+        let body = &mail.dialogue.envelope.as_ref().expect("envelope").body;
+        assert!(
+            String::from_utf8_lossy(body).contains("Subject: sockeye exercise: send one"),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        // The default: STARTTLS when offered, stop after RCPT.
+        let plan =
+            compile("checks:\n  - {name: a, mail: {server: h:25, to: b@x}}\n").expect("valid");
+        let CheckKind::Mail { mail, .. } = &plan.checks[0].kind else {
+            panic!("not mail");
+        };
+        assert_eq!(mail.quit_after, Some(crate::mail::QuitAfter::Rcpt));
+        assert_eq!(mail.dialogue.tls, sockeye_proto::smtp::TlsMode::IfOffered);
     }
 
     #[test]
@@ -951,5 +1259,32 @@ expect = "closed"
             .expect_err("bad");
         assert_eq!(e.line, 4, "{e}");
         assert!(e.message.contains("expected open, closed"), "{e}");
+        // A mail check in TOML: the same struct, `to` as one text.
+        let mail = r#"
+[[checks]]
+name = "a"
+mail = { server = "h:465", to = "a@x, b@y", tls = "on-connect", quit_after = "ehlo" }
+expect = { fail_at = "tls" }
+"#;
+        let plan = compile_text(
+            "p.toml",
+            mail,
+            SourceFormat::Toml,
+            std::path::Path::new("."),
+        )
+        .expect("valid");
+        let CheckKind::Mail { mail, .. } = &plan.checks[0].kind else {
+            panic!("not mail");
+        };
+        assert_eq!(mail.dialogue.tls, sockeye_proto::smtp::TlsMode::Implicit);
+        assert_eq!(mail.quit_after, Some(crate::mail::QuitAfter::Ehlo));
+        let to = &mail.dialogue.envelope.as_ref().expect("envelope").to;
+        assert_eq!(to, &["a@x", "b@y"]);
+        assert_eq!(plan.checks[0].expect.fail_at.as_deref(), Some("tls"));
+        let bad = "[[checks]]\nname = \"a\"\nmail = { server = \"h:1\", to = \"a@x\", tls = \"always\" }\n";
+        let e = compile_text("p.toml", bad, SourceFormat::Toml, std::path::Path::new("."))
+            .expect_err("bad");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown variant"), "{e}");
     }
 }

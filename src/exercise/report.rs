@@ -307,6 +307,7 @@ mod tests {
             elapsed_ms: 12,
             talk: None,
             service: None,
+            mail: None,
         }
     }
 

@@ -47,6 +47,21 @@ pub enum QuitAfter {
     Rcpt,
 }
 
+impl QuitAfter {
+    /// swaks' name for the step (`--quit-after`, a plan's `quit_after`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QuitAfter::Connect => "connect",
+            QuitAfter::Banner => "banner",
+            QuitAfter::Ehlo => "ehlo",
+            QuitAfter::Tls => "tls",
+            QuitAfter::Auth => "auth",
+            QuitAfter::Mail => "mail",
+            QuitAfter::Rcpt => "rcpt",
+        }
+    }
+}
+
 /// The step that failed: each has its exit status (see [`FailStage::exit_code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailStage {
@@ -61,6 +76,18 @@ pub enum FailStage {
 }
 
 impl FailStage {
+    /// Every step, in the order a session reaches them.
+    pub const ALL: [FailStage; 8] = [
+        FailStage::Connect,
+        FailStage::Banner,
+        FailStage::Ehlo,
+        FailStage::Tls,
+        FailStage::Auth,
+        FailStage::Mail,
+        FailStage::Rcpt,
+        FailStage::Data,
+    ];
+
     /// The exit status of a run that failed here (the table in `--help` and the README).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -171,6 +198,65 @@ pub struct MailConfig {
     pub tls_timeout: Duration,
     /// Show AUTH secrets in the transcript.
     pub show_secrets: bool,
+}
+
+/// The EHLO name a dialogue is checked with before the real one (our address) is known.
+const PLACEHOLDER_HELLO: &str = "[127.0.0.1]";
+
+/// The dialogue both `sockeye mail` and a plan's `mail` check start from: one message
+/// (`body`) from `from` to `to`, PLAIN before LOGIN, never AUTH in clear text, the EHLO
+/// name filled in after connecting. Callers change the fields their options set.
+pub fn dialogue(
+    tls: smtp::TlsMode,
+    auth: Option<smtp::Credentials>,
+    from: String,
+    to: Vec<String>,
+    body: Vec<u8>,
+) -> ClientOptions {
+    ClientOptions {
+        hello_name: PLACEHOLDER_HELLO.to_owned(),
+        tls,
+        auth,
+        auth_mechanism: None,
+        allow_plaintext_auth: false,
+        envelope: Some(smtp::Envelope { from, to, body }),
+        quit_after: None,
+        messages: 1,
+    }
+}
+
+impl MailConfig {
+    /// A run of `dialogue` against `host:port` with `sockeye mail`'s default timeouts
+    /// (10 s connect and TLS, 30 s a reply), secrets masked, the EHLO name our address.
+    /// Every address, name and secret is checked now (CR, LF, NUL, '<', spaces in
+    /// EHLO), and the TLS client starts being built (unless `dialogue.tls` is `Never`):
+    /// an error here means nothing was sent.
+    pub fn new(
+        host: String,
+        port: u16,
+        dialogue: ClientOptions,
+        insecure: bool,
+        ca_files: Vec<std::path::PathBuf>,
+    ) -> Result<MailConfig, String> {
+        Client::new(dialogue.clone()).map_err(|e| e.to_string())?;
+        // Built in the background while the connection is made (the roots take a while).
+        let tls = match dialogue.tls {
+            smtp::TlsMode::Never => None,
+            _ => Some(TlsClientLoader::start(insecure, ca_files).map_err(|e| e.to_string())?),
+        };
+        Ok(MailConfig {
+            host,
+            port,
+            ehlo: None,
+            dialogue,
+            tls,
+            quit_after: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            tls_timeout: Duration::from_secs(10),
+            show_secrets: false,
+        })
+    }
 }
 
 /// What the engine reports as it goes.

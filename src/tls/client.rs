@@ -199,7 +199,7 @@ impl TlsClientLoader {
 
 /// Each file must hold at least one PEM certificate (the same reading as
 /// [`root_store`](super::root_store), which the loader's thread repeats).
-fn check_ca_files(paths: &[PathBuf]) -> Result<(), SetupError> {
+pub fn check_ca_files(paths: &[PathBuf]) -> Result<(), SetupError> {
     for path in paths {
         let bad = |message: String| SetupError::CaFile {
             path: path.display().to_string(),
