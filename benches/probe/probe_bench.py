@@ -148,7 +148,7 @@ def tls_version(tls):
 
 def sockeye_text(rec):
     """Everything sockeye said about a port, lower-cased, to look nmap's product up in."""
-    parts = [rec.get("banner") or ""]
+    parts = [rec.get("banner") or "", rec.get("product") or ""]
     parts += rec.get("greeting") or []
     parts += rec.get("capabilities") or []
     http = rec.get("http") or {}
@@ -199,7 +199,7 @@ def sockeye_says(s):
     if not s:
         return "-"
     out = f"{s.get('state')} {s.get('service')}"
-    what = (s.get("http") or {}).get("server") or s.get("banner")
+    what = (s.get("http") or {}).get("server") or s.get("banner") or s.get("product")
     if what:
         out += f": {short(what, 44)}"
     v = tls_version(s.get("tls"))
