@@ -43,6 +43,8 @@ cargo build --workspace --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# The benchmark harnesses' own parsers (probe: nmap XML and sockeye JSON).
+python3 -m unittest discover -s benches/probe -p 'test_*.py' || status=1
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo prints one per binary, the
 # last being doc tests, often "0 passed").
