@@ -18,12 +18,20 @@ const FRAGILE: &str = concat!(
     "/tests/support/fragile_server.py"
 );
 
+/// A free port for a server the test starts by command line, chosen below
+/// the kernel's ephemeral range (32768 and up) so that no other test's
+/// outgoing connection can take it between our check and the server's bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 3_000) as u16 * 4;
+    for _ in 0..2_000 {
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 fn fragile_cmd(port: u16) -> String {

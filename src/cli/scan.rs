@@ -566,6 +566,7 @@ pub(crate) fn print_events(
 /// scan's threads may all be blocked handing results to a printer that
 /// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
 pub(crate) fn spawn_signal_handler(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -576,39 +577,54 @@ pub(crate) fn spawn_signal_handler(cancel: CancellationToken) {
             return;
         }
     };
+    // Register both signals here, before returning: a handler installed
+    // later by the thread would leave a window in which Ctrl-C kills the
+    // process without its summary (a test caught it).
+    let (interrupt, terminate) = {
+        let _entered = rt.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    let interrupt = match interrupt {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+            return;
+        }
+    };
     let spawned = std::thread::Builder::new()
         .name("sockeye-signals".into())
-        .spawn(move || rt.block_on(handle_signals(cancel)));
+        .spawn(move || rt.block_on(handle_signals(cancel, interrupt, terminate)));
     if let Err(err) = spawned {
         tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
     }
 }
 
-async fn handle_signals(cancel: CancellationToken) {
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let wait = async {
-            match term.as_mut() {
-                Some(t) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = t.recv() => {}
-                    }
-                }
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+async fn handle_signals(
+    cancel: CancellationToken,
+    mut interrupt: tokio::signal::unix::Signal,
+    mut terminate: Option<tokio::signal::unix::Signal>,
+) {
+    let term = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
             }
-        };
-        wait.await;
-        tracing::warn!(
-            "interrupted: finishing probes in flight and writing results (Ctrl-C again to quit now)"
-        );
-        cancel.cancel();
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(i32::from(exit::INTERRUPTED));
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = term => {}
     }
+    tracing::warn!(
+        "interrupted: finishing probes in flight and writing results (Ctrl-C again to quit now)"
+    );
+    cancel.cancel();
+    interrupt.recv().await;
+    std::process::exit(i32::from(exit::INTERRUPTED));
 }
 
 async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
