@@ -184,6 +184,9 @@ async fn serve_connection(
         // while; a pipelining one (readable again at once) keeps them.
         if buf.capacity() > 0 || out.capacity() > 0 {
             tokio::select! {
+                // Readable first: a pipelining connection (readable at once)
+                // never even arms the timer.
+                biased;
                 _ = stream.readable() => {}
                 _ = tokio::time::sleep(RELEASE_AFTER) => release_idle(&mut buf, &mut out),
             }

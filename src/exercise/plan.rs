@@ -876,6 +876,21 @@ impl Compiler<'_> {
             ("verified", e.verified.is_some()),
             ("cert_days_left", e.cert_days_left.is_some()),
         ];
+        // `fail_at` names where a check must fail: it implies outcome
+        // fail, and contradicts an explicit success.
+        let fail_at_means_fail = |e: &mut ExpectSpec| {
+            if e.outcome == Some(Outcome::Success) {
+                return Err(self.at(
+                    &c.name,
+                    format!(
+                        "check {:?}: expect.fail_at with outcome success",
+                        c.name.value
+                    ),
+                ));
+            }
+            e.outcome = Some(Outcome::Fail);
+            Ok(())
+        };
         match kind {
             CheckKind::Connect { .. } => {
                 if e.outcome.is_some() {
@@ -933,16 +948,7 @@ impl Compiler<'_> {
                             ),
                         ));
                     }
-                    if e.outcome == Some(Outcome::Success) {
-                        return Err(self.at(
-                            &c.name,
-                            format!(
-                                "check {:?}: expect.fail_at with outcome success",
-                                c.name.value
-                            ),
-                        ));
-                    }
-                    e.outcome = Some(Outcome::Fail);
+                    fail_at_means_fail(&mut e)?;
                 }
                 e.outcome.get_or_insert(Outcome::Success);
             }
@@ -984,16 +990,7 @@ impl Compiler<'_> {
                             ),
                         ));
                     }
-                    if e.outcome == Some(Outcome::Success) {
-                        return Err(self.at(
-                            &c.name,
-                            format!(
-                                "check {:?}: expect.fail_at with outcome success",
-                                c.name.value
-                            ),
-                        ));
-                    }
-                    e.outcome = Some(Outcome::Fail);
+                    fail_at_means_fail(&mut e)?;
                 }
                 e.outcome.get_or_insert(Outcome::Success);
             }
