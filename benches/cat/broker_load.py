@@ -7,9 +7,11 @@
 #                  [--pid PID] [--settle SECS]
 #
 # Prints one JSON object: connected clients, per-message fan-out latency (time from the
-# send until the median and the last of the N-1 copies were read, in ms), whether every copy arrived,
-# the broker's VmRSS before and after connecting (from /proc/PID/status, for RSS per
-# idle client), and for the flood: bytes each reader got and whether it got them all.
+# send until the median and the last of the N-1 copies reached their sockets, by the
+# kernel's receive timestamps, and until this script had read them, in ms), whether
+# every copy arrived, the broker's VmRSS before and after connecting (from /proc/PID/status, for RSS per
+# idle client), and for the flood: bytes each reader got, whether it got them all, and the
+# longest it waited for the next bytes.
 # Every wait is bounded (--timeout); the script never sends to anything but 127.0.0.1.
 import argparse
 import json
@@ -17,6 +19,7 @@ import os
 import select
 import selectors
 import socket
+import struct
 import sys
 import time
 
@@ -38,15 +41,22 @@ def connect_all(port, n, rcvbuf=None):
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.connect(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.setblocking(False)
         socks.append(s)
     return socks
 
 
+# Linux's SO_TIMESTAMPNS / SCM_TIMESTAMPNS (Python has no name for them): the kernel
+# stamps each segment with the wall-clock time it reached the socket, so a copy's
+# delivery is timed apart from how long this script takes to get round to reading it.
+SO_TIMESTAMPNS = 35
+
+
 def fan_out(socks, payload, timeout):
-    """Sends payload from socks[0]; returns (ms until the median and the last copy
-    were read, every copy complete). epoll directly: the client's own cost per
-    socket is part of what is measured, so keep it small."""
+    """Sends payload from socks[0]. Returns (ms until the median and the last copy
+    reached its socket (kernel receive timestamps), ms until the median and the last
+    copy were read by this script, every copy complete)."""
     ep = select.epoll(len(socks))
     want = len(payload)
     got = {}
@@ -55,17 +65,20 @@ def fan_out(socks, payload, timeout):
         ep.register(s.fileno(), select.EPOLLIN)
         got[s.fileno()] = 0
         by_fd[s.fileno()] = s
+    anc_size = socket.CMSG_SPACE(16)
+    start_wall = time.time()
     start = time.monotonic()
     socks[0].setblocking(True)
     socks[0].sendall(payload)
     socks[0].setblocking(False)
-    done_at = []
+    read_at = []
+    arrived_at = []
     deadline = start + timeout
     n = len(got)
-    while len(done_at) < n and time.monotonic() < deadline:
+    while len(read_at) < n and time.monotonic() < deadline:
         for fd, _ in ep.poll(0.1):
             try:
-                data = by_fd[fd].recv(65536)
+                data, anc, _, _ = by_fd[fd].recvmsg(65536, anc_size)
             except BlockingIOError:
                 continue
             if not data:
@@ -74,12 +87,20 @@ def fan_out(socks, payload, timeout):
             before = got[fd]
             got[fd] += len(data)
             if before < want <= got[fd]:
-                done_at.append(time.monotonic())
+                read_at.append(time.monotonic())
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                        sec, nsec = struct.unpack("qq", raw[:16])
+                        arrived_at.append(sec + nsec / 1e9)
     ep.close()
-    if not done_at:
-        return None, None, False
-    return ((done_at[len(done_at) // 2] - start) * 1000.0,
-            (done_at[-1] - start) * 1000.0, len(done_at) == n)
+    if not read_at:
+        return None, None, None, None, False
+    arrived_at.sort()
+    ms = lambda t, t0: round((t - t0) * 1000.0, 1)
+    arr_med = ms(arrived_at[len(arrived_at) // 2], start_wall) if arrived_at else None
+    arr_last = ms(arrived_at[-1], start_wall) if arrived_at else None
+    return (arr_med, arr_last, ms(read_at[len(read_at) // 2], start),
+            ms(read_at[-1], start), len(read_at) == n)
 
 
 def main():
@@ -110,16 +131,20 @@ def main():
     out["rss_after_kib"] = rss1
     if rss0 is not None and rss1 is not None:
         out["rss_per_client_kib"] = round((rss1 - rss0) / a.clients, 2)
-    med, last = [], []
+    arr_med, arr_last, med, last = [], [], [], []
     complete = True
     for i in range(a.messages):
-        m, l, ok = fan_out(socks, b"message %06d\n" % i, a.timeout)
-        med.append(None if m is None else round(m, 1))
-        last.append(None if l is None else round(l, 1))
+        am, al, m, l, ok = fan_out(socks, b"message %06d\n" % i, a.timeout)
+        arr_med.append(am)
+        arr_last.append(al)
+        med.append(m)
+        last.append(l)
         complete = complete and ok
         time.sleep(0.2)
-    out["fanout_median_ms"] = med
-    out["fanout_last_copy_ms"] = last
+    out["fanout_arrived_median_ms"] = arr_med
+    out["fanout_arrived_last_ms"] = arr_last
+    out["fanout_read_median_ms"] = med
+    out["fanout_read_last_ms"] = last
     out["every_copy_delivered"] = complete
 
     if a.stuck:
@@ -131,9 +156,12 @@ def main():
             s.close()
         sel = selectors.DefaultSelector()
         got = {}
+        last_read = {}
+        gap = {}
         for r in readers:
             sel.register(r, selectors.EVENT_READ)
             got[r.fileno()] = 0
+            gap[r.fileno()] = 0.0
         sender.setblocking(False)
         chunk = b"f" * 65536
         sent = 0
@@ -158,10 +186,18 @@ def main():
                     if not data:
                         sel.unregister(key.fileobj)
                         continue
-                    got[key.fileobj.fileno()] += len(data)
+                    fd = key.fileobj.fileno()
+                    now = time.monotonic()
+                    if fd in last_read and got[fd] < a.flood:
+                        gap[fd] = max(gap[fd], now - last_read[fd])
+                    last_read[fd] = now
+                    got[fd] += len(data)
         out["flood_bytes"] = a.flood
         out["flood_readers_got"] = sorted(got.values())
         out["flood_complete"] = all(v == a.flood for v in got.values())
+        # The longest wait for the next bytes, per reader: what the clients
+        # that stopped reading cost the others.
+        out["flood_longest_gap_ms"] = sorted(round(v * 1000.0, 1) for v in gap.values())
         for s in stuck:
             s.close()
     print(json.dumps(out))

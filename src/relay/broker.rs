@@ -5,11 +5,15 @@
 //! Every client has a reader task and a writer task. What a client sends
 //! is fanned out by handing the same `Bytes` (reference-counted, not
 //! copied) to the other clients' queues; a writer drains its own queue at
-//! the pace its client reads. A sender faster than a reader that is
-//! reading waits for it (flow control, so a flood cannot cut off a client
-//! that keeps up at its own pace); a client that stops reading is marked
-//! stuck after a short stall and waited for no more: its queue grows until
-//! it passes `max_queue` bytes, and then it is disconnected with a notice.
+//! the pace its client reads. A sender faster than a reader waits for it,
+//! but only while that reader is seen reading: every byte its socket takes
+//! stamps the client's progress, and a client with nothing taken for
+//! [`STOPPED`] is waited for no more (flow control, so a flood cannot cut
+//! off a client that keeps up at its own pace, and a client that stops
+//! reading costs a flooding sender at most [`STOPPED`], once). Its queue
+//! then grows until it passes `max_queue` bytes, and it is disconnected
+//! with a notice. At chat rates nobody is ever waited for: a queue must
+//! pass half of `max_queue` first.
 //! Memory is bounded by the queues, and an
 //! idle client costs two parked tasks and a channel (no read buffer: TCP
 //! and Unix clients are read with readiness and a stack buffer).
@@ -20,7 +24,6 @@
 //! client, what clients send goes to standard output).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,9 +47,12 @@ const STDOUT_QUEUE: usize = 64;
 /// A recipient with more than this share of `max_queue` waiting paces the
 /// sender, as long as it keeps reading.
 const SOFT_DIVISOR: usize = 2;
-/// A recipient past the soft mark that wrote nothing for this long is
-/// "stuck": senders stop waiting for it, and its queue overflows.
-const STALL: Duration = Duration::from_millis(500);
+/// A recipient whose socket took no byte for this long has stopped
+/// reading, as far as senders are concerned: they no longer wait for it.
+/// The longest a client that stops reading can hold up a flooding sender;
+/// long enough that a reader merely descheduled on a busy machine is not
+/// taken for one that stopped.
+const STOPPED: Duration = Duration::from_millis(100);
 /// How often a paced sender looks at its recipients again.
 const PACE_POLL: Duration = Duration::from_millis(1);
 
@@ -71,10 +77,9 @@ struct Client {
     tx: mpsc::UnboundedSender<Out>,
     out: WriteSide,
     queued: AtomicUsize,
-    /// Bytes written to the client so far: its progress.
-    written: AtomicU64,
-    /// Past the soft mark without progress: nobody waits for it.
-    stuck: AtomicBool,
+    /// When its socket last took bytes, in microseconds since
+    /// [`Hub::epoch`]: its progress.
+    progress_us: AtomicU64,
     kill: CancellationToken,
 }
 
@@ -84,6 +89,8 @@ struct Hub {
     clients: Mutex<HashMap<u64, Arc<Client>>>,
     max_queue: usize,
     next_id: AtomicU64,
+    /// The origin of every client's `progress_us`.
+    epoch: std::time::Instant,
 }
 
 impl Hub {
@@ -100,7 +107,9 @@ impl Hub {
         if c.queued.load(Ordering::SeqCst) == 0
             && let Some(Ok(n)) = c.out.try_direct(&data)
         {
-            c.written.fetch_add(n as u64, Ordering::Relaxed);
+            if n > 0 {
+                self.progressed(c);
+            }
             if n == data.len() {
                 return true;
             }
@@ -117,6 +126,28 @@ impl Hub {
 
     fn soft(&self) -> usize {
         self.max_queue / SOFT_DIVISOR
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Stamps `c`'s progress: its socket just took bytes.
+    fn progressed(&self, c: &Client) {
+        c.progress_us.store(self.now_us(), Ordering::Relaxed);
+    }
+
+    /// Whether a sender should wait for `c` before sending more.
+    fn waits_for(&self, c: &Client) -> bool {
+        let since = self
+            .now_us()
+            .saturating_sub(c.progress_us.load(Ordering::Relaxed));
+        must_wait(
+            c.queued.load(Ordering::Relaxed),
+            self.soft(),
+            Duration::from_micros(since),
+            c.kill.is_cancelled(),
+        )
     }
 
     /// Sends `data` to every client but `from`; drops those that overflow.
@@ -136,9 +167,7 @@ impl Hub {
                 }
                 if !self.push(c, &data) {
                     dropped.push(*id);
-                } else if c.queued.load(Ordering::Relaxed) > self.soft()
-                    && !c.stuck.load(Ordering::Relaxed)
-                {
+                } else if self.waits_for(c) {
                     behind.push(c.clone());
                 }
             }
@@ -156,46 +185,17 @@ impl Hub {
         behind
     }
 
-    /// Flow control for a fast sender: wait while recipients that are
-    /// reading are past the soft mark. One that makes no progress for
-    /// [`STALL`] is marked stuck and no longer waited for, so a client
-    /// that stops reading delays the others once, by at most [`STALL`],
-    /// and is then dropped when its queue overflows.
+    /// Flow control for a fast sender: waits while recipients past the
+    /// soft mark are still reading ([`Hub::waits_for`]). One that stopped
+    /// is waited for at most [`STOPPED`] after its last byte, and never
+    /// again unless it reads again.
     async fn pace(&self, mut behind: Vec<Arc<Client>>) {
-        let mut seen: Vec<(u64, tokio::time::Instant)> = behind
-            .iter()
-            .map(|c| {
-                (
-                    c.written.load(Ordering::Relaxed),
-                    tokio::time::Instant::now(),
-                )
-            })
-            .collect();
-        while !behind.is_empty() {
-            tokio::time::sleep(PACE_POLL).await;
-            let soft = self.soft();
-            let mut i = 0;
-            while i < behind.len() {
-                let c = &behind[i];
-                let written = c.written.load(Ordering::Relaxed);
-                let keep = if c.kill.is_cancelled() || c.queued.load(Ordering::Relaxed) <= soft {
-                    false
-                } else if written != seen[i].0 {
-                    seen[i] = (written, tokio::time::Instant::now());
-                    true
-                } else if seen[i].1.elapsed() >= STALL {
-                    c.stuck.store(true, Ordering::Relaxed);
-                    false
-                } else {
-                    true
-                };
-                if keep {
-                    i += 1;
-                } else {
-                    behind.swap_remove(i);
-                    seen.swap_remove(i);
-                }
+        loop {
+            behind.retain(|c| self.waits_for(c));
+            if behind.is_empty() {
+                return;
             }
+            tokio::time::sleep(PACE_POLL).await;
         }
     }
 
@@ -285,12 +285,15 @@ impl std::fmt::Debug for WriteSide {
 }
 
 macro_rules! ready_write_all {
-    ($w:expr, $buf:expr) => {{
+    ($w:expr, $buf:expr, $progress:expr) => {{
         let mut rest: &[u8] = $buf;
         while !rest.is_empty() {
             $w.writable().await?;
             match $w.try_write(rest) {
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => {
+                    rest = &rest[n..];
+                    $progress();
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
@@ -309,11 +312,24 @@ impl WriteSide {
         }
     }
 
-    async fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+    /// Writes all of `buf`, calling `progress` each time the socket takes
+    /// some of it.
+    async fn write_all(&self, buf: &[u8], progress: impl Fn()) -> std::io::Result<()> {
         match self {
-            WriteSide::Tcp(w) => ready_write_all!(w, buf),
-            WriteSide::Unix(w) => ready_write_all!(w, buf),
-            WriteSide::Other(m) => m.lock().await.write_all(buf).await,
+            WriteSide::Tcp(w) => ready_write_all!(w, buf, progress),
+            WriteSide::Unix(w) => ready_write_all!(w, buf, progress),
+            WriteSide::Other(m) => {
+                let mut w = m.lock().await;
+                let mut rest = buf;
+                while !rest.is_empty() {
+                    match w.write(rest).await? {
+                        0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                        n => rest = &rest[n..],
+                    }
+                    progress();
+                }
+                Ok(())
+            }
         }
     }
 
@@ -363,6 +379,7 @@ pub(crate) async fn serve(
         clients: Mutex::new(HashMap::new()),
         max_queue: ctx.cfg.max_queue,
         next_id: AtomicU64::new(1),
+        epoch: std::time::Instant::now(),
     });
     // Clients accepted but not yet registered (TLS handshakes) count too.
     let pending = Arc::new(AtomicUsize::new(0));
@@ -434,8 +451,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         tx,
         out: writer,
         queued: AtomicUsize::new(0),
-        written: AtomicU64::new(0),
-        stuck: AtomicBool::new(false),
+        progress_us: AtomicU64::new(hub.now_us()),
         kill: ctx.shutdown.child_token(),
     });
     ctx.notice(Notice::Accepted(peer));
@@ -489,14 +505,9 @@ async fn write_loop(
                 let r = tokio::select! {
                     biased;
                     () = client.kill.cancelled() => break,
-                    r = client.out.write_all(&b) => r,
+                    r = client.out.write_all(&b, || hub.progressed(&client)) => r,
                 };
-                let left = client.queued.fetch_sub(b.len(), Ordering::SeqCst) - b.len();
-                client.written.fetch_add(b.len() as u64, Ordering::Relaxed);
-                if left <= hub.soft() {
-                    // Reading again: senders may wait for it again.
-                    client.stuck.store(false, Ordering::Relaxed);
-                }
+                client.queued.fetch_sub(b.len(), Ordering::SeqCst);
                 r
             }
             Some(Out::Fin) => {
@@ -635,9 +646,30 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
     }
 }
 
+/// The pacing rule: a sender waits for a live recipient with more than
+/// `soft` bytes queued whose socket took bytes less than [`STOPPED`] ago.
+fn must_wait(queued: usize, soft: usize, since_progress: Duration, killed: bool) -> bool {
+    !killed && queued > soft && since_progress < STOPPED
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_waits_only_for_recipients_that_are_reading() {
+        let ms = Duration::from_millis;
+        // At or under the soft mark: never waited for.
+        assert!(!must_wait(100, 100, ms(0), false));
+        // Behind and reading: the sender waits.
+        assert!(must_wait(101, 100, ms(0), false));
+        assert!(must_wait(101, 100, STOPPED - ms(1), false));
+        // Behind and silent for STOPPED: it stopped reading; nobody waits.
+        assert!(!must_wait(101, 100, STOPPED, false));
+        assert!(!must_wait(usize::MAX, 100, ms(60_000), false));
+        // Being dropped: nobody waits.
+        assert!(!must_wait(101, 100, ms(0), true));
+    }
 
     #[test]
     fn chat_lines_prefix_and_pending() {
