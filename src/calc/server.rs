@@ -12,17 +12,13 @@
 //! answers to every earlier request are sent and the connection is closed;
 //! on UDP nothing is sent. Both log the peer, the ID and the reason.
 
-use std::cell::RefCell;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use sockeye_proto::calc::{self, ByteOrder, Invalid, Response};
 use tokio::io::AsyncWriteExt;
-use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -33,6 +29,9 @@ use tokio_util::task::TaskTracker;
 const YIELD_EVERY: u32 = 8;
 /// Bytes read per system call on a busy connection.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest datagram we accept (anything longer is invalid anyway, but must
+/// be received whole to be told apart from a valid one).
+const MAX_DATAGRAM: usize = 65_536;
 /// After a graceful shutdown starts, how long connections get to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Closing with unread bytes in the receive queue makes the kernel send a
@@ -460,222 +459,69 @@ fn evaluate_iter(op: [u8; 3], numbers: &mut dyn Iterator<Item = i32>) -> Result<
     }
 }
 
-/// Datagrams received (and answers sent) per system call.
-const UDP_BATCH: usize = 32;
-/// Bytes kept of each datagram: the longest valid request. A longer one is
-/// invalid anyway; the kernel still reports its full length (`MSG_TRUNC`).
-const UDP_SLOT: usize = calc::MAX_REQUEST_LEN;
-
-thread_local! {
-    // nix's headers for recvmmsg/sendmmsg hold raw pointers, so they are
-    // not `Send` and cannot live in a task that moves between threads:
-    // each runtime thread allocates its pair once and the tasks borrow
-    // them only inside a system call, never across an await.
-    static RECV_HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =
-        RefCell::new(MultiHeaders::preallocate(UDP_BATCH, None));
-    static SEND_HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =
-        RefCell::new(MultiHeaders::preallocate(UDP_BATCH, None));
-}
-
-/// One UDP worker's buffers, allocated once.
-#[derive(Debug)]
-struct UdpBatch {
-    fd: RawFd,
-    slots: Vec<[u8; UDP_SLOT]>,
-    /// Full length and sender of each datagram of the last receive.
-    received: Vec<(usize, Option<SockaddrStorage>)>,
-    /// Answers, [`calc::RESPONSE_LEN`] bytes each, and where they go.
-    answers: Vec<u8>,
-    answer_to: Vec<Option<SockaddrStorage>>,
-}
-
-impl UdpBatch {
-    fn new(socket: &UdpSocket) -> UdpBatch {
-        UdpBatch {
-            fd: socket.as_raw_fd(),
-            slots: vec![[0; UDP_SLOT]; UDP_BATCH],
-            received: Vec::with_capacity(UDP_BATCH),
-            answers: Vec::with_capacity(UDP_BATCH * calc::RESPONSE_LEN),
-            answer_to: Vec::with_capacity(UDP_BATCH),
-        }
-    }
-
-    /// One `recvmmsg` without blocking: up to [`UDP_BATCH`] datagrams.
-    fn receive(&mut self) -> io::Result<usize> {
-        let fd = self.fd;
-        let slots = &mut self.slots;
-        let received = &mut self.received;
-        received.clear();
-        RECV_HEADERS.with_borrow_mut(|headers| {
-            let mut free = slots.iter_mut();
-            let mut iovs: [[IoSliceMut<'_>; 1]; UDP_BATCH] = std::array::from_fn(|_| {
-                [IoSliceMut::new(
-                    free.next().map_or(&mut [][..], |s| &mut s[..]),
-                )]
-            });
-            // The kernel writes back each sender's address length and nix
-            // does not reset it: a socket's peers all have its family's
-            // length (IPv4-mapped peers of an IPv6 socket too), so the
-            // space left after the first call always fits.
-            let got = recvmmsg(
-                fd,
-                headers,
-                &mut iovs,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-                None,
-            )?;
-            received.extend(got.map(|m| (m.bytes, m.address)));
-            Ok(received.len())
-        })
-    }
-
-    /// Answers the datagrams of the last [`receive`](Self::receive) and
-    /// sends the answers, as few `sendmmsg` calls as the socket allows.
-    async fn answer(&mut self, socket: &UdpSocket, order: ByteOrder) {
-        self.answers.clear();
-        self.answer_to.clear();
-        for (slot, &(len, peer)) in self.slots.iter().zip(&self.received) {
-            let Some(peer) = peer else {
-                continue;
-            };
-            if answer_datagram(
-                &slot[..len.min(UDP_SLOT)],
-                len,
-                &peer,
-                order,
-                &mut self.answers,
-            ) {
-                self.answer_to.push(Some(peer));
-            }
-        }
-        let mut sent = 0;
-        while sent < self.answer_to.len() {
-            let rest = &self.answers[sent * calc::RESPONSE_LEN..];
-            let to = &self.answer_to[sent..];
-            // A full send buffer (WouldBlock) waits for room, then sends
-            // the rest: no answer is dropped for being in a busy batch.
-            match socket
-                .async_io(Interest::WRITABLE, || send_answers(self.fd, rest, to))
-                .await
-            {
-                Ok(n) => sent += n.max(1),
-                Err(err) => {
-                    // The first unsent answer cannot go (its peer's
-                    // fault, e.g. unreachable); the others still can.
-                    tracing::debug!(peer = %socket_addr(to[0].as_ref()), %err, "udp send failed");
-                    sent += 1;
-                }
-            }
-        }
-    }
-}
-
-/// One `sendmmsg` of the answers in `answers` (8 bytes each) to `to`;
-/// returns how many went.
-fn send_answers(fd: RawFd, answers: &[u8], to: &[Option<SockaddrStorage>]) -> io::Result<usize> {
-    SEND_HEADERS.with_borrow_mut(|headers| {
-        let mut next = answers.chunks(calc::RESPONSE_LEN);
-        let iovs: [[IoSlice<'_>; 1]; UDP_BATCH] =
-            std::array::from_fn(|_| [IoSlice::new(next.next().unwrap_or_default())]);
-        let n = to.len().min(UDP_BATCH);
-        let sent = sendmmsg(
-            fd,
-            headers,
-            &iovs[..n],
-            &to[..n],
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        )?;
-        Ok(sent.count())
-    })
-}
-
-fn socket_addr(addr: Option<&SockaddrStorage>) -> SocketAddr {
-    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-    let Some(addr) = addr else {
-        return unknown;
-    };
-    if let Some(v4) = addr.as_sockaddr_in() {
-        SocketAddr::from(*v4)
-    } else if let Some(v6) = addr.as_sockaddr_in6() {
-        SocketAddr::from(*v6)
-    } else {
-        unknown
-    }
-}
-
 async fn serve_udp(socket: Arc<UdpSocket>, cfg: Arc<ServerConfig>, shutdown: CancellationToken) {
-    let mut batch = UdpBatch::new(&socket);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut out = Vec::with_capacity(calc::RESPONSE_LEN);
     loop {
-        let got = tokio::select! {
-            r = socket.async_io(Interest::READABLE, || batch.receive()) => r,
+        let (len, peer) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(err) => {
+                    // ICMP errors from earlier replies surface here
+                    // (ECONNREFUSED); they are about a peer, not us.
+                    tracing::debug!(%err, "udp receive error");
+                    continue;
+                }
+            },
             _ = shutdown.cancelled() => break,
         };
-        match got {
-            Ok(_) => batch.answer(&socket, cfg.order).await,
-            // ICMP errors from earlier replies surface here
-            // (ECONNREFUSED); they are about a peer, not us.
-            Err(err) => tracing::debug!(%err, "udp receive error"),
-        }
+        answer_datagram(&socket, &buf[..len], peer, cfg.order, &mut out).await;
     }
     // Datagrams that arrived before the shutdown are answered too (bounded:
     // new ones keep arriving while we answer).
-    let mut drained = 0;
-    while drained < UDP_SHUTDOWN_DRAIN {
-        match socket.try_io(Interest::READABLE, || batch.receive()) {
-            Ok(n) => {
-                drained += n.max(1);
-                batch.answer(&socket, cfg.order).await;
+    for _ in 0..UDP_SHUTDOWN_DRAIN {
+        match socket.try_recv_from(&mut buf) {
+            Ok((len, peer)) => {
+                answer_datagram(&socket, &buf[..len], peer, cfg.order, &mut out).await;
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            Err(_) => drained += 1,
+            Err(_) => continue,
         }
     }
 }
 
-/// Answers one datagram (`head`: its first bytes, `len`: its full length)
-/// into `out`; an invalid one is logged and gets nothing (returns false).
-fn answer_datagram(
-    head: &[u8],
-    len: usize,
-    peer: &SockaddrStorage,
+async fn answer_datagram(
+    socket: &UdpSocket,
+    datagram: &[u8],
+    peer: SocketAddr,
     order: ByteOrder,
     out: &mut Vec<u8>,
-) -> bool {
-    let reject = |err: calc::DatagramError| {
-        let id = match err {
-            calc::DatagramError::WrongLength { id, .. } => Some(id),
-            calc::DatagramError::TooShort { .. } => None,
-        };
-        if REJECT_LOG.admit() {
-            let peer = socket_addr(Some(peer));
-            tracing::warn!(%peer, id, reason = "bad-length", "rejected datagram: {err}");
+) {
+    let request = match calc::decode_datagram(datagram, order) {
+        Ok(r) => r,
+        Err(err) => {
+            let id = match err {
+                calc::DatagramError::WrongLength { id, .. } => Some(id),
+                calc::DatagramError::TooShort { .. } => None,
+            };
+            if REJECT_LOG.admit() {
+                tracing::warn!(%peer, id, reason = "bad-length", "rejected datagram: {err}");
+            }
+            return;
         }
-        false
     };
-    let Some(expected) = calc::request_len(head) else {
-        return reject(calc::DatagramError::TooShort { len });
-    };
-    if expected != len {
-        let id = [head[0], head[1], head[2], head[3]];
-        let id = match order {
-            ByteOrder::Big => u32::from_be_bytes(id),
-            ByteOrder::Little => u32::from_le_bytes(id),
-        };
-        return reject(calc::DatagramError::WrongLength { id, expected, len });
-    }
-    let answer = calc::with_request(head, order, |id, op, numbers| {
-        (id, op, evaluate_iter(op, numbers))
-    });
-    match answer {
-        Some(((id, _, Ok(result)), _)) => {
-            Response { id, result }.encode(order, out);
-            true
+    match request.evaluate() {
+        Ok(result) => {
+            out.clear();
+            Response {
+                id: request.id,
+                result,
+            }
+            .encode(order, out);
+            if let Err(err) = socket.send_to(out, peer).await {
+                tracing::debug!(%peer, %err, "udp send failed");
+            }
         }
-        Some(((id, op, Err(invalid)), _)) => {
-            log_rejected(socket_addr(Some(peer)), id, op, len, invalid);
-            false
-        }
-        None => false,
+        Err(invalid) => log_rejected(peer, request.id, request.op, datagram.len(), invalid),
     }
 }
