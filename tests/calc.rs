@@ -367,6 +367,130 @@ fn invalid_datagrams_get_no_answer() {
     assert!(log.contains("reason=\"empty\""), "{log}");
 }
 
+/// Bursts of datagrams from several sockets at once, invalid ones among
+/// them (the server receives and answers them in batches): every valid one
+/// is answered exactly once with its own ID and result, including one of
+/// the longest valid length, and no invalid one is answered, including one
+/// longer than any request. Each socket waits for a burst's answers before
+/// sending the next, so nothing overflows the receive queues.
+#[test]
+fn udp_bursts_from_many_sockets_are_answered_exactly_once() {
+    const SOCKETS: u32 = 5;
+    const BURSTS: u32 = 10;
+    const VALID_PER_BURST: u32 = 10;
+    let server = Server::start(&[]);
+    // First, alone (the rejection log is rate-limited): one datagram longer
+    // than any request is rejected with its full length.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(server.addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut long = req(1 << 31, b"SUM", &[1, 2]);
+    long.resize(1_500, 0);
+    sock.send(&long).expect("send");
+    sock.send(&req(1, b"SUM", &[1, 2])).expect("send");
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("answer");
+    assert_eq!(buf[..n].to_vec(), resp(1, 3));
+    let longest: Vec<i32> = (0..255).collect(); // 8 + 4 * 255 bytes
+    let senders: Vec<_> = (0..SOCKETS)
+        .map(|k| {
+            let addr = server.addr;
+            let longest = longest.clone();
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                sock.connect(addr).expect("connect");
+                sock.set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("timeout");
+                let mut want = std::collections::BTreeMap::new();
+                let mut got: Vec<(u32, i32)> = Vec::new();
+                let mut buf = [0u8; 64];
+                for b in 0..BURSTS {
+                    for i in 0..VALID_PER_BURST {
+                        let id = k << 16 | b << 8 | i;
+                        let (d, result) = match i % 5 {
+                            0 => (req(id, b"SUM", &[1, 2, id as i32]), 3 + id as i32),
+                            1 => (req(id, b"PRO", &[-3, 7]), -21),
+                            2 => (req(id, b"MIN", &[4, -9, 2]), -9),
+                            3 => (req(id, b"MAX", &[4, -9, 2]), 4),
+                            _ => (req(id, b"SUM", &longest), 255 * 254 / 2),
+                        };
+                        want.insert(id, result);
+                        sock.send(&d).expect("send");
+                        // Invalid ones (IDs with the top bit set) in between.
+                        let bad = 1 << 31 | id;
+                        let invalid = match i {
+                            2 => Some(req(bad, b"MIN", &[])),
+                            4 => Some(req(bad, b"XYZ", &[1])),
+                            5 => Some(req(bad, b"SUM", &[i32::MAX, 1])),
+                            6 => {
+                                let mut d = req(bad, b"SUM", &[1, 2]);
+                                d.push(0);
+                                Some(d)
+                            }
+                            7 => {
+                                let mut d = req(bad, b"SUM", &[1, 2]);
+                                d.resize(1_500, 0); // longer than any request
+                                Some(d)
+                            }
+                            8 => Some(vec![0x80, 0, 0]),
+                            _ => None,
+                        };
+                        if let Some(d) = invalid {
+                            sock.send(&d).expect("send");
+                        }
+                    }
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    let target = ((b + 1) * VALID_PER_BURST) as usize;
+                    while got.len() < target && Instant::now() < deadline {
+                        if let Ok(n) = sock.recv(&mut buf) {
+                            assert_eq!(n, 8, "answer of {n} bytes");
+                            let id = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                            let r = i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                            got.push((id, r));
+                        }
+                    }
+                }
+                // Anything late (a duplicate, an answer to an invalid one).
+                while let Ok(n) = sock.recv(&mut buf) {
+                    assert_eq!(n, 8, "answer of {n} bytes");
+                    let id = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    let r = i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                    got.push((id, r));
+                }
+                (want, got)
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for (k, sender) in senders.into_iter().enumerate() {
+        let (want, got) = sender.join().expect("sender");
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, r) in &got {
+            assert!(
+                id >> 31 == 0,
+                "socket {k}: invalid request {id:#x} answered"
+            );
+            assert!(
+                seen.insert(*id),
+                "socket {k}: request {id:#x} answered twice"
+            );
+            assert_eq!(want.get(id), Some(r), "socket {k}: answer to {id:#x}");
+        }
+        assert_eq!(seen.len(), want.len(), "socket {k}: answers missing");
+        answered += seen.len();
+    }
+    assert_eq!(answered, (SOCKETS * BURSTS * VALID_PER_BURST) as usize);
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "the long datagram was answered"
+    );
+    let (_, log) = server.stop();
+    assert!(log.contains("1500 bytes, the header says 16"), "{log}");
+}
+
 /// A request cut short by the peer's close is dropped (and logged); one
 /// that stops arriving is cut off by the request timeout, while another
 /// connection is served meanwhile.

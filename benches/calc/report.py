@@ -35,7 +35,7 @@ def main():
         return res.get("depth") or res.get("window") or 0
 
     by = {(r["server"], r["load"], shape(r)): r for r in rows}
-    servers = [s for s in ("reference", "rust-threads", "sockeye") if any(k[0] == s for k in by)]
+    servers = [s for s in ("reference", "rust-threads", "sockeye", "udp-ceiling") if any(k[0] == s for k in by)]
 
     for load in ("tcp", "udp"):
         shapes = sorted({k[2] for k in by if k[1] == load})

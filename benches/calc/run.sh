@@ -6,7 +6,7 @@
 #   sudo benches/calc/run.sh [--seconds 10] [--depth 1,16,64,256] [--clients 16] [--window 1]
 #                            [--connections 10000] [--hold SECS] [--only tcp|udp|idle]
 #                            [--sockeye PATH] [--sockeye-args 'ARGS'] [--reference-only]
-#                            [--with-rust-threads] [--raw FILE]
+#                            [--with-rust-threads] [--with-ceiling] [--raw FILE]
 #
 # Loads (benches/calc/loadgen, std-only Rust, built here with cargo):
 #   tcp   --clients connections, each keeping --depth pipelined requests in flight, every
@@ -44,6 +44,10 @@
 #                      design (thread per TCP client, one UDP thread) in plain std Rust,
 #                      which separates language from architecture and shows the load
 #                      generator's ceiling on this machine (port 7002)
+#   --with-ceiling     udp loads only: also measure loadgen/src/bin/udp_echo_ceiling.rs,
+#                      one thread of recv_from + send_to doing next to nothing, which
+#                      shows what the kernel's loopback path and the load generator
+#                      allow on this machine whatever the server (port 7003)
 #   --raw FILE         also write one JSON object per (server, load) to FILE
 set -euo pipefail
 
@@ -66,6 +70,7 @@ SOCKEYE="target/release/sockeye"
 SOCKEYE_ARGS=""
 REF_ONLY=0
 RUST_THREADS=0
+CEILING=0
 RAW=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -80,6 +85,7 @@ while [ $# -gt 0 ]; do
         --sockeye-args) SOCKEYE_ARGS="$2"; shift 2 ;;
         --reference-only|--peers-only) REF_ONLY=1; shift ;;
         --with-rust-threads) RUST_THREADS=1; shift ;;
+        --with-ceiling) CEILING=1; shift ;;
         --raw) RAW="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -113,6 +119,7 @@ cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml" \
     --target-dir "$ROOT/target/calc-loadgen" || die "loadgen build failed"
 LOADGEN="$ROOT/target/calc-loadgen/release/calc-loadgen"
 THREADED="$ROOT/target/calc-loadgen/release/threaded_server"
+CEILING_BIN="$ROOT/target/calc-loadgen/release/udp_echo_ceiling"
 
 NS="skc-$$"
 TMPD=$(mktemp -d /tmp/sockeye-calc-bench.XXXXXX)
@@ -154,7 +161,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # start_server NAME: starts it in the namespace, sets SERVER_PID and PORT, waits until
 # it answers a request over TCP (and over UDP), within 10 s.
 start_server() {
-    local name="$1" i
+    local name="$1" i hello=()
     if [ "$name" = reference ]; then
         PORT=7001
         # Not through a function or subshell: `ip netns exec` execs python3, so $! is it.
@@ -163,6 +170,11 @@ start_server() {
     elif [ "$name" = rust-threads ]; then
         PORT=7002
         ip netns exec "$NS" "$THREADED" --listen "127.0.0.1:$PORT" --seconds 900 \
+            2>"$TMPD/server.err" >/dev/null &
+    elif [ "$name" = udp-ceiling ]; then
+        PORT=7003
+        hello=(--udp)
+        ip netns exec "$NS" "$CEILING_BIN" --listen "127.0.0.1:$PORT" --seconds 900 \
             2>"$TMPD/server.err" >/dev/null &
     else
         PORT=7000
@@ -173,7 +185,7 @@ start_server() {
     SERVER_PID=$!
     for i in $(seq 1 100); do
         if ip netns exec "$NS" "$PY" "$STUDENT" client --host 127.0.0.1 --port "$PORT" --timeout 0.5 \
-                4242 SUM 40 2 >"$TMPD/hello" 2>/dev/null && [ "$(cat "$TMPD/hello")" = "4242 42" ]; then
+                "${hello[@]}" 4242 SUM 40 2 >"$TMPD/hello" 2>/dev/null && [ "$(cat "$TMPD/hello")" = "4242 42" ]; then
             return 0
         fi
         kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -235,7 +247,7 @@ check_answers() {
 run_load() {
     local server="$1" load="$2" shape="${3:-}" args=() out rc c0 c1 rss_idle
     start_server "$server"
-    check_answers "$server"
+    [ "$server" = udp-ceiling ] || check_answers "$server"
     case "$load" in
         tcp) args=(tcp --clients "$CLIENTS" --numbers 10 --seconds "$SECONDS_PER" --depth "$shape") ;;
         udp) args=(udp --clients "$CLIENTS" --numbers 10 --seconds "$SECONDS_PER" --window "$shape") ;;
@@ -289,6 +301,7 @@ for load in tcp udp idle; do
         for server in "${servers[@]}"; do
             run_load "$server" "$load" "${shape#-}"
         done
+        [ "$CEILING" = 1 ] && [ "$load" = udp ] && run_load udp-ceiling "$load" "${shape#-}"
     done
 done
 [ -n "$RAW" ] && cp "$TMPD/results" "$RAW"
