@@ -8,9 +8,9 @@
 //! the pace its client reads. A sender faster than a reader waits for it,
 //! but only while that reader is seen reading: every byte its socket takes
 //! stamps the client's progress, and a client with nothing taken for
-//! [`STOPPED`] is waited for no more (flow control, so a flood cannot cut
+//! `STOPPED` (100 ms) is waited for no more (flow control, so a flood cannot cut
 //! off a client that keeps up at its own pace, and a client that stops
-//! reading costs a flooding sender at most [`STOPPED`], once). Its queue
+//! reading costs a flooding sender at most `STOPPED`, once). Its queue
 //! then grows until it passes `max_queue` bytes, and it is disconnected
 //! with a notice. At chat rates nobody is ever waited for: a queue must
 //! pass half of `max_queue` first.
