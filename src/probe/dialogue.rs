@@ -12,9 +12,7 @@ use super::Check;
 use super::conn::{CheckError, Conn, Volunteered, excerpt};
 use super::registry::Dialogue;
 use crate::report::{HttpFacts, StartTls, TlsOutcome};
-
-/// IMAP: untagged lines skipped while waiting for the tagged STARTTLS reply.
-const IMAP_MAX_UNTAGGED: usize = 16;
+use crate::tls::starttls::{self, Protocol, imap_text};
 
 /// Runs the dialogue for `expect` (or the one the greeting reveals).
 pub(super) async fn run(
@@ -311,12 +309,11 @@ async fn smtp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
         let _ = read_reply(&mut conn, "ehlo").await?;
         None
     };
-    conn.send("starttls", &smtp::starttls()).await?;
-    let answer = read_reply(&mut conn, "starttls").await;
+    let answer = starttls::command(&mut conn, Protocol::Smtp).await;
     c.step("starttls");
     let answer = answer?;
     let offered = caps.map(|k| k.starttls);
-    let accepted = answer.code == 220;
+    let accepted = answer.accepted;
     if offered == Some(false) && accepted {
         c.result
             .notes
@@ -327,38 +324,27 @@ async fn smtp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
             .notes
             .push("STARTTLS offered in EHLO but refused".into());
     }
-    upgrade(
-        c,
-        conn,
-        "STARTTLS",
-        offered,
-        accepted,
-        answer.first_line(),
-        name,
-    )
-    .await
+    upgrade(c, conn, Protocol::Smtp, offered, answer, name).await
 }
 
 /// Records a STARTTLS-style answer and, when accepted, runs the handshake
 /// on the same connection.
-#[allow(clippy::too_many_arguments)]
 async fn upgrade(
     c: &mut Check<'_>,
     conn: Conn,
-    command: &'static str,
+    proto: Protocol,
     offered: Option<bool>,
-    accepted: bool,
-    reply_text: String,
+    answer: starttls::Answer,
     name: &str,
 ) -> Result<(), CheckError> {
     let mut st = StartTls {
-        command,
+        command: proto.command(),
         offered,
-        accepted,
-        reply: reply_text,
+        accepted: answer.accepted,
+        reply: answer.reply,
         tls: None,
     };
-    if !accepted {
+    if !st.accepted {
         c.result.starttls = Some(st);
         conn.close().await;
         return Ok(());
@@ -403,12 +389,9 @@ async fn pop3_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
         conn.close().await;
         return Ok(());
     }
-    conn.send("starttls", &pop3::stls()).await?;
-    let answer = conn.read_msg("starttls", pop3::decode_status).await;
+    let answer = starttls::command(&mut conn, Protocol::Pop3).await;
     c.step("starttls");
-    let answer = answer?;
-    let accepted = answer.ok;
-    upgrade(c, conn, "STLS", None, accepted, answer.to_string(), name).await
+    upgrade(c, conn, Protocol::Pop3, None, answer?, name).await
 }
 
 async fn imap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
@@ -445,37 +428,9 @@ async fn imap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
         return Ok(());
     }
     let offered = caps.map(|k| k.iter().any(|x| x.eq_ignore_ascii_case("STARTTLS")));
-    conn.send(
-        "starttls",
-        &imap::command("a1", "STARTTLS").unwrap_or_default(),
-    )
-    .await?;
-    let mut tagged = None;
-    for _ in 0..=IMAP_MAX_UNTAGGED {
-        let line = conn.read_msg("starttls", imap::decode_line).await?;
-        if let imap::ImapLine::Tagged { tag, status, text } = &line
-            && tag == "a1"
-        {
-            tagged = Some((*status, text.clone(), imap_text(&line)));
-            break;
-        }
-    }
+    let answer = starttls::command(&mut conn, Protocol::Imap).await;
     c.step("starttls");
-    let Some((status, _, shown)) = tagged else {
-        conn.close().await;
-        return Err(CheckError::new(
-            "starttls",
-            format!("no tagged reply within {IMAP_MAX_UNTAGGED} lines"),
-        ));
-    };
-    let accepted = status == imap::ImapStatus::Ok;
-    upgrade(c, conn, "STARTTLS", offered, accepted, shown, name).await
-}
-
-fn imap_text(line: &imap::ImapLine) -> String {
-    String::from_utf8_lossy(&imap::encode_line(line))
-        .trim_end()
-        .to_string()
+    upgrade(c, conn, Protocol::Imap, offered, answer?, name).await
 }
 
 async fn ftp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
@@ -490,21 +445,9 @@ async fn ftp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), 
             format!("the server refused the session: {}", greeting.first_line()),
         ));
     }
-    conn.send("starttls", b"AUTH TLS\r\n").await?;
-    let answer = read_reply(&mut conn, "starttls").await;
+    let answer = starttls::command(&mut conn, Protocol::Ftp).await;
     c.step("starttls");
-    let answer = answer?;
-    let accepted = answer.code == 234;
-    upgrade(
-        c,
-        conn,
-        "AUTH TLS",
-        None,
-        accepted,
-        answer.first_line(),
-        name,
-    )
-    .await
+    upgrade(c, conn, Protocol::Ftp, None, answer?, name).await
 }
 
 async fn http_check(c: &mut Check<'_>, conn: &mut Conn, name: &str) -> Result<(), CheckError> {
@@ -589,27 +532,11 @@ async fn ldap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
         conn.close().await;
         return Ok(());
     }
-    conn.send("starttls", &ldap::start_tls_request(2)).await?;
-    let msg = conn.read_msg("starttls", ldap::decode_message).await;
+    let answer = starttls::command(&mut conn, Protocol::Ldap).await;
     c.step("starttls");
-    let msg = msg?;
+    let answer = answer?;
     c.result.method = crate::report::Method::Probed;
-    let (accepted, text) = match &msg.op {
-        ldap::LdapOp::ExtendedResponse {
-            result_code,
-            diagnostic,
-            ..
-        } => {
-            let mut text = format!("{} ({result_code})", ldap::result_name(*result_code));
-            if !diagnostic.is_empty() {
-                text.push_str(": ");
-                text.push_str(diagnostic);
-            }
-            (*result_code == 0, text)
-        }
-        other => (false, format!("unexpected LDAP message {other:?}")),
-    };
-    upgrade(c, conn, "StartTLS", None, accepted, text, name).await
+    upgrade(c, conn, Protocol::Ldap, None, answer, name).await
 }
 
 #[cfg(test)]

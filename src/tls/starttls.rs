@@ -1,17 +1,20 @@
 //! STARTTLS on a stream that is already talking: the command of each
-//! protocol and the reply that accepts it (SMTP EHLO then STARTTLS -> 220,
-//! POP3 STLS -> +OK, IMAP `a1 STARTTLS` -> tagged OK, FTP AUTH TLS -> 234),
-//! over a [`Conn`] and `sockeye_proto`'s codecs,
-//! the same as `probe`'s dialogues use. Used by `talk`'s `starttls` step
-//! (the greeting was the conversation's own business); the TLS handshake
-//! that follows is [`Conn::upgrade`](crate::probe::conn::Conn::upgrade).
+//! protocol and the reply that accepts it (SMTP STARTTLS -> 220, POP3 STLS
+//! -> +OK, IMAP `a1 STARTTLS` -> tagged OK, FTP AUTH TLS -> 234, LDAP's
+//! StartTLS extended operation -> success), over a
+//! [`Conn`] and `sockeye_proto`'s codecs. One place for it: `probe`'s
+//! dialogues call [`command`] after their own greeting and capability
+//! checks, `talk`'s `starttls` step calls [`request`] (EHLO first for
+//! SMTP; the greeting was the conversation's own business). The TLS
+//! handshake that follows is
+//! [`Conn::upgrade`](crate::probe::conn::Conn::upgrade).
 
-use sockeye_proto::{imap, pop3, reply, smtp};
+use sockeye_proto::{imap, ldap, pop3, reply, smtp};
 
 use crate::probe::conn::{CheckError, Conn};
 
 /// IMAP: untagged lines skipped while waiting for the tagged reply.
-const IMAP_MAX_UNTAGGED: usize = 16;
+pub const IMAP_MAX_UNTAGGED: usize = 16;
 
 /// A protocol with a STARTTLS command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,19 @@ pub enum Protocol {
     Pop3,
     Imap,
     Ftp,
+    Ldap,
+}
+
+impl Protocol {
+    /// The command, as reports name it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Protocol::Smtp | Protocol::Imap => "STARTTLS",
+            Protocol::Pop3 => "STLS",
+            Protocol::Ftp => "AUTH TLS",
+            Protocol::Ldap => "StartTLS",
+        }
+    }
 }
 
 /// The server's answer to the STARTTLS command.
@@ -37,29 +53,35 @@ pub async fn request(
     proto: Protocol,
     ehlo_name: &str,
 ) -> Result<Answer, CheckError> {
-    match proto {
-        Protocol::Smtp => {
-            let ehlo = smtp::ehlo(ehlo_name).map_err(|e| CheckError::new("ehlo", e.to_string()))?;
-            conn.send("ehlo", &ehlo).await?;
-            let r = conn.read_msg("ehlo", reply::decode).await?;
-            if r.class() != 2 {
-                return Err(CheckError::new(
-                    "ehlo",
-                    format!("EHLO refused: {}", r.first_line()),
-                ));
-            }
-            conn.send("starttls", &smtp::starttls()).await?;
-            let r = conn.read_msg("starttls", reply::decode).await?;
-            Ok(Answer {
-                accepted: r.code == 220,
-                reply: r.first_line(),
-            })
+    if proto == Protocol::Smtp {
+        let ehlo = smtp::ehlo(ehlo_name).map_err(|e| CheckError::new("ehlo", e.to_string()))?;
+        conn.send("ehlo", &ehlo).await?;
+        let r = conn.read_msg("ehlo", reply::decode).await?;
+        if r.class() != 2 {
+            return Err(CheckError::new(
+                "ehlo",
+                format!("EHLO refused: {}", r.first_line()),
+            ));
         }
-        Protocol::Ftp => {
-            conn.send("starttls", b"AUTH TLS\r\n").await?;
+    }
+    command(conn, proto).await
+}
+
+/// Sends `proto`'s STARTTLS command and reads the answer, with nothing
+/// before it: the session must be where the command is allowed (SMTP: after
+/// EHLO or HELO). LDAP's request has message ID 2 (so a probe's search
+/// may take 1).
+pub async fn command(conn: &mut Conn, proto: Protocol) -> Result<Answer, CheckError> {
+    match proto {
+        Protocol::Smtp | Protocol::Ftp => {
+            let (cmd, yes) = match proto {
+                Protocol::Smtp => (smtp::starttls(), 220),
+                _ => (b"AUTH TLS\r\n".to_vec(), 234),
+            };
+            conn.send("starttls", &cmd).await?;
             let r = conn.read_msg("starttls", reply::decode).await?;
             Ok(Answer {
-                accepted: r.code == 234,
+                accepted: r.code == yes,
                 reply: r.first_line(),
             })
         }
@@ -80,12 +102,9 @@ pub async fn request(
                 if let imap::ImapLine::Tagged { tag, status, .. } = &line
                     && tag == "a1"
                 {
-                    let text = String::from_utf8_lossy(&imap::encode_line(&line))
-                        .trim_end()
-                        .to_string();
                     return Ok(Answer {
                         accepted: *status == imap::ImapStatus::Ok,
-                        reply: text,
+                        reply: imap_text(&line),
                     });
                 }
             }
@@ -94,5 +113,37 @@ pub async fn request(
                 format!("no tagged reply within {IMAP_MAX_UNTAGGED} lines"),
             ))
         }
+        Protocol::Ldap => {
+            conn.send("starttls", &ldap::start_tls_request(2)).await?;
+            let msg = conn.read_msg("starttls", ldap::decode_message).await?;
+            Ok(match &msg.op {
+                ldap::LdapOp::ExtendedResponse {
+                    result_code,
+                    diagnostic,
+                    ..
+                } => {
+                    let mut text = format!("{} ({result_code})", ldap::result_name(*result_code));
+                    if !diagnostic.is_empty() {
+                        text.push_str(": ");
+                        text.push_str(diagnostic);
+                    }
+                    Answer {
+                        accepted: *result_code == 0,
+                        reply: text,
+                    }
+                }
+                other => Answer {
+                    accepted: false,
+                    reply: format!("unexpected LDAP message {other:?}"),
+                },
+            })
+        }
     }
+}
+
+/// An IMAP line as received, without its line ending.
+pub fn imap_text(line: &imap::ImapLine) -> String {
+    String::from_utf8_lossy(&imap::encode_line(line))
+        .trim_end()
+        .to_string()
 }
