@@ -6,6 +6,8 @@
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
+pub mod tcp_info;
+
 /// File descriptors kept free for everything that is not a probe socket:
 /// stdio, output files, the runtime's epoll and eventfd, DNS lookups.
 pub const RESERVED_FDS: u64 = 64;

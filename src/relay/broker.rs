@@ -8,9 +8,12 @@
 //! the pace its client reads. A sender faster than a reader waits for it,
 //! but only while that reader is seen reading: every byte its socket takes
 //! stamps the client's progress, and a client with nothing taken for
-//! `STOPPED` (100 ms) is waited for no more (flow control, so a flood cannot cut
-//! off a client that keeps up at its own pace, and a client that stops
-//! reading costs a flooding sender at most `STOPPED`, once). Its queue
+//! `STOPPED` (100 ms) while its TCP peer advertises a zero window has
+//! stopped reading and is waited for no more (flow control, so a flood
+//! cannot cut off a client that keeps up at its own pace, and a client that
+//! stops reading costs a flooding sender at most `STOPPED`, once). A peer
+//! whose window is open is reading over a slow path (a long round trip, a
+//! retransmission): it is waited for up to `SLOW_PATH` (500 ms). Its queue
 //! then grows until it passes `max_queue` bytes, and it is disconnected
 //! with a notice. At chat rates nobody is ever waited for: a queue must
 //! pass half of `max_queue` first.
@@ -47,12 +50,17 @@ const STDOUT_QUEUE: usize = 64;
 /// A recipient with more than this share of `max_queue` waiting paces the
 /// sender, as long as it keeps reading.
 const SOFT_DIVISOR: usize = 2;
-/// A recipient whose socket took no byte for this long has stopped
-/// reading, as far as senders are concerned: they no longer wait for it.
-/// The longest a client that stops reading can hold up a flooding sender;
-/// long enough that a reader merely descheduled on a busy machine is not
-/// taken for one that stopped.
+/// A recipient whose socket took no byte for this long, and whose peer
+/// advertises no room (or whose window we cannot see: TLS, Unix sockets),
+/// has stopped reading as far as senders are concerned: they no longer
+/// wait for it. The longest a client that stops reading can hold up a
+/// flooding sender; long enough that a reader merely descheduled on a busy
+/// machine is not taken for one that stopped.
 const STOPPED: Duration = Duration::from_millis(100);
+/// A recipient whose peer still advertises room is reading, but its bytes
+/// are slow to be acknowledged (a long round trip; a retransmission waits
+/// 200 ms at least): senders wait for it this long before giving up.
+const SLOW_PATH: Duration = Duration::from_millis(500);
 /// From this many recipients on, a fan-out is shared by two threads.
 const PARALLEL_FAN_OUT: usize = 2048;
 /// How often a paced sender looks at its recipients again.
@@ -141,15 +149,17 @@ impl Hub {
 
     /// Whether a sender should wait for `c` before sending more.
     fn waits_for(&self, c: &Client) -> bool {
-        let since = self
-            .now_us()
-            .saturating_sub(c.progress_us.load(Ordering::Relaxed));
-        must_wait(
-            c.queued.load(Ordering::Relaxed),
-            self.soft(),
-            Duration::from_micros(since),
-            c.kill.is_cancelled(),
-        )
+        let queued = c.queued.load(Ordering::Relaxed);
+        if queued <= self.soft() || c.kill.is_cancelled() {
+            return false;
+        }
+        let since = Duration::from_micros(
+            self.now_us()
+                .saturating_sub(c.progress_us.load(Ordering::Relaxed)),
+        );
+        // The window is asked for only once a client has gone quiet.
+        let window_open = since >= STOPPED && c.out.peer_window().is_some_and(|w| w > 0);
+        must_wait(queued, self.soft(), since, window_open, false)
     }
 
     /// Sends `data` to every client but `from`; drops those that overflow.
@@ -175,9 +185,15 @@ impl Hub {
                 // every client still gets senders' bytes in order.
                 let (a, b) = to.split_at(to.len() / 2);
                 std::thread::scope(|s| {
-                    let other = s.spawn(|| self.deliver(b, &data));
+                    let other = std::thread::Builder::new()
+                        .name("fan-out".into())
+                        .spawn_scoped(s, || self.deliver(b, &data));
                     let (mut behind, mut dropped) = self.deliver(a, &data);
-                    let (b2, d2) = other.join().unwrap_or_default();
+                    let (b2, d2) = match other {
+                        Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                        // No thread to be had: this one does both halves.
+                        Err(_) => self.deliver(b, &data),
+                    };
                     behind.extend(b2);
                     dropped.extend(d2);
                     (behind, dropped)
@@ -330,6 +346,15 @@ macro_rules! ready_write_all {
 }
 
 impl WriteSide {
+    /// The window the TCP peer advertises; `None` when not known (Unix
+    /// sockets; TLS, whose socket sits inside the stream's lock).
+    fn peer_window(&self) -> Option<u32> {
+        match self {
+            WriteSide::Tcp(w) => crate::sys::tcp_info::peer_window(w.as_ref()),
+            WriteSide::Unix(_) | WriteSide::Other(_) => None,
+        }
+    }
+
     /// A non-blocking write, where the socket allows one.
     fn try_direct(&self, buf: &[u8]) -> Option<std::io::Result<usize>> {
         match self {
@@ -355,6 +380,10 @@ impl WriteSide {
                     }
                     progress();
                 }
+                // TLS keeps records it could not write yet: out with them
+                // now, not when the next message comes.
+                w.flush().await?;
+                progress();
                 Ok(())
             }
         }
@@ -674,9 +703,17 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
 }
 
 /// The pacing rule: a sender waits for a live recipient with more than
-/// `soft` bytes queued whose socket took bytes less than [`STOPPED`] ago.
-fn must_wait(queued: usize, soft: usize, since_progress: Duration, killed: bool) -> bool {
-    !killed && queued > soft && since_progress < STOPPED
+/// `soft` bytes queued whose socket took bytes less than [`STOPPED`] ago,
+/// or less than [`SLOW_PATH`] ago while its peer's window is open.
+fn must_wait(
+    queued: usize,
+    soft: usize,
+    since_progress: Duration,
+    window_open: bool,
+    killed: bool,
+) -> bool {
+    let quiet_for = if window_open { SLOW_PATH } else { STOPPED };
+    !killed && queued > soft && since_progress < quiet_for
 }
 
 #[cfg(test)]
@@ -687,15 +724,20 @@ mod tests {
     fn pacing_waits_only_for_recipients_that_are_reading() {
         let ms = Duration::from_millis;
         // At or under the soft mark: never waited for.
-        assert!(!must_wait(100, 100, ms(0), false));
+        assert!(!must_wait(100, 100, ms(0), false, false));
         // Behind and reading: the sender waits.
-        assert!(must_wait(101, 100, ms(0), false));
-        assert!(must_wait(101, 100, STOPPED - ms(1), false));
-        // Behind and silent for STOPPED: it stopped reading; nobody waits.
-        assert!(!must_wait(101, 100, STOPPED, false));
-        assert!(!must_wait(usize::MAX, 100, ms(60_000), false));
+        assert!(must_wait(101, 100, ms(0), false, false));
+        assert!(must_wait(101, 100, STOPPED - ms(1), false, false));
+        // Behind, silent for STOPPED, window closed (or unknown): it stopped
+        // reading; nobody waits.
+        assert!(!must_wait(101, 100, STOPPED, false, false));
+        assert!(!must_wait(usize::MAX, 100, ms(60_000), false, false));
+        // Silent but the window is open: a slow path, waited for longer.
+        assert!(must_wait(101, 100, STOPPED, true, false));
+        assert!(must_wait(101, 100, SLOW_PATH - ms(1), true, false));
+        assert!(!must_wait(101, 100, SLOW_PATH, true, false));
         // Being dropped: nobody waits.
-        assert!(!must_wait(101, 100, ms(0), true));
+        assert!(!must_wait(101, 100, ms(0), false, true));
     }
 
     #[test]
