@@ -1191,10 +1191,12 @@ fn broker_hundred_non_readers_do_not_cost_the_readers_a_byte() {
     })
     .expect("104 clients");
     const MSGS: usize = 512;
-    let msg = vec![b'm'; 8192];
+    const LEN: usize = 8192;
+    // Message i is LEN bytes of i % 251: a reader checks every byte's place,
+    // so bytes written straight and bytes queued must keep their order.
     let send = std::thread::spawn(move || {
-        for _ in 0..MSGS {
-            sender.write_all(&msg).unwrap();
+        for i in 0..MSGS {
+            sender.write_all(&[(i % 251) as u8; LEN]).unwrap();
         }
         sender
     });
@@ -1204,9 +1206,13 @@ fn broker_hundred_non_readers_do_not_cost_the_readers_a_byte() {
             std::thread::spawn(move || {
                 let mut got = 0;
                 let mut buf = vec![0u8; 1 << 16];
-                while got < MSGS * 8192 {
+                while got < MSGS * LEN {
                     let n = r.read(&mut buf).unwrap();
                     assert!(n > 0, "reader cut off after {got} bytes");
+                    for (k, &b) in buf[..n].iter().enumerate() {
+                        let at = got + k;
+                        assert_eq!(b, ((at / LEN) % 251) as u8, "byte {at} out of order");
+                    }
                     got += n;
                 }
                 got
@@ -1231,6 +1237,12 @@ fn broker_fan_out_to_many_clients() {
     // Past 2,048 recipients the broker shares a fan-out between two
     // threads: 2,100 clients take that path.
     const N: usize = 2100;
+    // 2,100 sockets here too: more than a stock soft limit of 1,024.
+    let limit = sockeye::sys::raise_nofile_limit();
+    assert!(
+        limit > N as u64 + 64,
+        "open-file limit {limit}: too low for {N} clients"
+    );
     let (srv, port) = Cat::listen(&["--broker"]);
     let mut clients: Vec<TcpStream> = (0..N).map(|_| connect(port)).collect();
     wait_for(WAIT, || {

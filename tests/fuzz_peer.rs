@@ -176,7 +176,13 @@ fn a_target_that_dies_is_noticed_without_spawn() {
     let f = json_lines(&stdout(&out))
         .into_iter()
         .find(|r| r["type"] == "failure")
-        .expect("failure");
+        .unwrap_or_else(|| {
+            panic!(
+                "no failure record; stdout: {}; stderr: {}",
+                stdout(&out),
+                stderr(&out)
+            )
+        });
     assert_eq!(f["kind"], "refused", "{f}");
     let bytes = std::fs::read(f["input"].as_str().expect("input")).expect("read");
     assert!(is_the_crash(&bytes), "{f}");

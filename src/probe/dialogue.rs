@@ -430,7 +430,15 @@ async fn imap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
     let offered = caps.map(|k| k.iter().any(|x| x.eq_ignore_ascii_case("STARTTLS")));
     let answer = starttls::command(&mut conn, Protocol::Imap).await;
     c.step("starttls");
-    upgrade(c, conn, Protocol::Imap, offered, answer?, name).await
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            // No tagged reply among the lines allowed: end politely.
+            conn.close().await;
+            return Err(e);
+        }
+    };
+    upgrade(c, conn, Protocol::Imap, offered, answer, name).await
 }
 
 async fn ftp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
