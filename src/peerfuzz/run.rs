@@ -327,6 +327,18 @@ enum ConnectFailure {
 }
 
 impl ConnectFailure {
+    /// A connect's error. A reset or an abort is a refusal too: the kernel
+    /// completed the handshake for a listener that was closing (the target
+    /// dying with our connection in its accept queue), and the reset came
+    /// before the connect was seen to finish.
+    fn from_connect(e: std::io::Error) -> ConnectFailure {
+        use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+        match e.kind() {
+            ConnectionRefused | ConnectionReset | ConnectionAborted => ConnectFailure::Refused,
+            _ => ConnectFailure::Other(e),
+        }
+    }
+
     fn text(&self, timeout: Duration) -> String {
         match self {
             ConnectFailure::Refused => "connection refused".into(),
@@ -346,10 +358,7 @@ async fn one_case(
 ) -> Result<CaseOutcome, ConnectFailure> {
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
         Err(_) => return Err(ConnectFailure::Timeout),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(ConnectFailure::Refused);
-        }
-        Ok(Err(e)) => return Err(ConnectFailure::Other(e)),
+        Ok(Err(e)) => return Err(ConnectFailure::from_connect(e)),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
@@ -588,4 +597,31 @@ pub async fn fuzz_clients(
         0.0
     };
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_target_closing_under_a_connect_is_a_refusal() {
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionAborted,
+        ] {
+            assert!(
+                matches!(
+                    ConnectFailure::from_connect(Error::from(kind)),
+                    ConnectFailure::Refused
+                ),
+                "{kind:?}"
+            );
+        }
+        assert!(matches!(
+            ConnectFailure::from_connect(Error::from(ErrorKind::AddrNotAvailable)),
+            ConnectFailure::Other(_)
+        ));
+    }
 }
