@@ -1,4 +1,4 @@
-//! `sockeye probe` and `scan --probe` on 127.0.0.1, against listeners this
+//! `sockeye probe` and `scan --probe` on 127.0.0.1 and ::1, against listeners this
 //! test binds itself (never ports it does not own), and their usage errors.
 
 use std::io::{Read, Write};
@@ -350,4 +350,90 @@ fn a_dribbling_server_meets_the_check_deadline() {
     );
     let ms = r["elapsed_ms"].as_f64().expect("ms");
     assert!((1_400.0..4_000.0).contains(&ms), "{ms} ms: {r:#}");
+}
+
+/// Over IPv6: an SMTP server sees `EHLO [IPv6:::1]` (RFC 5321's address
+/// literal, not a bare `[::1]`) and an HTTP server `Host: [::1]:PORT`.
+#[test]
+fn over_ipv6_the_literals_are_the_standards() {
+    use std::sync::mpsc;
+    let (seen_tx, seen) = mpsc::channel::<String>();
+    let smtp = TcpListener::bind("[::1]:0").expect("bind ::1 (IPv6 loopback)");
+    let smtp_port = smtp.local_addr().expect("addr").port();
+    let tx = seen_tx.clone();
+    thread::spawn(move || {
+        let Some(Ok(mut s)) = smtp.incoming().next() else {
+            return;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = s.write_all(b"220 six.test ESMTP\r\n");
+        let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
+        for _ in 0..10 {
+            let mut line = String::new();
+            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let _ = tx.send(line.trim_end().to_string());
+            let answer: &[u8] = match line.split_whitespace().next().unwrap_or("") {
+                "EHLO" => b"250-six.test\r\n250 STARTTLS\r\n",
+                "STARTTLS" => b"454 4.7.0 TLS not available\r\n",
+                "QUIT" => b"221 bye\r\n",
+                _ => b"500 5.5.1 unknown command\r\n",
+            };
+            let _ = s.write_all(answer);
+        }
+    });
+    let http = TcpListener::bind("[::1]:0").expect("bind ::1");
+    let http_port = http.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        let Some(Ok(mut s)) = http.incoming().next() else {
+            return;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        for line in String::from_utf8_lossy(&req).lines() {
+            let _ = seen_tx.send(line.to_string());
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nServer: six-httpd/1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    });
+    let out = sockeye(&[
+        "probe",
+        "--json",
+        "--banner-wait",
+        "300ms",
+        "-p",
+        &format!("{smtp_port},{http_port}"),
+        "::1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records = json_lines(&stdout(&out));
+    let by = |port: u16| {
+        records
+            .iter()
+            .find(|r| r["type"] == "service" && r["port"] == port)
+            .unwrap_or_else(|| panic!("no service record for {port}: {records:#?}"))
+    };
+    let s = by(smtp_port);
+    assert_eq!(s["service"], "smtp", "{s:#}");
+    assert_eq!(s["starttls"]["offered"], true, "{s:#}");
+    assert_eq!(s["starttls"]["accepted"], false, "{s:#}");
+    let h = by(http_port);
+    assert_eq!(h["service"], "http", "{h:#}");
+    assert_eq!(h["http"]["server"], "six-httpd/1", "{h:#}");
+    let lines: Vec<String> = seen.try_iter().collect();
+    assert!(lines.iter().any(|l| l == "EHLO [IPv6:::1]"), "{lines:?}");
+    // The port too, as it is not HTTP's 80.
+    let host = format!("Host: [::1]:{http_port}");
+    assert!(lines.iter().any(|l| *l == host), "{lines:?}");
 }
