@@ -33,6 +33,8 @@ main() {
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 MEASURE="$ROOT/benches/measure.py"
 LISTEN="$ROOT/tests/support/listen.py"
 
@@ -93,20 +95,7 @@ cleanup() {
     set +e
     [ -n "$MEASURE_PID" ] && kill -TERM "$MEASURE_PID" 2>/dev/null
     for pid in "${LISTENER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for ns in "$S" "$T"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
-    done
-    sleep 0.3
-    for ns in "$S" "$T"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
-        ip netns del "$ns" 2>/dev/null
-    done
+    ns_remove "$S" "$T"
     for pid in "${LISTENER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     rm -rf "$TMPD"
 }
@@ -118,29 +107,10 @@ in_s() { ip netns exec "$S" "$@"; }
 in_t() { ip netns exec "$T" "$@"; }
 
 lab_up() {
-    ip netns add "$S"
-    ip netns add "$T"
-    ip link add veth-s netns "$S" type veth peer name veth-t netns "$T"
-    local ns dev v4
-    for x in "$S veth-s 198.18.0.1" "$T veth-t 198.18.0.2"; do
-        read -r ns dev v4 <<<"$x"
-        ip -n "$ns" link set lo up
-        ip -n "$ns" addr add "$v4/24" dev "$dev"
-        ip -n "$ns" link set "$dev" up
-    done
+    ns_pair_up "$S" veth-s "$T" veth-t || die "veth link did not come up"
     # Every RST/ICMP answer counts; the listener's queues must never be the limit.
     in_t sysctl -q -w net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 \
         net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
-    # Wait (bounded) for carrier on both ends: early SYNs would be lost and retried.
-    local i
-    for i in $(seq 1 250); do
-        if ip -n "$S" -o link show veth-s | grep -q "state UP" &&
-           ip -n "$T" -o link show veth-t | grep -q "state UP"; then
-            return 0
-        fi
-        sleep 0.02
-    done
-    die "veth link did not come up"
 }
 
 # listen ADDR PORTS: start listen.py in the target ns, wait for it to be ready (<= 5 s).

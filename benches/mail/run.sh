@@ -34,6 +34,8 @@ main() {
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/../.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 SERVICES="$ROOT/tests/lab/services.sh"
 
 RUNS=20
@@ -72,39 +74,14 @@ STARTED=0
 cleanup() {
     set +e
     [ "$STARTED" = 1 ] && bash "$SERVICES" stop "$STATE" >/dev/null 2>&1
-    for ns in "$C" "$S"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
-    done
-    sleep 0.3
-    for ns in "$C" "$S"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
-        ip netns del "$ns" 2>/dev/null
-    done
+    ns_remove "$C" "$S"
     rm -rf "$STATE"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ip netns add "$C"
-ip netns add "$S"
-ip link add veth-c netns "$C" type veth peer name veth-s netns "$S"
-for x in "$C veth-c 198.18.0.1" "$S veth-s 198.18.0.2"; do
-    read -r ns dev v4 <<<"$x"
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "$v4/24" dev "$dev"
-    ip -n "$ns" link set "$dev" up
-done
-for _ in $(seq 1 250); do
-    ip -n "$C" -o link show veth-c | grep -q "state UP" && ip -n "$S" -o link show veth-s | grep -q "state UP" && break
-    sleep 0.02
-done
+ns_pair_up "$C" veth-c "$S" veth-s || die "veth link did not come up"
 
 echo "starting the lab's services in $S (state $STATE)..." >&2
 STARTED=1

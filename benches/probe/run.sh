@@ -42,6 +42,8 @@ main() {
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/../.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 BENCH="$ROOT/benches/probe/probe_bench.py"
 SERVICES="$ROOT/tests/lab/services.sh"
 
@@ -106,20 +108,7 @@ cleanup() {
     set +e
     [ -n "$BENCH_PID" ] && kill -TERM "$BENCH_PID" 2>/dev/null
     [ -n "$STATE" ] && timeout 30 "$SERVICES" stop "$STATE" >/dev/null 2>&1
-    for ns in "$C" "$S"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -TERM $pids 2>/dev/null
-    done
-    sleep 0.3
-    for ns in "$C" "$S"; do
-        [ -e "/run/netns/$ns" ] || continue
-        pids=$(ip netns pids "$ns" 2>/dev/null)
-        # shellcheck disable=SC2086
-        [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
-        ip netns del "$ns" 2>/dev/null
-    done
+    ns_remove "$C" "$S"
     [ -n "$BENCH_PID" ] && wait "$BENCH_PID" 2>/dev/null
     rm -rf "$TMPD"
 }
@@ -128,27 +117,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ns_up() {
-    ip netns add "$C"
-    ip netns add "$S"
-    ip link add veth-c netns "$C" type veth peer name veth-s netns "$S"
-    local ns dev v4
-    for x in "$C veth-c 198.18.0.1" "$S veth-s 198.18.0.2"; do
-        read -r ns dev v4 <<<"$x"
-        ip -n "$ns" link set lo up
-        ip -n "$ns" addr add "$v4/24" dev "$dev"
-        ip -n "$ns" link set "$dev" up
-    done
+    ns_pair_up "$C" veth-c "$S" veth-s || die "veth link did not come up"
     # Bench 2 opens a thousand connections at once: the listen queues must not drop them.
     ip netns exec "$S" sysctl -q -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
-    local i
-    for i in $(seq 1 250); do
-        if ip -n "$C" -o link show veth-c | grep -q "state UP" &&
-           ip -n "$S" -o link show veth-s | grep -q "state UP"; then
-            return 0
-        fi
-        sleep 0.02
-    done
-    die "veth link did not come up"
 }
 
 # lab_start WILDCARD: services.sh start in the server namespace, a fresh state directory.
