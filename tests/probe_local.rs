@@ -435,5 +435,5 @@ fn over_ipv6_the_literals_are_the_standards() {
     assert!(lines.iter().any(|l| l == "EHLO [IPv6:::1]"), "{lines:?}");
     // The port too, as it is not HTTP's 80.
     let host = format!("Host: [::1]:{http_port}");
-    assert!(lines.iter().any(|l| *l == host), "{lines:?}");
+    assert!(lines.contains(&host), "{lines:?}");
 }
