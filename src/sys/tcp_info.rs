@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, AsRawFd};
 use nix::libc;
 
 /// The window the peer last advertised, in bytes (after scaling); `None`
-/// when the socket is not TCP or the kernel does not report it (before
-/// Linux 6.2).
+/// when the socket is not TCP or the kernel is too old to report it (its
+/// `tcp_info` ends before `tcpi_snd_wnd`).
 pub fn peer_window(sock: &impl AsFd) -> Option<u32> {
     let fd = sock.as_fd().as_raw_fd();
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
