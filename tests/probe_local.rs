@@ -29,6 +29,55 @@ fn responder(greeting: &'static [u8], wait_for_request: bool, conns: usize) -> u
     port
 }
 
+/// The service record for `port` among `records` (JSON Lines output).
+fn service(records: &[serde_json::Value], port: u16) -> &serde_json::Value {
+    records
+        .iter()
+        .find(|r| r["type"] == "service" && r["port"] == port)
+        .unwrap_or_else(|| panic!("no service record for {port}: {records:#?}"))
+}
+
+/// A scripted SMTP server on `l` for `conns` connections, each on its own
+/// thread: `greeting` after `delay`, then EHLO -> `ehlo`, STARTTLS -> 454,
+/// QUIT -> 221, anything else 500. Every command line it reads goes to
+/// `seen`, without its line end.
+fn smtp_responder(
+    l: TcpListener,
+    conns: usize,
+    delay: Duration,
+    greeting: &'static [u8],
+    ehlo: &'static [u8],
+    seen: std::sync::mpsc::Sender<String>,
+) {
+    thread::spawn(move || {
+        for stream in l.incoming().take(conns) {
+            let Ok(mut s) = stream else { continue };
+            let seen = seen.clone();
+            thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                thread::sleep(delay);
+                let _ = s.write_all(greeting);
+                let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
+                for _ in 0..10 {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let _ = seen.send(line.trim_end().to_string());
+                    let answer: &[u8] = match line.split_whitespace().next().unwrap_or("") {
+                        "EHLO" => ehlo,
+                        "STARTTLS" => b"454 4.7.0 TLS not available\r\n",
+                        "QUIT" => b"221 bye\r\n",
+                        _ => b"500 5.5.1 unknown command\r\n",
+                    };
+                    let _ = s.write_all(answer);
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn scan_probe_checks_each_open_port_by_content() {
     let ssh = responder(b"SSH-2.0-TestSSH_1.0\r\n", false, 4);
@@ -55,14 +104,9 @@ fn scan_probe_checks_each_open_port_by_content() {
     let out = sockeye(&["scan", "-sV", "--json", "-p", &ports, "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
-    let services: Vec<_> = records.iter().filter(|r| r["type"] == "service").collect();
-    assert_eq!(services.len(), 2, "{records:#?}");
-    let by = |port: u16| {
-        services
-            .iter()
-            .find(|r| r["port"] == port)
-            .unwrap_or_else(|| panic!("no service record for {port}: {records:#?}"))
-    };
+    let services = records.iter().filter(|r| r["type"] == "service").count();
+    assert_eq!(services, 2, "{records:#?}");
+    let by = |port: u16| service(&records, port);
     assert_eq!(by(ssh)["service"], "ssh");
     assert_eq!(by(ssh)["banner"], "SSH-2.0-TestSSH_1.0");
     assert_eq!(by(http)["service"], "http");
@@ -164,12 +208,7 @@ fn flood_and_silence_are_bounded() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
-    let find = |port: u16| {
-        records
-            .iter()
-            .find(|r| r["type"] == "service" && r["port"] == port)
-            .unwrap_or_else(|| panic!("{records:#?}"))
-    };
+    let find = |port: u16| service(&records, port);
     assert_eq!(
         find(flood)["error"]["message"],
         "the server sent 65536 bytes without a line end; stopped reading"
@@ -256,32 +295,15 @@ fn telnet_options_are_decoded() {
 fn a_late_greeting_is_recognised_from_the_answer_to_head() {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
-    thread::spawn(move || {
-        for stream in l.incoming().take(2) {
-            let Ok(s) = stream else { continue };
-            thread::spawn(move || {
-                let mut s = s;
-                s.set_read_timeout(Some(Duration::from_secs(5)))
-                    .expect("timeout");
-                thread::sleep(Duration::from_millis(600));
-                let _ = s.write_all(b"220 late.test ESMTP\r\n");
-                let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
-                for _ in 0..10 {
-                    let mut line = String::new();
-                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let answer: &[u8] = match line.split_whitespace().next().unwrap_or("") {
-                        "EHLO" => b"250-late.test\r\n250 PIPELINING\r\n",
-                        "STARTTLS" => b"454 4.7.0 TLS not available\r\n",
-                        "QUIT" => b"221 bye\r\n",
-                        _ => b"500 5.5.1 unknown command\r\n",
-                    };
-                    let _ = s.write_all(answer);
-                }
-            });
-        }
-    });
+    let (seen, _) = std::sync::mpsc::channel();
+    smtp_responder(
+        l,
+        2,
+        Duration::from_millis(600),
+        b"220 late.test ESMTP\r\n",
+        b"250-late.test\r\n250 PIPELINING\r\n",
+        seen,
+    );
     let out = sockeye(&[
         "probe",
         "--json",
@@ -356,34 +378,17 @@ fn a_dribbling_server_meets_the_check_deadline() {
 /// literal, not a bare `[::1]`) and an HTTP server `Host: [::1]:PORT`.
 #[test]
 fn over_ipv6_the_literals_are_the_standards() {
-    use std::sync::mpsc;
-    let (seen_tx, seen) = mpsc::channel::<String>();
+    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
     let smtp = TcpListener::bind("[::1]:0").expect("bind ::1 (IPv6 loopback)");
     let smtp_port = smtp.local_addr().expect("addr").port();
-    let tx = seen_tx.clone();
-    thread::spawn(move || {
-        let Some(Ok(mut s)) = smtp.incoming().next() else {
-            return;
-        };
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let _ = s.write_all(b"220 six.test ESMTP\r\n");
-        let mut reader = std::io::BufReader::new(s.try_clone().expect("clone"));
-        for _ in 0..10 {
-            let mut line = String::new();
-            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            let _ = tx.send(line.trim_end().to_string());
-            let answer: &[u8] = match line.split_whitespace().next().unwrap_or("") {
-                "EHLO" => b"250-six.test\r\n250 STARTTLS\r\n",
-                "STARTTLS" => b"454 4.7.0 TLS not available\r\n",
-                "QUIT" => b"221 bye\r\n",
-                _ => b"500 5.5.1 unknown command\r\n",
-            };
-            let _ = s.write_all(answer);
-        }
-    });
+    smtp_responder(
+        smtp,
+        1,
+        Duration::ZERO,
+        b"220 six.test ESMTP\r\n",
+        b"250-six.test\r\n250 STARTTLS\r\n",
+        seen_tx.clone(),
+    );
     let http = TcpListener::bind("[::1]:0").expect("bind ::1");
     let http_port = http.local_addr().expect("addr").port();
     thread::spawn(move || {
@@ -418,12 +423,7 @@ fn over_ipv6_the_literals_are_the_standards() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
-    let by = |port: u16| {
-        records
-            .iter()
-            .find(|r| r["type"] == "service" && r["port"] == port)
-            .unwrap_or_else(|| panic!("no service record for {port}: {records:#?}"))
-    };
+    let by = |port: u16| service(&records, port);
     let s = by(smtp_port);
     assert_eq!(s["service"], "smtp", "{s:#}");
     assert_eq!(s["starttls"]["offered"], true, "{s:#}");
