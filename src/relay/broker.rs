@@ -149,17 +149,17 @@ impl Hub {
 
     /// Whether a sender should wait for `c` before sending more.
     fn waits_for(&self, c: &Client) -> bool {
-        let queued = c.queued.load(Ordering::Relaxed);
-        if queued <= self.soft() || c.kill.is_cancelled() {
-            return false;
-        }
         let since = Duration::from_micros(
             self.now_us()
                 .saturating_sub(c.progress_us.load(Ordering::Relaxed)),
         );
-        // The window is asked for only once a client has gone quiet.
-        let window_open = since >= STOPPED && c.out.peer_window().is_some_and(|w| w > 0);
-        must_wait(queued, self.soft(), since, window_open, false)
+        must_wait(
+            c.queued.load(Ordering::Relaxed),
+            self.soft(),
+            since,
+            c.kill.is_cancelled(),
+            || c.out.peer_window().is_some_and(|w| w > 0),
+        )
     }
 
     /// Sends `data` to every client but `from`; drops those that overflow.
@@ -705,15 +705,19 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
 /// The pacing rule: a sender waits for a live recipient with more than
 /// `soft` bytes queued whose socket took bytes less than [`STOPPED`] ago,
 /// or less than [`SLOW_PATH`] ago while its peer's window is open.
+/// `window_open` (a system call) is asked only of a recipient that is
+/// behind and has been quiet for [`STOPPED`].
 fn must_wait(
     queued: usize,
     soft: usize,
     since_progress: Duration,
-    window_open: bool,
     killed: bool,
+    window_open: impl FnOnce() -> bool,
 ) -> bool {
-    let quiet_for = if window_open { SLOW_PATH } else { STOPPED };
-    !killed && queued > soft && since_progress < quiet_for
+    if killed || queued <= soft {
+        return false;
+    }
+    since_progress < STOPPED || (since_progress < SLOW_PATH && window_open())
 }
 
 #[cfg(test)]
@@ -723,21 +727,24 @@ mod tests {
     #[test]
     fn pacing_waits_only_for_recipients_that_are_reading() {
         let ms = Duration::from_millis;
+        let open = || true;
+        let closed = || false;
+        let never = || -> bool { panic!("the window was asked for needlessly") };
         // At or under the soft mark: never waited for.
-        assert!(!must_wait(100, 100, ms(0), false, false));
-        // Behind and reading: the sender waits.
-        assert!(must_wait(101, 100, ms(0), false, false));
-        assert!(must_wait(101, 100, STOPPED - ms(1), false, false));
+        assert!(!must_wait(100, 100, ms(0), false, never));
+        // Behind and reading: the sender waits, without asking the window.
+        assert!(must_wait(101, 100, ms(0), false, never));
+        assert!(must_wait(101, 100, STOPPED - ms(1), false, never));
         // Behind, silent for STOPPED, window closed (or unknown): it stopped
         // reading; nobody waits.
-        assert!(!must_wait(101, 100, STOPPED, false, false));
-        assert!(!must_wait(usize::MAX, 100, ms(60_000), false, false));
+        assert!(!must_wait(101, 100, STOPPED, false, closed));
+        assert!(!must_wait(usize::MAX, 100, ms(60_000), false, open));
         // Silent but the window is open: a slow path, waited for longer.
-        assert!(must_wait(101, 100, STOPPED, true, false));
-        assert!(must_wait(101, 100, SLOW_PATH - ms(1), true, false));
-        assert!(!must_wait(101, 100, SLOW_PATH, true, false));
+        assert!(must_wait(101, 100, STOPPED, false, open));
+        assert!(must_wait(101, 100, SLOW_PATH - ms(1), false, open));
+        assert!(!must_wait(101, 100, SLOW_PATH, false, open));
         // Being dropped: nobody waits.
-        assert!(!must_wait(101, 100, ms(0), false, true));
+        assert!(!must_wait(101, 100, ms(0), true, never));
     }
 
     #[test]
