@@ -1,4 +1,4 @@
-//! The calculator protocol of `shared/spec/calc-protocol.md`, sans-IO.
+//! The calculator protocol of `docs/calc-protocol.md`, sans-IO.
 //!
 //! A request is `ID (u32) | OP (3 bytes) | N (u8) | z1..zN (i32)`, a response
 //! `ID (u32) | RESULT (i32)`, in network byte order unless both sides agree on

@@ -9,7 +9,7 @@
 //! The crate has no dependencies on purpose: fuzz targets build against it
 //! alone, in seconds (SMTP AUTH's base64 is a few lines in [`smtp`]).
 //!
-//! - [`calc`]: the calculator protocol (`shared/spec/calc-protocol.md`).
+//! - [`calc`]: the calculator protocol (`docs/calc-protocol.md`).
 //! - [`line`](mod@line): CRLF (or bare LF) line framing with a length cap, shared by the text protocols.
 //! - [`reply`]: SMTP and FTP numbered replies, single- and multi-line.
 //! - [`smtp`]: EHLO capabilities, command encoders that refuse injection, DATA dot-stuffing,

@@ -221,7 +221,7 @@ pub struct ScanArgs {
 }
 
 const CALC_AFTER: &str = "\
-The protocol (shared/spec/calc-protocol.md): a request is ID (u32), OP (SUM,
+The protocol (docs/calc-protocol.md): a request is ID (u32), OP (SUM,
 PRO, MIN or MAX), N (u8) and N numbers (i32); the answer is ID and RESULT (i32),
 big-endian unless --little-endian. Results are exact: a sum or product that
 does not fit in 32 bits, and MIN/MAX of nothing, are rejected (TCP: the server

@@ -7,7 +7,7 @@
 //! results as they arrive so that an interrupted run keeps what it found.
 //!
 //! The field names and vocabularies here are the contract of
-//! `shared/spec/output.md`: new fields may be added, none renamed.
+//! `docs/output.md`: new fields may be added, none renamed.
 
 use std::fmt;
 use std::net::IpAddr;

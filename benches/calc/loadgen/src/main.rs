@@ -1,4 +1,4 @@
-//! Load generator for the calculator protocol (shared/spec/calc-protocol.md), used by
+//! Load generator for the calculator protocol (docs/calc-protocol.md), used by
 //! benches/calc/run.sh. std only: one OS thread per client, blocking sockets.
 //!
 //! ```text
@@ -58,7 +58,7 @@ struct Opts {
 }
 
 const USAGE: &str = "\
-calc-loadgen: load for a calculator-protocol server (shared/spec/calc-protocol.md)
+calc-loadgen: load for a calculator-protocol server (docs/calc-protocol.md)
 
   calc-loadgen tcp  --addr A [--clients 16] [--numbers 10] [--seconds 10] [--depth 64]
       each client keeps --depth pipelined SUM requests in flight on one connection

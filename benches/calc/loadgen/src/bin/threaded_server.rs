@@ -1,7 +1,7 @@
 //! The reference server's design (one OS thread per TCP connection, one thread for UDP)
 //! written in plain std Rust, for benches/calc/run.sh --with-rust-threads. It separates
 //! what the language costs from what the architecture costs, and shows the ceiling of
-//! the load generator on the machine. Protocol: shared/spec/calc-protocol.md (big-endian;
+//! the load generator on the machine. Protocol: docs/calc-protocol.md (big-endian;
 //! an invalid request closes the TCP connection after the earlier answers, gets no UDP
 //! answer). It reads whatever has arrived and answers every complete request of it in
 //! one write.
