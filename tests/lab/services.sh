@@ -219,7 +219,9 @@ do_start() {
   [ -x "$python" ] || python=python3
   mail_uid=$(id -u mail)
   mail_gid=$(id -g mail)
-  [ -d /run/sshd ] || mkdir -m 755 /run/sshd
+  # sshd wants its privilege-separation directory; labs start concurrently, so
+  # create it in one step that cannot fail when another lab made it first.
+  mkdir -p -m 755 /run/sshd
   ip link set lo up 2>/dev/null || true
 
   # A second address on ADDR4's interface, for an SSH banner on port 110 (a
