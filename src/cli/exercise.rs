@@ -14,8 +14,9 @@ use clap::{Args, Subcommand};
 
 use super::{UsageError, exit};
 use crate::exercise::plan;
-use crate::exercise::report::{PlanFormat, PlanSummary, write};
 use crate::exercise::{CheckResult, Context};
+use crate::report::check::PlanSummary;
+use crate::report::plan::{PlanFormat, write};
 
 pub const EXERCISE_AFTER: &str = "\
 A plan (YAML, or TOML for a .toml file) lists checks, each with an expectation;

@@ -7,78 +7,29 @@
 //!   checks, with file:line:column errors before anything runs.
 //! - this module: the runner (checks concurrently, bounded, in the order
 //!   the plan asks with `after:` or `sequential:`), and the verdicts.
-//! - [`report`]: the printers: table, JSON Lines, JUnit XML, TAP.
+//! - [`crate::report::check`] holds the verdicts, and [`crate::report::plan`]
+//!   their printers: table, JSON Lines, JUnit XML, TAP.
 //!
 //! Everything runs here, on this machine, with nothing else to start; the
 //! distributed issue adds remote vantage points to the same format.
 
 pub mod plan;
-pub mod report;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::probe::{Job, ProbeConfig};
+use crate::report::check::MailResult;
 use crate::report::{PortState, ServiceResult, TlsOutcome};
 use crate::talk::{TalkConfig, TalkReport};
 use plan::{Check, CheckKind, ExpectSpec, Outcome, Plan, PortWord};
 
-/// The verdict on one check.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    /// Position in the plan (after matrices are expanded), from 0.
-    pub index: usize,
-    pub name: String,
-    pub kind: &'static str,
-    pub target: String,
-    /// Whether reality matched the expectation.
-    pub passed: bool,
-    /// The expectation, in words ("open", "fail at Password prompt").
-    pub expected: String,
-    /// What happened, in the same words.
-    pub actual: String,
-    /// The seed's `RESULT:` text: `Success` or `Fail <message>`.
-    pub result: String,
-    pub elapsed_ms: u64,
-    /// A talk check's report.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub talk: Option<TalkReport>,
-    /// A probe check's findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<ServiceResult>,
-    /// A mail check's session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mail: Option<MailResult>,
-}
-
-/// What a mail check's SMTP session did.
-#[derive(Debug, Clone, Serialize)]
-pub struct MailResult {
-    /// The address connected to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
-    /// The TLS version, when a handshake completed (implicit or STARTTLS).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<String>,
-    /// Whether the certificate verified (false only with `insecure`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verified: Option<bool>,
-    /// The AUTH mechanism that succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth_mechanism: Option<&'static str>,
-    pub accepted: Vec<String>,
-    pub rejected: Vec<String>,
-    pub messages_delivered: u32,
-    /// The stage that failed (`auth`), and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed_at: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+/// The verdict on one check, a talk check's transcript being the talk
+/// engine's report.
+pub type CheckResult = crate::report::check::CheckResult<TalkReport>;
 
 /// What every check shares while a plan runs.
 #[derive(Debug, Clone)]

@@ -233,6 +233,7 @@ pub trait Sink: Send {
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
 }
 
+pub mod check;
 mod common;
 #[cfg(test)]
 mod fixture;
@@ -240,6 +241,7 @@ mod format;
 mod grep;
 mod json;
 mod multi;
+pub mod plan;
 mod service;
 mod table;
 mod xml;

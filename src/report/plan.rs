@@ -4,13 +4,12 @@
 //! verdicts in plan order and a summary, and writes to any `Write`.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use serde::Serialize;
 
-use super::CheckResult;
+use super::check::{CheckResult, PlanSummary};
 
 /// The formats `exercise run -o` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,37 +37,11 @@ impl std::str::FromStr for PlanFormat {
     }
 }
 
-/// Totals of a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanSummary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub plan: String,
-    pub checks: usize,
-    pub passed: usize,
-    pub failed: usize,
-    pub elapsed_ms: u64,
-}
-
-impl PlanSummary {
-    pub fn new(plan: &str, results: &[CheckResult], elapsed: Duration) -> PlanSummary {
-        let passed = results.iter().filter(|r| r.passed).count();
-        PlanSummary {
-            kind: "summary",
-            plan: plan.to_string(),
-            checks: results.len(),
-            passed,
-            failed: results.len() - passed,
-            elapsed_ms: elapsed.as_millis().min(u128::from(u64::MAX)) as u64,
-        }
-    }
-}
-
 /// Writes `results` (in plan order) in `format`.
-pub fn write(
+pub fn write<T: Serialize>(
     format: PlanFormat,
     out: &mut dyn Write,
-    results: &[CheckResult],
+    results: &[CheckResult<T>],
     summary: &PlanSummary,
 ) -> io::Result<()> {
     match format {
@@ -80,17 +53,17 @@ pub fn write(
 }
 
 #[derive(Serialize)]
-struct JsonCheck<'a> {
+struct JsonCheck<'a, T> {
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(flatten)]
-    result: &'a CheckResult,
+    result: &'a CheckResult<T>,
 }
 
 /// One `{"type":"check",...}` object per check, then `{"type":"summary",...}`.
-pub fn json_lines(
+pub fn json_lines<T: Serialize>(
     out: &mut dyn Write,
-    results: &[CheckResult],
+    results: &[CheckResult<T>],
     summary: &PlanSummary,
 ) -> io::Result<()> {
     for r in results {
@@ -125,9 +98,9 @@ fn cell(text: &str, max: usize) -> String {
 
 /// PASS/FAIL, the check, what was expected and what happened; then the
 /// seed's `RESULT:` line of every failed check, and the totals.
-pub fn table(
+pub fn table<T>(
     out: &mut dyn Write,
-    results: &[CheckResult],
+    results: &[CheckResult<T>],
     summary: &PlanSummary,
 ) -> io::Result<()> {
     let rows: Vec<[String; 6]> = results
@@ -167,7 +140,7 @@ pub fn table(
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(out, &cells)?;
     }
-    let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
+    let failed: Vec<&CheckResult<T>> = results.iter().filter(|r| !r.passed).collect();
     if !failed.is_empty() {
         writeln!(out)?;
         for r in failed {
@@ -190,7 +163,11 @@ pub fn table(
 }
 
 /// TAP version 14: `ok N - name`, a YAML block under each failure.
-pub fn tap(out: &mut dyn Write, results: &[CheckResult], _summary: &PlanSummary) -> io::Result<()> {
+pub fn tap<T>(
+    out: &mut dyn Write,
+    results: &[CheckResult<T>],
+    _summary: &PlanSummary,
+) -> io::Result<()> {
     writeln!(out, "TAP version 14")?;
     writeln!(out, "1..{}", results.len())?;
     for (i, r) in results.iter().enumerate() {
@@ -219,9 +196,9 @@ fn yaml_str(s: &str) -> String {
 
 /// JUnit XML: one `<testsuite>` for the plan, a `<testcase>` per check
 /// (classname = the kind), `<failure>` with the expectation and the result.
-pub fn junit(
+pub fn junit<T>(
     out: &mut dyn Write,
-    results: &[CheckResult],
+    results: &[CheckResult<T>],
     summary: &PlanSummary,
 ) -> io::Result<()> {
     let mut w = Writer::new_with_indent(&mut *out, b' ', 2);
@@ -287,9 +264,11 @@ fn xml_clean(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn result(i: usize, name: &str, passed: bool) -> CheckResult {
+    fn result(i: usize, name: &str, passed: bool) -> CheckResult<()> {
         CheckResult {
             index: i,
             name: name.into(),
@@ -311,7 +290,7 @@ mod tests {
         }
     }
 
-    fn render(format: PlanFormat, results: &[CheckResult]) -> String {
+    fn render(format: PlanFormat, results: &[CheckResult<()>]) -> String {
         let summary = PlanSummary::new("p", results, Duration::from_millis(1500));
         let mut out = Vec::new();
         write(format, &mut out, results, &summary).expect("write");
