@@ -1,0 +1,121 @@
+//! Test plans: the written form (YAML, or TOML), and its compilation into
+//! checks with expectations. A plan is refused whole, before anything runs,
+//! when any part is wrong: the error gives the file, line and column, and
+//! what was expected there. The schema is documented in the README
+//! ("Test plans"); `tests/exercise_lab.rs` has the seed's FTP matrix.
+//!
+//! - [`spec`]: the plan as written (serde structs).
+//! - [`compile`]: the written plan into the checks below: variables and
+//!   matrices expanded, targets and sessions checked, `after` resolved.
+//! - [`expect`]: expectations, and which fields each kind of check can test.
+//! - this module: the compiled plan, ready to run.
+
+pub mod compile;
+pub mod expect;
+pub mod spec;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::probe::Service;
+use crate::talk::Endpoint;
+use crate::talk::script::{Conversation, Vars};
+
+pub use compile::{DEFAULT_CONCURRENCY, MAX_CHECKS, compile_text, load};
+pub use expect::{ExpectSpec, Outcome, PortWord};
+
+/// What a check does.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    Connect {
+        host: String,
+        port: u16,
+    },
+    Probe {
+        host: String,
+        port: u16,
+        service: Option<Service>,
+        sni: Option<String>,
+    },
+    Talk {
+        endpoint: Endpoint,
+        conversation: Arc<Conversation>,
+        vars: Arc<Vars>,
+    },
+    Calc {
+        host: String,
+        port: u16,
+        op: String,
+        args: Vec<String>,
+        little_endian: bool,
+    },
+    Mail {
+        host: String,
+        port: u16,
+        mail: Arc<MailCheck>,
+    },
+}
+
+/// A mail check's session, validated (addresses, names, secrets).
+#[derive(Debug, Clone)]
+pub struct MailCheck {
+    pub dialogue: sockeye_proto::smtp::ClientOptions,
+    /// `None`: the message is sent.
+    pub quit_after: Option<crate::mail::QuitAfter>,
+    pub insecure: bool,
+    /// The plan's `defaults.ca_file`, then the check's own.
+    pub ca_files: Vec<std::path::PathBuf>,
+}
+
+impl CheckKind {
+    pub fn word(&self) -> &'static str {
+        match self {
+            CheckKind::Connect { .. } => "connect",
+            CheckKind::Probe { .. } => "probe",
+            CheckKind::Talk { .. } => "talk",
+            CheckKind::Calc { .. } => "calc",
+            CheckKind::Mail { .. } => "mail",
+        }
+    }
+
+    /// Where it goes, for reports.
+    pub fn target(&self) -> String {
+        match self {
+            CheckKind::Connect { host, port }
+            | CheckKind::Probe { host, port, .. }
+            | CheckKind::Calc { host, port, .. }
+            | CheckKind::Mail { host, port, .. } => host_port(host, *port),
+            CheckKind::Talk { endpoint, .. } => endpoint.describe(),
+        }
+    }
+}
+
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// One check, ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub index: usize,
+    pub name: String,
+    pub kind: CheckKind,
+    pub expect: ExpectSpec,
+    /// Indices of the checks that must finish first.
+    pub after: Vec<usize>,
+}
+
+/// A plan, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub concurrency: usize,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub ca_files: Vec<std::path::PathBuf>,
+    pub checks: Vec<Check>,
+}
