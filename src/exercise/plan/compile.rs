@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::expect::{ExpectSpec, Outcome, PortWord, expect_from_word};
+use super::expect::{expect_from_word, settle};
 use super::spec::{
     AddressList, CheckSpec, MailSpec, PlanSpec, QuitAfterWord, Scalar, TalkSpec, TlsWord,
 };
@@ -143,7 +143,8 @@ impl Compiler<'_> {
                 let expect = row_expect
                     .or_else(|| c.expect.clone().map(|e| e.0))
                     .unwrap_or_default();
-                let expect = self.check_expect(c, &kind, expect)?;
+                let expect = settle(&kind, expect)
+                    .map_err(|e| self.at(&c.name, format!("check {:?}: {e}", c.name.value)))?;
                 if checks.len() >= MAX_CHECKS {
                     return Err(self.at(
                         &c.name,
@@ -494,156 +495,11 @@ impl Compiler<'_> {
             .map(Arc::new)
             .map_err(|e| self.at(at, format!("check {:?}: {e}", at.value)))
     }
-
-    /// Fills the default expectation and refuses fields the kind cannot test.
-    fn check_expect(
-        &self,
-        c: &CheckSpec,
-        kind: &CheckKind,
-        mut e: ExpectSpec,
-    ) -> Result<ExpectSpec, SourceError> {
-        let bad = |field: &str| {
-            self.at(
-                &c.name,
-                format!(
-                    "check {:?}: expect.{field} does not apply to a {} check",
-                    c.name.value,
-                    kind.word()
-                ),
-            )
-        };
-        let probe_only = [
-            ("service", e.service.is_some()),
-            ("starttls", e.starttls.is_some()),
-            ("tls", e.tls.is_some()),
-            ("verified", e.verified.is_some()),
-            ("cert_days_left", e.cert_days_left.is_some()),
-        ];
-        // `fail_at` names where a check must fail: it implies outcome
-        // fail, and contradicts an explicit success.
-        let fail_at_means_fail = |e: &mut ExpectSpec| {
-            if e.outcome == Some(Outcome::Success) {
-                return Err(self.at(
-                    &c.name,
-                    format!(
-                        "check {:?}: expect.fail_at with outcome success",
-                        c.name.value
-                    ),
-                ));
-            }
-            e.outcome = Some(Outcome::Fail);
-            Ok(())
-        };
-        match kind {
-            CheckKind::Connect { .. } => {
-                if e.outcome.is_some() {
-                    return Err(bad("outcome"));
-                }
-                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
-                    return Err(bad(f));
-                }
-                if e.result.is_some() {
-                    return Err(bad("result"));
-                }
-                if e.fail_at.is_some() {
-                    return Err(bad("fail_at"));
-                }
-                e.state.get_or_insert(PortWord::Open);
-            }
-            CheckKind::Probe { .. } => {
-                if e.state.is_some() {
-                    return Err(bad("state"));
-                }
-                if e.result.is_some() {
-                    return Err(bad("result"));
-                }
-                if e.fail_at.is_some() {
-                    return Err(bad("fail_at"));
-                }
-                e.outcome.get_or_insert(Outcome::Success);
-            }
-            CheckKind::Talk { conversation, .. } => {
-                if e.state.is_some() {
-                    return Err(bad("state"));
-                }
-                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
-                    return Err(bad(f));
-                }
-                if e.result.is_some() {
-                    return Err(bad("result"));
-                }
-                if let Some(step) = &e.fail_at {
-                    let known = step == "connect"
-                        || step == "tls"
-                        || conversation.steps.iter().any(|s| &s.name == step);
-                    if !known {
-                        return Err(self.at(
-                            &c.name,
-                            format!(
-                                "check {:?}: expect.fail_at {step:?}: no such step (steps: connect, {})",
-                                c.name.value,
-                                conversation
-                                    .steps
-                                    .iter()
-                                    .map(|s| s.name.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    }
-                    fail_at_means_fail(&mut e)?;
-                }
-                e.outcome.get_or_insert(Outcome::Success);
-            }
-            CheckKind::Calc { .. } => {
-                if e.state.is_some() {
-                    return Err(bad("state"));
-                }
-                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
-                    return Err(bad(f));
-                }
-                if e.fail_at.is_some() {
-                    return Err(bad("fail_at"));
-                }
-                e.outcome.get_or_insert(Outcome::Success);
-            }
-            CheckKind::Mail { .. } => {
-                if e.state.is_some() {
-                    return Err(bad("state"));
-                }
-                if let Some((f, _)) = probe_only.iter().find(|(_, set)| *set) {
-                    return Err(bad(f));
-                }
-                if e.result.is_some() {
-                    return Err(bad("result"));
-                }
-                if let Some(stage) = &e.fail_at {
-                    use crate::mail::FailStage;
-                    if !FailStage::ALL.iter().any(|s| s.name() == stage) {
-                        return Err(self.at(
-                            &c.name,
-                            format!(
-                                "check {:?}: expect.fail_at {stage:?}: expected one of {}",
-                                c.name.value,
-                                FailStage::ALL
-                                    .iter()
-                                    .map(|s| s.name())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    }
-                    fail_at_means_fail(&mut e)?;
-                }
-                e.outcome.get_or_insert(Outcome::Success);
-            }
-        }
-        Ok(e)
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Outcome, PortWord};
     use super::*;
 
     fn compile(text: &str) -> Result<Plan, SourceError> {

@@ -1,9 +1,12 @@
 //! Expectations: what must hold for a check to pass, written as a word
-//! (`open`, `fail`) or a map of fields, and the words' meanings.
+//! (`open`, `fail`) or a map of fields, the words' meanings, and the one
+//! table of the fields each kind of check can test.
 
 use std::fmt;
 
 use serde::Deserialize;
+
+use super::CheckKind;
 
 /// What must hold for a check to pass. Written as a word (`open`,
 /// `closed`, `filtered`, `success`, `fail`) or a map of these fields.
@@ -93,4 +96,193 @@ pub(super) fn expect_from_word(word: &str) -> Result<ExpectSpec, String> {
         }
     }
     Ok(e)
+}
+
+/// The `expect` fields each kind of check can test; setting any other is
+/// refused when the plan is read.
+const ALLOWED: [(&str, &[&str]); 5] = [
+    ("connect", &["state"]),
+    (
+        "probe",
+        &[
+            "outcome",
+            "service",
+            "starttls",
+            "tls",
+            "verified",
+            "cert_days_left",
+        ],
+    ),
+    ("talk", &["outcome", "fail_at"]),
+    ("calc", &["outcome", "result"]),
+    ("mail", &["outcome", "fail_at"]),
+];
+
+impl ExpectSpec {
+    /// Each field and whether it is set, in the order a refusal names the
+    /// first one a kind cannot test.
+    fn fields_set(&self) -> [(&'static str, bool); 9] {
+        [
+            ("state", self.state.is_some()),
+            ("outcome", self.outcome.is_some()),
+            ("service", self.service.is_some()),
+            ("starttls", self.starttls.is_some()),
+            ("tls", self.tls.is_some()),
+            ("verified", self.verified.is_some()),
+            ("cert_days_left", self.cert_days_left.is_some()),
+            ("result", self.result.is_some()),
+            ("fail_at", self.fail_at.is_some()),
+        ]
+    }
+}
+
+/// Refuses the fields `kind` cannot test (see [`ALLOWED`]) and a `fail_at`
+/// naming no step of the check, then fills the default: `open` for a
+/// connect check, `success` for the others. The error is the message
+/// after the check's name.
+pub(super) fn settle(kind: &CheckKind, mut e: ExpectSpec) -> Result<ExpectSpec, String> {
+    let word = kind.word();
+    let allowed = ALLOWED
+        .iter()
+        .find(|(k, _)| *k == word)
+        .map_or(&[][..], |(_, fields)| *fields);
+    if let Some((field, _)) = e
+        .fields_set()
+        .into_iter()
+        .find(|(field, set)| *set && !allowed.contains(field))
+    {
+        return Err(format!("expect.{field} does not apply to a {word} check"));
+    }
+    if let Some(step) = &e.fail_at {
+        let unknown = match kind {
+            CheckKind::Talk { conversation, .. } => {
+                let known = step == "connect"
+                    || step == "tls"
+                    || conversation.steps.iter().any(|s| &s.name == step);
+                (!known).then(|| {
+                    format!(
+                        "no such step (steps: connect, {})",
+                        conversation
+                            .steps
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+            }
+            CheckKind::Mail { .. } => {
+                use crate::mail::FailStage;
+                (!FailStage::ALL.iter().any(|s| s.name() == step)).then(|| {
+                    format!(
+                        "expected one of {}",
+                        FailStage::ALL
+                            .iter()
+                            .map(|s| s.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+            }
+            // ALLOWED refused `fail_at` for the other kinds.
+            _ => None,
+        };
+        if let Some(why) = unknown {
+            return Err(format!("expect.fail_at {step:?}: {why}"));
+        }
+        // `fail_at` names where a check must fail: it implies outcome
+        // fail, and contradicts an explicit success.
+        if e.outcome == Some(Outcome::Success) {
+            return Err("expect.fail_at with outcome success".into());
+        }
+        e.outcome = Some(Outcome::Fail);
+    }
+    match kind {
+        CheckKind::Connect { .. } => {
+            e.state.get_or_insert(PortWord::Open);
+        }
+        _ => {
+            e.outcome.get_or_insert(Outcome::Success);
+        }
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::talk::script::SourceFormat;
+
+    /// Every kind against every field, through the compiler. The test
+    /// lists what each kind refuses, as the code before the table did.
+    #[test]
+    fn each_kind_tests_only_its_own_fields() {
+        let probe_only = ["service", "starttls", "tls", "verified", "cert_days_left"];
+        let refuses = |fields: &[&'static str], probe: bool| {
+            let mut all = fields.to_vec();
+            if probe {
+                all.extend(probe_only);
+            }
+            all
+        };
+        let kinds = [
+            (
+                "connect",
+                "connect: h:1",
+                refuses(&["outcome", "result", "fail_at"], true),
+            ),
+            (
+                "probe",
+                "probe: {target: h:1}",
+                refuses(&["state", "result", "fail_at"], false),
+            ),
+            (
+                "talk",
+                "talk: {target: h:1, steps: [{name: s, expect: x}]}",
+                refuses(&["state", "result"], true),
+            ),
+            (
+                "calc",
+                "calc: {server: h:1, op: SUM}",
+                refuses(&["state", "fail_at"], true),
+            ),
+            (
+                "mail",
+                "mail: {server: h:1, to: a@b}",
+                refuses(&["state", "result"], true),
+            ),
+        ];
+        let fields = [
+            ("state", "closed"),
+            ("outcome", "fail"),
+            ("service", "ftp"),
+            ("starttls", "true"),
+            ("tls", "true"),
+            ("verified", "true"),
+            ("cert_days_left", "3"),
+            ("result", "3"),
+            ("fail_at", "connect"),
+        ];
+        for (kind, body, refused) in kinds {
+            for (field, value) in fields {
+                let text =
+                    format!("checks:\n  - name: a\n    {body}\n    expect: {{{field}: {value}}}\n");
+                let got = super::super::compile_text(
+                    "plan.yaml",
+                    &text,
+                    SourceFormat::Yaml,
+                    std::path::Path::new("."),
+                );
+                if refused.contains(&field) {
+                    let e = got.expect_err("refused");
+                    assert_eq!(
+                        e.message,
+                        format!("check \"a\": expect.{field} does not apply to a {kind} check"),
+                        "{kind} {field}"
+                    );
+                } else {
+                    assert!(got.is_ok(), "{kind} {field}: {:?}", got.err());
+                }
+            }
+        }
+    }
 }
