@@ -318,12 +318,12 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
         delay: time("-d", &a.delay)?,
     };
     let hub = match (a.broker, a.chat) {
-        (_, true) => HubKind::Chat,
-        (true, false) => HubKind::Broker,
-        _ => HubKind::None,
+        (_, true) => Some(HubKind::Chat),
+        (true, false) => Some(HubKind::Broker),
+        _ => None,
     };
     // --broker and --chat are listen-mode servers: they imply -l, as in ncat.
-    let listen = a.listen || hub != HubKind::None;
+    let listen = a.listen || hub.is_some();
     let family = match (a.ipv4, a.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,
@@ -348,7 +348,7 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
         pty: a.pty,
         stderr: a.stderr,
     });
-    if hub != HubKind::None && exec.is_some() {
+    if hub.is_some() && exec.is_some() {
         return Err(usage(
             "--broker and --chat cannot be combined with -e or -c",
         ));
@@ -514,7 +514,7 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     if a.max_queue < 1024 {
         return Err(usage("--max-queue must be at least 1024 bytes"));
     }
-    let keep_open = a.keep_open || hub != HubKind::None;
+    let keep_open = a.keep_open || hub.is_some();
     let cfg = Config {
         mode,
         proto: if a.udp { Proto::Udp } else { Proto::Tcp },
@@ -775,7 +775,7 @@ mod tests {
         let (c, _) = parse(&["-q", "1", "-v", "127.0.0.1", "80"]).unwrap();
         assert_eq!(c.timing.quit_after_eof, Some(Duration::from_secs(1)));
         let (c, _) = parse(&["--chat", "9000"]).unwrap();
-        assert_eq!(c.hub, HubKind::Chat);
+        assert_eq!(c.hub, Some(HubKind::Chat));
         assert!(c.keep_open);
     }
 

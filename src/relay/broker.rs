@@ -21,7 +21,7 @@
 //! idle client costs two parked tasks and a channel (no read buffer: TCP
 //! and Unix clients are read with readiness and a stack buffer).
 //!
-//! Modes: `Broker` (to every other client), `Chat` (a broker that names
+//! Kinds ([`HubKind`]): `Broker` (to every other client), `Chat` (a broker that names
 //! clients `<userN>`, prefixes their lines and announces arrivals and
 //! departures) and `Stdio` (`-k` without exec: standard input goes to every
 //! client, what clients send goes to standard output).
@@ -37,9 +37,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hexdump::Dir;
-use super::listen::{Listener, handshake};
+use super::listener::{self, Listener, handshake};
 use super::stream::NetStream;
-use super::{Ctx, Notice, RelayError};
+use super::{Ctx, HubKind, Notice, RelayError};
 
 /// Largest chunk read from a client at once.
 const CHUNK: usize = 16 * 1024;
@@ -66,13 +66,6 @@ const PARALLEL_FAN_OUT: usize = 2048;
 /// How often a paced sender looks at its recipients again.
 const PACE_POLL: Duration = Duration::from_millis(1);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HubMode {
-    Broker,
-    Chat,
-    Stdio,
-}
-
 /// A queued item: data, or the end of what will be sent (send FIN).
 #[derive(Debug)]
 enum Out {
@@ -95,7 +88,7 @@ struct Client {
 
 #[derive(Debug)]
 struct Hub {
-    mode: HubMode,
+    mode: HubKind,
     clients: Mutex<HashMap<u64, Arc<Client>>>,
     max_queue: usize,
     next_id: AtomicU64,
@@ -250,7 +243,7 @@ impl Hub {
 
     /// Tells the others that `c` left (chat only).
     fn departed(&self, ctx: &Ctx, c: &Client) {
-        if self.mode == HubMode::Chat {
+        if self.mode == HubKind::Chat {
             let msg = format!("<announce> {} is disconnected.\n", c.name);
             // Announcements do not wait for anyone.
             let _ = self.fan_out(ctx, None, Bytes::from(msg));
@@ -428,7 +421,7 @@ pub(crate) async fn serve(
     ctx: &Ctx,
     listener: Listener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    mode: HubMode,
+    mode: HubKind,
 ) -> Result<(), RelayError> {
     let hub = Arc::new(Hub {
         mode,
@@ -439,34 +432,19 @@ pub(crate) async fn serve(
     });
     // Clients accepted but not yet registered (TLS handshakes) count too.
     let pending = Arc::new(AtomicUsize::new(0));
-    let stdout_tx = if mode == HubMode::Stdio {
+    let stdout_tx = if mode == HubKind::Stdio {
         Some(spawn_stdout(ctx))
     } else {
         None
     };
-    let stdin_task = if mode == HubMode::Stdio && !ctx.cfg.data.recv_only {
+    let stdin_task = if mode == HubKind::Stdio && !ctx.cfg.data.recv_only {
         Some(tokio::spawn(stdin_to_all(ctx.clone(), hub.clone())))
     } else {
         None
     };
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept(ctx) => match r {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(e) => {
-                    // EMFILE and friends: wait for clients to leave.
-                    tracing::debug!(%e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = ctx.shutdown.cancelled() => break,
-        };
-        let peer = stream.peer_label();
+    while let Some(stream) = listener.next(ctx).await {
         let count = hub.lock().len() + pending.load(Ordering::Relaxed);
-        if count >= ctx.cfg.max_conns {
-            ctx.notice(Notice::TooManyClients(peer));
+        if !listener::room_for(ctx, count, &stream) {
             continue;
         }
         pending.fetch_add(1, Ordering::Relaxed);
@@ -515,7 +493,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         // One critical section: the newcomer's greeting lists exactly the
         // clients that get its announcement, and nothing reaches it first.
         let mut clients = hub.lock();
-        if hub.mode == HubMode::Chat {
+        if hub.mode == HubKind::Chat {
             let others: Vec<String> = clients
                 .values()
                 .map(|c| format!("{} as {}", c.peer, c.name))
@@ -599,17 +577,17 @@ async fn read_loop(
             },
         };
         match hub.mode {
-            HubMode::Broker => {
+            HubKind::Broker => {
                 let behind = hub.fan_out(&ctx, Some(id), chunk);
                 hub.pace(behind).await;
             }
-            HubMode::Chat => {
+            HubKind::Chat => {
                 for msg in chat_lines(&client.name, &mut line, &chunk) {
                     let behind = hub.fan_out(&ctx, Some(id), msg);
                     hub.pace(behind).await;
                 }
             }
-            HubMode::Stdio => {
+            HubKind::Stdio => {
                 if let Some(t) = ctx.tap.as_ref() {
                     t.record(Dir::Received, &chunk);
                 }
@@ -620,7 +598,7 @@ async fn read_loop(
             }
         }
     }
-    if hub.mode == HubMode::Chat && !line.is_empty() {
+    if hub.mode == HubKind::Chat && !line.is_empty() {
         let mut msg = format!("{} ", client.name).into_bytes();
         msg.append(&mut line);
         msg.push(b'\n');

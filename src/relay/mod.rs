@@ -14,6 +14,7 @@ pub mod connect;
 pub mod exec;
 pub mod hexdump;
 pub mod listen;
+pub mod listener;
 pub mod proxy;
 pub mod session;
 pub mod splice;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use access::Access;
 pub use exec::ExecSpec;
 pub use hexdump::Tap;
+pub use listener::Listener;
 pub use proxy::{ProxyConfig, ProxyKind};
 pub use tls::TlsOptions;
 
@@ -79,15 +81,18 @@ impl Family {
     }
 }
 
-/// What listen mode does with several clients.
+/// The hubs of listen mode: many clients at once, served by `broker.rs`.
+/// Without one, listen mode serves one client (or, with `-k` and exec, one
+/// child per client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HubKind {
-    /// No hub: one client (or, with `-k` and exec, one child per client).
-    None,
     /// `--broker`: what one client sends goes to every other client.
     Broker,
     /// `--chat`: a broker that names clients and announces arrivals.
     Chat,
+    /// `-k` without exec: standard input goes to every client, what
+    /// clients send goes to standard output.
+    Stdio,
 }
 
 /// Timeouts and pacing (`-w`, `-i`, `-q`, `-d`).
@@ -122,7 +127,8 @@ pub struct Config {
     /// `-U`: a Unix-domain socket path instead of host and port.
     pub unix: Option<PathBuf>,
     pub exec: Option<ExecSpec>,
-    pub hub: HubKind,
+    /// `--broker` or `--chat` (see [`Config::listen_hub`] for the rest).
+    pub hub: Option<HubKind>,
     pub keep_open: bool,
     pub max_conns: usize,
     pub access: Access,
@@ -136,6 +142,15 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
     /// Bytes a hub client may have queued before it is disconnected.
     pub max_queue: usize,
+}
+
+impl Config {
+    /// The hub listen mode serves: the one asked for, or the standard
+    /// input/output hub of `-k` without a child.
+    pub fn listen_hub(&self) -> Option<HubKind> {
+        self.hub
+            .or((self.keep_open && self.exec.is_none()).then_some(HubKind::Stdio))
+    }
 }
 
 /// Something worth telling the user; the CLI decides what is printed.
@@ -270,19 +285,38 @@ pub async fn run(
     tap: Option<Arc<Tap>>,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
-    let cfg = Arc::new(cfg);
-    let ctx = Ctx {
-        cfg: cfg.clone(),
-        notices,
-        tap,
-        shutdown,
-    };
+    if let (Mode::Listen { .. }, Proto::Tcp) = (&cfg.mode, cfg.proto) {
+        let listener = Listener::bind(&cfg)?;
+        return serve(cfg, listener, notices, tap, shutdown).await;
+    }
+    let ctx = Ctx::new(cfg, notices, tap, shutdown);
+    let cfg = &ctx.cfg;
     match (&cfg.mode, cfg.proto) {
         (Mode::Connect { .. }, _) if cfg.zero_io => connect::zero_io(&ctx).await,
         (Mode::Connect { .. }, Proto::Tcp) => connect::run(&ctx).await,
         (Mode::Connect { .. }, Proto::Udp) => udp::connect(&ctx).await,
-        (Mode::Listen { .. }, Proto::Tcp) => listen::run(&ctx).await,
-        (Mode::Listen { .. }, Proto::Udp) => udp::listen(&ctx).await,
+        // TCP was served above.
+        (Mode::Listen { .. }, _) => udp::listen(&ctx).await,
+    }
+}
+
+/// Listen mode (TCP or a Unix socket) on a listener the caller bound:
+/// `cfg`'s address, port and `-U` path are not used. Serves one client,
+/// one child per client or a hub, as `cfg` says, until the session ends
+/// or `shutdown` is cancelled.
+pub async fn serve(
+    cfg: Config,
+    listener: Listener,
+    notices: NoticeSink,
+    tap: Option<Arc<Tap>>,
+    shutdown: CancellationToken,
+) -> Result<(), RelayError> {
+    let ctx = Ctx::new(cfg, notices, tap, shutdown);
+    ctx.notice(Notice::Listening(listener.label().to_string()));
+    let tls = listener::tls_config(&ctx)?;
+    match ctx.cfg.listen_hub() {
+        Some(kind) => broker::serve(&ctx, listener, tls, kind).await,
+        None => listen::serve(&ctx, listener, tls).await,
     }
 }
 
@@ -296,6 +330,20 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    fn new(
+        cfg: Config,
+        notices: NoticeSink,
+        tap: Option<Arc<Tap>>,
+        shutdown: CancellationToken,
+    ) -> Ctx {
+        Ctx {
+            cfg: Arc::new(cfg),
+            notices,
+            tap,
+            shutdown,
+        }
+    }
+
     pub(crate) fn notice(&self, n: Notice) {
         (self.notices)(n);
     }
@@ -304,4 +352,90 @@ impl Ctx {
 /// Formats a socket address the way notices and NCAT_* variables show it.
 pub(crate) fn show(addr: &SocketAddr) -> String {
     addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    fn chat_config() -> Config {
+        Config {
+            mode: Mode::Listen {
+                addr: None,
+                port: 0,
+            },
+            proto: Proto::Tcp,
+            family: Family::Any,
+            unix: None,
+            exec: None,
+            hub: Some(HubKind::Chat),
+            keep_open: true,
+            max_conns: 8,
+            access: Access::default(),
+            data: DataOpts::default(),
+            timing: Timing::default(),
+            zero_io: false,
+            source: None,
+            source_port: None,
+            tls: None,
+            proxy: None,
+            max_queue: DEFAULT_MAX_QUEUE,
+        }
+    }
+
+    async fn line(r: &mut BufReader<TcpStream>) -> String {
+        let mut s = String::new();
+        tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut s))
+            .await
+            .expect("a line in time")
+            .expect("read");
+        s
+    }
+
+    /// `serve` runs on a socket the caller bound (port 0), and a cancelled
+    /// token ends it cleanly.
+    #[tokio::test]
+    async fn serve_takes_a_bound_listener() {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_listener.local_addr().expect("local address");
+        let listener = Listener::try_from(std_listener).expect("listener");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let notices: NoticeSink = Arc::new(move |n| sink.lock().expect("lock").push(n));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            chat_config(),
+            listener,
+            notices,
+            None,
+            shutdown.clone(),
+        ));
+        let mut a = BufReader::new(TcpStream::connect(addr).await.expect("connect a"));
+        assert_eq!(
+            line(&mut a).await,
+            "<announce> already connected: nobody.\n"
+        );
+        let mut b = BufReader::new(TcpStream::connect(addr).await.expect("connect b"));
+        assert!(
+            line(&mut b)
+                .await
+                .starts_with("<announce> already connected: ")
+        );
+        assert_eq!(
+            line(&mut a).await,
+            "<announce> 127.0.0.1 is connected as <user2>.\n"
+        );
+        a.get_mut().write_all(b"hi\n").await.expect("write");
+        assert_eq!(line(&mut b).await, "<user1> hi\n");
+        shutdown.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(10), server).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen[0], Notice::Listening(addr.to_string()));
+    }
 }

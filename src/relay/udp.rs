@@ -22,8 +22,9 @@ use tokio::time::Instant;
 use super::connect::resolve;
 use super::exec::ExecEnv;
 use super::hexdump::Dir;
+use super::listener;
 use super::session::{Activity, Crlf, Local, LocalKind};
-use super::{Ctx, Family, Mode, Notice, RelayError};
+use super::{Ctx, Mode, Notice, RelayError};
 
 /// Largest datagram.
 const MAX_DATAGRAM: usize = 65_535;
@@ -181,27 +182,6 @@ fn refused_or(e: std::io::Error, peer: SocketAddr) -> RelayError {
     }
 }
 
-async fn bind(ctx: &Ctx) -> Result<UdpSocket, RelayError> {
-    let Mode::Listen { addr, port } = ctx.cfg.mode else {
-        return Err(RelayError::NothingOpen);
-    };
-    let fail = |source| RelayError::Listen {
-        addr: format!("UDP port {port}"),
-        source,
-    };
-    let sock = match (addr, ctx.cfg.family) {
-        (Some(ip), _) => UdpSocket::bind(SocketAddr::new(ip, port)).await,
-        (None, Family::V6) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await,
-        (None, _) => UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).await,
-    }
-    .map_err(fail)?;
-    let local = sock
-        .local_addr()
-        .map_or_else(|_| "?".into(), |a| a.to_string());
-    ctx.notice(Notice::Listening(format!("{local} (UDP)")));
-    Ok(sock)
-}
-
 /// Listen mode.
 pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     if ctx.cfg.unix.is_some() {
@@ -210,7 +190,12 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
             source: std::io::Error::other("Unix datagram sockets are not supported"),
         });
     }
-    let sock = Arc::new(bind(ctx).await?);
+    let sock = listener::bind_udp(&ctx.cfg).await?;
+    let local = sock
+        .local_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    ctx.notice(Notice::Listening(format!("{local} (UDP)")));
+    let sock = Arc::new(sock);
     if ctx.cfg.keep_open {
         return many(ctx, sock).await;
     }
