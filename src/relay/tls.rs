@@ -5,7 +5,7 @@
 //! As in ncat, a client does not verify the server unless `--ssl-verify`
 //! (the verifier that accepts anything is named `danger_*`). In listen
 //! mode `--ssl-verify` asks every client for a certificate and verifies it
-//! against `--ssl-trustfile` (or the system's CA bundle).
+//! against `--ssl-trustfile` (or the system's roots).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +16,6 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::RelayError;
 use super::stream::NetStream;
-
-/// The system CA bundle on Debian (ca-certificates).
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The `--ssl*` options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,8 +49,13 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, RelayError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| cfg_err(format!("{}: {e}", path.display())))
 }
 
+/// The roots to verify against: `--ssl-trustfile` alone (as ncat, the
+/// system's are not added to it), or else the system's, found the way the
+/// rest of sockeye finds them.
 fn roots(trustfile: Option<&Path>) -> Result<RootCertStore, RelayError> {
-    let path = trustfile.unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
+    let Some(path) = trustfile else {
+        return crate::tls::root_store(&[]).map_err(cfg_err);
+    };
     let mut store = RootCertStore::empty();
     for c in load_certs(path)? {
         store
