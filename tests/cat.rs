@@ -1047,6 +1047,18 @@ fn errors_are_one_line_with_ncat_exit_codes() {
     }
 }
 
+/// Regression: behind sockeye's global flags (`sockeye -v cat ...`) a bad
+/// cat flag exited 1, not 2, because every failure of the cat became 1.
+#[test]
+fn usage_error_after_global_flags_exits_2() {
+    let exe = std::path::Path::new(proc::bin());
+    let d = Cat::spawn_with(exe, &["-v", "cat"], &["--bogus"], None).finish(WAIT);
+    assert_eq!(d.code, Some(2), "{}", d.stderr);
+    assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
+    assert!(d.stderr.starts_with("sockeye cat: "), "{}", d.stderr);
+    assert!(d.stderr.contains("--bogus"), "{}", d.stderr);
+}
+
 /// Installed as `ncat`, the binary is the cat; -v and -q keep ncat's sense.
 #[test]
 fn runs_as_ncat_under_that_name() {

@@ -11,7 +11,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -583,8 +582,9 @@ fn prefix(as_ncat: bool) -> &'static str {
     if as_ncat { "Ncat" } else { "sockeye cat" }
 }
 
-/// Entry point: `args` are the arguments after `cat` (or after `ncat`).
-pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
+/// Entry point: `args` are the arguments after `cat` (or after `ncat`);
+/// returns the exit status (see the module's documentation).
+pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
     let name = if as_ncat { "ncat" } else { "sockeye cat" };
     let pre = prefix(as_ncat);
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -592,7 +592,7 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
         Ok(a) => a,
         Err(err) if !err.use_stderr() => {
             let _ = err.print();
-            return ExitCode::from(exit::OK);
+            return exit::OK;
         }
         Err(err) => {
             let _ = writeln!(
@@ -600,7 +600,7 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
                 "{pre}: {}",
                 super::clap_one_line(&err)
             );
-            return ExitCode::from(exit::USAGE);
+            return exit::USAGE;
         }
     };
     if parsed.version {
@@ -609,13 +609,13 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
             "{name} (sockeye {}, ncat-compatible)",
             env!("CARGO_PKG_VERSION")
         );
-        return ExitCode::from(exit::OK);
+        return exit::OK;
     }
     let (mut cfg, extras) = match config(&parsed) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "{pre}: {e}");
-            return ExitCode::from(exit::USAGE);
+            return exit::USAGE;
         }
     };
     init_logging(extras.verbose);
@@ -632,7 +632,7 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
                 std::io::stderr().lock(),
                 "{pre}: cannot open the output file: {e}"
             );
-            return ExitCode::from(exit::FAILURE);
+            return exit::FAILURE;
         }
     };
     let verbose = extras.verbose;
@@ -660,7 +660,7 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
                 std::io::stderr().lock(),
                 "{pre}: cannot start the runtime: {e}"
             );
-            return ExitCode::from(exit::FAILURE);
+            return exit::FAILURE;
         }
     };
     let shutdown = CancellationToken::new();
@@ -679,13 +679,11 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> ExitCode {
     // pool; it cannot be cancelled, so do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(50));
     match result {
-        Ok(()) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
-            ExitCode::from(exit::INTERRUPTED)
-        }
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(()) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => exit::INTERRUPTED,
+        Ok(()) => exit::OK,
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "{pre}: {e}");
-            ExitCode::from(exit::FAILURE)
+            exit::FAILURE
         }
     }
 }

@@ -60,10 +60,10 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
     if invoked.as_deref() == Some("ncat") {
-        return cat::main(argv.into_iter().skip(1).collect(), true);
+        return ExitCode::from(cat::main(argv.into_iter().skip(1).collect(), true));
     }
     if argv.get(1).is_some_and(|a| a == "cat") {
-        return cat::main(argv.into_iter().skip(2).collect(), false);
+        return ExitCode::from(cat::main(argv.into_iter().skip(2).collect(), false));
     }
     let argv = match nmap_compat::rewrite(argv) {
         Ok(argv) => argv,
@@ -158,14 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exercise(args) => exercise::run(*args),
         // Reached only after global flags (`sockeye -v cat ...`): the cat
         // parses its own arguments all the same.
-        Command::Cat(raw) => {
-            let code = cat::main(raw.args, false);
-            Ok(if code == ExitCode::SUCCESS {
-                exit::OK
-            } else {
-                exit::FAILURE
-            })
-        }
+        Command::Cat(raw) => Ok(cat::main(raw.args, false)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();
