@@ -7,9 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/cat_proc.rs"]
 mod proc;
-#[path = "support/cat_proxy.rs"]
 mod proxy;
 
 use std::io::{Read, Write};
