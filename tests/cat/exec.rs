@@ -1,0 +1,70 @@
+//! `-e`/`-c`: the child's NCAT_* environment, program arguments,
+//! `--stderr`, `--pty`, and a child per UDP peer.
+
+use super::proc::{Cat, WAIT, connect, read_all, udp};
+use super::server;
+
+#[test]
+fn exec_gets_ncat_environment() {
+    let (_srv, port) = Cat::listen(&[
+        "-k",
+        "-c",
+        "echo \"$NCAT_REMOTE_ADDR $NCAT_REMOTE_PORT $NCAT_LOCAL_ADDR $NCAT_LOCAL_PORT $NCAT_PROTO\"",
+    ]);
+    let mut s = connect(port);
+    let me = s.local_addr().unwrap();
+    let got = String::from_utf8(read_all(&mut s)).unwrap();
+    assert_eq!(
+        got,
+        format!("127.0.0.1 {} 127.0.0.1 {port} TCP\n", me.port())
+    );
+    // Connect mode too.
+    let (port2, h) = server(|mut s| read_all(&mut s));
+    let c = Cat::spawn(&[
+        "-c",
+        "echo $NCAT_REMOTE_PORT $NCAT_PROTO",
+        "127.0.0.1",
+        &port2.to_string(),
+    ]);
+    c.wait(WAIT);
+    assert_eq!(
+        String::from_utf8(h.join().unwrap()).unwrap(),
+        format!("{port2} TCP\n")
+    );
+}
+
+#[test]
+fn exec_program_with_arguments() {
+    let (_srv, port) = Cat::listen(&["-k", "-e", "/bin/echo one two"]);
+    assert_eq!(read_all(&mut connect(port)), b"one two\n");
+}
+
+#[test]
+fn exec_stderr_relayed_on_request() {
+    let (_srv, port) = Cat::listen(&["-k", "--stderr", "-c", "echo out; echo err >&2"]);
+    assert_eq!(read_all(&mut connect(port)), b"out\nerr\n");
+    let (_srv2, port2) = Cat::listen(&["-k", "-c", "echo out; echo err >&2"]);
+    assert_eq!(read_all(&mut connect(port2)), b"out\n");
+}
+
+#[test]
+fn exec_pty_gives_a_terminal() {
+    let (_srv, port) = Cat::listen(&["-k", "--pty", "-c", "tty; test -t 0 && echo is-a-tty"]);
+    let got = String::from_utf8_lossy(&read_all(&mut connect(port))).into_owned();
+    assert!(got.starts_with("/dev/pts/"), "{got:?}");
+    assert!(got.contains("is-a-tty"), "{got:?}");
+}
+
+#[test]
+fn exec_udp_per_peer_child() {
+    let (_srv, port) = Cat::listen(&["-u", "-k", "-c", "cat"]);
+    let a = udp();
+    let b = udp();
+    a.send_to(b"from a\n", ("127.0.0.1", port)).unwrap();
+    b.send_to(b"from b\n", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 100];
+    let (n, _) = a.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from a\n");
+    let (n, _) = b.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from b\n");
+}
