@@ -99,8 +99,12 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Resolves once nothing moved for `idle`.
-    pub(crate) async fn expired(&self, idle: Duration) {
+    /// Resolves once nothing moved for `idle`; never without a limit (a
+    /// `select!` arm that is off).
+    pub(crate) async fn expired(&self, idle: Option<Duration>) {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
         loop {
             let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let deadline = last + idle;
@@ -109,6 +113,26 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+/// Sleeps until `at` (`-q`'s deadline once set); never without one.
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A read from a reader that may be gone (its EOF seen); without one it
+/// never returns.
+pub(crate) async fn read_if<R: AsyncRead + Unpin + ?Sized>(
+    reader: Option<&mut R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match reader {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -284,18 +308,8 @@ where
                     break Ok(());
                 }
             }
-            () = async {
-                match quit_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => break Ok(()),
-            () = async {
-                match idle {
-                    Some(d) => activity.expired(d).await,
-                    None => std::future::pending().await,
-                }
-            } => break Err(RelayError::Idle(idle.unwrap_or_default().as_millis())),
+            () = sleep_until(quit_at) => break Ok(()),
+            () = activity.expired(idle) => break Err(RelayError::Idle(idle.unwrap_or_default().as_millis())),
             () = ctx.shutdown.cancelled() => break Ok(()),
         }
     };

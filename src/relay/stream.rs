@@ -22,18 +22,8 @@ impl NetStream {
     /// the Unix socket's path.
     pub fn peer(&self) -> (String, String) {
         match self {
-            NetStream::Tcp(s) => match s.peer_addr() {
-                Ok(a) => (a.ip().to_string(), a.port().to_string()),
-                Err(_) => ("?".into(), "?".into()),
-            },
-            NetStream::Unix(s) => {
-                let path = s
-                    .peer_addr()
-                    .ok()
-                    .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
-                    .unwrap_or_default();
-                (path, String::new())
-            }
+            NetStream::Tcp(s) => tcp_end(s.peer_addr()),
+            NetStream::Unix(s) => unix_end(s.peer_addr()),
             NetStream::TlsClient(s) => s.get_ref().0.peer(),
             NetStream::TlsServer(s) => s.get_ref().0.peer(),
         }
@@ -42,18 +32,8 @@ impl NetStream {
     /// Our end, like [`NetStream::peer`].
     pub fn local(&self) -> (String, String) {
         match self {
-            NetStream::Tcp(s) => match s.local_addr() {
-                Ok(a) => (a.ip().to_string(), a.port().to_string()),
-                Err(_) => ("?".into(), "?".into()),
-            },
-            NetStream::Unix(s) => {
-                let path = s
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
-                    .unwrap_or_default();
-                (path, String::new())
-            }
+            NetStream::Tcp(s) => tcp_end(s.local_addr()),
+            NetStream::Unix(s) => unix_end(s.local_addr()),
             NetStream::TlsClient(s) => s.get_ref().0.local(),
             NetStream::TlsServer(s) => s.get_ref().0.local(),
         }
@@ -74,6 +54,24 @@ impl NetStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, NetStream::TlsClient(_) | NetStream::TlsServer(_))
     }
+}
+
+/// One end of a TCP stream as (address, port); "?" when the socket
+/// cannot say.
+fn tcp_end(addr: io::Result<std::net::SocketAddr>) -> (String, String) {
+    match addr {
+        Ok(a) => (a.ip().to_string(), a.port().to_string()),
+        Err(_) => ("?".into(), "?".into()),
+    }
+}
+
+/// One end of a Unix stream as (path, ""); an unnamed end has no path.
+fn unix_end(addr: io::Result<tokio::net::unix::SocketAddr>) -> (String, String) {
+    let path = addr
+        .ok()
+        .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+        .unwrap_or_default();
+    (path, String::new())
 }
 
 macro_rules! each {

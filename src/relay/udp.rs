@@ -23,7 +23,7 @@ use super::connect::resolve;
 use super::exec::ExecEnv;
 use super::hexdump::Dir;
 use super::listener;
-use super::session::{Activity, Crlf, Local, LocalKind};
+use super::session::{Activity, Crlf, Local, LocalKind, read_if, sleep_until};
 use super::{Ctx, Mode, Notice, RelayError};
 
 /// Largest datagram.
@@ -110,12 +110,7 @@ async fn session(
     let idle = ctx.cfg.timing.idle;
     loop {
         tokio::select! {
-            r = async {
-                match reader.as_mut() {
-                    Some(r) => r.read(&mut lbuf).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            r = read_if(reader.as_mut(), &mut lbuf) => {
                 let n = r.unwrap_or(0);
                 if n == 0 {
                     reader = None;
@@ -154,18 +149,8 @@ async fn session(
                     writer = None;
                 }
             }
-            () = async {
-                match quit_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => return Ok(()),
-            () = async {
-                match idle {
-                    Some(d) => activity.expired(d).await,
-                    None => std::future::pending().await,
-                }
-            } => return Err(RelayError::Idle(idle.unwrap_or_default().as_millis())),
+            () = sleep_until(quit_at) => return Ok(()),
+            () = activity.expired(idle) => return Err(RelayError::Idle(idle.unwrap_or_default().as_millis())),
             () = ctx.shutdown.cancelled() => return Ok(()),
         }
     }
@@ -285,12 +270,7 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                     }
                 }
             }
-            r = async {
-                match stdin.as_mut() {
-                    Some(s) => s.read(&mut inbuf).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            r = read_if(stdin.as_mut(), &mut inbuf) => {
                 let n = r.unwrap_or(0);
                 if n == 0 {
                     stdin = None;
