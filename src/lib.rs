@@ -6,6 +6,8 @@
 //!
 //! - [`target`]: host and port specifications in nmap's syntax, lazy
 //!   iteration over them, and the seeded permutation that orders a scan.
+//! - [`net`]: the connection layer under the engines: the typed connect
+//!   outcome, a connection with capped, deadlined reads, the duration text.
 //! - [`report`]: the typed results every engine emits and the printers
 //!   (sinks) that render them: table, JSON Lines, nmap XML, grepable.
 //! - [`scan`]: the scan engines and their timing.
@@ -20,6 +22,7 @@ pub mod calc;
 pub mod cli;
 pub mod exercise;
 pub mod mail;
+pub mod net;
 pub mod peerfuzz;
 pub mod probe;
 pub mod relay;

@@ -661,7 +661,7 @@ impl Printer {
                 } else {
                     format!(" ({})", how.join(", "))
                 },
-                crate::report::secs_text(report.elapsed)
+                crate::net::secs_text(report.elapsed)
             )?;
         }
         out.flush()

@@ -158,14 +158,13 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
     };
     match &check.kind {
         CheckKind::Connect { host, port } => {
-            let state = match resolve(host, *port).await {
-                Err(e) => Err(e),
-                Ok(addr) => match crate::probe::connect(addr, ctx.connect_timeout).await {
-                    Ok(_stream) => Ok((PortState::Open, "connected".to_string())),
-                    Err((state, reason, text)) => {
-                        Ok((state, format!("{} ({text})", reason.name())))
-                    }
-                },
+            let state = match crate::net::connect(host, *port, ctx.connect_timeout).await {
+                Ok(_stream) => Ok((PortState::Open, "connected".to_string())),
+                Err(e @ crate::net::ConnectError::Resolve(_)) => Err(e.to_string()),
+                Err(e) => {
+                    let (state, reason, text) = crate::probe::connect_failure(&e);
+                    Ok((state, format!("{} ({text})", reason.name())))
+                }
             };
             match state {
                 Err(e) => {

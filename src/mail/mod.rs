@@ -12,16 +12,13 @@ use std::time::{Duration, Instant};
 
 use sockeye_proto::reply::{self, Reply};
 use sockeye_proto::smtp::{self, Action, Client, ClientOptions, Failure, Outcome, Stage};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::net::{Conn, Io, ReadError, secs_text};
 use crate::tls::client::{Negotiated, TlsClientLoader};
 
 /// Bytes kept from the server at most while a reply is incomplete: a reply is capped at
 /// `reply::MAX_REPLY_BYTES` (64 KiB) by the decoder; pipelined replies add a few lines.
 const MAX_BUFFER: usize = reply::MAX_REPLY_BYTES + 4096;
-/// Bytes read per system call.
-const READ_CHUNK: usize = 4096;
 /// Message lines shown in the transcript before the rest is summed up (an attachment is
 /// thousands of base64 lines that say nothing).
 pub const SHOWN_MESSAGE_LINES: usize = 40;
@@ -312,91 +309,18 @@ impl Report {
     }
 }
 
-/// A byte stream we can read, write and upgrade.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The connection: a stream (TCP, or TLS over it) and what was read but not yet decoded.
-struct Conn {
-    stream: Box<dyn Io>,
-    buf: Vec<u8>,
-    tls: bool,
-}
-
-impl Conn {
-    /// The next reply, each read waiting at most `timeout`.
-    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, String> {
-        loop {
-            match reply::decode(&self.buf) {
-                Ok(Some((r, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(r);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("not an SMTP reply: {e}")),
-            }
-            if self.buf.len() >= MAX_BUFFER {
-                return Err(format!(
-                    "the server sent {MAX_BUFFER} bytes without a complete reply"
-                ));
-            }
-            let start = self.buf.len();
-            let room = (MAX_BUFFER - start).min(READ_CHUNK);
-            self.buf.resize(start + room, 0);
-            let read =
-                tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
-            let n = match read {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    self.buf.truncate(start);
-                    return Err(io_text(&e));
-                }
-                Err(_) => {
-                    self.buf.truncate(start);
-                    return Err(format!(
-                        "no reply within {}",
-                        crate::report::secs_text(timeout)
-                    ));
-                }
-            };
-            self.buf.truncate(start + n);
-            if n == 0 {
-                return Err(if start == 0 {
-                    "the server closed the connection".to_owned()
-                } else {
-                    "the server closed the connection in the middle of a reply".to_owned()
-                });
-            }
+/// The next reply, each read waiting at most the connection's read timeout
+/// (`--timeout`), worded for a mail step.
+async fn read_reply(conn: &mut Conn) -> Result<Reply, String> {
+    conn.read_decoded(reply::decode).await.map_err(|e| match e {
+        ReadError::Invalid(e) => format!("not an SMTP reply: {e}"),
+        ReadError::TimedOut(t) => format!("no reply within {}", secs_text(t)),
+        ReadError::Closed { partial: None } => "the server closed the connection".to_owned(),
+        ReadError::Closed { partial: Some(_) } => {
+            "the server closed the connection in the middle of a reply".to_owned()
         }
-    }
-
-    async fn send(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), String> {
-        let write = async {
-            self.stream.write_all(bytes).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io_text(&e)),
-            Err(_) => Err(format!(
-                "sending timed out after {}",
-                crate::report::secs_text(timeout)
-            )),
-        }
-    }
-
-    async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_millis(200), self.stream.shutdown()).await;
-    }
-}
-
-fn io_text(err: &std::io::Error) -> String {
-    use std::io::ErrorKind as K;
-    match err.kind() {
-        K::ConnectionReset => "the server reset the connection".into(),
-        K::BrokenPipe | K::UnexpectedEof => "the server closed the connection".into(),
-        _ => err.to_string(),
-    }
+        other => other.to_string(),
+    })
 }
 
 /// The lines of a write as the transcript shows them: secrets masked, a long message cut.
@@ -427,53 +351,30 @@ fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
     lines
 }
 
-/// A TLS handshake over `stream` for `config.host`, with the client from the loader.
+/// A TLS handshake over `conn` for `config.host`, with the client from the loader;
+/// reported as [`Event::Tls`] and kept in `report`.
 async fn handshake(
     config: &MailConfig,
-    stream: Box<dyn Io>,
-) -> Result<(Box<dyn Io>, Negotiated), String> {
+    conn: Conn,
+    events: &mut (dyn FnMut(Event) + Send),
+    report: &mut Report,
+) -> Result<Conn, String> {
+    let t = Instant::now();
     let Some(loader) = &config.tls else {
         return Err("TLS is off (--no-tls)".to_owned());
     };
     let client = loader.get().await.map_err(|e| e.to_string())?;
+    let (stream, _, rest) = conn.detach();
     let (stream, negotiated) = client
         .handshake(stream, &config.host, config.tls_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((Box::new(stream), negotiated))
-}
-
-/// Connects to the first address of `host:port` that answers within the timeout.
-async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> =
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((bare, port))).await {
-            Err(_) => return Err(format!("resolving {host} timed out")),
-            Ok(Err(e)) => return Err(format!("cannot resolve {host}: {e}")),
-            Ok(Ok(a)) => a.collect(),
-        };
-    let mut last = format!("{host} has no address");
-    for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Ok(Err(e)) => {
-                last = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => format!("{addr}: connection refused"),
-                    _ => format!("{addr}: {e}"),
-                }
-            }
-            Err(_) => {
-                last = format!(
-                    "{addr}: connect timed out after {}",
-                    crate::report::secs_text(timeout)
-                )
-            }
-        }
-    }
-    Err(last)
+    events(Event::Tls {
+        negotiated: negotiated.clone(),
+        elapsed: t.elapsed(),
+    });
+    report.tls = Some(negotiated);
+    Ok(rest.attach(Box::new(stream)))
 }
 
 /// Runs one session: connect, the dialogue, QUIT. Every step is reported to `events`.
@@ -495,10 +396,14 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         report.elapsed = start.elapsed();
     };
 
-    let tcp = match connect(&config.host, config.port, config.connect_timeout).await {
+    let tcp = match crate::net::connect(&config.host, config.port, config.connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
-            fail(&mut report, events, FailStage::Connect, e);
+            let text = match e.addr() {
+                Some(addr) => format!("{addr}: {}", e.os_text()),
+                None => e.to_string(),
+            };
+            fail(&mut report, events, FailStage::Connect, text);
             return report;
         }
     };
@@ -515,27 +420,11 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         local,
         elapsed: start.elapsed(),
     });
-    let mut conn = Conn {
-        stream: Box::new(tcp),
-        buf: Vec::new(),
-        tls: false,
-    };
+    let mut conn = Conn::new(Box::new(tcp) as Box<dyn Io>, config.timeout).with_cap(MAX_BUFFER);
     let implicit = config.dialogue.tls == smtp::TlsMode::Implicit;
     if implicit {
-        let t = Instant::now();
-        match handshake(config, conn.stream).await {
-            Ok((stream, negotiated)) => {
-                events(Event::Tls {
-                    negotiated: negotiated.clone(),
-                    elapsed: t.elapsed(),
-                });
-                report.tls = Some(negotiated);
-                conn = Conn {
-                    stream,
-                    buf: Vec::new(),
-                    tls: true,
-                };
-            }
+        match handshake(config, conn, events, &mut report).await {
+            Ok(tls_conn) => conn = tls_conn,
             Err(e) => {
                 fail(&mut report, events, FailStage::Tls, e);
                 return report;
@@ -582,7 +471,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
     let lost: Option<String> = 'dialogue: loop {
         let stage = client.stage();
         let message = client.message_number();
-        let reply = match conn.read_reply(config.timeout).await {
+        let reply = match read_reply(&mut conn).await {
             Ok(r) => r,
             Err(e) => break 'dialogue Some(e),
         };
@@ -611,38 +500,30 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                         tls: conn.tls,
                     });
                     sent_at = Instant::now();
-                    if let Err(e) = conn.send(&bytes, config.timeout).await {
-                        break 'dialogue Some(e);
+                    if let Err(e) = conn.send("send", &bytes).await {
+                        break 'dialogue Some(e.message);
                     }
                     break;
                 }
                 Action::Wait => break,
                 Action::Close => break 'dialogue None,
                 Action::StartTls => {
-                    if !conn.buf.is_empty() {
+                    if !conn.buffered().is_empty() {
                         // Bytes after the 220 would be read as if protected by TLS.
                         let text = format!(
                             "the server sent {:?} after its STARTTLS reply, before the handshake",
-                            String::from_utf8_lossy(&conn.buf[..conn.buf.len().min(40)])
+                            String::from_utf8_lossy(
+                                &conn.buffered()[..conn.buffered().len().min(40)]
+                            )
                         );
                         report.outcome = client.outcome().clone();
                         fail(&mut report, events, FailStage::Tls, text);
                         conn.close().await;
                         return report;
                     }
-                    let t = Instant::now();
-                    match handshake(config, conn.stream).await {
-                        Ok((stream, negotiated)) => {
-                            events(Event::Tls {
-                                negotiated: negotiated.clone(),
-                                elapsed: t.elapsed(),
-                            });
-                            report.tls = Some(negotiated);
-                            conn = Conn {
-                                stream,
-                                buf: Vec::new(),
-                                tls: true,
-                            };
+                    match handshake(config, conn, events, &mut report).await {
+                        Ok(tls_conn) => {
+                            conn = tls_conn;
                             action = client.tls_established();
                         }
                         Err(e) => {

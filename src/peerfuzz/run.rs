@@ -196,7 +196,7 @@ pub async fn fuzz_server(
                         input,
                         format!(
                             "no answer within {} to case {case}",
-                            crate::report::secs_text(cfg.timeout)
+                            crate::net::secs_text(cfg.timeout)
                         ),
                     ))
                 } else {
@@ -235,7 +235,7 @@ pub async fn fuzz_server(
                     cfg.generator.case(cfg.seed, prev),
                     format!(
                         "the target stopped accepting after case {prev} (connect timed out after {})",
-                        crate::report::secs_text(cfg.timeout)
+                        crate::net::secs_text(cfg.timeout)
                     ),
                 ))
             }
@@ -342,10 +342,9 @@ impl ConnectFailure {
     fn text(&self, timeout: Duration) -> String {
         match self {
             ConnectFailure::Refused => "connection refused".into(),
-            ConnectFailure::Timeout => format!(
-                "connect timed out after {}",
-                crate::report::secs_text(timeout)
-            ),
+            ConnectFailure::Timeout => {
+                format!("connect timed out after {}", crate::net::secs_text(timeout))
+            }
             ConnectFailure::Other(e) => e.to_string(),
         }
     }
@@ -525,7 +524,7 @@ pub async fn replay(
             }
             _ if expect_answer && outcome.received == 0 && !outcome.closed => {
                 reproduced = Some(FailureKind::Hang);
-                message = format!("no answer within {}", crate::report::secs_text(timeout));
+                message = format!("no answer within {}", crate::net::secs_text(timeout));
             }
             _ => {}
         }

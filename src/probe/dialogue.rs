@@ -9,8 +9,9 @@ use std::time::Duration;
 use sockeye_proto::{http, imap, ldap, line, pop3, reply, smtp, sniff, telnet};
 
 use super::Check;
-use super::conn::{CheckError, Conn, Volunteered, excerpt};
 use super::registry::Dialogue;
+use crate::net::conn::MAX_BUFFER;
+use crate::net::{CheckError, Conn, Volunteered, excerpt, secs_text};
 use crate::report::{HttpFacts, StartTls, TlsOutcome};
 use crate::tls::starttls::{self, Protocol, imap_text};
 
@@ -45,14 +46,14 @@ pub(super) async fn run(
                             // Something we cannot name: report its first line,
                             // unless it never ends (a flood is reported, not followed).
                             let got = conn.buffered();
-                            if !got.contains(&b'\n') && got.len() >= super::conn::MAX_BUFFER {
+                            if !got.contains(&b'\n') && got.len() >= MAX_BUFFER {
                                 c.step("greeting");
                                 conn.close().await;
                                 return Err(CheckError::new(
                                     "greeting",
                                     format!(
                                         "the server sent {} bytes without a line end; stopped reading",
-                                        super::conn::MAX_BUFFER
+                                        MAX_BUFFER
                                     ),
                                 ));
                             }
@@ -77,10 +78,9 @@ pub(super) async fn run(
                         // A telnet server may wait for the client; nothing
                         // volunteered is a fact, not a failure.
                         c.step("greeting");
-                        c.result.notes.push(format!(
-                            "nothing volunteered within {}",
-                            crate::report::secs_text(wait)
-                        ));
+                        c.result
+                            .notes
+                            .push(format!("nothing volunteered within {}", secs_text(wait)));
                         conn.close().await;
                         return Ok(());
                     }
@@ -89,10 +89,7 @@ pub(super) async fn run(
                         conn.close().await;
                         return Err(CheckError::new(
                             "greeting",
-                            format!(
-                                "no greeting: timed out after {}",
-                                crate::report::secs_text(wait)
-                            ),
+                            format!("no greeting: timed out after {}", secs_text(wait)),
                         ));
                     }
                     // A silent server on an unknown port: ask it the way an
@@ -349,7 +346,7 @@ async fn upgrade(
         conn.close().await;
         return Ok(());
     }
-    match conn.upgrade(&c.cfg.scanner, name, c.cfg.tls_timeout).await {
+    match c.cfg.scanner.upgrade(conn, name, c.cfg.tls_timeout).await {
         Ok((tls_conn, facts)) => {
             c.step("tls");
             st.tls = Some(TlsOutcome::Ok(facts));

@@ -11,7 +11,6 @@
 //! The dialogues are thin loops around `sockeye_proto`'s sans-IO codecs;
 //! TLS comes from [`crate::tls`].
 
-pub mod conn;
 mod dialogue;
 pub mod registry;
 mod versions;
@@ -25,9 +24,13 @@ use tokio::time::Instant;
 
 pub use registry::{CLASSIC, Dialogue, Service};
 
+use crate::net::{CheckError, Conn, ConnectError, Unreachable, connect_addr, secs_text};
 use crate::report::{Method, PortState, Reason, ServiceResult, Step, StepError, TlsOutcome};
 use crate::tls::Scanner;
-use conn::{CheckError, Conn};
+
+/// The message when a check runs out of its overall time.
+pub const CHECK_DEADLINE: &str =
+    "the check ran out of time (--check-timeout): the server sends too slowly";
 
 /// Timeouts and options of a probe run, validated.
 #[derive(Debug, Clone)]
@@ -132,9 +135,11 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// When the whole check must be over.
-    fn deadline(&self) -> Instant {
-        self.started + self.cfg.check_timeout
+    /// The connection of this check over `stream`: reads bounded by the
+    /// read timeout and by the check's deadline.
+    fn conn(&self, stream: TcpStream) -> Conn {
+        Conn::new(Box::new(stream), self.cfg.read_timeout)
+            .with_deadline(self.started + self.cfg.check_timeout, CHECK_DEADLINE)
     }
 
     /// Closes the current step: records its name and duration.
@@ -192,26 +197,26 @@ impl<'a> Check<'a> {
 pub async fn check(cfg: &ProbeConfig, job: &Job) -> ServiceResult {
     let mut c = Check::new(cfg, job);
     let target = SocketAddr::new(job.addr, job.port);
-    let stream = match connect(target, cfg.connect_timeout).await {
+    let stream = match connect_addr(target, cfg.connect_timeout).await {
         Ok(s) => s,
-        Err((state, reason, message)) => {
+        Err(err) => {
+            let (state, reason, message) = connect_failure(&err);
             c.result.state = state;
             c.result.reason = reason;
             c.fail(CheckError::new("connect", message));
             return c.finish();
         }
     };
-    let _ = stream.set_nodelay(true);
     if let Ok(local) = stream.local_addr() {
         c.local_addr = local.ip();
     }
     c.step("connect");
-    let mut conn = Conn::new(Box::new(stream), cfg.read_timeout, c.deadline());
+    let mut conn = c.conn(stream);
     let name = job.name(cfg);
     if let Some(service) = job.expect
         && service.implicit_tls()
     {
-        match conn.upgrade(&cfg.scanner, &name, cfg.tls_timeout).await {
+        match cfg.scanner.upgrade(conn, &name, cfg.tls_timeout).await {
             Ok((tls_conn, facts)) => {
                 c.step("tls");
                 c.result.tls = Some(TlsOutcome::Ok(facts));
@@ -257,13 +262,12 @@ pub async fn check(cfg: &ProbeConfig, job: &Job) -> ServiceResult {
 /// The HTTP request was answered in another protocol: check again, on a
 /// fresh connection, with that protocol's dialogue.
 async fn retry_as(c: &mut Check<'_>, target: SocketAddr, name: &str, dialogue: Dialogue) {
-    let Ok(stream) = connect(target, c.cfg.connect_timeout).await else {
+    let Ok(stream) = connect_addr(target, c.cfg.connect_timeout).await else {
         return;
     };
-    let _ = stream.set_nodelay(true);
     c.step("reconnect");
     c.result.error = None;
-    let conn = Conn::new(Box::new(stream), c.cfg.read_timeout, c.deadline());
+    let conn = c.conn(stream);
     if let Err(err) = dialogue::run(c, conn, Some(dialogue), name).await {
         c.fail(err);
     }
@@ -272,12 +276,11 @@ async fn retry_as(c: &mut Check<'_>, target: SocketAddr, name: &str, dialogue: D
 /// An unknown port that did not answer plain HTTP: maybe it wants TLS
 /// first. On success the check starts over inside TLS (sniffing again).
 async fn retry_with_tls(c: &mut Check<'_>, target: SocketAddr, name: &str) {
-    let Ok(stream) = connect(target, c.cfg.connect_timeout).await else {
+    let Ok(stream) = connect_addr(target, c.cfg.connect_timeout).await else {
         return;
     };
-    let _ = stream.set_nodelay(true);
-    let conn = Conn::new(Box::new(stream), c.cfg.read_timeout, c.deadline());
-    match conn.upgrade(&c.cfg.scanner, name, c.cfg.tls_timeout).await {
+    let conn = c.conn(stream);
+    match c.cfg.scanner.upgrade(conn, name, c.cfg.tls_timeout).await {
         Ok((tls_conn, facts)) => {
             c.step("tls");
             c.result.error = None;
@@ -314,37 +317,25 @@ async fn retry_with_tls(c: &mut Check<'_>, target: SocketAddr, name: &str) {
     }
 }
 
-/// Connects, mapping failures to services.md's states and reasons
-/// (also `exercise`'s connect checks).
-pub(crate) async fn connect(
-    target: SocketAddr,
-    timeout: Duration,
-) -> Result<TcpStream, (PortState, Reason, String)> {
-    match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
-        Ok(Ok(s)) => Ok(s),
-        Err(_) => Err((
-            PortState::Filtered,
-            Reason::NoResponse,
-            format!("timed out after {}", crate::report::secs_text(timeout)),
-        )),
-        Ok(Err(err)) => {
-            use nix::errno::Errno;
-            let reason = match err.raw_os_error().map(Errno::from_raw) {
-                Some(Errno::ECONNREFUSED) => {
-                    return Err((
-                        PortState::Closed,
-                        Reason::ConnRefused,
-                        "connection refused".into(),
-                    ));
-                }
-                Some(Errno::EHOSTUNREACH) => Reason::HostUnreach,
-                Some(Errno::ENETUNREACH) => Reason::NetUnreach,
-                Some(Errno::EACCES | Errno::EPERM) => Reason::AdminProhibited,
-                _ => Reason::NoResponse,
-            };
-            Err((PortState::Filtered, reason, err.to_string()))
+/// A connect failure as services.md's state, reason and message (also
+/// `exercise`'s connect checks): refused is closed, anything else filtered.
+pub(crate) fn connect_failure(err: &ConnectError) -> (PortState, Reason, String) {
+    let reason = match err {
+        ConnectError::Refused { .. } => {
+            return (PortState::Closed, Reason::ConnRefused, err.to_string());
         }
-    }
+        ConnectError::TimedOut { timeout, .. } => {
+            let text = format!("timed out after {}", secs_text(*timeout));
+            return (PortState::Filtered, Reason::NoResponse, text);
+        }
+        ConnectError::Unreachable { why, .. } => match why {
+            Unreachable::Host => Reason::HostUnreach,
+            Unreachable::Net => Reason::NetUnreach,
+            Unreachable::AdminProhibited => Reason::AdminProhibited,
+        },
+        ConnectError::Resolve(_) | ConnectError::Other { .. } => Reason::NoResponse,
+    };
+    (PortState::Filtered, reason, err.os_text())
 }
 
 /// Runs `jobs` with at most `concurrency` checks at once, handing each

@@ -143,7 +143,7 @@ async fn read_more(
             buf.extend_from_slice(&chunk[..n]);
             Ok(())
         }
-        Ok(Err(err)) => Err(super::conn::io_text(&err)),
+        Ok(Err(err)) => Err(crate::net::io_text(&err)),
         Err(_) => Err("no reply in time".into()),
     }
 }

@@ -205,16 +205,6 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
-/// A wait as people read it in messages: "timed out after 1.0 s",
-/// "after 250 ms".
-pub fn secs_text(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
 /// The stream of results a run produces, in the order it produces them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

@@ -314,7 +314,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Expect<S> {
                     if err.raw_os_error() == Some(nix::libc::EIO) {
                         self.eof = true;
                     } else {
-                        return Err(Failure::Io(crate::probe::conn::io_text(&err)));
+                        return Err(Failure::Io(crate::net::io_text(&err)));
                     }
                 }
             }
@@ -330,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Expect<S> {
         match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::Eof),
-            Ok(Err(err)) => Err(Failure::Io(crate::probe::conn::io_text(&err))),
+            Ok(Err(err)) => Err(Failure::Io(crate::net::io_text(&err))),
             Err(_) => Err(Failure::Timeout),
         }
     }

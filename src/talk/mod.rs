@@ -13,14 +13,12 @@
 pub mod engine;
 pub mod script;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::probe::conn::{Conn, Io};
+use crate::net::{Conn, Io, secs_text};
 use crate::tls::{Scanner, TlsFacts};
 use engine::{Expect, Failure, Pattern, TAIL};
 use script::{Conversation, Eol, StartTlsProto, Vars};
@@ -296,10 +294,9 @@ pub async fn talk(
                         },
                         expected: Some(expect.describe()),
                         detail: match why {
-                            Failure::Timeout => Some(format!(
-                                "nothing matched within {}",
-                                crate::report::secs_text(timeout)
-                            )),
+                            Failure::Timeout => {
+                                Some(format!("nothing matched within {}", secs_text(timeout)))
+                            }
                             Failure::FullBuffer => {
                                 Some(format!("{} bytes without a match", e.matcher().max()))
                             }
@@ -380,29 +377,9 @@ async fn open(
 ) -> Result<(Box<dyn Io>, Option<tokio::process::Child>), (FailKind, String)> {
     match endpoint {
         Endpoint::Tcp { host, port, .. } => {
-            let connect = async {
-                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
-                    .await
-                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
-                    .collect();
-                let Some(addr) = addrs.first() else {
-                    return Err(format!("{host} has no address"));
-                };
-                TcpStream::connect(addr).await.map_err(|e| connect_text(&e))
-            };
-            match tokio::time::timeout(cfg.connect_timeout, connect).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    Ok((Box::new(s), None))
-                }
-                Ok(Err(text)) => Err((FailKind::Connect, text)),
-                Err(_) => Err((
-                    FailKind::Connect,
-                    format!(
-                        "connect timed out after {}",
-                        crate::report::secs_text(cfg.connect_timeout)
-                    ),
-                )),
+            match crate::net::connect(host, *port, cfg.connect_timeout).await {
+                Ok(s) => Ok((Box::new(s), None)),
+                Err(err) => Err((FailKind::Connect, err.to_string())),
             }
         }
         Endpoint::Spawn { argv } => {
@@ -419,16 +396,6 @@ async fn open(
             };
             spawn().map_err(|e| (FailKind::Connect, e))
         }
-    }
-}
-
-fn connect_text(err: &std::io::Error) -> String {
-    use nix::errno::Errno;
-    match err.raw_os_error().map(Errno::from_raw) {
-        Some(Errno::ECONNREFUSED) => "connection refused".into(),
-        Some(Errno::EHOSTUNREACH) => "host unreachable".into(),
-        Some(Errno::ENETUNREACH) => "network unreachable".into(),
-        _ => err.to_string(),
     }
 }
 
@@ -483,7 +450,7 @@ async fn starttls(
             return Err((FailKind::Starttls, err.message, rest));
         }
     }
-    match conn.upgrade(scanner, &name, cfg.tls_timeout).await {
+    match scanner.upgrade(conn, &name, cfg.tls_timeout).await {
         Ok((tls_conn, facts)) => {
             let (stream, rest) = tls_conn.into_parts();
             let mut next = Expect::new(stream, conv.max_buffer);

@@ -27,6 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::net::{Conn, excerpt, secs_text};
+
 pub use facts::{CertFacts, TlsFacts};
 
 /// Setting up TLS failed before any connection (a bad CA file, no roots).
@@ -43,7 +45,7 @@ pub enum SetupError {
 /// A handshake that did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("TLS handshake timed out after {}", crate::report::secs_text(*.0))]
+    #[error("TLS handshake timed out after {}", secs_text(*.0))]
     Timeout(Duration),
     /// rustls's reason (an alert from the server, a protocol error), and
     /// the versions we offered.
@@ -167,6 +169,39 @@ impl Scanner {
         };
         let facts = self.facts(stream.get_ref().1, &name, sni);
         Ok((stream, facts))
+    }
+
+    /// Runs a handshake over `conn` (after a STARTTLS reply, or at once for
+    /// implicit TLS), within `timeout` and the connection's deadline. Bytes
+    /// the server sent before the handshake are an error: a server (or a man
+    /// in the middle) must not inject plaintext that would later read as
+    /// protected; the connection comes back then, unused.
+    pub async fn upgrade(
+        &self,
+        conn: Conn,
+        sni: &str,
+        timeout: Duration,
+    ) -> Result<(Conn, TlsFacts), (HandshakeError, Option<Conn>)> {
+        if !conn.buffered().is_empty() {
+            let reason = format!(
+                "the server sent {:?} before the handshake",
+                excerpt(conn.buffered())
+            );
+            return Err((
+                HandshakeError::Failed {
+                    reason,
+                    offered: "TLSv1.3, TLSv1.2".into(),
+                    spoke_tls: false,
+                },
+                Some(conn),
+            ));
+        }
+        let (stream, _, rest) = conn.detach();
+        let timeout = rest.bounded(timeout);
+        match self.handshake(stream, sni, timeout).await {
+            Ok((stream, facts)) => Ok((rest.attach(Box::new(stream)), facts)),
+            Err(err) => Err((err, None)),
+        }
     }
 
     fn facts(

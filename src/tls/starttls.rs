@@ -7,11 +7,11 @@
 //! checks, `talk`'s `starttls` step calls [`request`] (EHLO first for
 //! SMTP; the greeting was the conversation's own business). The TLS
 //! handshake that follows is
-//! [`Conn::upgrade`](crate::probe::conn::Conn::upgrade).
+//! [`Scanner::upgrade`](crate::tls::Scanner::upgrade).
 
 use sockeye_proto::{imap, ldap, pop3, reply, smtp};
 
-use crate::probe::conn::{CheckError, Conn};
+use crate::net::{CheckError, Conn};
 
 /// IMAP: untagged lines skipped while waiting for the tagged reply.
 pub const IMAP_MAX_UNTAGGED: usize = 16;

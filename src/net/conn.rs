@@ -1,22 +1,22 @@
-//! One check's connection: a byte stream (plain TCP, or TLS over it after
-//! an implicit or STARTTLS handshake) with a bounded read buffer, and reads
-//! that drive a sans-IO decoder from `sockeye_proto` under a per-read
-//! timeout. Every way a read can end is a typed, one-line [`CheckError`].
+//! A connection to a server that is being checked or talked to: a byte
+//! stream (plain TCP, or TLS over it after an implicit or STARTTLS
+//! handshake) with a bounded read buffer, and reads that drive a sans-IO
+//! decoder from `sockeye_proto` under a per-read timeout and, for a check,
+//! an overall deadline. Every way a read can end is a typed [`ReadError`];
+//! [`Conn::read_msg`] names it as a one-line [`CheckError`] of a step.
+//! The TLS upgrade lives in `tls`, which takes the stream out
+//! ([`Conn::detach`]) and puts the TLS stream back ([`Detached::attach`]).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::report::secs_text;
-use crate::tls::{HandshakeError, Scanner, TlsFacts};
+use super::secs_text;
 
 /// Bytes kept from a server at most (services.md: cap a whole reply at
 /// 64 KiB); the decoders have their own, smaller, caps per line.
 pub const MAX_BUFFER: usize = 64 * 1024;
-/// The message when a check runs out of its overall time.
-pub const CHECK_DEADLINE: &str =
-    "the check ran out of time (--check-timeout): the server sends too slowly";
 /// Bytes read per system call.
 const READ_CHUNK: usize = 4096;
 
@@ -40,13 +40,52 @@ impl CheckError {
     }
 }
 
-/// The connection of one check.
+/// How a read for a message ended without one.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The decoder refused the bytes (its own words).
+    #[error("{0}")]
+    Invalid(String),
+    /// The buffer's cap was reached without a complete message.
+    #[error("the server sent {0} bytes without a complete reply")]
+    Full(usize),
+    /// The server closed the connection; `partial`: the start of an
+    /// incomplete message it left behind, escaped.
+    #[error("{}", closed_text(partial.as_deref()))]
+    Closed { partial: Option<String> },
+    /// One read waited its whole timeout.
+    #[error("timed out after {}", secs_text(*.0))]
+    TimedOut(Duration),
+    /// The overall deadline passed (the text is the owner's).
+    #[error("{0}")]
+    Deadline(&'static str),
+    #[error("{}", io_text(.0))]
+    Io(std::io::Error),
+}
+
+fn closed_text(partial: Option<&str>) -> String {
+    match partial {
+        None => "the server closed the connection".to_string(),
+        Some(p) => format!("the server closed the connection mid-reply after {p:?}"),
+    }
+}
+
+/// When a whole exchange must end, and what to say when it does.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    text: &'static str,
+}
+
+/// A connection to a server.
 pub struct Conn {
     stream: Box<dyn Io>,
     buf: Vec<u8>,
+    /// Bytes kept at most while a message is incomplete.
+    cap: usize,
     read_timeout: Duration,
-    /// The whole check ends by then, however slowly a server dribbles.
-    deadline: Instant,
+    /// The whole exchange ends by then, however slowly a server dribbles.
+    deadline: Option<Deadline>,
     /// Whether the stream is TLS now (for step names and notes).
     pub tls: bool,
 }
@@ -60,34 +99,87 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-impl Conn {
-    pub fn new(stream: Box<dyn Io>, read_timeout: Duration, deadline: Instant) -> Conn {
+/// A connection whose stream is out for an upgrade (a TLS handshake): its
+/// timeouts, deadline and cap wait for the new stream.
+#[derive(Debug)]
+pub struct Detached {
+    cap: usize,
+    read_timeout: Duration,
+    deadline: Option<Deadline>,
+}
+
+impl Detached {
+    /// The connection again, over `stream` (TLS now), nothing buffered.
+    pub fn attach(self, stream: Box<dyn Io>) -> Conn {
         Conn {
             stream,
             buf: Vec::new(),
+            cap: self.cap,
+            read_timeout: self.read_timeout,
+            deadline: self.deadline,
+            tls: true,
+        }
+    }
+
+    /// `wait`, or less if the deadline comes first.
+    pub fn bounded(&self, wait: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => wait.min(d.at.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
+    }
+}
+
+impl Conn {
+    /// Each read (and write) waits at most `read_timeout`; the buffer holds
+    /// [`MAX_BUFFER`] bytes; no overall deadline.
+    pub fn new(stream: Box<dyn Io>, read_timeout: Duration) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            cap: MAX_BUFFER,
             read_timeout,
-            deadline,
+            deadline: None,
             tls: false,
         }
+    }
+
+    /// The whole exchange ends at `at`: a read then fails with `text`.
+    pub fn with_deadline(mut self, at: Instant, text: &'static str) -> Conn {
+        self.deadline = Some(Deadline { at, text });
+        self
+    }
+
+    /// Keeps up to `cap` bytes of an incomplete message (default
+    /// [`MAX_BUFFER`]).
+    pub fn with_cap(mut self, cap: usize) -> Conn {
+        self.cap = cap;
+        self
     }
 
     /// A connection whose first bytes were already read by someone else
     /// (`talk` hands over what its conversation left unmatched).
     pub fn with_buffered(stream: Box<dyn Io>, buffered: Vec<u8>, read_timeout: Duration) -> Conn {
-        Conn {
-            stream,
-            buf: buffered,
-            read_timeout,
-            // The caller bounds the whole exchange; each read is still
-            // bounded by the read timeout.
-            deadline: Instant::now() + Duration::from_secs(24 * 3600),
-            tls: false,
-        }
+        let mut conn = Conn::new(stream, read_timeout);
+        conn.buf = buffered;
+        conn
     }
 
     /// The stream back, with the bytes received and not consumed.
     pub fn into_parts(self) -> (Box<dyn Io>, Vec<u8>) {
         (self.stream, self.buf)
+    }
+
+    /// The stream out for an upgrade, with the bytes received and not
+    /// consumed (an upgrade must refuse them) and the settings to
+    /// [`attach`](Detached::attach) the upgraded stream with.
+    pub fn detach(self) -> (Box<dyn Io>, Vec<u8>, Detached) {
+        let rest = Detached {
+            cap: self.cap,
+            read_timeout: self.read_timeout,
+            deadline: self.deadline,
+        };
+        (self.stream, self.buf, rest)
     }
 
     /// Bytes received and not consumed yet.
@@ -107,6 +199,17 @@ impl Conn {
         step: &'static str,
         decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
     ) -> Result<T, CheckError> {
+        self.read_decoded(decode)
+            .await
+            .map_err(|err| CheckError::new(step, err.to_string()))
+    }
+
+    /// [`read_msg`](Conn::read_msg) with the typed reason, for callers
+    /// that word it their own way.
+    pub async fn read_decoded<T, E: std::fmt::Display>(
+        &mut self,
+        decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Result<T, ReadError> {
         loop {
             match decode(&self.buf) {
                 Ok(Some((msg, used))) => {
@@ -114,18 +217,15 @@ impl Conn {
                     return Ok(msg);
                 }
                 Ok(None) => {}
-                Err(err) => return Err(CheckError::new(step, err.to_string())),
+                Err(err) => return Err(ReadError::Invalid(err.to_string())),
             }
-            if self.buf.len() >= MAX_BUFFER {
-                return Err(CheckError::new(
-                    step,
-                    format!("the server sent {MAX_BUFFER} bytes without a complete reply"),
-                ));
+            if self.buf.len() >= self.cap {
+                return Err(ReadError::Full(self.cap));
             }
-            match self.fill(self.read_timeout).await {
-                Ok(0) => return Err(CheckError::new(step, self.closed_text())),
-                Ok(_) => {}
-                Err(err) => return Err(CheckError::new(step, err)),
+            if self.fill(self.read_timeout).await? == 0 {
+                return Err(ReadError::Closed {
+                    partial: (!self.buf.is_empty()).then(|| excerpt(&self.buf)),
+                });
             }
         }
     }
@@ -144,7 +244,7 @@ impl Conn {
                 return Ok(Volunteered::Bytes);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.buf.len() >= MAX_BUFFER {
+            if left.is_zero() || self.buf.len() >= self.cap {
                 return Ok(if self.buf.is_empty() {
                     Volunteered::Silent
                 } else {
@@ -160,36 +260,38 @@ impl Conn {
                     });
                 }
                 Ok(_) => {}
-                Err(err) if err.starts_with("timed out") => {
+                Err(ReadError::TimedOut(_)) => {
                     return Ok(if self.buf.is_empty() {
                         Volunteered::Silent
                     } else {
                         Volunteered::Bytes
                     });
                 }
-                Err(err) => return Err(CheckError::new("read", err)),
+                Err(err) => return Err(CheckError::new("read", err.to_string())),
             }
         }
     }
 
-    /// Reads once (up to the timeout) into the buffer: the byte count, 0 at
-    /// EOF, or a message.
-    async fn fill(&mut self, wait: Duration) -> Result<usize, String> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left < wait {
-            if left.is_zero() {
-                return Err(CHECK_DEADLINE.to_string());
+    /// Reads once (up to the timeout, and the deadline) into the buffer:
+    /// the byte count, 0 at EOF.
+    async fn fill(&mut self, wait: Duration) -> Result<usize, ReadError> {
+        if let Some(d) = self.deadline {
+            let left = d.at.saturating_duration_since(Instant::now());
+            if left < wait {
+                if left.is_zero() {
+                    return Err(ReadError::Deadline(d.text));
+                }
+                return match self.fill_for(left).await {
+                    Err(ReadError::TimedOut(_)) => Err(ReadError::Deadline(d.text)),
+                    other => other,
+                };
             }
-            return match self.fill_for(left).await {
-                Err(e) if e.starts_with("timed out") => Err(CHECK_DEADLINE.to_string()),
-                other => other,
-            };
         }
         self.fill_for(wait).await
     }
 
-    async fn fill_for(&mut self, wait: Duration) -> Result<usize, String> {
-        let room = MAX_BUFFER.saturating_sub(self.buf.len()).min(READ_CHUNK);
+    async fn fill_for(&mut self, wait: Duration) -> Result<usize, ReadError> {
+        let room = self.cap.saturating_sub(self.buf.len()).min(READ_CHUNK);
         if room == 0 {
             return Ok(0);
         }
@@ -200,26 +302,15 @@ impl Conn {
             Ok(Ok(n)) => n,
             Ok(Err(err)) => {
                 self.buf.truncate(start);
-                return Err(io_text(&err));
+                return Err(ReadError::Io(err));
             }
             Err(_) => {
                 self.buf.truncate(start);
-                return Err(format!("timed out after {}", secs_text(wait)));
+                return Err(ReadError::TimedOut(wait));
             }
         };
         self.buf.truncate(start + n);
         Ok(n)
-    }
-
-    fn closed_text(&self) -> String {
-        if self.buf.is_empty() {
-            "the server closed the connection".to_string()
-        } else {
-            format!(
-                "the server closed the connection mid-reply after {:?}",
-                excerpt(&self.buf)
-            )
-        }
     }
 
     /// Sends `bytes` (bounded by the read timeout, as a stalled peer must
@@ -236,43 +327,6 @@ impl Conn {
                 step,
                 format!("sending timed out after {}", secs_text(self.read_timeout)),
             )),
-        }
-    }
-
-    /// Runs a TLS handshake over this connection (after a STARTTLS reply,
-    /// or at once for implicit TLS). Bytes the server sent before the
-    /// handshake are an error: a server (or a man in the middle) must not
-    /// inject plaintext that would later read as protected.
-    pub async fn upgrade(
-        self,
-        scanner: &Scanner,
-        sni: &str,
-        timeout: Duration,
-    ) -> Result<(Conn, TlsFacts), (HandshakeError, Option<Conn>)> {
-        if !self.buf.is_empty() {
-            let reason = format!(
-                "the server sent {:?} before the handshake",
-                excerpt(&self.buf)
-            );
-            return Err((
-                HandshakeError::Failed {
-                    reason,
-                    offered: "TLSv1.3, TLSv1.2".into(),
-                    spoke_tls: false,
-                },
-                Some(self),
-            ));
-        }
-        let read_timeout = self.read_timeout;
-        let deadline = self.deadline;
-        let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-        match scanner.handshake(self.stream, sni, timeout).await {
-            Ok((stream, facts)) => {
-                let mut conn = Conn::new(Box::new(stream), read_timeout, deadline);
-                conn.tls = true;
-                Ok((conn, facts))
-            }
-            Err(err) => Err((err, None)),
         }
     }
 
