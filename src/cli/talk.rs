@@ -13,8 +13,8 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::talk::engine::{DEFAULT_MAX_BUFFER, Pattern};
 use crate::talk::script::{
-    Conversation, DEFAULT_STEP_TIMEOUT, Eol, ScriptSpec, SourceFormat, StartTlsProto, Step,
-    Template, Vars, parse_source,
+    Conversation, DEFAULT_STEP_TIMEOUT, Eol, ScriptSpec, SourceFormat, Step, Template, Vars,
+    parse_source, starttls_protocol,
 };
 use crate::talk::{Endpoint, TalkConfig, TalkReport};
 
@@ -220,17 +220,11 @@ fn compile_flags(args: &TalkArgs, order: &[&str]) -> Result<Vec<Step>, UsageErro
                 let p = starttls
                     .next()
                     .ok_or_else(|| UsageError::new("--starttls"))?;
-                let proto = match p.as_str() {
-                    "smtp" => StartTlsProto::Smtp,
-                    "pop3" => StartTlsProto::Pop3,
-                    "imap" => StartTlsProto::Imap,
-                    "ftp" => StartTlsProto::Ftp,
-                    other => {
-                        return Err(UsageError::new(format!(
-                            "--starttls {other:?}: expected smtp, pop3, imap or ftp"
-                        )));
-                    }
-                };
+                let proto = starttls_protocol(p).ok_or_else(|| {
+                    UsageError::new(format!(
+                        "--starttls {p:?}: expected smtp, pop3, imap or ftp"
+                    ))
+                })?;
                 if steps.last().is_none_or(|s| s.send.is_some()) {
                     new_step(&mut steps);
                 }

@@ -19,9 +19,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::net::{Conn, Io, secs_text};
+use crate::tls::starttls::Protocol as StartTls;
 use crate::tls::{Scanner, TlsFacts};
 use engine::{Expect, Failure, Pattern, TAIL};
-use script::{Conversation, Eol, StartTlsProto, Vars};
+use script::{Conversation, Eol, Vars};
 
 /// Where a conversation goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,7 +407,7 @@ type UpgradeFailed = (FailKind, String, Vec<u8>);
 /// `probe` through [`crate::tls::starttls`]), then the handshake.
 async fn starttls(
     e: Expect<Box<dyn Io>>,
-    proto: StartTlsProto,
+    proto: StartTls,
     endpoint: &Endpoint,
     conv: &Conversation,
     cfg: &TalkConfig,
@@ -433,12 +434,6 @@ async fn starttls(
         None => rest,
     };
     let mut conn = Conn::with_buffered(stream, keep, timeout);
-    let proto = match proto {
-        StartTlsProto::Smtp => crate::tls::starttls::Protocol::Smtp,
-        StartTlsProto::Pop3 => crate::tls::starttls::Protocol::Pop3,
-        StartTlsProto::Imap => crate::tls::starttls::Protocol::Imap,
-        StartTlsProto::Ftp => crate::tls::starttls::Protocol::Ftp,
-    };
     match crate::tls::starttls::request(&mut conn, proto, &cfg.ehlo_name).await {
         Ok(answer) if answer.accepted => {}
         Ok(answer) => {

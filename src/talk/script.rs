@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::engine::{DEFAULT_MAX_BUFFER, Pattern};
+use crate::tls::starttls::Protocol as StartTls;
 
 /// Variables a template may name: the plan's `vars`, a matrix row, `--var`.
 pub type Vars = BTreeMap<String, String>;
@@ -59,14 +60,18 @@ impl Eol {
     }
 }
 
-/// The protocols whose STARTTLS a `starttls` step can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartTlsProto {
-    Smtp,
-    Pop3,
-    Imap,
-    Ftp,
+/// The protocols whose STARTTLS a `starttls` step can run: the line-based
+/// ones (LDAP's is a binary exchange, no conversation's business).
+pub const STARTTLS_PROTOCOLS: [StartTls; 4] = [
+    StartTls::Smtp,
+    StartTls::Pop3,
+    StartTls::Imap,
+    StartTls::Ftp,
+];
+
+/// One of [`STARTTLS_PROTOCOLS`], by its name (`--starttls`).
+pub fn starttls_protocol(name: &str) -> Option<StartTls> {
+    StartTls::parse(name).filter(|p| STARTTLS_PROTOCOLS.contains(p))
 }
 
 /// A response: literal bytes and `{{name}}` holes, escapes already decoded.
@@ -193,7 +198,7 @@ pub struct Step {
     /// Overrides the conversation's step timeout.
     pub timeout: Option<Duration>,
     /// Runs this protocol's STARTTLS and a TLS handshake before sending.
-    pub starttls: Option<StartTlsProto>,
+    pub starttls: Option<StartTls>,
 }
 
 /// A compiled conversation.
@@ -321,7 +326,7 @@ pub struct StepSpec {
     pub send: Option<TemplateText>,
     pub timeout: Option<TimeText>,
     /// STARTTLS for this protocol, then a TLS handshake, before `send`.
-    pub starttls: Option<StartTlsProto>,
+    pub starttls: Option<StartTls>,
 }
 
 /// A conversation as written (a script file, or a plan's `talk.script`).

@@ -16,17 +16,46 @@ use crate::net::{CheckError, Conn};
 /// IMAP: untagged lines skipped while waiting for the tagged reply.
 pub const IMAP_MAX_UNTAGGED: usize = 16;
 
-/// A protocol with a STARTTLS command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A protocol with a STARTTLS command. Scripts (a `talk` step's
+/// `starttls`) name the line-based ones; LDAP's StartTLS is a binary
+/// exchange no script writes, so it does not deserialize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Smtp,
     Pop3,
     Imap,
     Ftp,
+    #[serde(skip_deserializing)]
     Ldap,
 }
 
 impl Protocol {
+    /// Every protocol, in the order help texts list them.
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Smtp,
+        Protocol::Pop3,
+        Protocol::Imap,
+        Protocol::Ftp,
+        Protocol::Ldap,
+    ];
+
+    /// The name scripts and flags spell it with (`smtp`, `pop3`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+            Protocol::Ftp => "ftp",
+            Protocol::Ldap => "ldap",
+        }
+    }
+
+    /// The protocol named `name` (lowercase, as [`Protocol::name`]).
+    pub fn parse(name: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The command, as reports name it.
     pub fn command(self) -> &'static str {
         match self {
