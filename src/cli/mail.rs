@@ -60,18 +60,6 @@ pub enum AuthArg {
     Login,
 }
 
-/// `--quit-after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum QuitAfterArg {
-    Connect,
-    Banner,
-    Ehlo,
-    Tls,
-    Auth,
-    Mail,
-    Rcpt,
-}
-
 /// `-o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MailOutput {
@@ -173,7 +161,7 @@ pub struct MailArgs {
 
     /// Stop after this step (QUIT), sending no message.
     #[arg(long, value_enum, value_name = "STEP")]
-    pub quit_after: Option<QuitAfterArg>,
+    pub quit_after: Option<QuitAfter>,
 
     /// Send the message N times over one connection (RSET between).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -408,15 +396,7 @@ impl MailPlan {
                     .to_owned(),
             );
         }
-        let quit_after = args.quit_after.map(|q| match q {
-            QuitAfterArg::Connect => QuitAfter::Connect,
-            QuitAfterArg::Banner => QuitAfter::Banner,
-            QuitAfterArg::Ehlo => QuitAfter::Ehlo,
-            QuitAfterArg::Tls => QuitAfter::Tls,
-            QuitAfterArg::Auth => QuitAfter::Auth,
-            QuitAfterArg::Mail => QuitAfter::Mail,
-            QuitAfterArg::Rcpt => QuitAfter::Rcpt,
-        });
+        let quit_after = args.quit_after;
         let server = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {

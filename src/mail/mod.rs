@@ -25,26 +25,34 @@ pub const SHOWN_MESSAGE_LINES: usize = 40;
 /// What a masked secret looks like in the transcript.
 pub const MASK: &str = "********";
 
-/// Where to stop: `--quit-after` (swaks' names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where to stop: `--quit-after` and a plan's `quit_after` (swaks' names):
+/// right after the TCP connection (and the TLS handshake on port 465), after
+/// the greeting, the first EHLO/HELO, the TLS handshake, AUTH, MAIL FROM or
+/// RCPT TO. (The variants carry no doc comments: clap would print them in
+/// `--help`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum QuitAfter {
-    /// Right after the TCP connection (and the TLS handshake on port 465).
     Connect,
-    /// After the greeting.
     Banner,
-    /// After the first EHLO/HELO.
     Ehlo,
-    /// After the TLS handshake.
     Tls,
-    /// After AUTH.
     Auth,
-    /// After MAIL FROM.
     Mail,
-    /// After RCPT TO.
     Rcpt,
 }
 
 impl QuitAfter {
+    /// Every step, in the order a session reaches them.
+    pub const ALL: [QuitAfter; 7] = [
+        QuitAfter::Connect,
+        QuitAfter::Banner,
+        QuitAfter::Ehlo,
+        QuitAfter::Tls,
+        QuitAfter::Auth,
+        QuitAfter::Mail,
+        QuitAfter::Rcpt,
+    ];
+
     /// swaks' name for the step (`--quit-after`, a plan's `quit_after`).
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +64,58 @@ impl QuitAfter {
             QuitAfter::Mail => "mail",
             QuitAfter::Rcpt => "rcpt",
         }
+    }
+
+    /// A plan's `quit_after`: a step's name, or `none` (send the message,
+    /// `Some(None)`); absent is `None`.
+    pub fn deserialize_or_none<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<QuitAfter>>, D::Error> {
+        const WORDS: &[&str] = &[
+            "connect", "banner", "ehlo", "tls", "auth", "mail", "rcpt", "none",
+        ];
+        // Read as an enum, the way a derived one is, so the plan's parser
+        // points at the value when the word is wrong.
+        struct Word(Option<QuitAfter>);
+        impl<'de> serde::Deserialize<'de> for Word {
+            fn deserialize<I: serde::Deserializer<'de>>(d: I) -> Result<Word, I::Error> {
+                struct Id;
+                impl serde::de::Visitor<'_> for Id {
+                    type Value = Word;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("variant identifier")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<Word, E> {
+                        if word == "none" {
+                            return Ok(Word(None));
+                        }
+                        QuitAfter::ALL
+                            .into_iter()
+                            .find(|q| q.name() == word)
+                            .map(|q| Word(Some(q)))
+                            .ok_or_else(|| E::unknown_variant(word, WORDS))
+                    }
+                }
+                d.deserialize_identifier(Id)
+            }
+        }
+        struct Step;
+        impl<'de> serde::de::Visitor<'de> for Step {
+            type Value = Option<QuitAfter>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a step name or none")
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::VariantAccess;
+                let (Word(step), variant) = a.variant::<Word>()?;
+                variant.unit_variant()?;
+                Ok(step)
+            }
+        }
+        d.deserialize_enum("QuitAfter", WORDS, Step).map(Some)
     }
 }
 

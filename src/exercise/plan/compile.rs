@@ -11,9 +11,7 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::expect::{expect_from_word, settle};
-use super::spec::{
-    AddressList, CheckSpec, MailSpec, PlanSpec, QuitAfterWord, Scalar, TalkSpec, TlsWord,
-};
+use super::spec::{AddressList, CheckSpec, MailSpec, PlanSpec, Scalar, TalkSpec, TlsWord};
 use super::{Check, CheckKind, MailCheck, Plan};
 use crate::probe::Service;
 use crate::talk::Endpoint;
@@ -413,16 +411,7 @@ impl Compiler<'_> {
             TlsWord::Optional => TlsMode::IfOffered,
             TlsWord::None => TlsMode::Never,
         };
-        let quit_after = match m.quit_after.unwrap_or(QuitAfterWord::Rcpt) {
-            QuitAfterWord::Connect => Some(QuitAfter::Connect),
-            QuitAfterWord::Banner => Some(QuitAfter::Banner),
-            QuitAfterWord::Ehlo => Some(QuitAfter::Ehlo),
-            QuitAfterWord::Tls => Some(QuitAfter::Tls),
-            QuitAfterWord::Auth => Some(QuitAfter::Auth),
-            QuitAfterWord::Mail => Some(QuitAfter::Mail),
-            QuitAfterWord::Rcpt => Some(QuitAfter::Rcpt),
-            QuitAfterWord::None => None,
-        };
+        let quit_after = m.quit_after.unwrap_or(Some(QuitAfter::Rcpt));
         // The message is only built when it is to be sent.
         let body = match quit_after {
             Some(_) => Vec::new(),

@@ -117,7 +117,11 @@ pub struct MailSpec {
     pub to: AddressList,
     /// The step to stop after (QUIT); default `rcpt`, so no message is sent
     /// unless the plan says `none`.
-    pub quit_after: Option<QuitAfterWord>,
+    #[serde(
+        default,
+        deserialize_with = "crate::mail::QuitAfter::deserialize_or_none"
+    )]
+    pub quit_after: Option<Option<crate::mail::QuitAfter>>,
     /// Default `optional`: STARTTLS when offered.
     pub tls: Option<TlsWord>,
     pub auth_user: Option<String>,
@@ -136,21 +140,6 @@ pub struct MailSpec {
 pub enum AddressList {
     One(String),
     Many(Vec<String>),
-}
-
-/// A mail check's `quit_after` (swaks' step names, and `none`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QuitAfterWord {
-    Connect,
-    Banner,
-    Ehlo,
-    Tls,
-    Auth,
-    Mail,
-    Rcpt,
-    /// Send the message.
-    None,
 }
 
 /// A mail check's `tls`.
