@@ -25,7 +25,7 @@ use crate::relay::{
     Access, Config, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DataOpts, ExecSpec, Family, HubKind, Mode,
     Notice, Proto, ProxyConfig, ProxyKind, Tap, Timing, TlsOptions,
 };
-use crate::target::hosts::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
+use crate::target::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
 
 const ABOUT: &str =
     "A netcat that speaks ncat's language: connect, listen, exec, broker, chat, TLS, proxies.";

@@ -20,8 +20,8 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::probe::{CLASSIC, Job, ProbeConfig, Service};
 use crate::report::{Event, HostDone, PortState, Proto, Reason, RunInfo, Sink, Summary};
-use crate::target::hosts::{Excludes, HostSpec, TargetSet, parse_host_spec};
 use crate::target::ports::{compact_spec, parse_ports};
+use crate::target::{Excludes, HostSpec, TargetSet, parse_host_spec};
 
 pub const PROBE_AFTER: &str = "\
 Without -p, the 17 classic checks run on each host (telnet 23, ssh 22, smtp 25, submission 587,

@@ -25,12 +25,11 @@ use crate::report::{
     TargetErrorKind,
 };
 use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, connect_scan};
-use crate::target::hosts::{
-    Block, ExcludeItem, Excludes, HostSpec, Target, TargetSet, parse_exclude_list, parse_host_spec,
-    parse_target_file,
-};
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
-use crate::target::{Proto, SpecError};
+use crate::target::{
+    Block, ExcludeItem, Excludes, HostSpec, Proto, SpecError, Target, TargetSet,
+    parse_exclude_list, parse_host_spec, parse_target_file,
+};
 
 /// The largest default in-flight window, whatever the open-file limit.
 const MAX_WINDOW: u64 = 65_536;

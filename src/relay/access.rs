@@ -1,10 +1,10 @@
 //! `--allow`, `--deny`, `--allowfile`, `--denyfile`: which peers listen
 //! mode serves. Host specs use nmap's syntax (addresses, CIDR, octet
-//! ranges), parsed by `target::hosts`; names are resolved once at start.
+//! ranges), parsed by `target`; names are resolved once at start.
 
 use std::net::IpAddr;
 
-use crate::target::hosts::Excludes;
+use crate::target::Excludes;
 
 /// The access rules: a peer is served when it is allowed (or no allow list
 /// was given) and not denied.
@@ -37,7 +37,7 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::hosts::{ExcludeItem, parse_exclude_list};
+    use crate::target::{ExcludeItem, parse_exclude_list};
 
     fn set(text: &str) -> Excludes {
         Excludes::new(

@@ -31,8 +31,8 @@ use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
     Event, HostDone, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
 };
-use crate::target::hosts::{Target, TargetSet};
 use crate::target::permute::Permutation;
+use crate::target::{Target, TargetSet};
 
 /// Pairs per host group: bounds per-host state to about this many pairs'
 /// worth of hosts while still spreading each host's probes over time.

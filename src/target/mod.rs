@@ -1,17 +1,25 @@
 //! What to scan: hosts and ports in nmap's syntax, and the order to scan them in.
 //!
-//! - [`hosts`]: host specifications (addresses, CIDR, octet ranges, names),
-//!   exclusions, and an indexable, lazily iterated target set: a /8 is never
+//! - [`spec`]: host specifications (addresses, CIDR, octet ranges, names)
+//!   and target files.
+//! - [`exclude`]: exclusion lists and the set of addresses they stand for.
+//! - [`set`]: an indexable, lazily iterated target set: a /8 is never
 //!   expanded into memory.
 //! - [`ports`]: port specifications, service names and the built-in
 //!   frequency-ordered top-ports table.
 //! - [`permute`]: a seeded pseudo-random permutation of `0..n` computed
 //!   index by index (no shuffled list in memory), and shards of it.
 
-pub mod hosts;
+pub mod exclude;
 pub mod permute;
 pub mod ports;
 mod services;
+pub mod set;
+pub mod spec;
+
+pub use exclude::{ExcludeItem, Excludes, parse_exclude_list};
+pub use set::{Block, Target, TargetSet};
+pub use spec::{HostSpec, OctetRange, parse_host_spec, parse_target_file};
 
 /// The usual TCP service name of a port ("smtp" for 25), from the built-in table.
 pub fn tcp_service_name(port: u16) -> Option<&'static str> {
