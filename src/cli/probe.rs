@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::ColorChoice;
 use super::output::{OutputSpec, parse_outputs};
-use super::scan::{make_sinks, print_events, resolve_targets, spawn_signal_handler};
+use super::scan::{make_sinks, print_events, spawn_signal_handler};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::probe::{CLASSIC, Job, ProbeConfig, Service};
 use crate::report::{Event, HostDone, PortState, Proto, Reason, RunInfo, Sink, Summary};
 use crate::target::ports::{compact_spec, parse_ports};
+use crate::target::resolve::resolve_targets;
 use crate::target::{Excludes, HostSpec, TargetSet, parse_host_spec};
 
 pub const PROBE_AFTER: &str = "\
@@ -242,7 +243,7 @@ async fn probe_main(
         })
         .context("cannot start the printer thread")?;
     for err in &target_errors {
-        let _ = tx.send(Event::TargetError(err.clone()));
+        let _ = tx.send(Event::TargetError(err.clone().into()));
     }
     let per_host = plan.ports.len();
     let mut hosts: HashMap<u64, HostState> = HashMap::new();

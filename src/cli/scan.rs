@@ -20,15 +20,13 @@ use super::output::{OutputSpec, open_file, parse_outputs};
 use super::progress::{self, Suspending};
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::report::{
-    self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary, TargetError,
-    TargetErrorKind,
-};
+use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary};
 use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, connect_scan};
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
+use crate::target::resolve::{resolve_excludes, resolve_targets};
 use crate::target::{
-    Block, ExcludeItem, Excludes, HostSpec, Proto, SpecError, Target, TargetSet,
-    parse_exclude_list, parse_host_spec, parse_target_file,
+    ExcludeItem, Excludes, HostSpec, Proto, SpecError, TargetSet, parse_exclude_list,
+    parse_host_spec, parse_target_file,
 };
 
 /// The largest default in-flight window, whatever the open-file limit.
@@ -36,9 +34,6 @@ const MAX_WINDOW: u64 = 65_536;
 
 /// The most retries `--retries` accepts (nmap's own ceiling is 50).
 const MAX_RETRIES: u8 = 50;
-
-/// How long a host name may take to resolve.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Events buffered between the engine and the printers; a slow printer
 /// (a pipe nobody reads) slows the scan rather than growing memory.
@@ -454,7 +449,7 @@ async fn scan_main(
         })
         .context("cannot start the printer thread")?;
     for err in &target_errors {
-        let _ = tx.send(Event::TargetError(err.clone()));
+        let _ = tx.send(Event::TargetError(err.clone().into()));
     }
 
     // With --probe the engine's events pass through the prober on their way
@@ -624,90 +619,6 @@ async fn handle_signals(
     cancel.cancel();
     interrupt.recv().await;
     std::process::exit(i32::from(exit::INTERRUPTED));
-}
-
-async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
-    let lookup = tokio::net::lookup_host((name, 0));
-    let addrs = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Err(_) => return Err(format!("no answer within {}s", RESOLVE_TIMEOUT.as_secs())),
-        Ok(Err(err)) => return Err(err.to_string()),
-        Ok(Ok(addrs)) => addrs,
-    };
-    let mut out: Vec<IpAddr> = Vec::new();
-    for a in addrs {
-        if !out.contains(&a.ip()) {
-            out.push(a.ip());
-        }
-    }
-    if out.is_empty() {
-        return Err("no addresses".into());
-    }
-    if first_only {
-        out.truncate(1);
-    }
-    Ok(out)
-}
-
-pub(crate) async fn resolve_targets(
-    specs: &[(String, HostSpec)],
-    first_only: bool,
-) -> (Vec<Block>, Vec<TargetError>) {
-    let lookups = specs.iter().map(|(token, spec)| async move {
-        match spec {
-            HostSpec::Name(name) => match resolve(name, first_only).await {
-                Ok(addrs) => {
-                    let label: Arc<str> = Arc::from(name.as_str());
-                    let targets = addrs
-                        .into_iter()
-                        .map(|addr| Target {
-                            addr,
-                            name: Some(Arc::clone(&label)),
-                        })
-                        .collect();
-                    Ok(Block::List(targets))
-                }
-                Err(message) => Err(TargetError {
-                    kind: TargetErrorKind::Resolve,
-                    target: token.clone(),
-                    message,
-                }),
-            },
-            other => other.to_block().ok_or_else(|| TargetError {
-                kind: TargetErrorKind::Resolve,
-                target: token.clone(),
-                message: "cannot be scanned".into(),
-            }),
-        }
-    });
-    let mut blocks = Vec::new();
-    let mut errors = Vec::new();
-    for r in futures::future::join_all(lookups).await {
-        match r {
-            Ok(b) => blocks.push(b),
-            Err(e) => errors.push(e),
-        }
-    }
-    (blocks, errors)
-}
-
-/// Every excluded name must resolve: scanning a host the user excluded
-/// because DNS hiccuped is not an option. Nothing has been sent yet.
-async fn resolve_excludes(specs: &[(String, HostSpec)]) -> anyhow::Result<Excludes> {
-    let mut items = Vec::new();
-    for (token, spec) in specs {
-        match spec {
-            HostSpec::Name(name) => match resolve(name, false).await {
-                Ok(addrs) => items.extend(addrs.into_iter().map(ExcludeItem::Addr)),
-                Err(message) => {
-                    anyhow::bail!(
-                        "cannot resolve excluded host {token:?}: {message}; nothing was scanned"
-                    )
-                }
-            },
-            other => items.extend(ExcludeItem::from_spec(other.clone())),
-        }
-    }
-    Ok(Excludes::new(items))
 }
 
 /// `-sL`: every target, one per line; names as typed (no DNS), nothing sent.

@@ -156,6 +156,16 @@ impl TargetErrorKind {
     }
 }
 
+impl From<crate::target::resolve::Unresolved> for TargetError {
+    fn from(u: crate::target::resolve::Unresolved) -> Self {
+        TargetError {
+            kind: TargetErrorKind::Resolve,
+            target: u.token,
+            message: u.message,
+        }
+    }
+}
+
 impl TargetError {
     /// One line for people, without control characters escaped:
     /// `Failed to resolve "x": why` or `Cannot probe "x": why`.

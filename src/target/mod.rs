@@ -5,6 +5,7 @@
 //! - [`exclude`]: exclusion lists and the set of addresses they stand for.
 //! - [`set`]: an indexable, lazily iterated target set: a /8 is never
 //!   expanded into memory.
+//! - [`resolve`]: names into addresses, for targets and exclusions.
 //! - [`ports`]: port specifications, service names and the built-in
 //!   frequency-ordered top-ports table.
 //! - [`permute`]: a seeded pseudo-random permutation of `0..n` computed
@@ -13,6 +14,7 @@
 pub mod exclude;
 pub mod permute;
 pub mod ports;
+pub mod resolve;
 mod services;
 pub mod set;
 pub mod spec;

@@ -3,9 +3,8 @@
 //!
 //! A token is an address (`192.0.2.1`, `2001:db8::1`), a CIDR network
 //! (`10.0.0.0/8`, `fd00::/120`), an IPv4 octet range (`198.18.0-3.1-254`,
-//! `10.0.0,3,5-7.*`) or a host name. Names are resolved by the caller (that
-//! is async and lives elsewhere), which hands the addresses back as a
-//! [`Block::List`]; every other spec becomes a [`Block`] of [`super::set`]
+//! `10.0.0,3,5-7.*`) or a host name. Names are resolved by [`super::resolve`],
+//! which hands the addresses back as a [`Block::List`]; every other spec becomes a [`Block`] of [`super::set`]
 //! directly.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
