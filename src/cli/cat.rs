@@ -25,6 +25,7 @@ use crate::relay::{
     Access, Config, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DataOpts, ExecSpec, Family, HubKind, Mode,
     Notice, Proto, ProxyConfig, ProxyKind, Tap, Timing, TlsOptions,
 };
+use crate::target::endpoint::{EndpointError, parse_host_opt_port};
 use crate::target::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
 
 const ABOUT: &str =
@@ -270,8 +271,11 @@ fn usage(msg: impl Into<String>) -> UsageError {
 }
 
 fn parse_port(text: &str) -> Result<u16, UsageError> {
-    text.parse::<u16>()
-        .map_err(|_| usage(format!("invalid port {text:?}: expected 0-65535")))
+    text.parse::<u16>().map_err(|_| bad_port(text))
+}
+
+fn bad_port(text: &str) -> UsageError {
+    usage(format!("invalid port {text:?}: expected 0-65535"))
 }
 
 fn host_set(
@@ -550,20 +554,11 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
 }
 
 fn split_host_port(text: &str) -> Result<(String, Option<u16>), UsageError> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or_else(|| usage(format!("--proxy {text:?}: missing ]")))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(parse_port(p)?),
-            None => None,
-        };
-        return Ok((h.to_string(), port));
-    }
-    match text.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((h.to_string(), Some(parse_port(p)?))),
-        _ => Ok((text.to_string(), None)),
-    }
+    parse_host_opt_port(text).map_err(|e| match e {
+        EndpointError::BadPort(p) => bad_port(&p),
+        EndpointError::MissingBracket => usage(format!("--proxy {text:?}: missing ]")),
+        e => usage(format!("--proxy {text:?}: {e}")),
+    })
 }
 
 fn resolve_listen(host: &str, family: Family) -> Result<IpAddr, UsageError> {

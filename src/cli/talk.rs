@@ -17,6 +17,7 @@ use crate::talk::script::{
     parse_source, starttls_protocol,
 };
 use crate::talk::{Endpoint, TalkConfig, TalkReport};
+use crate::target::endpoint::parse_host_port;
 
 pub const TALK_AFTER: &str = "\
 Steps run in the order typed. Each --expect (a regex) or --expect-literal
@@ -261,14 +262,6 @@ fn parse_vars(values: &[String]) -> Result<Vars, UsageError> {
     Ok(vars)
 }
 
-/// `host:port`, `[v6]:port`.
-pub(crate) fn split_host_port(text: &str) -> Option<(String, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then(|| (host.to_string(), port))
-}
-
 impl TalkPlan {
     fn from_args(args: TalkArgs, argv: &[String]) -> anyhow::Result<TalkPlan> {
         let endpoint = match (&args.spawn, &args.target) {
@@ -280,7 +273,7 @@ impl TalkPlan {
                 Endpoint::Spawn { argv }
             }
             (None, Some(t)) => {
-                let (host, port) = split_host_port(t).ok_or_else(|| {
+                let (host, port) = parse_host_port(t).map_err(|_| {
                     UsageError::new(format!("{t:?}: expected HOST:PORT (port 1-65535)"))
                 })?;
                 Endpoint::Tcp {
@@ -452,16 +445,5 @@ mod tests {
                 "--fail"
             ]
         );
-    }
-
-    #[test]
-    fn host_and_port() {
-        assert_eq!(split_host_port("a:21"), Some(("a".into(), 21)));
-        assert_eq!(
-            split_host_port("[fd00::2]:25"),
-            Some(("fd00::2".into(), 25))
-        );
-        assert_eq!(split_host_port("a:0"), None);
-        assert_eq!(split_host_port("a"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! What to scan: hosts and ports in nmap's syntax, and the order to scan them in.
 //!
+//! - [`endpoint`]: `HOST:PORT` text, parsed and formatted.
 //! - [`spec`]: host specifications (addresses, CIDR, octet ranges, names)
 //!   and target files.
 //! - [`exclude`]: exclusion lists and the set of addresses they stand for.
@@ -11,6 +12,7 @@
 //! - [`permute`]: a seeded pseudo-random permutation of `0..n` computed
 //!   index by index (no shuffled list in memory), and shards of it.
 
+pub mod endpoint;
 pub mod exclude;
 pub mod permute;
 pub mod ports;

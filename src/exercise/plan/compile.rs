@@ -221,7 +221,7 @@ impl Compiler<'_> {
         vars: &Vars,
     ) -> Result<(String, u16), SourceError> {
         let t = self.render(at, text, vars)?;
-        crate::cli::talk::split_host_port(&t).ok_or_else(|| {
+        crate::target::endpoint::parse_host_port(&t).map_err(|_| {
             self.at(
                 at,
                 format!(

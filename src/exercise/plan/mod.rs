@@ -84,17 +84,9 @@ impl CheckKind {
             CheckKind::Connect { host, port }
             | CheckKind::Probe { host, port, .. }
             | CheckKind::Calc { host, port, .. }
-            | CheckKind::Mail { host, port, .. } => host_port(host, *port),
+            | CheckKind::Mail { host, port, .. } => crate::target::endpoint::host_port(host, *port),
             CheckKind::Talk { endpoint, .. } => endpoint.describe(),
         }
-    }
-}
-
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 
