@@ -36,6 +36,8 @@ pub use listener::Listener;
 pub use proxy::{ProxyConfig, ProxyKind};
 pub use tls::TlsOptions;
 
+pub use crate::target::Proto;
+
 /// Default port when none is given (ncat's).
 pub const DEFAULT_PORT: u16 = 31337;
 
@@ -54,13 +56,6 @@ pub enum Mode {
     Connect { host: String, ports: Vec<u16> },
     /// Listen on `addr` (None: every address of the chosen family).
     Listen { addr: Option<IpAddr>, port: u16 },
-}
-
-/// Transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Tcp,
-    Udp,
 }
 
 /// Address family restriction (`-4`, `-6`).
