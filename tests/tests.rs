@@ -19,6 +19,7 @@
 //!   responders the test binds, and `--spawn` with a local program on a pty.
 //! - `exercise_lab`: plans and conversations against the real-server lab
 //!   (the seed's FTP login matrix on vsftpd, POP3 on Dovecot).
+//! - `layers`: the layer rule of docs/architecture.md over every `crate::` path in src/.
 //! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
 //!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
@@ -31,6 +32,7 @@ mod cli;
 mod exercise_lab;
 mod fuzz_peer;
 mod lab_smoke;
+mod layers;
 mod mail_lab;
 mod probe_lab;
 mod probe_local;
