@@ -1,22 +1,26 @@
 //! sockeye: find out what is listening on a network and talk to it.
 //!
 //! The library holds everything that does I/O; the binary (`src/main.rs`)
-//! only parses arguments, runs a command and maps its outcome to an exit
-//! code. Layers, from the bottom up:
+//! only hands its arguments to [`cli`] and exits with the status it gets.
+//! Every engine is a library call with a typed configuration, so a process
+//! with no command line can drive it too. Layers, from the bottom up (a
+//! module uses only lower layers; `docs/architecture.md` has the table and
+//! `tests/layers.rs` enforces it):
 //!
-//! - [`target`]: host and port specifications in nmap's syntax, lazy
-//!   iteration over them, and the seeded permutation that orders a scan.
-//! - [`net`]: the connection layer under the engines: the typed connect
-//!   outcome, a connection with capped, deadlined reads, the duration text.
-//! - [`report`]: the typed results every engine emits and the printers
-//!   (sinks) that render them: table, JSON Lines, nmap XML, grepable.
-//! - [`scan`]: the scan engines and their timing.
-//! - [`cli`]: clap structures, their validation into engine configuration,
-//!   and the glue that runs each subcommand.
-//! - [`calc`]: the calculator protocol's server and client.
-//! - [`mail`]: `sockeye mail`, the SMTP submission client.
-//! - [`relay`]: the netcat engine behind `sockeye cat` (and `ncat`).
-//! - [`sys`]: the few process-wide OS settings (open-file limit).
+//! 0. [`sys`]: the few OS calls and process-wide settings.
+//! 1. [`target`]: host and port specifications in nmap's syntax, target
+//!    sets and exclusions, name resolution, `HOST:PORT`, the seeded
+//!    permutation that orders a scan.
+//! 2. [`net`]: the connection layer: the typed connect outcome, a
+//!    connection with capped, deadlined reads, the duration text.
+//! 3. [`tls`]: rustls configurations, certificate facts, the recording
+//!    verifier, STARTTLS commands.
+//! 4. [`report`]: the events engines emit and every printer.
+//! 5. The engines, side by side: [`scan`], [`probe`], [`relay`] (the netcat
+//!    behind `sockeye cat`), [`calc`], [`mail`], [`talk`], [`peerfuzz`].
+//! 6. [`exercise`]: test plans run through the engines.
+//! 7. [`cli`]: clap structures, their validation into engine
+//!    configuration, and the one run harness.
 
 pub mod calc;
 pub mod cli;
