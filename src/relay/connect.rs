@@ -38,11 +38,7 @@ pub(crate) async fn resolve(
 }
 
 fn label(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    crate::target::endpoint::host_port(host, port)
 }
 
 /// Maps a connect error to its outcome.

@@ -178,11 +178,7 @@ async fn http<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let authority = crate::target::endpoint::host_port(host, port);
     let mut req = format!("CONNECT {authority} HTTP/1.0\r\nHost: {authority}\r\n");
     if let Some((u, p)) = auth {
         req.push_str(&format!(

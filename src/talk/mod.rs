@@ -54,15 +54,11 @@ impl Endpoint {
             Endpoint::Tcp {
                 host, port, tls, ..
             } => {
-                let h = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
-                };
+                let hp = crate::target::endpoint::host_port(host, *port);
                 if *tls {
-                    format!("tls://{h}:{port}")
+                    format!("tls://{hp}")
                 } else {
-                    format!("{h}:{port}")
+                    hp
                 }
             }
             Endpoint::Spawn { argv } => format!("spawn {}", argv.join(" ")),
