@@ -9,6 +9,7 @@ use sockeye_proto::calc::ByteOrder;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{CalcArgs, CalcClientArgs, CalcCommand, CalcServeArgs};
+use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::calc::client::{self, ClientConfig, Job};
@@ -30,13 +31,6 @@ fn order(little: bool) -> ByteOrder {
     } else {
         ByteOrder::Big
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
 }
 
 fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
@@ -61,7 +55,7 @@ fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
         write_timeout: parse_duration("--write-timeout", &args.write_timeout)?,
         udp_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
-    let rt = runtime()?;
+    let rt = run::runtime(Threads::Many(None))?;
     rt.block_on(async move {
         let tcp = if args.udp_only {
             None
@@ -89,18 +83,14 @@ fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
             (Some(_), None) => "tcp",
             _ => "udp",
         };
+        // Before "listening on": whoever reads that line may stop us at once.
+        let shutdown = CancellationToken::new();
+        run::cancel_on_signals(shutdown.clone(), Notice::Shutdown);
         {
             let mut out = io::stdout().lock();
             writeln!(out, "listening on {bound} ({transports})")?;
             out.flush()?;
         }
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
-            signal.cancel();
-        });
         server::serve(tcp, udp, cfg, shutdown).await;
         Ok(exit::OK)
     })
@@ -120,21 +110,6 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
@@ -171,7 +146,7 @@ fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
                 .map_err(|e| UsageError::new(format!("stdin: {e}")))?
         }
     };
-    let rt = runtime()?;
+    let rt = run::runtime(Threads::Many(None))?;
     rt.block_on(async move {
         let server = resolve(&server_text).await?;
         let cfg = ClientConfig {

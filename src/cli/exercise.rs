@@ -160,16 +160,13 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
             files.push((o.format, None));
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::run::runtime(super::run::Threads::Many(None))?;
     let started = Instant::now();
     let name = plan.name.clone();
     let plan = Arc::new(plan);
     let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
     let cancel = tokio_util::sync::CancellationToken::new();
-    super::scan::spawn_signal_handler(cancel.clone());
+    super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
     runtime.block_on(crate::exercise::run(
         Arc::clone(&plan),
         Arc::new(ctx),

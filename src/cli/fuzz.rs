@@ -210,16 +210,13 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<u8> {
         return Err(UsageError::new("--timeout: must be more than 0").into());
     }
     let generator = generator(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::run::runtime(super::run::Threads::Many(None))?;
     runtime.block_on(fuzz_main(args, generator, timeout))
 }
 
 async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
-    super::scan::spawn_signal_handler(cancel.clone());
+    super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut out = std::io::stdout().lock();
 

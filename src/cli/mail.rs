@@ -11,7 +11,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use sockeye_proto::smtp::{AuthMechanism, Credentials, TlsMode};
+use tokio_util::sync::CancellationToken;
 
+use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::mail::message::{Attachment, MessageSpec, content_type_for, parse_header};
@@ -662,15 +664,14 @@ pub fn run(args: MailArgs, quiet: bool) -> anyhow::Result<u8> {
         }
         let _ = writeln!(std::io::stderr().lock(), "=== Trying {}...", plan.server);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = run::runtime(Threads::One)?;
+    let cancel = CancellationToken::new();
+    run::cancel_on_signals(cancel.clone(), Notice::Silent);
     let report = runtime.block_on(async {
         let mut on_event = |e: Event| printer.event(e);
         tokio::select! {
             r = crate::mail::send(&plan.config, &mut on_event) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            _ = cancel.cancelled() => None,
         }
     });
     let Some(report) = report else {

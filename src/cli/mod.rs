@@ -16,6 +16,7 @@ pub mod nmap_compat;
 pub mod output;
 pub mod probe;
 pub mod progress;
+mod run;
 pub mod scan;
 pub mod talk;
 pub mod values;
@@ -85,19 +86,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            let code = if err.downcast_ref::<UsageError>().is_some() {
-                exit::USAGE
-            } else {
-                exit::FAILURE
-            };
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "sockeye: {}", one_line(&err));
-            ExitCode::from(code)
-        }
-    }
+    run::exit_status(dispatch(cli))
 }
 
 /// clap's error as one line: its first line without the "error: " prefix
@@ -110,22 +99,6 @@ pub(crate) fn clap_one_line(err: &clap::Error) -> String {
         .unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first).trim_end();
     format!("{first} (see --help)")
-}
-
-/// An error and its causes on one line: "outer: inner: root".
-fn one_line(err: &anyhow::Error) -> String {
-    let mut s = String::new();
-    for (i, cause) in err.chain().enumerate() {
-        let text = cause.to_string();
-        if i > 0 {
-            if s.ends_with(&text) {
-                continue;
-            }
-            s.push_str(": ");
-        }
-        s.push_str(&text);
-    }
-    s
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -147,7 +120,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-fn run(cli: Cli) -> anyhow::Result<u8> {
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Scan(args) => scan::run(*args, cli.quiet, cli.color),
         Command::Calc(args) => calc::run(*args),

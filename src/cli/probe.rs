@@ -6,20 +6,19 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::args::ColorChoice;
 use super::output::{OutputSpec, parse_outputs};
-use super::scan::{make_sinks, print_events, spawn_signal_handler};
+use super::run::{self, Notice, Threads};
+use super::scan::make_sinks;
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::probe::{CLASSIC, Job, ProbeConfig, Service};
-use crate::report::{Event, HostDone, PortState, Proto, Reason, RunInfo, Sink, Summary};
+use crate::report::{Event, HostDone, PortState, Proto, Reason, RunInfo, Summary};
 use crate::target::ports::{compact_spec, parse_ports};
 use crate::target::resolve::resolve_targets;
 use crate::target::{Excludes, HostSpec, TargetSet, parse_host_spec};
@@ -199,10 +198,7 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
         num_ports: port_list.len() as u32,
         all_states: true,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = run::runtime(Threads::Many(None))?;
     runtime.block_on(probe_main(plan, sink, info, clock, bar))
 }
 
@@ -215,13 +211,13 @@ struct HostState {
 
 async fn probe_main(
     plan: ProbePlan,
-    mut sink: crate::report::MultiSink,
+    sink: crate::report::MultiSink,
     info: RunInfo,
     clock: Instant,
     bar: Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
+    run::cancel_on_signals(cancel.clone(), Notice::Results);
     let (blocks, target_errors) = resolve_targets(&plan.specs, false).await;
     let targets = TargetSet::new(blocks, Excludes::new(Vec::new()));
     let progress = Arc::new(crate::scan::Progress::default());
@@ -229,19 +225,7 @@ async fn probe_main(
         targets.len().saturating_mul(plan.ports.len() as u64),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let progress_done = CancellationToken::new();
-    if let Some(bar) = &bar {
-        super::progress::drive(bar.clone(), Arc::clone(&progress), progress_done.clone());
-    }
-    sink.start(&info).context("cannot write output")?;
-    let (tx, rx) = sync_channel::<Event>(1024);
-    let printer = std::thread::Builder::new()
-        .name("sockeye-printer".into())
-        .spawn({
-            let cancel = cancel.clone();
-            move || print_events(sink, rx, cancel)
-        })
-        .context("cannot start the printer thread")?;
+    let (tx, printer) = run::start_printer(sink, &info, 1024, bar, &progress, &cancel)?;
     for err in &target_errors {
         let _ = tx.send(Event::TargetError(err.clone().into()));
     }
@@ -306,28 +290,15 @@ async fn probe_main(
         }
     })
     .await;
-    progress_done.cancel();
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
     drop(tx);
-    let (mut sink, outputs_gone) = printer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
-    summary.interrupted = !outputs_gone && cancel.is_cancelled();
-    summary.elapsed = clock.elapsed();
-    summary.ended = SystemTime::now();
-    let written = sink.finish(&summary);
-    if let Err(err) = written
-        && err.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(err).context("cannot write output"));
-    }
-    if outputs_gone {
-        return Ok(exit::OK);
-    }
-    if summary.interrupted {
-        return Ok(exit::INTERRUPTED);
+    summary.interrupted = cancel.is_cancelled();
+    let ended = printer.finish(|| Summary {
+        elapsed: clock.elapsed(),
+        ended: SystemTime::now(),
+        ..summary
+    })?;
+    if let Some(code) = ended {
+        return Ok(code);
     }
     if summary.hosts == 0 {
         return Ok(exit::FAILURE);

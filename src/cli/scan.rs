@@ -9,7 +9,7 @@
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::{ColorChoice, ScanArgs};
 use super::output::{OutputSpec, open_file, parse_outputs};
 use super::progress::{self, Suspending};
+use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary};
@@ -368,11 +369,7 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
         num_ports: plan.ports.len() as u32,
         all_states: plan.all_states,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(plan.engine.workers)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = run::runtime(Threads::Many(Some(plan.engine.workers)))?;
     runtime.block_on(scan_main(plan, sink, info, progress, bar, clock))
 }
 
@@ -417,14 +414,14 @@ pub(crate) fn make_sinks(
 
 async fn scan_main(
     plan: ScanPlan,
-    mut sink: MultiSink,
+    sink: MultiSink,
     info: RunInfo,
     progress: Arc<Progress>,
     bar: Option<indicatif::ProgressBar>,
     clock: Instant,
 ) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
+    run::cancel_on_signals(cancel.clone(), Notice::Results);
     if plan.random_seed {
         tracing::info!(seed = plan.engine.seed, "probe order seed");
     }
@@ -434,20 +431,7 @@ async fn scan_main(
     let excludes = resolve_excludes(&plan.excludes).await?;
     let targets = Arc::new(TargetSet::new(blocks, excludes));
 
-    let progress_done = CancellationToken::new();
-    if let Some(bar) = &bar {
-        progress::drive(bar.clone(), Arc::clone(&progress), progress_done.clone());
-    }
-    sink.start(&info).context("cannot write output")?;
-
-    let (tx, rx) = sync_channel::<Event>(EVENT_QUEUE);
-    let printer = std::thread::Builder::new()
-        .name("sockeye-printer".into())
-        .spawn({
-            let cancel = cancel.clone();
-            move || print_events(sink, rx, cancel)
-        })
-        .context("cannot start the printer thread")?;
+    let (tx, printer) = run::start_printer(sink, &info, EVENT_QUEUE, bar, &progress, &cancel)?;
     for err in &target_errors {
         let _ = tx.send(Event::TargetError(err.clone().into()));
     }
@@ -489,15 +473,13 @@ async fn scan_main(
     if let Some(relay) = relay {
         let _ = relay.await;
     }
-    progress_done.cancel();
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
+    if stats.local_retries > 0 {
+        tracing::info!(
+            probes = stats.local_retries,
+            "probes re-sent after this machine ran out of sockets or buffers"
+        );
     }
-    let (mut sink, outputs_gone) = printer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
-    let interrupted = !outputs_gone && (stats.interrupted || cancel.is_cancelled());
-    let summary = Summary {
+    let ended = printer.finish(|| Summary {
         command: "scan",
         hosts: stats.hosts,
         ports: stats.ports,
@@ -507,118 +489,16 @@ async fn scan_main(
         open_filtered: 0,
         elapsed: clock.elapsed(),
         ended: SystemTime::now(),
-        interrupted,
-    };
-    if stats.local_retries > 0 {
-        tracing::info!(
-            probes = stats.local_retries,
-            "probes re-sent after this machine ran out of sockets or buffers"
-        );
-    }
-    let written = sink.finish(&summary);
-    if let Err(err) = written
-        && err.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(err).context("cannot write output"));
-    }
-    if outputs_gone {
-        // `sockeye scan ... | head`: the reader has what it wanted.
-        return Ok(exit::OK);
-    }
-    if interrupted {
-        return Ok(exit::INTERRUPTED);
+        interrupted: stats.interrupted || cancel.is_cancelled(),
+    })?;
+    if let Some(code) = ended {
+        return Ok(code);
     }
     let nothing_probed = stats.ports == 0 && stats.unprobed > 0;
     if targets.is_empty() || nothing_probed || (stats.hosts == 0 && !target_errors.is_empty()) {
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
-}
-
-/// Feeds the printers. When every one of them has failed (stdout closed
-/// by `| head`, a full disk), there is no one left to tell: the scan is
-/// stopped and `true` returned.
-pub(crate) fn print_events(
-    mut sink: MultiSink,
-    rx: Receiver<Event>,
-    cancel: CancellationToken,
-) -> (MultiSink, bool) {
-    for event in rx {
-        // MultiSink keeps going with the sinks that still work and errs
-        // only once none is left.
-        if sink.event(&event).is_err() {
-            cancel.cancel();
-            return (sink, true);
-        }
-    }
-    (sink, false)
-}
-
-/// First Ctrl-C (or SIGTERM): stop sending and wrap up. Second: leave now.
-///
-/// The handler runs on a thread of its own with its own small runtime: the
-/// scan's threads may all be blocked handing results to a printer that
-/// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
-pub(crate) fn spawn_signal_handler(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
-            return;
-        }
-    };
-    // Register both signals here, before returning: a handler installed
-    // later by the thread would leave a window in which Ctrl-C kills the
-    // process without its summary (a test caught it).
-    let (interrupt, terminate) = {
-        let _entered = rt.enter();
-        (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
-    let interrupt = match interrupt {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
-            return;
-        }
-    };
-    let spawned = std::thread::Builder::new()
-        .name("sockeye-signals".into())
-        .spawn(move || rt.block_on(handle_signals(cancel, interrupt, terminate)));
-    if let Err(err) = spawned {
-        tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
-    }
-}
-
-async fn handle_signals(
-    cancel: CancellationToken,
-    mut interrupt: tokio::signal::unix::Signal,
-    mut terminate: Option<tokio::signal::unix::Signal>,
-) {
-    let term = async {
-        match terminate.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = term => {}
-    }
-    tracing::warn!(
-        "interrupted: finishing probes in flight and writing results (Ctrl-C again to quit now)"
-    );
-    cancel.cancel();
-    interrupt.recv().await;
-    std::process::exit(i32::from(exit::INTERRUPTED));
 }
 
 /// `-sL`: every target, one per line; names as typed (no DNS), nothing sent.

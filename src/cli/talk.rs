@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
+use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::talk::engine::{DEFAULT_MAX_BUFFER, Pattern};
@@ -375,16 +377,19 @@ pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let plan = TalkPlan::from_args(args, &argv)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(crate::talk::talk(
-        &plan.endpoint,
-        &plan.conversation,
-        &plan.vars,
-        &plan.config,
-    ));
+    let runtime = run::runtime(Threads::One)?;
+    let cancel = CancellationToken::new();
+    run::cancel_on_signals(cancel.clone(), Notice::Silent);
+    let report = runtime.block_on(async {
+        tokio::select! {
+            r = crate::talk::talk(&plan.endpoint, &plan.conversation, &plan.vars, &plan.config) => Some(r),
+            _ = cancel.cancelled() => None,
+        }
+    });
+    // Interrupted: the conversation stops where it was, with nothing to report.
+    let Some(report) = report else {
+        return Ok(exit::INTERRUPTED);
+    };
     print_report(&report, plan.json).context("cannot write output")?;
     Ok(if report.ok { exit::OK } else { exit::FAILURE })
 }

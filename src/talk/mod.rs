@@ -55,11 +55,7 @@ impl Endpoint {
                 host, port, tls, ..
             } => {
                 let hp = crate::target::endpoint::host_port(host, *port);
-                if *tls {
-                    format!("tls://{hp}")
-                } else {
-                    hp
-                }
+                if *tls { format!("tls://{hp}") } else { hp }
             }
             Endpoint::Spawn { argv } => format!("spawn {}", argv.join(" ")),
         }

@@ -1,0 +1,262 @@
+//! The run harness every subcommand shares: the async runtime, the one
+//! signal policy (the first Ctrl-C or SIGTERM cancels the run's token, the
+//! second exits 130 at once), the printer thread that feeds the sinks, and
+//! the mapping of a command's outcome to its exit status.
+//!
+//! Commands validate their flags into an engine's config, then call these
+//! instead of each building a runtime and catching signals its own way.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use tokio_util::sync::CancellationToken;
+
+use super::{UsageError, exit, progress};
+use crate::report::{Event, MultiSink, RunInfo, Sink, Summary};
+use crate::scan::Progress;
+
+/// Which runtime a command runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Threads {
+    /// One thread: a single conversation (mail, talk).
+    One,
+    /// A worker per core, or this many.
+    Many(Option<usize>),
+}
+
+/// The async runtime of a command.
+pub(crate) fn runtime(threads: Threads) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::Many(workers) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = workers {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// What the first signal says on stderr before the command winds down.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Notice {
+    /// A run that writes what it found so far (scan, probe, fuzz, exercise).
+    Results,
+    /// A server that finishes the requests in flight (calc serve).
+    Shutdown,
+    /// Nothing: the command stops at once and says so itself (mail, talk).
+    Silent,
+}
+
+/// First Ctrl-C (or SIGTERM): `cancel` fires and the command wraps up.
+/// Second: leave now, with status 130.
+///
+/// The handler runs on a thread of its own with its own small runtime: the
+/// command's threads may all be blocked handing results to a printer that
+/// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
+pub(crate) fn cancel_on_signals(cancel: CancellationToken, notice: Notice) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+            return;
+        }
+    };
+    // Register both signals here, before returning: a handler installed
+    // later by the thread would leave a window in which Ctrl-C kills the
+    // process without its summary (a test caught it).
+    let (interrupt, terminate) = {
+        let _entered = rt.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    let interrupt = match interrupt {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sockeye-signals".into())
+        .spawn(move || rt.block_on(handle_signals(cancel, notice, interrupt, terminate)));
+    if let Err(err) = spawned {
+        tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
+    }
+}
+
+async fn handle_signals(
+    cancel: CancellationToken,
+    notice: Notice,
+    mut interrupt: tokio::signal::unix::Signal,
+    mut terminate: Option<tokio::signal::unix::Signal>,
+) {
+    let term = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = term => {}
+    }
+    match notice {
+        Notice::Results => tracing::warn!(
+            "interrupted: finishing probes in flight and writing results (Ctrl-C again to quit now)"
+        ),
+        Notice::Shutdown => tracing::info!("shutting down: finishing requests in flight"),
+        Notice::Silent => {}
+    }
+    cancel.cancel();
+    interrupt.recv().await;
+    std::process::exit(i32::from(exit::INTERRUPTED));
+}
+
+/// The printers of a run, on a thread of their own, and the progress bar.
+#[derive(Debug)]
+pub(crate) struct Printer {
+    thread: JoinHandle<(MultiSink, bool)>,
+    bar: Option<ProgressBar>,
+    progress_done: CancellationToken,
+}
+
+/// Starts the progress bar (if any) and the printers: `sink.start(info)`
+/// is written at once, then every event sent on the returned channel, in
+/// order. `queue` events may wait between the engine and the printers: a
+/// slow printer (a pipe nobody reads) slows the run rather than growing
+/// memory. When every printer has failed, `cancel` fires.
+pub(crate) fn start_printer(
+    mut sink: MultiSink,
+    info: &RunInfo,
+    queue: usize,
+    bar: Option<ProgressBar>,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(SyncSender<Event>, Printer)> {
+    let progress_done = CancellationToken::new();
+    if let Some(bar) = &bar {
+        progress::drive(bar.clone(), Arc::clone(progress), progress_done.clone());
+    }
+    sink.start(info).context("cannot write output")?;
+    let (tx, rx) = sync_channel::<Event>(queue);
+    let thread = std::thread::Builder::new()
+        .name("sockeye-printer".into())
+        .spawn({
+            let cancel = cancel.clone();
+            move || print_events(sink, rx, cancel)
+        })
+        .context("cannot start the printer thread")?;
+    Ok((
+        tx,
+        Printer {
+            thread,
+            bar,
+            progress_done,
+        },
+    ))
+}
+
+impl Printer {
+    /// Once every sender is dropped: stops the bar, waits for the printers
+    /// to write every event, and writes `summary()` (made now, so that its
+    /// times include the printing). Returns the exit status when the run's
+    /// end decides it: the outputs were gone (`| head`: the reader has what
+    /// it wanted) or the run was interrupted; `None` leaves it to the command.
+    pub(crate) fn finish(self, summary: impl FnOnce() -> Summary) -> anyhow::Result<Option<u8>> {
+        self.progress_done.cancel();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let (mut sink, outputs_gone) = self
+            .thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
+        let mut summary = summary();
+        summary.interrupted &= !outputs_gone;
+        let written = sink.finish(&summary);
+        if let Err(err) = written
+            && err.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(anyhow::Error::new(err).context("cannot write output"));
+        }
+        if outputs_gone {
+            return Ok(Some(exit::OK));
+        }
+        if summary.interrupted {
+            return Ok(Some(exit::INTERRUPTED));
+        }
+        Ok(None)
+    }
+}
+
+/// Feeds the printers. When every one of them has failed (stdout closed
+/// by `| head`, a full disk), there is no one left to tell: the run is
+/// stopped and `true` returned.
+fn print_events(
+    mut sink: MultiSink,
+    rx: Receiver<Event>,
+    cancel: CancellationToken,
+) -> (MultiSink, bool) {
+    for event in rx {
+        // MultiSink keeps going with the sinks that still work and errs
+        // only once none is left.
+        if sink.event(&event).is_err() {
+            cancel.cancel();
+            return (sink, true);
+        }
+    }
+    (sink, false)
+}
+
+/// A command's outcome as its exit status: its own status, or for an
+/// error one line on stderr and 2 (usage) or 1 (anything else).
+pub(crate) fn exit_status(outcome: anyhow::Result<u8>) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = if err.downcast_ref::<UsageError>().is_some() {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            };
+            let mut stderr = io::stderr().lock();
+            let _ = writeln!(stderr, "sockeye: {}", one_line(&err));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// An error and its causes on one line: "outer: inner: root".
+fn one_line(err: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 {
+            if s.ends_with(&text) {
+                continue;
+            }
+            s.push_str(": ");
+        }
+        s.push_str(&text);
+    }
+    s
+}
