@@ -3,7 +3,6 @@
 //! run concurrently, results printed as they complete, a host's report
 //! when its last check is done).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,8 +16,9 @@ use super::run::{self, Notice, Threads};
 use super::scan::make_sinks;
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::probe::{CLASSIC, Job, ProbeConfig, Service};
-use crate::report::{Event, HostDone, PortState, Proto, Reason, RunInfo, Summary};
+use crate::probe::pipeline::probe_hosts;
+use crate::probe::{CLASSIC, ProbeConfig, Service};
+use crate::report::{Event, Proto, RunInfo};
 use crate::target::ports::{compact_spec, parse_ports};
 use crate::target::resolve::resolve_targets;
 use crate::target::{Excludes, HostSpec, TargetSet, parse_host_spec};
@@ -144,10 +144,7 @@ impl ProbePlan {
             return Err(UsageError::new("--concurrency: must be at least 1").into());
         }
         let outputs = parse_outputs(&args.output, args.json)?;
-        let roots =
-            crate::tls::root_store(&args.ca_file).map_err(|e| UsageError::new(e.to_string()))?;
-        let scanner = crate::tls::Scanner::new(roots, Vec::new())
-            .map_err(|e| UsageError::new(e.to_string()))?;
+        let defaults = default_config(&args.ca_file)?;
         let config = ProbeConfig {
             connect_timeout: duration("--connect-timeout", &args.connect_timeout)?,
             read_timeout: duration("--read-timeout", &args.read_timeout)?,
@@ -156,7 +153,7 @@ impl ProbePlan {
             check_timeout: duration("--check-timeout", &args.check_timeout)?,
             sni: args.sni.clone(),
             tls_versions: args.tls_versions,
-            scanner,
+            ..defaults
         };
         // Each check holds one socket (two during --tls-versions); stay well
         // inside the open-file limit.
@@ -202,13 +199,6 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
     runtime.block_on(probe_main(plan, sink, info, clock, bar))
 }
 
-/// Per-host bookkeeping until its last check is done.
-struct HostState {
-    left: usize,
-    started: SystemTime,
-    counts: HashMap<(PortState, Reason), u32>,
-}
-
 async fn probe_main(
     plan: ProbePlan,
     sink: crate::report::MultiSink,
@@ -229,175 +219,32 @@ async fn probe_main(
     for err in &target_errors {
         let _ = tx.send(Event::TargetError(err.clone().into()));
     }
-    let per_host = plan.ports.len();
-    let mut hosts: HashMap<u64, HostState> = HashMap::new();
-    let ports = plan.ports.clone();
-    let jobs = targets.iter().enumerate().flat_map(move |(i, t)| {
-        let ports = ports.clone();
-        ports.into_iter().map(move |(port, expect)| Job {
-            host_index: i as u64,
-            addr: t.addr,
-            host: t.name.clone(),
-            port,
-            expect,
-        })
-    });
-    let mut summary = Summary {
-        command: "probe",
-        hosts: 0,
-        ports: 0,
-        open: 0,
-        closed: 0,
-        filtered: 0,
-        open_filtered: 0,
-        elapsed: Duration::ZERO,
-        ended: SystemTime::now(),
-        interrupted: false,
-    };
-    let config = Arc::new(plan.config);
-    crate::probe::run_all(config, jobs, plan.concurrency, cancel.clone(), |result| {
-        let host = hosts.entry(result.host_index).or_insert_with(|| HostState {
-            left: per_host,
-            started: SystemTime::now(),
-            counts: HashMap::new(),
-        });
-        *host
-            .counts
-            .entry((result.state, result.reason))
-            .or_default() += 1;
-        host.left -= 1;
-        summary.ports += 1;
-        match result.state {
-            PortState::Open => summary.open += 1,
-            PortState::Closed => summary.closed += 1,
-            _ => summary.filtered += 1,
-        }
-        let done = (host.left == 0).then(|| HostDone {
-            host_index: result.host_index,
-            addr: result.addr,
-            host: result.host.clone(),
-            started: host.started,
-            ended: SystemTime::now(),
-            counts: host.counts.iter().map(|((s, r), n)| (*s, *r, *n)).collect(),
-            srtt: None,
-            rttvar: None,
-            timeout: Duration::ZERO,
-        });
-        let _ = tx.send(Event::Service(Box::new(result)));
-        if let Some(done) = done {
-            summary.hosts += 1;
-            let _ = tx.send(Event::HostDone(done));
-        }
-    })
+    let stats = probe_hosts(
+        Arc::new(plan.config),
+        &targets,
+        &plan.ports,
+        plan.concurrency,
+        cancel.clone(),
+        &tx,
+    )
     .await;
     drop(tx);
-    summary.interrupted = cancel.is_cancelled();
-    let ended = printer.finish(|| Summary {
-        elapsed: clock.elapsed(),
-        ended: SystemTime::now(),
-        ..summary
-    })?;
+    let ended =
+        printer.finish(|| stats.summary("probe", clock.elapsed(), cancel.is_cancelled()))?;
     if let Some(code) = ended {
         return Ok(code);
     }
-    if summary.hosts == 0 {
+    if stats.hosts == 0 {
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
 }
 
-/// The checks `scan --probe` runs with: the defaults of `sockeye probe`.
-pub(crate) fn scan_probe_config(ca_files: &[PathBuf]) -> Result<ProbeConfig, UsageError> {
+/// The defaults of `sockeye probe` (and the checks of `scan --probe`),
+/// trusting the system's roots and `ca_files`.
+pub(crate) fn default_config(ca_files: &[PathBuf]) -> Result<ProbeConfig, UsageError> {
     let roots = crate::tls::root_store(ca_files).map_err(|e| UsageError::new(e.to_string()))?;
     let scanner =
         crate::tls::Scanner::new(roots, Vec::new()).map_err(|e| UsageError::new(e.to_string()))?;
-    Ok(ProbeConfig {
-        connect_timeout: Duration::from_secs(3),
-        read_timeout: Duration::from_secs(3),
-        tls_timeout: Duration::from_secs(5),
-        banner_wait: Duration::from_secs(1),
-        check_timeout: Duration::from_secs(20),
-        sni: None,
-        tls_versions: false,
-        scanner,
-    })
-}
-
-/// Checks running at once under `scan --probe`.
-pub(crate) const SCAN_PROBE_CONCURRENCY: usize = 64;
-
-/// `scan --probe`: sits between the scan engine and the printers. Every
-/// open TCP port is passed on at once and checked by content; its service
-/// result follows it, and a host's `HostDone` waits until its last check
-/// is done, so each host's report has every fact.
-pub(crate) async fn relay(
-    cfg: Arc<ProbeConfig>,
-    mut from_engine: tokio::sync::mpsc::Receiver<Event>,
-    to_printer: std::sync::mpsc::SyncSender<Event>,
-    cancel: CancellationToken,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(SCAN_PROBE_CONCURRENCY));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut pending: HashMap<u64, usize> = HashMap::new();
-    let mut held: HashMap<u64, HostDone> = HashMap::new();
-    let mut engine_open = true;
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        if !engine_open && pending.is_empty() {
-            break;
-        }
-        tokio::select! {
-            event = from_engine.recv(), if engine_open => match event {
-                None => engine_open = false,
-                Some(Event::Port(p)) if p.state == PortState::Open && p.proto == Proto::Tcp => {
-                    *pending.entry(p.host_index).or_default() += 1;
-                    let job = Job {
-                        host_index: p.host_index,
-                        addr: p.addr,
-                        host: p.host.clone(),
-                        port: p.port,
-                        expect: Service::for_port(p.port),
-                    };
-                    let _ = to_printer.send(Event::Port(p));
-                    let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-                        break;
-                    };
-                    let cfg = Arc::clone(&cfg);
-                    let done = done_tx.clone();
-                    tasks.spawn(async move {
-                        let result = crate::probe::check(&cfg, &job).await;
-                        drop(permit);
-                        let _ = done.send(result);
-                    });
-                }
-                Some(Event::HostDone(d)) => {
-                    if pending.contains_key(&d.host_index) {
-                        held.insert(d.host_index, d);
-                    } else {
-                        let _ = to_printer.send(Event::HostDone(d));
-                    }
-                }
-                Some(other) => {
-                    let _ = to_printer.send(other);
-                }
-            },
-            Some(result) = done_rx.recv() => {
-                let host = result.host_index;
-                let _ = to_printer.send(Event::Service(Box::new(result)));
-                if let Some(n) = pending.get_mut(&host) {
-                    *n -= 1;
-                    if *n == 0 {
-                        pending.remove(&host);
-                        if let Some(d) = held.remove(&host) {
-                            let _ = to_printer.send(Event::HostDone(d));
-                        }
-                    }
-                }
-            }
-            _ = cancel.cancelled() => {
-                tasks.abort_all();
-                break;
-            }
-        }
-    }
+    Ok(ProbeConfig::new(scanner))
 }

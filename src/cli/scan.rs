@@ -21,8 +21,8 @@ use super::progress::{self, Suspending};
 use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions, Summary};
-use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, connect_scan};
+use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
+use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, Template, connect_scan};
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
 use crate::target::{
@@ -126,7 +126,7 @@ impl ScanPlan {
             return Err(UsageError::new("no ports left to scan after --exclude-ports").into());
         }
 
-        let timing = Timing::template(args.timing.unwrap_or(3));
+        let timing = Template::level(args.timing.unwrap_or(3));
         let min = opt_duration("--min-rtt-timeout", &args.min_rtt_timeout)?;
         let max = opt_duration("--max-rtt-timeout", &args.max_rtt_timeout)?;
         // A bound typed alone moves the other default out of its way:
@@ -192,7 +192,7 @@ impl ScanPlan {
         let seed = args.seed.unwrap_or_else(rand::random);
         let outputs = parse_outputs(&args.output, args.json)?;
         let probe = if args.probe {
-            Some(super::probe::scan_probe_config(&args.ca_file)?)
+            Some(super::probe::default_config(&args.ca_file)?)
         } else {
             None
         };
@@ -256,65 +256,6 @@ fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
         return Ok(s);
     }
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// nmap's timing templates, as far as a connect scan has them.
-struct Timing {
-    min: Duration,
-    max: Duration,
-    initial: Duration,
-    retries: u8,
-    rate: Option<f64>,
-    inflight: Option<usize>,
-}
-
-impl Timing {
-    fn template(level: u8) -> Timing {
-        let ms = Duration::from_millis;
-        let base = Timing {
-            min: ms(100),
-            max: ms(3000),
-            initial: ms(1000),
-            retries: 2,
-            rate: None,
-            inflight: None,
-        };
-        match level {
-            // Paranoid and sneaky: one probe at a time, spaced out (nmap:
-            // 5 minutes and 15 seconds between probes).
-            0 => Timing {
-                rate: Some(1.0 / 300.0),
-                inflight: Some(1),
-                max: ms(10_000),
-                ..base
-            },
-            1 => Timing {
-                rate: Some(1.0 / 15.0),
-                inflight: Some(1),
-                max: ms(10_000),
-                ..base
-            },
-            // Polite: 0.4 s between probes.
-            2 => Timing {
-                rate: Some(2.5),
-                inflight: Some(1),
-                max: ms(10_000),
-                ..base
-            },
-            4 => Timing {
-                max: ms(1250),
-                initial: ms(500),
-                ..base
-            },
-            5 => Timing {
-                min: ms(50),
-                max: ms(300),
-                initial: ms(250),
-                ..base
-            },
-            _ => base,
-        }
-    }
 }
 
 fn opt_duration(flag: &str, text: &Option<String>) -> Result<Option<Duration>, UsageError> {
@@ -453,7 +394,12 @@ async fn scan_main(
                     }
                 })
                 .context("cannot start the probe bridge thread")?;
-            let relay = tokio::spawn(super::probe::relay(Arc::new(cfg), arx, tx, cancel.clone()));
+            let relay = tokio::spawn(crate::probe::pipeline::relay(
+                Arc::new(cfg),
+                arx,
+                tx,
+                cancel.clone(),
+            ));
             (etx, Some(relay))
         }
     };
@@ -479,18 +425,8 @@ async fn scan_main(
             "probes re-sent after this machine ran out of sockets or buffers"
         );
     }
-    let ended = printer.finish(|| Summary {
-        command: "scan",
-        hosts: stats.hosts,
-        ports: stats.ports,
-        open: stats.open,
-        closed: stats.closed,
-        filtered: stats.filtered,
-        open_filtered: 0,
-        elapsed: clock.elapsed(),
-        ended: SystemTime::now(),
-        interrupted: stats.interrupted || cancel.is_cancelled(),
-    })?;
+    let interrupted = stats.interrupted || cancel.is_cancelled();
+    let ended = printer.finish(|| stats.tally().summary("scan", clock.elapsed(), interrupted))?;
     if let Some(code) = ended {
         return Ok(code);
     }

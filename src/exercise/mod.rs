@@ -57,11 +57,7 @@ impl Context {
                 connect_timeout: plan.connect_timeout,
                 read_timeout: plan.timeout,
                 tls_timeout: plan.timeout.max(Duration::from_secs(5)),
-                banner_wait: Duration::from_secs(1),
-                check_timeout: Duration::from_secs(20),
-                sni: None,
-                tls_versions: false,
-                scanner,
+                ..ProbeConfig::new(scanner)
             }),
             connect_timeout: plan.connect_timeout,
             timeout: plan.timeout,

@@ -9,9 +9,11 @@
 //! sniffs it first and runs the dialogue of what answered.
 //!
 //! The dialogues are thin loops around `sockeye_proto`'s sans-IO codecs;
-//! TLS comes from [`crate::tls`].
+//! TLS comes from [`crate::tls`]; [`pipeline`] runs checks concurrently and
+//! emits their results as report events.
 
 mod dialogue;
+pub mod pipeline;
 pub mod registry;
 mod versions;
 
@@ -49,6 +51,23 @@ pub struct ProbeConfig {
     /// Also send raw hellos for TLS 1.0 to 1.3 and report which are accepted.
     pub tls_versions: bool,
     pub scanner: Scanner,
+}
+
+impl ProbeConfig {
+    /// The defaults of `sockeye probe` (also `scan --probe` and `exercise`'s
+    /// probe checks), with `scanner` for TLS.
+    pub fn new(scanner: Scanner) -> ProbeConfig {
+        ProbeConfig {
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(3),
+            tls_timeout: Duration::from_secs(5),
+            banner_wait: Duration::from_secs(1),
+            check_timeout: Duration::from_secs(20),
+            sni: None,
+            tls_versions: false,
+            scanner,
+        }
+    }
 }
 
 /// One port to check on one host.
@@ -336,39 +355,4 @@ pub(crate) fn connect_failure(err: &ConnectError) -> (PortState, Reason, String)
         ConnectError::Resolve(_) | ConnectError::Other { .. } => Reason::NoResponse,
     };
     (PortState::Filtered, reason, err.os_text())
-}
-
-/// Runs `jobs` with at most `concurrency` checks at once, handing each
-/// result to `emit` as it completes.
-pub async fn run_all(
-    cfg: Arc<ProbeConfig>,
-    jobs: impl Iterator<Item = Job>,
-    concurrency: usize,
-    cancel: tokio_util::sync::CancellationToken,
-    mut emit: impl FnMut(ServiceResult),
-) {
-    let mut set = tokio::task::JoinSet::new();
-    let mut pending = jobs;
-    loop {
-        while set.len() < concurrency.max(1) {
-            let Some(job) = pending.next() else { break };
-            if cancel.is_cancelled() {
-                break;
-            }
-            let cfg = Arc::clone(&cfg);
-            set.spawn(async move { check(&cfg, &job).await });
-        }
-        let next = tokio::select! {
-            r = set.join_next() => r,
-            _ = cancel.cancelled() => {
-                set.abort_all();
-                return;
-            }
-        };
-        match next {
-            Some(Ok(result)) => emit(result),
-            Some(Err(err)) => tracing::error!(%err, "a check panicked"),
-            None => return,
-        }
-    }
 }

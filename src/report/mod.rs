@@ -215,6 +215,37 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// What a run decided, counted as it went: the numbers of its [`Summary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Hosts whose every port is decided.
+    pub hosts: u64,
+    /// (host, port) pairs decided.
+    pub ports: u64,
+    pub open: u64,
+    pub closed: u64,
+    /// Every other state.
+    pub filtered: u64,
+}
+
+impl Tally {
+    /// The summary of a run of `command` that ends now.
+    pub fn summary(self, command: &'static str, elapsed: Duration, interrupted: bool) -> Summary {
+        Summary {
+            command,
+            hosts: self.hosts,
+            ports: self.ports,
+            open: self.open,
+            closed: self.closed,
+            filtered: self.filtered,
+            open_filtered: 0,
+            elapsed,
+            ended: SystemTime::now(),
+            interrupted,
+        }
+    }
+}
+
 /// The stream of results a run produces, in the order it produces them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{self, Outcome, Started};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
+    Event, HostDone, PortResult, PortState, Proto, Reason, Tally, TargetError, TargetErrorKind,
 };
 use crate::target::permute::Permutation;
 use crate::target::{Target, TargetSet};
@@ -105,6 +105,19 @@ pub struct ScanStats {
     /// does not fix); reported as a target error, counted in no state.
     pub unprobed: u64,
     pub interrupted: bool,
+}
+
+impl ScanStats {
+    /// The counts a summary shows.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            hosts: self.hosts,
+            ports: self.ports,
+            open: self.open,
+            closed: self.closed,
+            filtered: self.filtered,
+        }
+    }
 }
 
 /// One (host, port) to probe.

@@ -6,10 +6,13 @@
 //!   timeouts, retries of unanswered probes, a rate cap and backoff on local
 //!   exhaustion. It emits [`crate::report::Event`]s and never prints.
 //! - [`timing`]: RTT estimation and rate limiting.
+//! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
 pub mod engine;
+pub mod template;
 pub mod timing;
 
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
+pub use template::Template;
 pub use timing::RttLimits;
