@@ -217,7 +217,7 @@ async fn probe_main(
     );
     let (tx, printer) = run::start_printer(sink, &info, 1024, bar, &progress, &cancel)?;
     for err in &target_errors {
-        let _ = tx.send(Event::TargetError(err.clone().into()));
+        let _ = tx.send(Event::TargetError(err.clone().into())).await;
     }
     let stats = probe_hosts(
         Arc::new(plan.config),

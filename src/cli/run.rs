@@ -9,11 +9,11 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
 use indicatif::ProgressBar;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{UsageError, exit, progress};
@@ -61,9 +61,10 @@ pub(crate) enum Notice {
 /// First Ctrl-C (or SIGTERM): `cancel` fires and the command wraps up.
 /// Second: leave now, with status 130.
 ///
-/// The handler runs on a thread of its own with its own small runtime: the
-/// command's threads may all be blocked handing results to a printer that
-/// cannot write (a pipe nobody reads), and Ctrl-C must still work then.
+/// The handler runs on a thread of its own with its own small runtime:
+/// a command's threads may be blocked writing to a terminal or a pipe that
+/// nobody reads (mail prints on its runtime's one thread), and Ctrl-C must
+/// still work then.
 pub(crate) fn cancel_on_signals(cancel: CancellationToken, notice: Notice) {
     use tokio::signal::unix::{SignalKind, signal};
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -151,13 +152,13 @@ pub(crate) fn start_printer(
     bar: Option<ProgressBar>,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
-) -> anyhow::Result<(SyncSender<Event>, Printer)> {
+) -> anyhow::Result<(mpsc::Sender<Event>, Printer)> {
     let progress_done = CancellationToken::new();
     if let Some(bar) = &bar {
         progress::drive(bar.clone(), Arc::clone(progress), progress_done.clone());
     }
     sink.start(info).context("cannot write output")?;
-    let (tx, rx) = sync_channel::<Event>(queue);
+    let (tx, rx) = mpsc::channel::<Event>(queue);
     let thread = std::thread::Builder::new()
         .name("sockeye-printer".into())
         .spawn({
@@ -213,10 +214,10 @@ impl Printer {
 /// stopped and `true` returned.
 fn print_events(
     mut sink: MultiSink,
-    rx: Receiver<Event>,
+    mut rx: mpsc::Receiver<Event>,
     cancel: CancellationToken,
 ) -> (MultiSink, bool) {
-    for event in rx {
+    while let Some(event) = rx.blocking_recv() {
         // MultiSink keeps going with the sinks that still work and errs
         // only once none is left.
         if sink.event(&event).is_err() {

@@ -9,7 +9,6 @@
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -374,33 +373,17 @@ async fn scan_main(
 
     let (tx, printer) = run::start_printer(sink, &info, EVENT_QUEUE, bar, &progress, &cancel)?;
     for err in &target_errors {
-        let _ = tx.send(Event::TargetError(err.clone().into()));
+        let _ = tx.send(Event::TargetError(err.clone().into())).await;
     }
 
     // With --probe the engine's events pass through the prober on their way
-    // to the printers (a std thread bridges the engine's blocking channel).
+    // to the printers.
     let (engine_tx, relay) = match plan.probe.clone() {
         None => (tx, None),
         Some(cfg) => {
-            let (etx, erx) = sync_channel::<Event>(EVENT_QUEUE);
-            let (atx, arx) = tokio::sync::mpsc::channel::<Event>(EVENT_QUEUE);
-            std::thread::Builder::new()
-                .name("sockeye-probe-bridge".into())
-                .spawn(move || {
-                    for event in erx {
-                        if atx.blocking_send(event).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .context("cannot start the probe bridge thread")?;
-            let relay = tokio::spawn(crate::probe::pipeline::relay(
-                Arc::new(cfg),
-                arx,
-                tx,
-                cancel.clone(),
-            ));
-            (etx, Some(relay))
+            let (etx, erx) = tokio::sync::mpsc::channel::<Event>(EVENT_QUEUE);
+            let relay = crate::probe::pipeline::relay(Arc::new(cfg), erx, tx, cancel.clone());
+            (etx, Some(tokio::spawn(relay)))
         }
     };
     let stats = if targets.is_empty() {

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Job, ProbeConfig, Service, check};
-use crate::report::{Event, HostDone, PortState, Proto, Reason, Tally};
+use crate::report::{Event, HostDone, PortState, Proto, Reason, ServiceResult, Tally};
 use crate::target::TargetSet;
 
 /// Checks running at once under `scan --probe`.
@@ -35,45 +35,11 @@ pub async fn probe_hosts(
     ports: &[(u16, Option<Service>)],
     concurrency: usize,
     cancel: CancellationToken,
-    events: &SyncSender<Event>,
+    events: &mpsc::Sender<Event>,
 ) -> Tally {
     let per_host = ports.len();
     let mut hosts: HashMap<u64, HostState> = HashMap::new();
     let mut stats = Tally::default();
-    let mut emit = |result: crate::report::ServiceResult| {
-        let host = hosts.entry(result.host_index).or_insert_with(|| HostState {
-            left: per_host,
-            started: SystemTime::now(),
-            counts: HashMap::new(),
-        });
-        *host
-            .counts
-            .entry((result.state, result.reason))
-            .or_default() += 1;
-        host.left -= 1;
-        stats.ports += 1;
-        match result.state {
-            PortState::Open => stats.open += 1,
-            PortState::Closed => stats.closed += 1,
-            _ => stats.filtered += 1,
-        }
-        let done = (host.left == 0).then(|| HostDone {
-            host_index: result.host_index,
-            addr: result.addr,
-            host: result.host.clone(),
-            started: host.started,
-            ended: SystemTime::now(),
-            counts: host.counts.iter().map(|((s, r), n)| (*s, *r, *n)).collect(),
-            srtt: None,
-            rttvar: None,
-            timeout: Duration::ZERO,
-        });
-        let _ = events.send(Event::Service(Box::new(result)));
-        if let Some(done) = done {
-            stats.hosts += 1;
-            let _ = events.send(Event::HostDone(done));
-        }
-    };
     let mut pending = targets.iter().enumerate().flat_map(|(i, t)| {
         ports.iter().map(move |&(port, expect)| Job {
             host_index: i as u64,
@@ -101,12 +67,58 @@ pub async fn probe_hosts(
             }
         };
         match next {
-            Some(Ok(result)) => emit(result),
+            Some(Ok(result)) => {
+                let done = count(&mut hosts, &mut stats, per_host, &result);
+                let _ = events.send(Event::Service(Box::new(result))).await;
+                if let Some(done) = done {
+                    let _ = events.send(Event::HostDone(done)).await;
+                }
+            }
             Some(Err(err)) => tracing::error!(%err, "a check panicked"),
             None => break,
         }
     }
     stats
+}
+
+/// Counts a finished check; after a host's last one, its `HostDone`.
+fn count(
+    hosts: &mut HashMap<u64, HostState>,
+    stats: &mut Tally,
+    per_host: usize,
+    result: &ServiceResult,
+) -> Option<HostDone> {
+    let host = hosts.entry(result.host_index).or_insert_with(|| HostState {
+        left: per_host,
+        started: SystemTime::now(),
+        counts: HashMap::new(),
+    });
+    *host
+        .counts
+        .entry((result.state, result.reason))
+        .or_default() += 1;
+    host.left -= 1;
+    stats.ports += 1;
+    match result.state {
+        PortState::Open => stats.open += 1,
+        PortState::Closed => stats.closed += 1,
+        _ => stats.filtered += 1,
+    }
+    if host.left > 0 {
+        return None;
+    }
+    stats.hosts += 1;
+    Some(HostDone {
+        host_index: result.host_index,
+        addr: result.addr,
+        host: result.host.clone(),
+        started: host.started,
+        ended: SystemTime::now(),
+        counts: host.counts.iter().map(|((s, r), n)| (*s, *r, *n)).collect(),
+        srtt: None,
+        rttvar: None,
+        timeout: Duration::ZERO,
+    })
 }
 
 /// `scan --probe`: sits between the scan engine and the printers. Every
@@ -115,12 +127,12 @@ pub async fn probe_hosts(
 /// is done, so each host's report has every fact.
 pub async fn relay(
     cfg: Arc<ProbeConfig>,
-    mut from_engine: tokio::sync::mpsc::Receiver<Event>,
-    to_printer: SyncSender<Event>,
+    mut from_engine: mpsc::Receiver<Event>,
+    to_printer: mpsc::Sender<Event>,
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SCAN_PROBE_CONCURRENCY));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut pending: HashMap<u64, usize> = HashMap::new();
     let mut held: HashMap<u64, HostDone> = HashMap::new();
     let mut engine_open = true;
@@ -141,7 +153,7 @@ pub async fn relay(
                         port: p.port,
                         expect: Service::for_port(p.port),
                     };
-                    let _ = to_printer.send(Event::Port(p));
+                    let _ = to_printer.send(Event::Port(p)).await;
                     let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                         break;
                     };
@@ -157,22 +169,22 @@ pub async fn relay(
                     if pending.contains_key(&d.host_index) {
                         held.insert(d.host_index, d);
                     } else {
-                        let _ = to_printer.send(Event::HostDone(d));
+                        let _ = to_printer.send(Event::HostDone(d)).await;
                     }
                 }
                 Some(other) => {
-                    let _ = to_printer.send(other);
+                    let _ = to_printer.send(other).await;
                 }
             },
             Some(result) = done_rx.recv() => {
                 let host = result.host_index;
-                let _ = to_printer.send(Event::Service(Box::new(result)));
+                let _ = to_printer.send(Event::Service(Box::new(result))).await;
                 if let Some(n) = pending.get_mut(&host) {
                     *n -= 1;
                     if *n == 0 {
                         pending.remove(&host);
                         if let Some(d) = held.remove(&host) {
-                            let _ = to_printer.send(Event::HostDone(d));
+                            let _ = to_printer.send(Event::HostDone(d)).await;
                         }
                     }
                 }

@@ -17,13 +17,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Outcome, Started};
@@ -261,11 +260,12 @@ struct Shared {
     targets: Arc<TargetSet>,
     state: Mutex<State>,
     idle: Notify,
-    events: SyncSender<Event>,
-    /// Taken before the state lock is released and held while the events
-    /// of that update are sent, so that events reach the printers in the
-    /// order they were decided (a host's ports before its HostDone).
-    send_lock: Mutex<()>,
+    events: mpsc::Sender<Event>,
+    /// Taken before the state lock and held while the events of that
+    /// update are sent, so that events reach the printers in the order
+    /// they were decided (a host's ports before its HostDone). A tokio
+    /// mutex: a full queue (a slow printer) parks the task, not the thread.
+    send_lock: tokio::sync::Mutex<()>,
     /// Probes waiting on the network, over all workers.
     pending: AtomicUsize,
     progress: Arc<Progress>,
@@ -374,7 +374,21 @@ impl Shared {
     /// Records what probes found under one lock, and sends the resulting
     /// events in order. `done` and `out` are left empty. Returns true when
     /// every pair is decided.
-    fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) -> bool {
+    async fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) -> bool {
+        let sending = self.send_lock.lock().await;
+        let all_done = self.decide(done, out);
+        for ev in out.drain(..) {
+            // A closed receiver means the printers are gone; keep scanning
+            // so the summary is still right.
+            let _ = self.events.send(ev).await;
+        }
+        drop(sending);
+        all_done
+    }
+
+    /// The bookkeeping of [`Shared::record`], under the state lock: the
+    /// events go to `out`.
+    fn decide(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) -> bool {
         let mut guard = self.lock();
         let st = &mut *guard;
         for (ticket, outcome) in done.drain(..) {
@@ -390,16 +404,7 @@ impl Shared {
                 finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
             }
         }
-        let all_done = st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted();
-        let sending = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
-        drop(guard);
-        for ev in out.drain(..) {
-            // A closed receiver means the printers are gone; keep scanning
-            // so the summary is still right.
-            let _ = self.events.send(ev);
-        }
-        drop(sending);
-        all_done
+        st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
     }
 
     fn record_one(&self, st: &mut State, ticket: &Ticket, outcome: Outcome, out: &mut Vec<Event>) {
@@ -548,7 +553,7 @@ fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
 pub async fn connect_scan(
     targets: Arc<TargetSet>,
     cfg: ScanConfig,
-    events: SyncSender<Event>,
+    events: mpsc::Sender<Event>,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> ScanStats {
@@ -581,7 +586,7 @@ pub async fn connect_scan(
         state: Mutex::new(state),
         idle: Notify::new(),
         events,
-        send_lock: Mutex::new(()),
+        send_lock: tokio::sync::Mutex::new(()),
         pending: AtomicUsize::new(0),
         progress,
         cancel,
@@ -598,24 +603,26 @@ pub async fn connect_scan(
         }
     }
     let interrupted = shared.cancel.is_cancelled() && !shared.all_done();
-    let mut st = shared.lock();
-    let st = &mut *st;
     // Hosts of unfinished groups (after Ctrl-C) still get their HostDone,
     // with the ports decided so far.
     let mut out = Vec::new();
-    let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
-    rest.sort_unstable();
-    finish_hosts(
-        &mut st.hosts,
-        &mut st.stats,
-        &rest,
-        &shared.cfg.rtt,
-        &mut out,
-    );
+    let mut stats = {
+        let mut st = shared.lock();
+        let st = &mut *st;
+        let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
+        rest.sort_unstable();
+        finish_hosts(
+            &mut st.hosts,
+            &mut st.stats,
+            &rest,
+            &shared.cfg.rtt,
+            &mut out,
+        );
+        st.stats.clone()
+    };
     for ev in out {
-        let _ = shared.events.send(ev);
+        let _ = shared.events.send(ev).await;
     }
-    let mut stats = st.stats.clone();
     stats.interrupted = interrupted;
     stats
 }
@@ -704,7 +711,8 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                 &mut window,
                 full_window,
                 &mut backoff_until,
-            );
+            )
+            .await;
         }
         if started > 0 {
             // Let timers, I/O and the other tasks of this thread run.
@@ -740,7 +748,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
             Some(item) = inflight.next() => {
                 shared.pending.fetch_sub(1, Ordering::Relaxed);
                 done.push(item);
-                handle(&shared, &mut done, &mut events, &mut window, full_window, &mut backoff_until);
+                handle(&shared, &mut done, &mut events, &mut window, full_window, &mut backoff_until).await;
             }
             _ = shared.cancel.cancelled(), if !cancelled => {}
             _ = tokio::time::sleep_until(grace_end.unwrap_or_else(tokio::time::Instant::now)), if cancelled => {
@@ -759,7 +767,7 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
 /// Records finished probes, adjusts the window (halved when this machine
 /// ran out of sockets or buffers, grown back by one per answer), and emits
 /// the resulting events.
-fn handle(
+async fn handle(
     shared: &Shared,
     done: &mut Vec<(Ticket, Outcome)>,
     events: &mut Vec<Event>,
@@ -787,7 +795,7 @@ fn handle(
             }
         }
     }
-    let all_done = shared.record(done, events);
+    let all_done = shared.record(done, events).await;
     // Retries are work for idle workers; the end lets them stop at once.
     if retry || all_done {
         shared.idle.notify_waiters();
