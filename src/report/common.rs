@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{HostDone, PortResult, PortState, Proto, Reason, ServiceResult};
+use super::{Event, HostDone, PortResult, PortState, Proto, Reason, ServiceResult, TargetError};
 
 /// Whether a port is printed line by line rather than only counted.
 pub(crate) fn is_shown(state: PortState, all_states: bool) -> bool {
@@ -42,10 +42,38 @@ pub(crate) struct HostBuffer {
     services: HashMap<(u64, u16), Arc<ServiceResult>>,
 }
 
+/// What a per-host printer still has to write for an event once the
+/// buffer has kept its share.
+#[derive(Debug)]
+pub(crate) enum Routed<'a> {
+    /// A port or service result, held until its host is done.
+    Held,
+    /// A host is done: print it with [`HostBuffer::take`].
+    HostDone(&'a HostDone),
+    TargetError(&'a TargetError),
+}
+
 impl HostBuffer {
+    /// Keeps ports and service results until their host is done; says what
+    /// is left to print of any other event.
+    pub(crate) fn route<'a>(&mut self, event: &'a Event, all_states: bool) -> Routed<'a> {
+        match event {
+            Event::Port(p) => {
+                self.push(p, all_states);
+                Routed::Held
+            }
+            Event::Service(sv) => {
+                self.push_service(sv, all_states);
+                Routed::Held
+            }
+            Event::HostDone(done) => Routed::HostDone(done),
+            Event::TargetError(err) => Routed::TargetError(err),
+        }
+    }
+
     /// A service check: its port is shown (added if the scan did not emit
     /// it already), and its facts are kept for the port's row.
-    pub(crate) fn push_service(&mut self, s: &ServiceResult, all_states: bool) {
+    fn push_service(&mut self, s: &ServiceResult, all_states: bool) {
         let key = (s.host_index, s.port);
         if self.services.insert(key, Arc::new(s.clone())).is_some() {
             return;
@@ -88,7 +116,7 @@ impl HostBuffer {
         self.services.retain(|(h, _), _| *h != host_index);
     }
 
-    pub(crate) fn push(&mut self, port: &PortResult, all_states: bool) {
+    fn push(&mut self, port: &PortResult, all_states: bool) {
         if is_shown(port.state, all_states) {
             self.pending
                 .entry((port.host_index, port.addr, port.host.clone()))

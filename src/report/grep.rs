@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use time::UtcOffset;
 
 use super::common::{
-    HostBuffer, ctime, ignored_groups, ignored_states, plural, printable, secs2, service,
+    HostBuffer, Routed, ctime, ignored_groups, ignored_states, plural, printable, secs2, service,
 };
 use super::{Event, HostDone, PortResult, RunInfo, Sink, SinkOptions, Summary};
 
@@ -113,17 +113,10 @@ impl Sink for GrepSink {
     }
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        match event {
-            Event::Port(p) => {
-                self.hosts.push(p, self.all_states);
-                Ok(())
-            }
-            Event::Service(sv) => {
-                self.hosts.push_service(sv, self.all_states);
-                Ok(())
-            }
-            Event::HostDone(done) => self.host(done),
-            Event::TargetError(err) => {
+        match self.hosts.route(event, self.all_states) {
+            Routed::Held => Ok(()),
+            Routed::HostDone(done) => self.host(done),
+            Routed::TargetError(err) => {
                 // nmap only tells stderr; a comment line is skipped by readers.
                 let line = format!("# {}\n", printable(&err.headline()));
                 self.out.write_all(line.as_bytes())?;

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 
 use super::common::{
-    HostBuffer, Ignored, grouped, ignored_groups, latency, plural, printable, secs2, service,
-    total_ports,
+    HostBuffer, Ignored, Routed, grouped, ignored_groups, latency, plural, printable, secs2,
+    service, total_ports,
 };
 use super::{
     Event, HostDone, PortResult, PortState, Proto, RunInfo, ServiceResult, Sink, SinkOptions,
@@ -241,17 +241,10 @@ impl Sink for TableSink {
     }
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        match event {
-            Event::Port(port) => {
-                self.hosts.push(port, self.all_states);
-                Ok(())
-            }
-            Event::Service(sv) => {
-                self.hosts.push_service(sv, self.all_states);
-                Ok(())
-            }
-            Event::HostDone(done) => self.host(done),
-            Event::TargetError(err) => {
+        match self.hosts.route(event, self.all_states) {
+            Routed::Held => Ok(()),
+            Routed::HostDone(done) => self.host(done),
+            Routed::TargetError(err) => {
                 let mut text = self.block();
                 let _ = writeln!(text, "{}.", printable(&err.headline()));
                 self.out.write_all(text.as_bytes())?;

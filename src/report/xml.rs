@@ -16,8 +16,8 @@ use std::time::SystemTime;
 use time::UtcOffset;
 
 use super::common::{
-    HostBuffer, ctime, host_reason, host_reason_of_ports, ignored_groups, ignored_states, plural,
-    secs2, service, unix_secs,
+    HostBuffer, Routed, ctime, host_reason, host_reason_of_ports, ignored_groups, ignored_states,
+    plural, secs2, service, unix_secs,
 };
 use super::{
     Event, HostDone, PortResult, Proto, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
@@ -326,17 +326,10 @@ impl Sink for XmlSink {
     }
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        match event {
-            Event::Port(p) => {
-                self.hosts.push(p, self.all_states);
-                Ok(())
-            }
-            Event::Service(sv) => {
-                self.hosts.push_service(sv, self.all_states);
-                Ok(())
-            }
-            Event::HostDone(done) => self.host(done),
-            Event::TargetError(err) => {
+        match self.hosts.route(event, self.all_states) {
+            Routed::Held => Ok(()),
+            Routed::HostDone(done) => self.host(done),
+            Routed::TargetError(err) => {
                 // nmap only tells stderr; a comment keeps the file valid.
                 let line = format!("<!-- {} -->\n", comment(&err.headline()));
                 self.out.write_all(line.as_bytes())?;

@@ -1,0 +1,253 @@
+//! The event types every engine emits and every printer renders: a port's
+//! verdict, a host's end, a target that could not be scanned, a service
+//! check's result (in `service.rs`), and what a run's start and end say.
+//! Engines depend on these types only, never on a printer.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use crate::target::Proto;
+
+use super::ServiceResult;
+
+/// What a probe concluded about one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortState {
+    Open,
+    Closed,
+    Filtered,
+    /// UDP only: no answer, which an open UDP service may also give.
+    OpenFiltered,
+}
+
+impl PortState {
+    /// The spelling of output.md and nmap.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a port got its state, in nmap's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    SynAck,
+    ConnRefused,
+    Rst,
+    NoResponse,
+    UdpResponse,
+    PortUnreach,
+    HostUnreach,
+    NetUnreach,
+    AdminProhibited,
+    ProtoUnreach,
+    /// Any other ICMP destination-unreachable (or other) message.
+    Icmp {
+        kind: u8,
+        code: u8,
+    },
+}
+
+impl Reason {
+    /// The spelling of output.md. Other ICMP messages are named plainly.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        match self {
+            Reason::SynAck => Borrowed("syn-ack"),
+            Reason::ConnRefused => Borrowed("conn-refused"),
+            Reason::Rst => Borrowed("rst"),
+            Reason::NoResponse => Borrowed("no-response"),
+            Reason::UdpResponse => Borrowed("udp-response"),
+            Reason::PortUnreach => Borrowed("port-unreach"),
+            Reason::HostUnreach => Borrowed("host-unreach"),
+            Reason::NetUnreach => Borrowed("net-unreach"),
+            Reason::AdminProhibited => Borrowed("admin-prohibited"),
+            Reason::ProtoUnreach => Borrowed("proto-unreach"),
+            Reason::Icmp { kind, code } => Owned(format!("icmp-type-{kind}-code-{code}")),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// One scanned (host, port) and its verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortResult {
+    /// Which target of the run this is (its index in the target set): the
+    /// same address given twice is two hosts, reported apart.
+    pub host_index: u64,
+    pub addr: IpAddr,
+    /// The name the user typed, when the target was a host name.
+    pub host: Option<Arc<str>>,
+    pub port: u16,
+    pub proto: Proto,
+    pub state: PortState,
+    pub reason: Reason,
+    /// Round-trip time of the answer that decided the state, if any.
+    pub rtt: Option<Duration>,
+    /// How many probes were sent for this port (1 + retries used).
+    pub tries: u8,
+}
+
+/// Everything known about a host once all its ports are decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostDone {
+    /// Matches [`PortResult::host_index`].
+    pub host_index: u64,
+    pub addr: IpAddr,
+    pub host: Option<Arc<str>>,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    /// Ports per (state, reason), over every port of the host (open included).
+    pub counts: Vec<(PortState, Reason, u32)>,
+    /// Smoothed RTT, RTT variance and the timeout in force at the end, when
+    /// at least one answer was timed.
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub timeout: Duration,
+}
+
+/// A target that could not be scanned: a name that did not resolve, or an
+/// address this machine cannot send to at all (no IPv6, a local error that
+/// retrying will not fix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    pub kind: TargetErrorKind,
+    pub target: String,
+    pub message: String,
+}
+
+/// What went wrong with a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetErrorKind {
+    /// The host name did not resolve; nothing was sent.
+    Resolve,
+    /// Probes to this address failed on this machine before reaching the network.
+    Probe,
+}
+
+impl TargetErrorKind {
+    /// The name used in JSON (`"kind"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetErrorKind::Resolve => "resolve",
+            TargetErrorKind::Probe => "probe",
+        }
+    }
+}
+
+impl TargetError {
+    /// One line for people, without control characters escaped:
+    /// `Failed to resolve "x": why` or `Cannot probe "x": why`.
+    pub fn headline(&self) -> String {
+        let what = match self.kind {
+            TargetErrorKind::Resolve => "Failed to resolve",
+            TargetErrorKind::Probe => "Cannot probe",
+        };
+        format!("{what} \"{}\": {}", self.target, self.message)
+    }
+}
+
+impl From<crate::target::resolve::Unresolved> for TargetError {
+    fn from(u: crate::target::resolve::Unresolved) -> Self {
+        TargetError {
+            kind: TargetErrorKind::Resolve,
+            target: u.token,
+            message: u.message,
+        }
+    }
+}
+
+/// What is known when a run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// "scan", "probe", ...
+    pub command: &'static str,
+    /// The command line as typed, for nmap XML's `args` and grepable headers.
+    pub args: String,
+    pub started: SystemTime,
+    /// nmap's scan type name: "connect", "syn", "udp".
+    pub scan_type: &'static str,
+    pub proto: Proto,
+    /// The ports in nmap's compact syntax, e.g. "1-1024,8080".
+    pub ports_spec: String,
+    /// Number of ports per host.
+    pub num_ports: u32,
+    /// Show every port, not only open ones (`--all-states`).
+    pub all_states: bool,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub command: &'static str,
+    /// Hosts scanned (all of their ports decided).
+    pub hosts: u64,
+    /// (host, port) pairs decided.
+    pub ports: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    pub open_filtered: u64,
+    pub elapsed: Duration,
+    pub ended: SystemTime,
+    /// True when Ctrl-C stopped the run before it finished.
+    pub interrupted: bool,
+}
+
+/// What a run decided, counted as it went: the numbers of its [`Summary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Hosts whose every port is decided.
+    pub hosts: u64,
+    /// (host, port) pairs decided.
+    pub ports: u64,
+    pub open: u64,
+    pub closed: u64,
+    /// Every other state.
+    pub filtered: u64,
+}
+
+impl Tally {
+    /// The summary of a run of `command` that ends now.
+    pub fn summary(self, command: &'static str, elapsed: Duration, interrupted: bool) -> Summary {
+        Summary {
+            command,
+            hosts: self.hosts,
+            ports: self.ports,
+            open: self.open,
+            closed: self.closed,
+            filtered: self.filtered,
+            open_filtered: 0,
+            elapsed,
+            ended: SystemTime::now(),
+            interrupted,
+        }
+    }
+}
+
+/// The stream of results a run produces, in the order it produces them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Port(PortResult),
+    /// A service check's result (`probe`, `scan --probe`).
+    Service(Box<ServiceResult>),
+    HostDone(HostDone),
+    TargetError(TargetError),
+}
