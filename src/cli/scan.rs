@@ -7,7 +7,6 @@
 //! probes finish briefly, and still writes every result and the summary.
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -442,28 +441,10 @@ fn list_targets(plan: &ScanPlan) -> anyhow::Result<u8> {
             .filter_map(|(_, s)| ExcludeItem::from_spec(s.clone()))
             .collect(),
     );
+    let specs: Vec<&HostSpec> = plan.specs.iter().map(|(_, s)| s).collect();
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let result = (|| -> io::Result<()> {
-        for (_, spec) in &plan.specs {
-            match spec {
-                HostSpec::Name(name) => write_listed(&mut out, json, name)?,
-                other => {
-                    let Some(block) = other.to_block() else {
-                        continue;
-                    };
-                    let set = TargetSet::new(vec![block], excludes.clone());
-                    let mut line = String::with_capacity(48);
-                    for t in set.iter() {
-                        line.clear();
-                        push_addr(&mut line, t.addr);
-                        write_listed(&mut out, json, &line)?;
-                    }
-                }
-            }
-        }
-        out.flush()
-    })();
+    let out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let result = report::list::write_targets(out, json, &specs, &excludes);
     match result {
         Ok(()) => Ok(exit::OK),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(exit::OK),
@@ -471,65 +452,9 @@ fn list_targets(plan: &ScanPlan) -> anyhow::Result<u8> {
     }
 }
 
-/// Appends an address in its usual text form. IPv4 is formatted by hand:
-/// listing a /8 is 16.7 million of them, and `Display` is the bulk of the
-/// time there.
-fn push_addr(line: &mut String, addr: IpAddr) {
-    match addr {
-        IpAddr::V4(a) => {
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    line.push('.');
-                }
-                if octet >= 100 {
-                    line.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    line.push(char::from(b'0' + octet / 10 % 10));
-                }
-                line.push(char::from(b'0' + octet % 10));
-            }
-        }
-        IpAddr::V6(a) => {
-            use std::fmt::Write as _;
-            let _ = write!(line, "{a}");
-        }
-    }
-}
-
-fn write_listed(out: &mut impl Write, json: bool, target: &str) -> io::Result<()> {
-    if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({"type": "target", "target": target})
-        )
-    } else {
-        out.write_all(target.as_bytes())?;
-        out.write_all(b"\n")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_format_as_display_does() {
-        for a in [
-            "0.0.0.0",
-            "1.2.3.4",
-            "10.100.255.9",
-            "255.255.255.255",
-            "198.18.0.10",
-            "fd00::1",
-        ] {
-            let addr: IpAddr = a.parse().expect("address");
-            let mut line = String::new();
-            push_addr(&mut line, addr);
-            assert_eq!(line, addr.to_string());
-        }
-    }
 
     #[test]
     fn shards() {

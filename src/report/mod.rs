@@ -25,6 +25,7 @@ mod fixture;
 mod format;
 mod grep;
 mod json;
+pub mod list;
 mod multi;
 pub mod plan;
 mod service;
