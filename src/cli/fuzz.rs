@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::peerfuzz::run::{self, ReplayOutcome};
-use crate::peerfuzz::{Failure, FuzzConfig, FuzzSummary, Generator, Template};
+use crate::peerfuzz::run;
+use crate::peerfuzz::{FuzzConfig, Generator, Template};
+use crate::report;
 
 pub const FUZZ_AFTER: &str = "\
 Generators (one; --random 1024 by default):
@@ -245,7 +246,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
         )
         .await
         .map_err(anyhow::Error::new)?;
-        print_replay(&mut out, args.json, path, target, &outcome)?;
+        report::fuzz::print_replay(&mut out, args.json, path, target, &outcome)?;
         return Ok(if outcome.reproduced.is_some() {
             exit::FAILURE
         } else {
@@ -285,7 +286,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             },
         )
         .await?;
-        print_summary(&mut out, args.json, seed, &generator, &summary)?;
+        report::fuzz::print_summary(&mut out, args.json, seed, generator.name(), &summary)?;
         return Ok(if summary.interrupted {
             exit::INTERRUPTED
         } else {
@@ -310,14 +311,14 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
     let json = args.json;
     let mut failure_lines: Vec<String> = Vec::new();
     let summary = run::fuzz_server(&cfg, cancel.clone(), |f| {
-        failure_lines.push(failure_line(json, f));
+        failure_lines.push(report::fuzz::failure_line(json, f));
     })
     .await
     .map_err(anyhow::Error::new)?;
     for line in &failure_lines {
         writeln!(out, "{line}")?;
     }
-    print_summary(&mut out, json, seed, &generator, &summary)?;
+    report::fuzz::print_summary(&mut out, json, seed, generator.name(), &summary)?;
     Ok(if summary.interrupted {
         exit::INTERRUPTED
     } else if summary.failures.is_empty() {
@@ -325,90 +326,4 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
     } else {
         exit::FAILURE
     })
-}
-
-fn failure_line(json: bool, f: &Failure) -> String {
-    if json {
-        let mut v = serde_json::to_value(f).unwrap_or_default();
-        v["type"] = "failure".into();
-        return v.to_string();
-    }
-    format!(
-        "FAIL {kind} at case {case} (seed {seed}): {msg}\n  input: {path} ({bytes} bytes); replay: sockeye fuzz --replay {path}",
-        kind = serde_json::to_value(f.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        case = f.case,
-        seed = f.seed,
-        msg = f.message,
-        path = f.input.display(),
-        bytes = f.bytes,
-    )
-}
-
-fn print_summary(
-    out: &mut impl Write,
-    json: bool,
-    seed: u64,
-    generator: &Generator,
-    s: &FuzzSummary,
-) -> anyhow::Result<()> {
-    if json {
-        let mut v = serde_json::to_value(s)?;
-        v["type"] = "summary".into();
-        v["seed"] = seed.into();
-        v["generator"] = generator.name().into();
-        if let Some(map) = v.as_object_mut() {
-            map.remove("failures");
-            map.insert("failures".into(), s.failures.len().into());
-        }
-        writeln!(out, "{v}")?;
-    } else {
-        writeln!(
-            out,
-            "{} cases ({}, seed {seed}): {} bytes sent, {} received, {} answered, {} failure{}, {:.0} cases/s in {:.2} s{}",
-            s.cases,
-            generator.name(),
-            s.bytes_sent,
-            s.bytes_received,
-            s.answered,
-            s.failures.len(),
-            if s.failures.len() == 1 { "" } else { "s" },
-            s.cases_per_sec,
-            s.elapsed_ms / 1000.0,
-            if s.interrupted { " (interrupted)" } else { "" },
-        )?;
-    }
-    Ok(())
-}
-
-fn print_replay(
-    out: &mut impl Write,
-    json: bool,
-    path: &std::path::Path,
-    target: SocketAddr,
-    o: &ReplayOutcome,
-) -> anyhow::Result<()> {
-    if json {
-        let mut v = serde_json::to_value(o)?;
-        v["type"] = "replay".into();
-        v["input"] = path.display().to_string().into();
-        v["target"] = target.to_string().into();
-        writeln!(out, "{v}")?;
-    } else {
-        let verdict = if o.reproduced.is_some() {
-            "REPRODUCED"
-        } else {
-            "not reproduced"
-        };
-        writeln!(
-            out,
-            "{verdict}: {} ({} bytes to {target}): {}",
-            path.display(),
-            o.bytes,
-            o.message
-        )?;
-    }
-    Ok(())
 }

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::generate::{self, Template, case_rng};
+pub use crate::report::fuzz::{Failure, FailureKind, FuzzSummary, ReplayOutcome};
 
 /// Bytes read back from one case at most.
 const MAX_ANSWER: usize = 1 << 20;
@@ -86,45 +86,6 @@ pub struct FuzzConfig {
     pub artifacts: PathBuf,
     /// Go on after a failure (restarting a spawned target).
     pub keep_going: bool,
-}
-
-/// How a target failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The spawned target exited.
-    Exited,
-    /// It refused connections where it had accepted them: it died.
-    Refused,
-    /// It stopped accepting (connect timed out) or answering.
-    Hang,
-}
-
-/// A failure and the input that caused it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub seed: u64,
-    pub case: u64,
-    pub generator: String,
-    pub target: String,
-    pub message: String,
-    pub bytes: usize,
-    /// Where the input was saved (`.bin`, with a `.json` beside it).
-    pub input: PathBuf,
-}
-
-/// The end of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FuzzSummary {
-    pub cases: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub answered: u64,
-    pub failures: Vec<Failure>,
-    pub elapsed_ms: f64,
-    pub cases_per_sec: f64,
-    pub interrupted: bool,
 }
 
 /// What one case saw.
@@ -472,16 +433,6 @@ fn kind_word(kind: FailureKind) -> &'static str {
         FailureKind::Refused => "died",
         FailureKind::Hang => "hang",
     }
-}
-
-/// What a replay saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReplayOutcome {
-    pub bytes: usize,
-    pub received: usize,
-    /// The failure happened again, and how.
-    pub reproduced: Option<FailureKind>,
-    pub message: String,
 }
 
 /// Sends a saved input once and watches the target as the run did.

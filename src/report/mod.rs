@@ -23,6 +23,7 @@ mod event;
 #[cfg(test)]
 mod fixture;
 mod format;
+pub mod fuzz;
 mod grep;
 mod json;
 pub mod list;
