@@ -2,7 +2,6 @@
 //! and a compiled conversation (from `--expect/--send` flags in the order
 //! typed, or a script file), the run, and the printing of its report.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::talk::script::{
     Conversation, DEFAULT_STEP_TIMEOUT, Eol, ScriptSpec, SourceFormat, Step, Template, Vars,
     parse_source, starttls_protocol,
 };
-use crate::talk::{Endpoint, TalkConfig, TalkReport};
+use crate::talk::{Endpoint, TalkConfig};
 use crate::target::endpoint::parse_host_port;
 
 pub const TALK_AFTER: &str = "\
@@ -390,25 +389,9 @@ pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
     let Some(report) = report else {
         return Ok(exit::INTERRUPTED);
     };
-    print_report(&report, plan.json).context("cannot write output")?;
-    Ok(if report.ok { exit::OK } else { exit::FAILURE })
-}
-
-fn print_report(report: &TalkReport, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer(&mut out, report)?;
-        writeln!(out)?;
-        return out.flush();
-    }
-    for s in &report.steps {
-        match &s.matched {
-            Some(m) => writeln!(out, "ok   {}  ({} ms) matched \"{m}\"", s.name, s.ms)?,
-            None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms)?,
-        }
-    }
-    writeln!(out, "RESULT: {}", report.result_line())?;
-    out.flush()
+    crate::report::talk::print(&mut out, &report, plan.json).context("cannot write output")?;
+    Ok(if report.ok { exit::OK } else { exit::FAILURE })
 }
 
 #[cfg(test)]

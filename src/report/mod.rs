@@ -31,6 +31,7 @@ mod multi;
 pub mod plan;
 mod service;
 mod table;
+pub mod talk;
 mod xml;
 
 pub use event::{
