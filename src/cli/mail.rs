@@ -3,13 +3,12 @@
 //! the first socket opens, and the printers: a swaks-style transcript on stderr and, with
 //! `-o json`, one JSON record per step and a summary on stdout.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 use sockeye_proto::smtp::{AuthMechanism, Credentials, TlsMode};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +16,8 @@ use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::mail::message::{Attachment, MessageSpec, content_type_for, parse_header};
-use crate::mail::{Event, MailConfig, QuitAfter, Report, stage_name};
+use crate::mail::{Event, MailConfig, QuitAfter};
+use crate::report::mail::Printer;
 
 pub const MAIL_AFTER: &str = "\
 TLS: by default STARTTLS when the server offers it. --tls requires STARTTLS,
@@ -423,246 +423,14 @@ impl MailPlan {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// One JSON step record.
-#[derive(Serialize)]
-struct StepRecord<'a> {
-    r#type: &'static str,
-    stage: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rcpt: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reply: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cipher: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verified: Option<bool>,
-    tls: bool,
-    ms: f64,
-}
-
-/// The JSON summary record.
-#[derive(Serialize)]
-struct SummaryRecord<'a> {
-    r#type: &'static str,
-    ok: bool,
-    exit: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed_stage: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    server: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer: Option<String>,
-    tls: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls_version: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<&'static str>,
-    quit_early: bool,
-    messages_sent: u32,
-    accepted: &'a [String],
-    rejected: &'a [String],
-    elapsed_ms: f64,
-}
-
-/// Prints the transcript on stderr (unless quiet: then only errors) and the JSON records.
-struct Printer {
-    quiet: bool,
-    json: bool,
-    stderr: std::io::Stderr,
-    stdout: std::io::Stdout,
-}
-
-impl Printer {
-    fn event(&mut self, e: Event) {
-        let mut err = self.stderr.lock();
-        let mut line = |prefix: &str, text: &str| {
-            let _ = writeln!(err, "{prefix}{text}");
-        };
-        match &e {
-            Event::Connected { peer, local, .. } if !self.quiet => {
-                line("=== ", &format!("Connected to {peer} from {local}"));
-            }
-            Event::Tls { negotiated, .. } if !self.quiet => {
-                let verdict = if negotiated.verified {
-                    "certificate verified".to_owned()
-                } else {
-                    format!(
-                        "certificate NOT verified: {}",
-                        negotiated.verify_error.as_deref().unwrap_or("unknown")
-                    )
-                };
-                line(
-                    "=== ",
-                    &format!(
-                        "TLS started: {} {}, {verdict}",
-                        negotiated.version, negotiated.cipher
-                    ),
-                );
-            }
-            Event::Sent { lines, tls } if !self.quiet => {
-                let p = if *tls { " ~> " } else { " -> " };
-                for l in lines {
-                    line(p, l);
-                }
-            }
-            Event::Reply { reply, tls, .. } if !self.quiet => {
-                let p = if *tls { "<~  " } else { "<-  " };
-                for l in reply.to_string().lines() {
-                    line(p, l);
-                }
-            }
-            Event::Error { text } => line("*** ", text),
-            Event::Warning { text } if !self.quiet => line("*** ", text),
-            _ => {}
-        }
-        drop(err);
-        if self.json {
-            self.json_step(&e);
-        }
-    }
-
-    fn json_step(&mut self, e: &Event) {
-        let blank = StepRecord {
-            r#type: "step",
-            stage: "",
-            message: None,
-            rcpt: None,
-            code: None,
-            reply: None,
-            peer: None,
-            version: None,
-            cipher: None,
-            verified: None,
-            tls: false,
-            ms: 0.0,
-        };
-        let record = match e {
-            Event::Connected { peer, elapsed, .. } => StepRecord {
-                stage: "connect",
-                peer: Some(peer.to_string()),
-                ms: ms(*elapsed),
-                ..blank
-            },
-            Event::Tls {
-                negotiated,
-                elapsed,
-            } => StepRecord {
-                stage: "tls",
-                version: Some(&negotiated.version),
-                cipher: Some(&negotiated.cipher),
-                verified: Some(negotiated.verified),
-                tls: true,
-                ms: ms(*elapsed),
-                ..blank
-            },
-            Event::Reply {
-                stage,
-                rcpt,
-                message,
-                reply,
-                elapsed,
-                tls,
-            } => StepRecord {
-                stage: stage_name(*stage),
-                message: Some(*message),
-                rcpt: rcpt.as_deref(),
-                code: Some(reply.code),
-                reply: Some(&reply.lines),
-                tls: *tls,
-                ms: ms(*elapsed),
-                ..blank
-            },
-            _ => return,
-        };
-        if let Ok(text) = serde_json::to_string(&record) {
-            let _ = writeln!(self.stdout.lock(), "{text}");
-        }
-    }
-
-    fn summary(&mut self, report: &Report, server: &str) -> std::io::Result<()> {
-        let o = &report.outcome;
-        let mut out = self.stdout.lock();
-        if self.json {
-            let record = SummaryRecord {
-                r#type: "summary",
-                ok: report.failure.is_none(),
-                exit: report.exit_code(),
-                failed_stage: report.failure.as_ref().map(|(s, _)| s.name()),
-                error: report.failure.as_ref().map(|(_, t)| t.as_str()),
-                server,
-                peer: report.peer.map(|p| p.to_string()),
-                tls: o.tls || report.tls.is_some(),
-                tls_version: report.tls.as_ref().map(|t| t.version.as_str()),
-                auth: o.auth_mechanism,
-                quit_early: o.quit_early,
-                messages_sent: o.messages_delivered,
-                accepted: &o.accepted,
-                rejected: &o.rejected,
-                elapsed_ms: ms(report.elapsed),
-            };
-            let text = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-            writeln!(out, "{text}")?;
-        } else if let Some((stage, _)) = &report.failure {
-            writeln!(
-                out,
-                "failed at {} (exit {}): {} message(s) sent to {server}",
-                stage.name(),
-                stage.exit_code(),
-                o.messages_delivered
-            )?;
-        } else if o.quit_early {
-            writeln!(out, "stopped as asked, nothing sent ({server})")?;
-        } else {
-            let mut how = Vec::new();
-            if let Some(t) = &report.tls {
-                how.push(t.version.clone());
-            }
-            if let Some(m) = o.auth_mechanism {
-                how.push(format!("AUTH {m}"));
-            }
-            writeln!(
-                out,
-                "sent {} message(s) to {} via {server}{} in {}",
-                o.messages_delivered,
-                o.accepted.join(", "),
-                if how.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", how.join(", "))
-                },
-                crate::net::secs_text(report.elapsed)
-            )?;
-        }
-        out.flush()
-    }
-}
-
 pub fn run(args: MailArgs, quiet: bool) -> anyhow::Result<u8> {
     let plan = MailPlan::from_args(args)?;
-    let mut printer = Printer {
-        quiet,
-        json: plan.output == MailOutput::Json,
-        stderr: std::io::stderr(),
-        stdout: std::io::stdout(),
-    };
+    let mut printer = Printer::new(quiet, plan.output == MailOutput::Json);
     if !quiet {
         for w in &plan.warnings {
             printer.event(Event::Warning { text: w.clone() });
         }
-        let _ = writeln!(std::io::stderr().lock(), "=== Trying {}...", plan.server);
+        printer.trying(&plan.server);
     }
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();

@@ -7,14 +7,15 @@
 
 pub mod message;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sockeye_proto::reply::{self, Reply};
 use sockeye_proto::smtp::{self, Action, Client, ClientOptions, Failure, Outcome, Stage};
 
 use crate::net::{Conn, Io, ReadError, secs_text};
-use crate::tls::client::{Negotiated, TlsClientLoader};
+use crate::tls::client::TlsClientLoader;
+
+pub use crate::report::mail::{Event, FailStage, Report, stage_name};
 
 /// Bytes kept from the server at most while a reply is incomplete: a reply is capped at
 /// `reply::MAX_REPLY_BYTES` (64 KiB) by the decoder; pipelined replies add a few lines.
@@ -119,59 +120,9 @@ impl QuitAfter {
     }
 }
 
-/// The step that failed: each has its exit status (see [`FailStage::exit_code`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailStage {
-    Connect,
-    Banner,
-    Ehlo,
-    Tls,
-    Auth,
-    Mail,
-    Rcpt,
-    Data,
-}
-
+// Which step a failure belongs to: the engine's reading of proto's
+// outcomes (FailStage itself is a report type).
 impl FailStage {
-    /// Every step, in the order a session reaches them.
-    pub const ALL: [FailStage; 8] = [
-        FailStage::Connect,
-        FailStage::Banner,
-        FailStage::Ehlo,
-        FailStage::Tls,
-        FailStage::Auth,
-        FailStage::Mail,
-        FailStage::Rcpt,
-        FailStage::Data,
-    ];
-
-    /// The exit status of a run that failed here (the table in `--help` and the README).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            FailStage::Connect => 3,
-            FailStage::Banner => 4,
-            FailStage::Ehlo => 5,
-            FailStage::Tls => 6,
-            FailStage::Auth => 7,
-            FailStage::Mail => 8,
-            FailStage::Rcpt => 9,
-            FailStage::Data => 10,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FailStage::Connect => "connect",
-            FailStage::Banner => "banner",
-            FailStage::Ehlo => "ehlo",
-            FailStage::Tls => "tls",
-            FailStage::Auth => "auth",
-            FailStage::Mail => "mail",
-            FailStage::Rcpt => "rcpt",
-            FailStage::Data => "data",
-        }
-    }
-
     fn of_failure(f: Failure) -> FailStage {
         match f {
             Failure::Greeting => FailStage::Banner,
@@ -199,23 +150,6 @@ impl FailStage {
             Stage::Data | Stage::Message => FailStage::Data,
             Stage::Quit => return None,
         })
-    }
-}
-
-/// A step's name in the transcript and the JSON records.
-pub fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Greeting => "banner",
-        Stage::Ehlo => "ehlo",
-        Stage::Helo => "helo",
-        Stage::StartTls => "starttls",
-        Stage::Auth => "auth",
-        Stage::MailFrom => "mail",
-        Stage::RcptTo(_) => "rcpt",
-        Stage::Data => "data",
-        Stage::Message => "message",
-        Stage::Rset => "rset",
-        Stage::Quit => "quit",
     }
 }
 
@@ -313,59 +247,6 @@ impl MailConfig {
             tls_timeout: Duration::from_secs(10),
             show_secrets: false,
         })
-    }
-}
-
-/// What the engine reports as it goes.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// The TCP connection is up.
-    Connected {
-        peer: SocketAddr,
-        local: SocketAddr,
-        elapsed: Duration,
-    },
-    /// A TLS handshake completed (implicit or after STARTTLS).
-    Tls {
-        negotiated: Negotiated,
-        elapsed: Duration,
-    },
-    /// Lines written (secrets masked unless asked), `tls`: inside TLS.
-    Sent { lines: Vec<String>, tls: bool },
-    /// A reply and the step it answered; `elapsed` since the write it answers.
-    Reply {
-        stage: Stage,
-        /// The recipient of a RCPT step.
-        rcpt: Option<String>,
-        /// Which message (1-based) of `--count`.
-        message: u32,
-        reply: Reply,
-        elapsed: Duration,
-        tls: bool,
-    },
-    /// Something went wrong (also in the [`Report`]).
-    Error { text: String },
-    /// Something worth knowing that is not a failure.
-    Warning { text: String },
-}
-
-/// How the run went.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The dialogue's outcome (recipients, TLS, AUTH mechanism, messages delivered).
-    pub outcome: Outcome,
-    /// The step that failed and why.
-    pub failure: Option<(FailStage, String)>,
-    /// The TLS handshake, if one completed.
-    pub tls: Option<Negotiated>,
-    pub peer: Option<SocketAddr>,
-    pub elapsed: Duration,
-}
-
-impl Report {
-    /// 0, or the failed step's status.
-    pub fn exit_code(&self) -> u8 {
-        self.failure.as_ref().map_or(0, |(s, _)| s.exit_code())
     }
 }
 

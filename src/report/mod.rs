@@ -27,6 +27,7 @@ pub mod fuzz;
 mod grep;
 mod json;
 pub mod list;
+pub mod mail;
 mod multi;
 pub mod plan;
 mod service;
