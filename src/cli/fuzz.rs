@@ -265,12 +265,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        let _ = writeln!(
-            std::io::stderr(),
-            "sockeye fuzz: listening on {local}, seed {seed}, {} cases ({})",
-            args.cases,
-            generator.name()
-        );
+        report::fuzz::listening(local, seed, args.cases, generator.name());
         let quiet = args.json;
         let summary = run::fuzz_clients(
             listener,
@@ -281,7 +276,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             cancel.clone(),
             |case, peer, bytes| {
                 if !quiet {
-                    let _ = writeln!(std::io::stderr(), "case {case}: {bytes} bytes to {peer}");
+                    report::fuzz::served(case, peer, bytes);
                 }
             },
         )

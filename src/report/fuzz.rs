@@ -57,6 +57,19 @@ pub struct ReplayOutcome {
     pub message: String,
 }
 
+/// Server mode's first line, on stderr.
+pub fn listening(local: SocketAddr, seed: u64, cases: u64, generator: &str) {
+    let _ = writeln!(
+        io::stderr(),
+        "sockeye fuzz: listening on {local}, seed {seed}, {cases} cases ({generator})"
+    );
+}
+
+/// Server mode: a case was sent to a client, on stderr.
+pub fn served(case: u64, peer: SocketAddr, bytes: usize) {
+    let _ = writeln!(io::stderr(), "case {case}: {bytes} bytes to {peer}");
+}
+
 /// A failure: two lines for people, or a JSON record (`"type": "failure"`).
 pub fn failure_line(json: bool, f: &Failure) -> String {
     if json {
