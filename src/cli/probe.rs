@@ -170,10 +170,7 @@ impl ProbePlan {
 }
 
 pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
-    let command_line = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command_line = run::command_line();
     let started = SystemTime::now();
     let clock = Instant::now();
     crate::sys::raise_nofile_limit();

@@ -20,6 +20,15 @@ use super::{UsageError, exit, progress};
 use crate::report::{Event, MultiSink, RunInfo, Sink, Summary};
 use crate::scan::Progress;
 
+/// The command line as typed, for the printers' headers (nmap XML's
+/// `args`, the grepable format's first line).
+pub(crate) fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Which runtime a command runs on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Threads {

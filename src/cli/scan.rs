@@ -279,10 +279,7 @@ pub fn parse_shard(text: &str) -> Result<Shard, UsageError> {
 
 /// Runs `sockeye scan`.
 pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
-    let command_line = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command_line = run::command_line();
     let started = SystemTime::now();
     let clock = Instant::now();
     // First, so that the in-flight window is sized from the raised limit.
