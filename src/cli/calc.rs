@@ -209,16 +209,7 @@ fn read_stdin() -> anyhow::Result<String> {
 }
 
 async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if !text.contains(':') {
-        return Err(UsageError::new(format!("--server {text:?}: expected HOST:PORT")).into());
-    }
-    let mut addrs = tokio::net::lookup_host(text)
+    crate::target::resolve::lookup_host_port(text)
         .await
-        .map_err(|e| UsageError::new(format!("--server {text:?}: {e}")))?;
-    addrs
-        .next()
-        .ok_or_else(|| UsageError::new(format!("--server {text:?}: no address")).into())
+        .map_err(|e| UsageError::new(format!("--server {text:?}: {e}")).into())
 }

@@ -167,18 +167,9 @@ fn generator(args: &FuzzArgs) -> anyhow::Result<Generator> {
 }
 
 async fn resolve(text: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(a) = text.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    if !text.contains(':') {
-        return Err(UsageError::new(format!("{text:?}: expected HOST:PORT")).into());
-    }
-    let mut addrs = tokio::net::lookup_host(text)
+    crate::target::resolve::lookup_host_port(text)
         .await
-        .map_err(|e| UsageError::new(format!("{text:?}: {e}")))?;
-    addrs
-        .next()
-        .ok_or_else(|| UsageError::new(format!("{text:?}: no address")).into())
+        .map_err(|e| UsageError::new(format!("{text:?}: {e}")).into())
 }
 
 pub fn run(args: FuzzArgs) -> anyhow::Result<u8> {

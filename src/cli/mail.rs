@@ -201,33 +201,20 @@ const DEFAULT_BODY: &str = "This is a test mailing\n";
 
 /// HOST[:PORT], [V6]:PORT, or a bare IPv6 address.
 fn parse_server(text: &str, default_port: u16) -> Result<(String, u16), UsageError> {
+    use crate::target::endpoint::{EndpointError, parse_host_opt_port};
     let bad = |why: &str| UsageError::new(format!("--server {text:?}: {why}"));
-    let port = |p: &str| -> Result<u16, UsageError> {
-        match p.parse::<u16>() {
-            Ok(0) | Err(_) => Err(bad("the port must be 1-65535")),
-            Ok(n) => Ok(n),
-        }
-    };
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-        match after {
-            "" => (host.to_owned(), default_port),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (host.to_owned(), port(p)?),
-                None => return Err(bad("expected :PORT after ']'")),
-            },
-        }
-    } else if text.matches(':').count() > 1 {
-        (text.to_owned(), default_port)
-    } else if let Some((h, p)) = text.split_once(':') {
-        (h.to_owned(), port(p)?)
-    } else {
-        (text.to_owned(), default_port)
-    };
-    if host.is_empty() || host.contains(char::is_whitespace) {
+    let (host, port) = parse_host_opt_port(text).map_err(|e| match e {
+        EndpointError::BadPort(_) | EndpointError::PortZero => bad("the port must be 1-65535"),
+        other => bad(&other.to_string()),
+    })?;
+    if host.contains(char::is_whitespace) {
         return Err(bad("no host"));
     }
-    Ok((host, port))
+    match port {
+        None => Ok((host, default_port)),
+        Some(0) => Err(bad("the port must be 1-65535")),
+        Some(port) => Ok((host, port)),
+    }
 }
 
 /// One line of stdin, without its line end.

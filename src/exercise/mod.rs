@@ -209,7 +209,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             port,
             service,
             sni,
-        } => match resolve(host, *port).await {
+        } => match resolve(host, *port, ctx.connect_timeout).await {
             Err(e) => {
                 r.actual = "error".into();
                 r.result = format!("Fail {e}");
@@ -290,11 +290,13 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
     r
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    addrs.next().ok_or_else(|| format!("{host} has no address"))
+/// The first address of `host`, as a connect would try it (the texts of
+/// [`crate::net::resolve`]).
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<SocketAddr, String> {
+    match crate::net::resolve(host, port, timeout).await {
+        Ok(addrs) => Ok(addrs[0]),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn run_calc(
@@ -305,7 +307,7 @@ async fn run_calc(
     little_endian: bool,
     ctx: &Context,
 ) -> Result<i32, String> {
-    let server = resolve(host, port).await?;
+    let server = resolve(host, port, ctx.connect_timeout).await?;
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let job = crate::calc::client::make_job(1, op, &refs)?;
     let cfg = crate::calc::client::ClientConfig {

@@ -88,17 +88,15 @@ pub async fn resolve(
     port: u16,
     timeout: Duration,
 ) -> Result<Vec<SocketAddr>, ConnectError> {
+    use crate::target::resolve::{LookupError, lookup};
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> =
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((bare, port))).await {
-            Err(_) => return Err(ConnectError::Resolve(format!("resolving {host} timed out"))),
-            Ok(Err(e)) => return Err(ConnectError::Resolve(format!("cannot resolve {host}: {e}"))),
-            Ok(Ok(a)) => a.collect(),
-        };
-    if addrs.is_empty() {
-        return Err(ConnectError::Resolve(format!("{host} has no address")));
-    }
-    Ok(addrs)
+    lookup(bare, port, Some(timeout)).await.map_err(|e| {
+        ConnectError::Resolve(match e {
+            LookupError::TimedOut(_) => format!("resolving {host} timed out"),
+            LookupError::NoAddress => format!("{host} has no address"),
+            other => format!("cannot resolve {host}: {other}"),
+        })
+    })
 }
 
 /// Connects to the first address of `host:port` that answers, each

@@ -4,7 +4,7 @@
 //! skipped; an exclusion that does not resolve stops the run, since scanning
 //! a host the user excluded because DNS hiccuped is not an option.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,23 +34,72 @@ pub struct ExcludeUnresolved {
     pub message: String,
 }
 
+/// Why a lookup gave no address. Callers put the name (and their flag)
+/// around these words.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The resolver did not answer within the time given.
+    #[error("no answer within {}s", .0.as_secs())]
+    TimedOut(Duration),
+    /// The resolver's own error ("failed to lookup address information: ...").
+    #[error("{0}")]
+    Failed(std::io::Error),
+    #[error("no addresses")]
+    NoAddress,
+    /// `HOST:PORT` text without a colon.
+    #[error("expected HOST:PORT")]
+    NotHostPort,
+    /// `HOST:PORT` text whose port is not a number in 0-65535 (the words
+    /// are the ones tokio's resolver gives).
+    #[error("invalid port value")]
+    BadPort,
+}
+
+/// The one call to the system resolver: every socket address of `host`
+/// (a name or an address literal, without brackets) with `port`, in the
+/// resolver's order, the wait bounded by `timeout` when one is given.
+pub async fn lookup(
+    host: &str,
+    port: u16,
+    timeout: Option<Duration>,
+) -> Result<Vec<SocketAddr>, LookupError> {
+    let query = tokio::net::lookup_host((host, port));
+    let found = match timeout {
+        Some(limit) => tokio::time::timeout(limit, query)
+            .await
+            .map_err(|_| LookupError::TimedOut(limit))?,
+        None => query.await,
+    };
+    let addrs: Vec<SocketAddr> = found.map_err(LookupError::Failed)?.collect();
+    if addrs.is_empty() {
+        return Err(LookupError::NoAddress);
+    }
+    Ok(addrs)
+}
+
+/// The first socket address of a `HOST:PORT` text as typed on a command
+/// line (`127.0.0.1:7000`, `[::1]:7000`, `lab.test:7000`): an address
+/// literal as it is, a name through [`lookup`].
+pub async fn lookup_host_port(text: &str) -> Result<SocketAddr, LookupError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = text.rsplit_once(':').ok_or(LookupError::NotHostPort)?;
+    let port = port.parse::<u16>().map_err(|_| LookupError::BadPort)?;
+    Ok(lookup(host, port, None).await?[0])
+}
+
 /// The distinct addresses of `name`, in the resolver's order (only the
 /// first with `first_only`), or why there are none.
 pub async fn resolve(name: &str, first_only: bool) -> Result<Vec<IpAddr>, String> {
-    let lookup = tokio::net::lookup_host((name, 0));
-    let addrs = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Err(_) => return Err(format!("no answer within {}s", RESOLVE_TIMEOUT.as_secs())),
-        Ok(Err(err)) => return Err(err.to_string()),
-        Ok(Ok(addrs)) => addrs,
-    };
+    let addrs = lookup(name, 0, Some(RESOLVE_TIMEOUT))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out: Vec<IpAddr> = Vec::new();
     for a in addrs {
         if !out.contains(&a.ip()) {
             out.push(a.ip());
         }
-    }
-    if out.is_empty() {
-        return Err("no addresses".into());
     }
     if first_only {
         out.truncate(1);
@@ -182,5 +231,24 @@ mod tests {
                 message: "cannot be scanned".into(),
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn host_port_texts_as_typed() {
+        let v4: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(lookup_host_port("127.0.0.1:7000").await.unwrap(), v4);
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        assert_eq!(lookup_host_port("[::1]:7000").await.unwrap(), v6);
+        // A name goes through the resolver (localhost is in /etc/hosts).
+        let local = lookup_host_port("localhost:7000").await.unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 7000, "{local}");
+        for (text, words) in [
+            ("127.0.0.1", "expected HOST:PORT"),
+            ("localhost:http", "invalid port value"),
+            ("localhost:65536", "invalid port value"),
+        ] {
+            let err = lookup_host_port(text).await.expect_err(text);
+            assert_eq!(err.to_string(), words, "{text}");
+        }
     }
 }
