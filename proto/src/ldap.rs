@@ -238,8 +238,9 @@ pub fn decode_message(buf: &[u8]) -> Result<Option<(LdapMessage, usize)>, LdapEr
     Ok(Some((LdapMessage { message_id, op }, total)))
 }
 
-fn extended_response(content: &[u8]) -> Result<LdapOp, LdapError> {
-    let mut r = Reader { buf: content };
+/// The LDAPResult fields every response starts with (RFC 4511 4.1.9):
+/// resultCode, matchedDN, diagnosticMessage, and a referral, skipped.
+fn ldap_result(r: &mut Reader<'_>) -> Result<(u32, String, String), LdapError> {
     let code = r.expect(tag::ENUMERATED, "resultCode must be an ENUMERATED")?;
     let code = integer(code, "resultCode must be a 32-bit ENUMERATED")?;
     let result_code = u32::try_from(code).map_err(|_| LdapError::Malformed {
@@ -253,6 +254,12 @@ fn extended_response(content: &[u8]) -> Result<LdapOp, LdapError> {
     if r.peek_tag() == Some(tag::REFERRAL) {
         r.element("referral cut short")?;
     }
+    Ok((result_code, matched_dn, diagnostic))
+}
+
+fn extended_response(content: &[u8]) -> Result<LdapOp, LdapError> {
+    let mut r = Reader { buf: content };
+    let (result_code, matched_dn, diagnostic) = ldap_result(&mut r)?;
     let mut response_name = None;
     if r.peek_tag() == Some(tag::RESPONSE_NAME) {
         response_name = Some(string(r.element("responseName cut short")?.1));
@@ -312,19 +319,7 @@ fn search_entry(content: &[u8]) -> Result<LdapOp, LdapError> {
 
 fn search_done(content: &[u8]) -> Result<LdapOp, LdapError> {
     let mut r = Reader { buf: content };
-    let code = r.expect(tag::ENUMERATED, "resultCode must be an ENUMERATED")?;
-    let code = integer(code, "resultCode must be a 32-bit ENUMERATED")?;
-    let result_code = u32::try_from(code).map_err(|_| LdapError::Malformed {
-        what: "resultCode is negative",
-    })?;
-    r.expect(tag::OCTET_STRING, "matchedDN must be an OCTET STRING")?;
-    let diagnostic = string(r.expect(
-        tag::OCTET_STRING,
-        "diagnosticMessage must be an OCTET STRING",
-    )?);
-    if r.peek_tag() == Some(tag::REFERRAL) {
-        r.element("referral cut short")?;
-    }
+    let (result_code, _matched_dn, diagnostic) = ldap_result(&mut r)?;
     if !r.is_empty() {
         return Err(LdapError::Malformed {
             what: "bytes after the SearchResultDone's fields",

@@ -250,13 +250,7 @@ pub async fn fuzz_server(
     if let Some(ch) = child {
         stop(ch).await;
     }
-    let secs = started.elapsed().as_secs_f64();
-    summary.elapsed_ms = (secs * 1e6).round() / 1e3;
-    summary.cases_per_sec = if secs > 0.0 {
-        summary.cases as f64 / secs
-    } else {
-        0.0
-    };
+    stamp_time(&mut summary, started);
     Ok(summary)
 }
 
@@ -539,6 +533,12 @@ pub async fn fuzz_clients(
         summary.bytes_sent += answer.len() as u64;
         on_client(case, peer, answer.len());
     }
+    stamp_time(&mut summary, started);
+    Ok(summary)
+}
+
+/// The run's duration (ms, to the microsecond) and its rate, once it ends.
+fn stamp_time(summary: &mut FuzzSummary, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     summary.elapsed_ms = (secs * 1e6).round() / 1e3;
     summary.cases_per_sec = if secs > 0.0 {
@@ -546,7 +546,6 @@ pub async fn fuzz_clients(
     } else {
         0.0
     };
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -269,7 +269,9 @@ fn record_greeting(c: &mut Check<'_>, r: &reply::Reply) {
     }
 }
 
-async fn smtp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
+/// The numbered greeting of SMTP and FTP, recorded; a server that greets
+/// with anything but 2xx has refused the session, and the check ends there.
+async fn accepted_greeting(c: &mut Check<'_>, mut conn: Conn) -> Result<Conn, CheckError> {
     let greeting = read_reply(&mut conn, "greeting").await;
     c.step("greeting");
     let greeting = greeting?;
@@ -281,6 +283,11 @@ async fn smtp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
             format!("the server refused the session: {}", greeting.first_line()),
         ));
     }
+    Ok(conn)
+}
+
+async fn smtp_check(c: &mut Check<'_>, conn: Conn, name: &str) -> Result<(), CheckError> {
+    let mut conn = accepted_greeting(c, conn).await?;
     if conn.tls {
         // smtps: the greeting over TLS is the check.
         let _ = conn.send("quit", &smtp::quit()).await;
@@ -438,18 +445,8 @@ async fn imap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
     upgrade(c, conn, Protocol::Imap, offered, answer, name).await
 }
 
-async fn ftp_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
-    let greeting = read_reply(&mut conn, "greeting").await;
-    c.step("greeting");
-    let greeting = greeting?;
-    record_greeting(c, &greeting);
-    if greeting.class() != 2 {
-        conn.close().await;
-        return Err(CheckError::new(
-            "greeting",
-            format!("the server refused the session: {}", greeting.first_line()),
-        ));
-    }
+async fn ftp_check(c: &mut Check<'_>, conn: Conn, name: &str) -> Result<(), CheckError> {
+    let mut conn = accepted_greeting(c, conn).await?;
     let answer = starttls::command(&mut conn, Protocol::Ftp).await;
     c.step("starttls");
     upgrade(c, conn, Protocol::Ftp, None, answer?, name).await
