@@ -204,18 +204,22 @@ pub fn nonce_time(nonce: &str) -> Option<(u64, u32)> {
 }
 
 /// The 407 answer: ncat's, offering Basic and Digest (realm [`REALM`], this `nonce`,
-/// `qop="auth"`, and `stale=true` when the client's nonce had only expired).
+/// `qop="auth"`, and `stale=true` when the client's nonce had only expired), plus
+/// `Connection: close`: the server closes after it, and without the field curl (7.88) tries
+/// its answer on the closed connection and fails ("Proxy CONNECT aborted"), as it does
+/// against ncat.
 pub fn challenge_response(nonce: &str, stale: bool) -> String {
     format!(
         "HTTP/1.0 407 Proxy Authentication Required\r\n\
          Proxy-Authenticate: Basic realm=\"{REALM}\"\r\n\
-         Proxy-Authenticate: Digest realm=\"{REALM}\", nonce=\"{nonce}\", qop=\"auth\"{}\r\n\r\n",
+         Proxy-Authenticate: Digest realm=\"{REALM}\", nonce=\"{nonce}\", qop=\"auth\"{}\r\n\
+         Connection: close\r\n\r\n",
         if stale { ", stale=true" } else { "" }
     )
 }
 
 /// The Digest `response` value (RFC 2617 3.2.2.1, MD5, `qop` absent or `auth`):
-/// KD(H(user:realm:pass), nonce[:nc:cnonce:qop]:H(method:uri)).
+/// `KD(H(user:realm:pass), nonce[:nc:cnonce:qop]:H(method:uri))`.
 pub fn digest_response(
     user: &str,
     realm: &str,
@@ -587,7 +591,8 @@ mod tests {
             challenge_response("1.000002-ab", false),
             "HTTP/1.0 407 Proxy Authentication Required\r\n\
              Proxy-Authenticate: Basic realm=\"Ncat\"\r\n\
-             Proxy-Authenticate: Digest realm=\"Ncat\", nonce=\"1.000002-ab\", qop=\"auth\"\r\n\r\n"
+             Proxy-Authenticate: Digest realm=\"Ncat\", nonce=\"1.000002-ab\", qop=\"auth\"\r\n\
+             Connection: close\r\n\r\n"
         );
         assert!(challenge_response("n", true).contains("qop=\"auth\", stale=true\r\n"));
     }
