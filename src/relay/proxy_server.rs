@@ -139,17 +139,36 @@ async fn client(ctx: &Ctx, server: &Server, mut c: NetStream) {
 /// the head and its length. A bad or overlong head is its status; an end of input before
 /// the head is whole is a 400, as ncat.
 async fn read_head(c: &mut NetStream, buf: &mut Vec<u8>) -> Result<(ProxyRequest, usize), Fail> {
+    read_decoded(c, buf, http_request::decode, |e| {
+        Fail::Status(e.map_or(400, |e| e.status()))
+    })
+    .await
+}
+
+/// Reads onto `buf` until `decode` finds a whole message at its start (each codec caps
+/// what it waits for, so `buf` stays within that cap and one read). `fail` makes the
+/// outcome of the codec's error, or of the end of input (None) before the message is whole.
+async fn read_decoded<R, T, E>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    decode: impl Fn(&[u8]) -> Result<Option<T>, E>,
+    fail: impl Fn(Option<E>) -> Fail,
+) -> Result<T, Fail>
+where
+    R: AsyncRead + Unpin,
+    E: std::fmt::Display,
+{
     loop {
-        match http_request::decode(buf) {
+        match decode(buf) {
             Ok(Some(x)) => return Ok(x),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!(%e, "proxy request refused");
-                return Err(Fail::Status(e.status()));
+                tracing::debug!(%e, "refused");
+                return Err(fail(Some(e)));
             }
         }
-        if read_more(c, buf).await? == 0 {
-            return Err(Fail::Status(400));
+        if read_more(r, buf).await? == 0 {
+            return Err(fail(None));
         }
     }
 }
@@ -369,8 +388,10 @@ where
 async fn answer(c: &mut NetStream, origin: &mut TcpStream, method: Method) -> Result<(), Fail> {
     let mut buf = Vec::with_capacity(CHUNK);
     let (head, used) = loop {
-        let read =
-            tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, read_response_head(origin, &mut buf));
+        let read = read_decoded(origin, &mut buf, http::decode_response_head, |_| {
+            Fail::Close
+        });
+        let read = tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, read);
         let (head, used) = read.await.map_err(|_| Fail::Close)??;
         if (100..200).contains(&head.status) && head.status != 101 {
             buf.drain(..used);
@@ -390,25 +411,6 @@ async fn answer(c: &mut NetStream, origin: &mut TcpStream, method: Method) -> Re
     }
     c.shutdown().await?;
     Ok(())
-}
-
-async fn read_response_head(
-    origin: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Result<(http::ResponseHead, usize), Fail> {
-    loop {
-        match http::decode_response_head(buf) {
-            Ok(Some(x)) => return Ok(x),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(%e, "origin answer unusable");
-                return Err(Fail::Close);
-            }
-        }
-        if read_more(origin, buf).await? == 0 {
-            return Err(Fail::Close);
-        }
-    }
 }
 
 /// A chunked answer's data, passed on plain until its end (or the origin's).
