@@ -4,7 +4,8 @@
 # As root on Debian it installs the packages the end-to-end tests use
 # (iproute2 and nftables for the network-namespace lab, libxml2-utils and
 # nmap for validating our nmap XML against nmap's own DTD, python3 for the
-# scripted listeners, and the real servers of tests/lab/: OpenSSH, Postfix,
+# scripted listeners, ncat and curl as clients of `cat`'s HTTP proxy server,
+# and the real servers of tests/lab/: OpenSSH, Postfix,
 # Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl). A policy-rc.d
 # that exits 101 keeps the packages from starting their system instances: the
 # lab runs its own, in namespaces. Without root those tests say loudly that
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 nftables libxml2-utils nmap python3 procps
+packages=(iproute2 nftables libxml2-utils nmap python3 procps ncat curl
   openssh-server postfix dovecot-core dovecot-pop3d dovecot-imapd vsftpd libpam-pwdfile
   nginx slapd ldap-utils openssl util-linux)
 missing=()

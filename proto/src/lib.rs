@@ -17,6 +17,10 @@
 //! - [`pop3`]: `+OK`/`-ERR` status lines, dot-terminated multi-line responses, commands.
 //! - [`imap`]: untagged, continuation and tagged lines, CAPABILITY, LOGIN quoting.
 //! - [`http`]: HTTP/1.x request and response heads, the `HEAD` request a prober sends.
+//! - [`http_request`]: the request head an HTTP proxy server reads (CONNECT and absolute
+//!   URIs, ncat's answers), and the heads it writes on towards the origin and back.
+//! - [`chunked`]: the chunked transfer coding, a streaming decoder and the encoder.
+//! - [`proxy_auth`]: proxy Basic and Digest credentials, ncat's nonces and 407, MD5.
 //! - [`telnet`]: IAC command and subnegotiation parsing, option names, refusing options.
 //! - [`ldap`]: the BER StartTLS extended request and the extended response.
 //! - [`sniff`]: which service a server is, from the first bytes it sends.
@@ -24,11 +28,14 @@
 //!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
 
 pub mod calc;
+pub mod chunked;
 pub mod http;
+pub mod http_request;
 pub mod imap;
 pub mod ldap;
 pub mod line;
 pub mod pop3;
+pub mod proxy_auth;
 pub mod reply;
 pub mod smtp;
 pub mod sniff;

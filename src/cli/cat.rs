@@ -23,7 +23,7 @@ use super::values::parse_duration;
 use crate::relay::exec::ExecCommand;
 use crate::relay::{
     Access, Config, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DataOpts, ExecSpec, Family, HubKind, Mode,
-    Notice, Proto, ProxyConfig, ProxyKind, Tap, Timing, TlsOptions,
+    Notice, Proto, ProxyConfig, ProxyKind, ProxyServer, Tap, Timing, TlsOptions,
 };
 use crate::target::endpoint::{EndpointError, parse_host_opt_port};
 use crate::target::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
@@ -46,6 +46,7 @@ Examples:
   sockeye cat --ssl -l 8443                         TLS with a generated certificate
   sockeye cat --ssl --ssl-alpn h2 host 443
   sockeye cat --proxy 127.0.0.1:1080 --proxy-type socks5 host 80
+  sockeye cat -l 3128 --proxy-type http             an HTTP proxy (CONNECT, GET, HEAD, POST)
   sockeye cat -x dump.txt host 80                   hex dump: > sent, < received
 
 Half-close: stdin EOF sends FIN (TLS: close_notify) and keeps receiving; the
@@ -225,11 +226,11 @@ pub struct CatArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub proxy: Option<String>,
 
-    /// Proxy protocol.
-    #[arg(long, value_enum, value_name = "TYPE", default_value_t = ProxyTypeArg::Http)]
-    pub proxy_type: ProxyTypeArg,
+    /// Proxy protocol (default: http). With -l and http: serve as an HTTP proxy.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub proxy_type: Option<ProxyTypeArg>,
 
-    /// Proxy credentials USER:PASS.
+    /// Proxy credentials USER:PASS (with -l --proxy-type http: the ones clients must give).
     #[arg(long, value_name = "USER:PASS")]
     pub proxy_auth: Option<String>,
 
@@ -362,6 +363,18 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     if listen && a.proxy.is_some() {
         return Err(usage("--proxy works in connect mode only"));
     }
+    let proxy_server = match (listen, a.proxy_type) {
+        (true, Some(ProxyTypeArg::Http)) => Some(ProxyServer {
+            auth: a.proxy_auth.as_deref().map(user_pass).transpose()?,
+        }),
+        (true, Some(_)) => return Err(usage("-l serves --proxy-type http only")),
+        _ => None,
+    };
+    if proxy_server.is_some() && (exec.is_some() || hub.is_some() || a.udp || a.unix) {
+        return Err(usage(
+            "-l --proxy-type http cannot be combined with -e, -c, --broker, --chat, -u or -U",
+        ));
+    }
     let any_ssl = a.ssl
         || a.ssl_cert.is_some()
         || a.ssl_key.is_some()
@@ -409,16 +422,8 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let proxy = match &a.proxy {
         Some(p) => {
             let (host, port) = split_host_port(p)?;
-            let auth = match &a.proxy_auth {
-                Some(cred) => {
-                    let (u, pw) = cred
-                        .split_once(':')
-                        .ok_or_else(|| usage("--proxy-auth expects USER:PASS"))?;
-                    Some((u.to_string(), pw.to_string()))
-                }
-                None => None,
-            };
-            let kind = match a.proxy_type {
+            let auth = a.proxy_auth.as_deref().map(user_pass).transpose()?;
+            let kind = match a.proxy_type.unwrap_or(ProxyTypeArg::Http) {
                 ProxyTypeArg::Http => ProxyKind::Http,
                 ProxyTypeArg::Socks5 => ProxyKind::Socks5,
             };
@@ -432,7 +437,11 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
                 auth,
             })
         }
-        None if a.proxy_auth.is_some() => return Err(usage("--proxy-auth needs --proxy")),
+        None if a.proxy_auth.is_some() && proxy_server.is_none() => {
+            return Err(usage(
+                "--proxy-auth needs --proxy (or -l --proxy-type http)",
+            ));
+        }
         None => None,
     };
     let source = a
@@ -540,6 +549,7 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
         source_port,
         tls,
         proxy,
+        proxy_server,
         max_queue: a.max_queue,
     };
     Ok((
@@ -551,6 +561,14 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
             list_open,
         },
     ))
+}
+
+/// `--proxy-auth USER:PASS`, split at the first colon.
+fn user_pass(cred: &str) -> Result<(String, String), UsageError> {
+    let (u, pw) = cred
+        .split_once(':')
+        .ok_or_else(|| usage("--proxy-auth expects USER:PASS"))?;
+    Ok((u.to_string(), pw.to_string()))
 }
 
 fn split_host_port(text: &str) -> Result<(String, Option<u16>), UsageError> {
@@ -616,8 +634,12 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
     init_logging(extras.verbose);
     let limit = crate::sys::raise_nofile_limit();
     if cfg.max_conns == usize::MAX {
-        // Each client holds one descriptor (an exec client four).
-        let per = if cfg.exec.is_some() { 4 } else { 1 };
+        // Each client holds one descriptor (an exec client four, a proxy client two).
+        let per = match (&cfg.exec, &cfg.proxy_server) {
+            (Some(_), _) => 4,
+            (None, Some(_)) => 2,
+            (None, None) => 1,
+        };
         cfg.max_conns = (limit.saturating_sub(crate::sys::RESERVED_FDS) / per).max(1) as usize;
     }
     let tap = match Tap::open(extras.output.as_deref(), extras.hex_dump.as_deref()) {
@@ -773,6 +795,22 @@ mod tests {
     }
 
     #[test]
+    fn proxy_server_flags() {
+        let (c, _) = parse(&["-l", "--proxy-type", "http", "3128"]).unwrap();
+        assert_eq!(c.proxy_server, Some(ProxyServer { auth: None }));
+        assert_eq!(c.proxy, None);
+        let (c, _) = parse(&["-l", "--proxy-type", "http", "--proxy-auth", "u:p:q"]).unwrap();
+        let auth = Some(("u".to_string(), "p:q".to_string()));
+        assert_eq!(c.proxy_server, Some(ProxyServer { auth }));
+        let (c, _) = parse(&["-l", "3128"]).unwrap();
+        assert_eq!(c.proxy_server, None);
+        // Connect mode keeps http as the default client protocol.
+        let (c, _) = parse(&["--proxy", "p:1", "h", "80"]).unwrap();
+        assert_eq!(c.proxy.map(|p| p.kind), Some(ProxyKind::Http));
+        assert_eq!(c.proxy_server, None);
+    }
+
+    #[test]
     fn bad_combinations() {
         for bad in [
             &["-l", "-z"][..],
@@ -788,6 +826,12 @@ mod tests {
             &["-u", "-z", "h", "53"],
             &["-u", "-U", "/tmp/s"],
             &["-u", "--proxy", "p:1080", "h", "53"],
+            &["-l", "--proxy-type", "socks5"],
+            &["-l", "--proxy-type", "http", "--chat"],
+            &["-l", "--proxy-type", "http", "-e", "cat"],
+            &["-l", "--proxy-type", "http", "-U", "/tmp/s"],
+            &["-l", "--proxy-auth", "u:p"],
+            &["--proxy-type", "http", "-l", "--proxy-auth", "nocolon"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }

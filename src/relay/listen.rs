@@ -5,8 +5,6 @@
 //! `broker.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use super::exec::ExecEnv;
 use super::listener::{self, Listener, handshake};
@@ -60,34 +58,11 @@ async fn exec_many(
     listener: Listener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), RelayError> {
-    let active = Arc::new(AtomicUsize::new(0));
-    let tracker = tokio_util::task::TaskTracker::new();
-    while let Some(stream) = listener.next(ctx).await {
-        if !listener::room_for(ctx, active.load(Ordering::Relaxed), &stream) {
-            continue;
-        }
-        let peer = stream.peer_label();
-        ctx.notice(Notice::Accepted(peer.clone()));
-        active.fetch_add(1, Ordering::Relaxed);
-        let ctx = ctx.clone();
-        let tls = tls.clone();
-        let active = active.clone();
-        tracker.spawn(async move {
-            let r = async {
-                let stream = handshake(&ctx, tls.as_ref(), stream).await?;
-                let spec = ctx.cfg.exec.as_ref().ok_or(RelayError::NothingOpen)?;
-                let local = Local::exec(spec, &exec_env(&stream, "TCP"))?;
-                relay(&ctx, stream, local).await
-            }
-            .await;
-            active.fetch_sub(1, Ordering::Relaxed);
-            match r {
-                Ok(()) => ctx.notice(Notice::Closed(peer)),
-                Err(e) => ctx.notice(Notice::Warning(format!("{peer}: {e}"))),
-            }
-        });
-    }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    listener::each_client(ctx, listener, tls, |ctx, stream| async move {
+        let spec = ctx.cfg.exec.as_ref().ok_or(RelayError::NothingOpen)?;
+        let local = Local::exec(spec, &exec_env(&stream, "TCP"))?;
+        relay(&ctx, stream, local).await
+    })
+    .await;
     Ok(())
 }

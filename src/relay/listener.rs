@@ -12,6 +12,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
@@ -25,6 +26,8 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// and other shortages), so that the loop does not spin while clients
 /// leave and free what it lacks.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a shut-down multi-client server waits for its clients' tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pending connections the kernel keeps for us: a hub may see thousands of
 /// clients arrive at once.
 const BACKLOG: i32 = 4096;
@@ -133,6 +136,14 @@ impl Listener {
         Ok(l.into())
     }
 
+    /// The TCP port it listens on (None for a Unix socket).
+    pub fn local_port(&self) -> Option<u16> {
+        match &self.socket {
+            Socket::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Socket::Unix { .. } => None,
+        }
+    }
+
     /// The address (or path) it listens on, as notices show it.
     pub fn label(&self) -> &str {
         &self.label
@@ -191,6 +202,45 @@ fn pause_after(e: &std::io::Error) -> Duration {
         ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted => Duration::ZERO,
         _ => ACCEPT_BACKOFF,
     }
+}
+
+/// Serves every client the rules let in with `serve`, each in its own task after its TLS
+/// handshake, at most `-m` at once, until the run is shut down (then waits a moment for the
+/// tasks). The multi-client servers without a hub (`-k` with exec, the HTTP proxy) share
+/// this door; each client's end or failure is told as a notice.
+pub(crate) async fn each_client<F, Fut>(
+    ctx: &Ctx,
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    serve: F,
+) where
+    F: Fn(Ctx, NetStream) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), RelayError>> + Send + 'static,
+{
+    let active = Arc::new(AtomicUsize::new(0));
+    let tracker = tokio_util::task::TaskTracker::new();
+    while let Some(stream) = listener.next(ctx).await {
+        if !room_for(ctx, active.load(Ordering::Relaxed), &stream) {
+            continue;
+        }
+        let peer = stream.peer_label();
+        ctx.notice(Notice::Accepted(peer.clone()));
+        active.fetch_add(1, Ordering::Relaxed);
+        let (ctx, tls, active, serve) = (ctx.clone(), tls.clone(), active.clone(), serve.clone());
+        tracker.spawn(async move {
+            let r = match handshake(&ctx, tls.as_ref(), stream).await {
+                Ok(s) => serve(ctx.clone(), s).await,
+                Err(e) => Err(e),
+            };
+            active.fetch_sub(1, Ordering::Relaxed);
+            match r {
+                Ok(()) => ctx.notice(Notice::Closed(peer)),
+                Err(e) => ctx.notice(Notice::Warning(format!("{peer}: {e}"))),
+            }
+        });
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await;
 }
 
 /// Whether `-m` leaves room for one more client besides the `in_use`

@@ -16,6 +16,7 @@ pub mod hexdump;
 pub mod listen;
 pub mod listener;
 pub mod proxy;
+pub mod proxy_server;
 pub mod session;
 pub mod splice;
 pub mod stream;
@@ -113,6 +114,13 @@ pub struct DataOpts {
     pub crlf: bool,
 }
 
+/// `-l --proxy-type http`: listen mode serves as an HTTP proxy (`proxy_server.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyServer {
+    /// `--proxy-auth USER:PASS`: clients must authenticate (Basic or Digest).
+    pub auth: Option<(String, String)>,
+}
+
 /// Validated configuration of one `sockeye cat` run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -135,6 +143,8 @@ pub struct Config {
     pub source_port: Option<u16>,
     pub tls: Option<TlsOptions>,
     pub proxy: Option<ProxyConfig>,
+    /// Listen mode as an HTTP proxy server.
+    pub proxy_server: Option<ProxyServer>,
     /// Bytes a hub client may have queued before it is disconnected.
     pub max_queue: usize,
 }
@@ -297,7 +307,7 @@ pub async fn run(
 
 /// Listen mode (TCP or a Unix socket) on a listener the caller bound:
 /// `cfg`'s address, port and `-U` path are not used. Serves one client,
-/// one child per client or a hub, as `cfg` says, until the session ends
+/// one child per client, a hub or HTTP proxy clients, as `cfg` says, until the session ends
 /// or `shutdown` is cancelled.
 pub async fn serve(
     cfg: Config,
@@ -309,6 +319,9 @@ pub async fn serve(
     let ctx = Ctx::new(cfg, notices, tap, shutdown);
     ctx.notice(Notice::Listening(listener.label().to_string()));
     let tls = listener::tls_config(&ctx)?;
+    if ctx.cfg.proxy_server.is_some() {
+        return proxy_server::serve(&ctx, listener, tls).await;
+    }
     match ctx.cfg.listen_hub() {
         Some(kind) => broker::serve(&ctx, listener, tls, kind).await,
         None => listen::serve(&ctx, listener, tls).await,
@@ -379,6 +392,7 @@ mod tests {
             source_port: None,
             tls: None,
             proxy: None,
+            proxy_server: None,
             max_queue: DEFAULT_MAX_QUEUE,
         }
     }

@@ -3,7 +3,8 @@
 //! line-based client/server exchanges), ncat's flags, the half-close
 //! contract of the README (one test per row), the broker and chat hub with
 //! a client that never reads, TLS with certificates made at test time, and
-//! SOCKS5/HTTP proxies played by tiny in-test proxies.
+//! SOCKS5/HTTP proxies played by tiny in-test proxies, and the HTTP proxy
+//! server of `-l --proxy-type http`.
 //!
 //! One file per section; this one holds the helpers they share, `proc.rs`
 //! the cat process under test and `proxy.rs` the in-test proxies.
@@ -20,6 +21,7 @@ mod flags;
 mod half_close;
 mod lab;
 mod proxies;
+mod proxy_server;
 mod seeds;
 mod tls;
 
