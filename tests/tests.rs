@@ -31,6 +31,7 @@ mod cat;
 mod cli;
 mod exercise_lab;
 mod fuzz_peer;
+mod hostile;
 mod lab_smoke;
 mod layers;
 mod mail_lab;

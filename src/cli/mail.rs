@@ -177,9 +177,13 @@ pub struct MailArgs {
     #[arg(long, value_name = "TIME", default_value = "10s")]
     pub connect_timeout: String,
 
-    /// How long to wait for each reply.
+    /// How long to wait for each reply (all of it, however slowly it comes).
     #[arg(long, value_name = "TIME", default_value = "30s")]
     pub timeout: String,
+
+    /// How long the whole session may take, connect to QUIT (raise it for a large --count).
+    #[arg(long, value_name = "TIME", default_value = "5m")]
+    pub session_timeout: String,
 
     /// How long the TLS handshake may take.
     #[arg(long, value_name = "TIME", default_value = "10s")]
@@ -396,6 +400,7 @@ impl MailPlan {
         config.connect_timeout = duration("--connect-timeout", &args.connect_timeout)?;
         config.timeout = duration("--timeout", &args.timeout)?;
         config.tls_timeout = duration("--tls-timeout", &args.tls_timeout)?;
+        config.session_timeout = duration("--session-timeout", &args.session_timeout)?;
         config.show_secrets = args.show_secrets;
         Ok(MailPlan {
             config,

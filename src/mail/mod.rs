@@ -25,6 +25,11 @@ const MAX_BUFFER: usize = reply::MAX_REPLY_BYTES + 4096;
 pub const SHOWN_MESSAGE_LINES: usize = 40;
 /// What a masked secret looks like in the transcript.
 pub const MASK: &str = "********";
+/// How long a whole session may take unless told otherwise (`--session-timeout`, a plan's
+/// mail checks): a server that answers each read with one byte must not hold us forever.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
+/// What a read says when the session's time is up.
+const SESSION_OVER: &str = "the session took longer than its time limit (--session-timeout)";
 
 /// Where to stop: `--quit-after` and a plan's `quit_after` (swaks' names):
 /// right after the TCP connection (and the TLS handshake on port 465), after
@@ -184,9 +189,11 @@ pub struct MailConfig {
     pub tls: Option<TlsClientLoader>,
     pub quit_after: Option<QuitAfter>,
     pub connect_timeout: Duration,
-    /// How long each reply (and each write) may take.
+    /// How long each reply (all of it, however it trickles in) and each write may take.
     pub timeout: Duration,
     pub tls_timeout: Duration,
+    /// How long the whole session may take, from the connect to QUIT.
+    pub session_timeout: Duration,
     /// Show AUTH secrets in the transcript.
     pub show_secrets: bool,
 }
@@ -218,7 +225,7 @@ pub fn dialogue(
 
 impl MailConfig {
     /// A run of `dialogue` against `host:port` with `sockeye mail`'s default timeouts
-    /// (10 s connect and TLS, 30 s a reply), secrets masked, the EHLO name our address.
+    /// (10 s connect and TLS, 30 s a reply, 5 min the session), secrets masked, the EHLO name our address.
     /// Every address, name and secret is checked now (CR, LF, NUL, '<', spaces in
     /// EHLO), and the TLS client starts being built (unless `dialogue.tls` is `Never`):
     /// an error here means nothing was sent.
@@ -245,15 +252,32 @@ impl MailConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             tls_timeout: Duration::from_secs(10),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
             show_secrets: false,
         })
     }
 }
 
-/// The next reply, each read waiting at most the connection's read timeout
-/// (`--timeout`), worded for a mail step.
-async fn read_reply(conn: &mut Conn) -> Result<Reply, String> {
-    conn.read_decoded(reply::decode).await.map_err(|e| match e {
+/// The next reply, whole within `within` (`--timeout`) however slowly its bytes come,
+/// and within the connection's session deadline; worded for a mail step.
+async fn read_reply(conn: &mut Conn, within: Duration) -> Result<Reply, String> {
+    // The connection's own timeout is per read; a server sending one byte a second
+    // never trips it, so the reply as a whole is bounded here. A reply cut off this
+    // way ends the session, so the read dropped mid-way loses nothing we keep.
+    let read = match tokio::time::timeout(within, conn.read_decoded(reply::decode)).await {
+        Ok(read) => read,
+        Err(_) => {
+            return Err(match conn.buffered() {
+                [] => format!("no reply within {}", secs_text(within)),
+                partial => format!(
+                    "no complete reply within {} (received {:?})",
+                    secs_text(within),
+                    crate::net::excerpt(partial)
+                ),
+            });
+        }
+    };
+    read.map_err(|e| match e {
         ReadError::Invalid(e) => format!("not an SMTP reply: {e}"),
         ReadError::TimedOut(t) => format!("no reply within {}", secs_text(t)),
         ReadError::Closed { partial: None } => "the server closed the connection".to_owned(),
@@ -307,7 +331,7 @@ async fn handshake(
     let client = loader.get().await.map_err(|e| e.to_string())?;
     let (stream, _, rest) = conn.detach();
     let (stream, negotiated) = client
-        .handshake(stream, &config.host, config.tls_timeout)
+        .handshake(stream, &config.host, rest.bounded(config.tls_timeout))
         .await
         .map_err(|e| e.to_string())?;
     events(Event::Tls {
@@ -361,7 +385,10 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         local,
         elapsed: start.elapsed(),
     });
-    let mut conn = Conn::new(Box::new(tcp) as Box<dyn Io>, config.timeout).with_cap(MAX_BUFFER);
+    let session_end = tokio::time::Instant::from_std(start) + config.session_timeout;
+    let mut conn = Conn::new(Box::new(tcp) as Box<dyn Io>, config.timeout)
+        .with_cap(MAX_BUFFER)
+        .with_deadline(session_end, SESSION_OVER);
     let implicit = config.dialogue.tls == smtp::TlsMode::Implicit;
     if implicit {
         match handshake(config, conn, events, &mut report).await {
@@ -412,7 +439,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
     let lost: Option<String> = 'dialogue: loop {
         let stage = client.stage();
         let message = client.message_number();
-        let reply = match read_reply(&mut conn).await {
+        let reply = match read_reply(&mut conn, config.timeout).await {
             Ok(r) => r,
             Err(e) => break 'dialogue Some(e),
         };

