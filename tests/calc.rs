@@ -833,3 +833,110 @@ fn our_client_against_a_students_server() {
         assert_eq!(got, want, "little={little}: {log}");
     }
 }
+
+/// A connection to the server from `source` (another loopback address).
+fn connect_from(server: &Server, source: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let from: SocketAddr = format!("{source}:0").parse().expect("source");
+    s.bind(&from.into()).expect("bind the source address");
+    s.connect(&server.addr.into()).expect("connect");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s
+}
+
+/// Issue 17: one host holding every slot with idle connections locked
+/// every other client out. Now a full server reclaims the longest-idle
+/// connection of the address holding the most for a newcomer from another.
+#[test]
+fn one_address_holding_every_slot_cannot_lock_another_out() {
+    let server = Server::start(&["--max-connections", "8"]);
+    let hog: Vec<TcpStream> = (0..8).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = connect_from(&server, "127.0.0.2");
+    other.write_all(&req(7, b"SUM", &[40, 2])).expect("write");
+    let mut got = [0u8; 8];
+    other
+        .read_exact(&mut got)
+        .expect("another address is served while the first holds every slot idle");
+    assert_eq!(got.to_vec(), resp(7, 42));
+    // Exactly one of the idle connections gave up its slot.
+    let mut closed = 0;
+    for mut s in hog {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1);
+    server.stop();
+}
+
+/// Past --max-per-address, an address's new connections are closed at
+/// once while another address is still served.
+#[test]
+fn connections_per_address_are_capped() {
+    let server = Server::start(&["--max-per-address", "3"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(&server)).collect();
+    let mut fourth = connect(&server);
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(fourth.read(&mut b), Ok(0) | Err(_)),
+        "the fourth connection from one address was not closed"
+    );
+    let mut other = connect_from(&server, "127.0.0.2");
+    other.write_all(&req(1, b"MAX", &[1, 5])).expect("write");
+    let mut got = [0u8; 8];
+    other.read_exact(&mut got).expect("another address served");
+    assert_eq!(got.to_vec(), resp(1, 5));
+    drop(held);
+    let (_, log) = server.stop();
+    assert!(log.contains("--max-per-address"), "{log}");
+}
+
+/// Issue 17: a rejected op's raw bytes (newline, ESC) reached the log.
+#[test]
+fn peer_bytes_are_escaped_in_the_log() {
+    let server = Server::start(&[]);
+    let mut s = connect(&server);
+    s.write_all(&req(5, b"\n\x1b[", &[1])).expect("write");
+    let _ = read_to_eof(&mut s);
+    let (_, log) = server.stop();
+    assert!(!log.contains('\x1b'), "raw ESC in the log: {log:?}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("rejected request"))
+        .unwrap_or_else(|| panic!("no rejection logged: {log:?}"));
+    assert!(line.contains(r"op=\n\x1b["), "{line:?}");
+}
+
+/// Issue 17: "peer closed in the middle of a request" and "request took
+/// longer" lines were not rate-limited (5,000 lines in 0.3 s).
+#[test]
+fn truncated_and_slow_request_logs_are_rate_limited() {
+    let server = Server::start(&["--request-timeout", "200ms"]);
+    for _ in 0..100 {
+        let mut s = connect(&server);
+        s.write_all(&[0, 0, 0, 1, b'S']).expect("write");
+        // Wait until the server has the partial request, then hang up.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let slow: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = connect(&server);
+            s.write_all(&[0, 0, 0, 1, b'S']).expect("write");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    drop(slow);
+    let (_, log) = server.stop();
+    let truncated = log.matches("peer closed in the middle").count();
+    let slow = log.matches("took longer than").count();
+    assert!((1..=21).contains(&truncated), "{truncated} lines:\n{log}");
+    assert!((1..=21).contains(&slow), "{slow} lines:\n{log}");
+}

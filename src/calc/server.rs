@@ -20,10 +20,12 @@ use std::time::Duration;
 use sockeye_proto::calc::{self, ByteOrder, Invalid, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use super::peers::{Peers, Slot};
 
 /// Batches a busy connection answers before letting others run.
 const YIELD_EVERY: u32 = 8;
@@ -47,6 +49,10 @@ const LINGER_MAX_BYTES: usize = 4 << 20;
 const REJECT_LOGS_PER_SEC: u32 = 20;
 /// A connection quiet for this long releases its buffers.
 const RELEASE_AFTER: Duration = Duration::from_millis(50);
+/// Connections accepted while every slot is taken, each waiting for one (a
+/// newcomer whose slot an idle connection is giving up waits here a
+/// moment); past this, clients wait in the listen backlog.
+const MAX_WAITING: usize = 64;
 /// Datagrams answered after shutdown from what is already queued.
 const UDP_SHUTDOWN_DRAIN: usize = 10_000;
 
@@ -56,6 +62,8 @@ pub struct ServerConfig {
     pub order: ByteOrder,
     /// TCP connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// TCP connections one peer address may hold (served or waiting).
+    pub max_per_address: usize,
     /// A connection with no request in progress is closed after this long.
     pub idle_timeout: Duration,
     /// A request that started arriving must be complete within this long.
@@ -111,12 +119,16 @@ async fn accept_loop(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let max = cfg.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    // Accepted connections: those served, and a few waiting for a slot.
+    let admitted = Arc::new(Semaphore::new(max + MAX_WAITING));
+    let peers = Peers::new(cfg.max_per_address);
     loop {
-        // Take a slot before accepting: past the limit, clients wait in
-        // the kernel's backlog instead of being accepted and dropped.
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
+        // Past the limit, clients wait in the kernel's backlog instead of
+        // being accepted and dropped.
+        let ticket = tokio::select! {
+            p = Arc::clone(&admitted).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
@@ -128,13 +140,49 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let cfg = Arc::clone(&cfg);
-                let shutdown = shutdown.clone();
+                let entry = match peers.admit(peer.ip()) {
+                    Ok(entry) => entry,
+                    Err(held) => {
+                        if PEER_CAP_LOG.admit() {
+                            tracing::warn!(
+                                %peer,
+                                held,
+                                "refused: this address holds {held} connections already (--max-per-address)"
+                            );
+                        }
+                        continue;
+                    }
+                };
+                let free = Arc::clone(&slots).try_acquire_owned().ok();
+                // Full: the longest-idle connection of the heaviest other
+                // address makes room, so one host cannot lock others out.
+                let handoff = match free {
+                    Some(_) => None,
+                    None => peers.reclaim_for(peer.ip()),
+                };
+                let (cfg, shutdown, slots, peers) = (
+                    Arc::clone(&cfg),
+                    shutdown.clone(),
+                    Arc::clone(&slots),
+                    Arc::clone(&peers),
+                );
                 tracker.spawn(async move {
-                    if let Err(err) = serve_connection(stream, peer, &cfg, shutdown).await {
+                    let permit = match free {
+                        Some(p) => p,
+                        None => match wait_for_slot(slots, handoff, &shutdown).await {
+                            Some(p) => p,
+                            None => return,
+                        },
+                    };
+                    let slot = peers.serving(&entry);
+                    if let Err(err) =
+                        serve_connection(stream, peer, &cfg, shutdown, &slot, &peers).await
+                    {
                         tracing::debug!(%peer, %err, "connection ended with an error");
                     }
-                    drop(permit);
+                    drop(entry);
+                    slot.hand_over(permit);
+                    drop(ticket);
                 });
             }
             Err(err) => {
@@ -146,6 +194,29 @@ async fn accept_loop(
                     _ = shutdown.cancelled() => return,
                 }
             }
+        }
+    }
+}
+
+/// A slot for a connection accepted while the server was full: the one an
+/// idle connection hands over (`handoff`), or the next to free up.
+async fn wait_for_slot(
+    slots: Arc<Semaphore>,
+    handoff: Option<oneshot::Receiver<OwnedSemaphorePermit>>,
+    shutdown: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    let mut handoff = handoff;
+    loop {
+        tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => return p.ok(),
+            p = async { handoff.as_mut().expect("checked").await }, if handoff.is_some() => {
+                match p {
+                    Ok(p) => return Some(p),
+                    // The idle connection went without handing over.
+                    Err(_) => handoff = None,
+                }
+            }
+            _ = shutdown.cancelled() => return None,
         }
     }
 }
@@ -166,6 +237,8 @@ async fn serve_connection(
     peer: SocketAddr,
     cfg: &ServerConfig,
     shutdown: CancellationToken,
+    slot: &Slot,
+    peers: &Peers,
 ) -> io::Result<Close> {
     let _ = stream.set_nodelay(true);
     // Both buffers are empty (unallocated) while the connection waits, so
@@ -175,7 +248,12 @@ async fn serve_connection(
     // When the oldest incomplete request started arriving.
     let mut partial_since: Option<Instant> = None;
     let mut batches: u32 = 0;
+    let mut idle = false;
     loop {
+        if idle != partial_since.is_none() {
+            idle = partial_since.is_none();
+            slot.set_idle(idle, peers);
+        }
         let deadline = match partial_since {
             Some(t) => t + cfg.request_timeout,
             None => Instant::now() + cfg.idle_timeout,
@@ -193,9 +271,18 @@ async fn serve_connection(
         }
         let ready = tokio::select! {
             r = stream.readable() => r,
+            _ = slot.reclaimed.cancelled(), if partial_since.is_none() => {
+                // No request in progress, so nothing is lost; no lingering
+                // either, as the newcomer waits for this slot.
+                tracing::debug!(%peer, "closing an idle connection: the server is full");
+                let _ = stream.shutdown().await;
+                return Ok(Close::Other);
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 if partial_since.is_some() {
-                    tracing::warn!(%peer, "closing: a request took longer than {:?} to arrive", cfg.request_timeout);
+                    if SLOW_LOG.admit() {
+                        tracing::warn!(%peer, "closing: a request took longer than {:?} to arrive", cfg.request_timeout);
+                    }
                 } else {
                     tracing::debug!(%peer, "closing idle connection");
                 }
@@ -218,11 +305,13 @@ async fn serve_connection(
         };
         if n == 0 {
             if !buf.is_empty() {
-                tracing::warn!(
-                    %peer,
-                    bytes = buf.len(),
-                    "peer closed in the middle of a request (truncated request dropped)"
-                );
+                if TRUNCATED_LOG.admit() {
+                    tracing::warn!(
+                        %peer,
+                        bytes = buf.len(),
+                        "peer closed in the middle of a request (truncated request dropped)"
+                    );
+                }
                 return Ok(Close::Other);
             }
             return Ok(Close::Eof);
@@ -240,7 +329,9 @@ async fn serve_connection(
                 Ok(r) => r?,
                 Err(_) => {
                     // It does not read: a reset is what it has earned.
-                    tracing::warn!(%peer, "closing: the client has not read its answers for {:?}", cfg.write_timeout);
+                    if SLOW_LOG.admit() {
+                        tracing::warn!(%peer, "closing: the client has not read its answers for {:?}", cfg.write_timeout);
+                    }
                     return Ok(Close::Other);
                 }
             }
@@ -371,7 +462,9 @@ fn log_rejected(peer: SocketAddr, id: u32, op: [u8; 3], len: usize, invalid: Inv
         %peer,
         id,
         reason = invalid.reason(),
-        op = %String::from_utf8_lossy(&op),
+        // The peer's bytes, escaped: a newline or ESC must not forge a
+        // log line or drive a terminal.
+        op = %op.escape_ascii(),
         numbers = count,
         "rejected request: {invalid}"
     );
@@ -379,13 +472,22 @@ fn log_rejected(peer: SocketAddr, id: u32, op: [u8; 3], len: usize, invalid: Inv
 
 /// The rejection log's rate limit: [`REJECT_LOGS_PER_SEC`] lines per
 /// second, shared by every connection and datagram.
-static REJECT_LOG: LogLimiter = LogLimiter::new(REJECT_LOGS_PER_SEC);
+static REJECT_LOG: LogLimiter = LogLimiter::new(REJECT_LOGS_PER_SEC, "rejected requests");
+/// Every other line a peer can cause at will has a budget of its own.
+static TRUNCATED_LOG: LogLimiter = LogLimiter::new(REJECT_LOGS_PER_SEC, "truncated requests");
+static SLOW_LOG: LogLimiter = LogLimiter::new(REJECT_LOGS_PER_SEC, "slow clients");
+static PEER_CAP_LOG: LogLimiter = LogLimiter::new(
+    REJECT_LOGS_PER_SEC,
+    "connections refused over --max-per-address",
+);
 
 /// A per-second budget of log lines; what goes over is counted and the
 /// count is logged once the next second opens.
 #[derive(Debug)]
 struct LogLimiter {
     per_sec: u32,
+    /// What is counted, for the line that says how many were not logged.
+    what: &'static str,
     state: std::sync::Mutex<LimiterState>,
 }
 
@@ -397,9 +499,10 @@ struct LimiterState {
 }
 
 impl LogLimiter {
-    const fn new(per_sec: u32) -> Self {
+    const fn new(per_sec: u32, what: &'static str) -> Self {
         LogLimiter {
             per_sec,
+            what,
             state: std::sync::Mutex::new(LimiterState {
                 window: None,
                 logged: 0,
@@ -421,8 +524,9 @@ impl LogLimiter {
             if st.suppressed > 0 {
                 tracing::warn!(
                     suppressed = st.suppressed,
-                    "{} more rejected requests were not logged (over {} per second)",
+                    "{} more {} were not logged (over {} per second)",
                     st.suppressed,
+                    self.what,
                     self.per_sec
                 );
             }

@@ -283,9 +283,13 @@ pub struct CalcServeArgs {
     #[arg(long)]
     pub little_endian: bool,
 
-    /// TCP connections served at once; more wait in the backlog. [default: 16384, at most the open-file limit]
+    /// TCP connections served at once; more wait in the backlog, and when full a newcomer takes the slot of the longest-idle connection of the address holding the most. [default: 16384, at most the open-file limit]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// TCP connections one peer address may hold; more are refused (closed at once).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_per_address: usize,
 
     /// Close a connection with no request in progress after this long.
     #[arg(long, value_name = "TIME", default_value = "5m")]

@@ -50,6 +50,10 @@ fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
     let cfg = ServerConfig {
         order: order(args.little_endian),
         max_connections,
+        max_per_address: match args.max_per_address {
+            0 => return Err(UsageError::new("--max-per-address 0: must be at least 1").into()),
+            n => n,
+        },
         idle_timeout: parse_duration("--idle-timeout", &args.idle_timeout)?,
         request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
         write_timeout: parse_duration("--write-timeout", &args.write_timeout)?,
