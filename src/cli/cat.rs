@@ -118,7 +118,7 @@ pub struct CatArgs {
     #[arg(long, alias = "talk")]
     pub chat: bool,
 
-    /// At most N clients at once (default: as many as the open-file limit allows).
+    /// At most N clients at once (default: 100 with -e/-c, as ncat; else as many as the open-file limit allows).
     #[arg(short = 'm', long = "max-conns", value_name = "N")]
     pub max_conns: Option<usize>,
 
@@ -641,6 +641,9 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
             (None, None) => 1,
         };
         cfg.max_conns = (limit.saturating_sub(crate::sys::RESERVED_FDS) / per).max(1) as usize;
+        if cfg.exec.is_some() {
+            cfg.max_conns = cfg.max_conns.min(crate::relay::exec::DEFAULT_MAX_CONNS);
+        }
     }
     let tap = match Tap::open(extras.output.as_deref(), extras.hex_dump.as_deref()) {
         Ok(t) => t.map(Arc::new),

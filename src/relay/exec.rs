@@ -17,6 +17,11 @@ use tokio::process::Command;
 
 use super::RelayError;
 
+/// Clients at once when `-e`/`-c` starts a child for each and `-m` is not
+/// given: ncat's default `--max-conns` (the Ncat guide, "Access Control").
+/// Without it, a crowd of connections is a crowd of shells.
+pub const DEFAULT_MAX_CONNS: usize = 100;
+
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecCommand {

@@ -68,3 +68,23 @@ fn exec_udp_per_peer_child() {
     let (n, _) = b.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"from b\n");
 }
+
+/// Issue 17: `-k -e` started a child per connection with no practical cap.
+/// As ncat, 100 at once by default; the 101st client is refused.
+#[test]
+fn exec_caps_children_at_ncats_default_of_100() {
+    use std::io::Write;
+    let (srv, port) = Cat::listen(&["-k", "-e", "/bin/cat"]);
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let mut s = connect(port);
+        s.write_all(format!("{i}\n").as_bytes()).unwrap();
+        // Its child is running: it echoes.
+        assert_eq!(super::proc::read_line(&mut s), format!("{i}\n"));
+        held.push(s);
+    }
+    let mut extra = connect(port);
+    assert_eq!(read_all(&mut extra), b"", "the 101st client was served");
+    srv.wait_stderr("too many clients", WAIT).expect("notice");
+    drop(held);
+}
