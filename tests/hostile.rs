@@ -128,3 +128,56 @@ fn a_plan_mail_check_gives_up_on_a_greeting_that_trickles_forever() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// Issue 17: `exercise check /dev/zero` read until the kernel killed it at
+/// 24 GB. A plan or script that is not a regular file is refused, named.
+#[test]
+fn a_plan_or_script_that_is_not_a_regular_file_is_refused() {
+    let (out, took) = run_bounded(&["exercise", "check", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let (out, _) = run_bounded(&["talk", "127.0.0.1:9", "--script", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_oversized_plan_or_script_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Valid YAML (a comment) just over 1 MiB.
+    let big = format!("# {}\nchecks: []\n", "x".repeat(1024 * 1024));
+    let plan = dir.path().join("big.yaml");
+    std::fs::write(&plan, &big).expect("write");
+    let plan = plan.to_str().expect("path").to_owned();
+    let (out, _) = run_bounded(&["exercise", "check", &plan]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("big.yaml") && err.contains("larger than the 1048576-byte limit"),
+        "{err}"
+    );
+    // A plan whose talk check names an oversized script.
+    std::fs::write(dir.path().join("big-script.yaml"), &big).expect("write");
+    let with_script = dir.path().join("plan.yaml");
+    std::fs::write(
+        &with_script,
+        "checks:\n  - name: s\n    talk: {target: \"127.0.0.1:9\", script: big-script.yaml}\n",
+    )
+    .expect("write");
+    let (out, _) = run_bounded(&["exercise", "check", with_script.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("big-script.yaml") && err.contains("larger than"),
+        "{err}"
+    );
+}

@@ -297,7 +297,7 @@ impl TalkPlan {
                     )
                     .into());
                 }
-                let text = std::fs::read_to_string(path)
+                let text = crate::talk::script::read_source(path)
                     .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
                 let file = path.display().to_string();
                 let spec: ScriptSpec = parse_source(&file, &text, SourceFormat::of(path))

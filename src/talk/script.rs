@@ -449,6 +449,35 @@ impl SourceFormat {
     }
 }
 
+/// Largest plan or script file read: a plan of 100,000 checks fits in far
+/// less, and a file without end (`/dev/zero`) must not be read until the
+/// kernel steps in.
+pub const MAX_SOURCE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a plan or script file whole: a regular file of at most
+/// [`MAX_SOURCE_BYTES`], UTF-8. The error is in words, without the path
+/// (callers name the file their own way).
+pub fn read_source(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file (a plan or script must be one)".into());
+    }
+    let too_big = |len: u64| format!("{len} bytes, larger than the {MAX_SOURCE_BYTES}-byte limit");
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    // The file may grow after the check: read one byte past the cap at most.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".into())
+}
+
 /// Deserializes `text` (named `file` in errors) as `format`, with the
 /// parser's line and column on any error.
 pub fn parse_source<T: serde::de::DeserializeOwned>(

@@ -17,6 +17,7 @@ use crate::probe::Service;
 use crate::talk::Endpoint;
 use crate::talk::script::{
     Conversation, ScriptSpec, SourceError, SourceFormat, Template, TimeText, Vars, parse_source,
+    read_source,
 };
 
 /// Checks running at once unless the plan says otherwise.
@@ -31,7 +32,7 @@ const MAIL_BODY: &str = "This is a test mailing from sockeye exercise\n";
 /// Reads and compiles the plan in `path` (YAML; TOML for `.toml`).
 pub fn load(path: &std::path::Path) -> Result<Plan, SourceError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = read_source(path)
         .map_err(|e| SourceError::new(&file, 0, 0, format!("cannot read: {e}")))?;
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     compile_text(&file, &text, SourceFormat::of(path), base)
@@ -461,7 +462,7 @@ impl Compiler<'_> {
             (None, Some(file)) => {
                 let path = self.base.join(file);
                 let shown = path.display().to_string();
-                let text = std::fs::read_to_string(&path)
+                let text = read_source(&path)
                     .map_err(|e| self.at(at, format!("talk.script {shown}: {e}")))?;
                 let mut s: ScriptSpec = parse_source(&shown, &text, SourceFormat::of(&path))?;
                 s.eol = t.eol.or(s.eol);
