@@ -437,3 +437,31 @@ fn over_ipv6_the_literals_are_the_standards() {
     let host = format!("Host: [::1]:{http_port}");
     assert!(lines.contains(&host), "{lines:?}");
 }
+
+/// Issue 17: a multi-line FTP greeting `220-lab.test plain FTP ...` came
+/// out as `220 lab.test plain FTP ...`. The banner is the server's first
+/// line as sent, control characters escaped, quotes left alone.
+#[test]
+fn the_banner_is_the_servers_first_line_verbatim() {
+    let port = responder(
+        b"220-lab.test plain FTP, \"quoted\" and it's\x1b[0m here\r\n220-second line\r\n220 \r\n",
+        false,
+        2,
+    );
+    let out = sockeye(&[
+        "probe",
+        "--json",
+        "--read-timeout",
+        "2s",
+        "-p",
+        &port.to_string(),
+        "127.0.0.1",
+    ]);
+    let records = json_lines(&stdout(&out));
+    let r = service(&records, port);
+    assert_eq!(r["service"], "ftp", "{r:#}");
+    assert_eq!(
+        r["banner"], "220-lab.test plain FTP, \"quoted\" and it's\\u{1b}[0m here",
+        "{r:#}"
+    );
+}

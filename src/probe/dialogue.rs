@@ -190,16 +190,39 @@ fn first_line(buf: &[u8]) -> String {
     const SHOWN: usize = 200;
     let text = String::from_utf8_lossy(&buf[..end]);
     let text = text.trim_end_matches('\r');
-    let mut shown: String = text
-        .chars()
-        .take(SHOWN)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
+    let mut shown = escape_controls(&text.chars().take(SHOWN).collect::<String>());
     if text.chars().count() > SHOWN {
         shown.push_str("...");
     }
     shown
+}
+
+/// The server's text with its control characters escaped (`\r`, `\u{1b}`)
+/// and nothing else changed: quotes and backslashes stay as sent.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch.is_control() {
+            out.extend(ch.escape_debug());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// What a sans-IO decoder answers: a message and its length, more bytes
+/// needed, or invalid.
+type Decoded<T, E> = Result<Option<(T, usize)>, E>;
+
+/// `decode`, also keeping the first line of the bytes it consumed, as
+/// the server sent them (controls escaped): the banner. A banner is never
+/// rebuilt from the parsed message (a multi-line `220-` greeting is not a
+/// `220 ` one).
+fn keeping_first_line<T, E>(
+    decode: impl Fn(&[u8]) -> Decoded<T, E>,
+) -> impl Fn(&[u8]) -> Decoded<(T, String), E> {
+    move |b| Ok(decode(b)?.map(|(msg, n)| ((msg, first_line(&b[..n])), n)))
 }
 
 async fn telnet_check(c: &mut Check<'_>, conn: &mut Conn) -> Result<(), CheckError> {
@@ -253,7 +276,7 @@ async fn banner_check(c: &mut Check<'_>, conn: &mut Conn) -> Result<(), CheckErr
         .await;
     c.step("greeting");
     let first = first?;
-    c.result.banner = Some(String::from_utf8_lossy(&first).escape_debug().to_string());
+    c.result.banner = Some(escape_controls(&String::from_utf8_lossy(&first)));
     Ok(())
 }
 
@@ -261,9 +284,17 @@ async fn read_reply(conn: &mut Conn, step: &'static str) -> Result<reply::Reply,
     conn.read_msg(step, reply::decode).await
 }
 
-/// Records a numbered greeting (SMTP, FTP).
-fn record_greeting(c: &mut Check<'_>, r: &reply::Reply) {
-    c.result.banner = Some(r.first_line());
+/// The greeting of a numbered protocol (SMTP, FTP) and its first line as
+/// sent.
+async fn read_greeting(conn: &mut Conn) -> Result<(reply::Reply, String), CheckError> {
+    conn.read_msg("greeting", keeping_first_line(reply::decode))
+        .await
+}
+
+/// Records a numbered greeting (SMTP, FTP); `banner`: its first line as
+/// sent.
+fn record_greeting(c: &mut Check<'_>, r: &reply::Reply, banner: String) {
+    c.result.banner = Some(banner);
     if r.lines.len() > 1 {
         c.result.greeting = r.to_string().lines().map(str::to_string).collect();
     }
@@ -272,10 +303,10 @@ fn record_greeting(c: &mut Check<'_>, r: &reply::Reply) {
 /// The numbered greeting of SMTP and FTP, recorded; a server that greets
 /// with anything but 2xx has refused the session, and the check ends there.
 async fn accepted_greeting(c: &mut Check<'_>, mut conn: Conn) -> Result<Conn, CheckError> {
-    let greeting = read_reply(&mut conn, "greeting").await;
+    let greeting = read_greeting(&mut conn).await;
     c.step("greeting");
-    let greeting = greeting?;
-    record_greeting(c, &greeting);
+    let (greeting, banner) = greeting?;
+    record_greeting(c, &greeting, banner);
     if greeting.class() != 2 {
         conn.close().await;
         return Err(CheckError::new(
@@ -377,10 +408,12 @@ async fn upgrade(
 }
 
 async fn pop3_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
-    let greeting = conn.read_msg("greeting", pop3::decode_status).await;
+    let greeting = conn
+        .read_msg("greeting", keeping_first_line(pop3::decode_status))
+        .await;
     c.step("greeting");
-    let greeting = greeting?;
-    c.result.banner = Some(greeting.to_string());
+    let (greeting, banner) = greeting?;
+    c.result.banner = Some(banner);
     if !greeting.ok {
         conn.close().await;
         return Err(CheckError::new(
@@ -399,10 +432,12 @@ async fn pop3_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(),
 }
 
 async fn imap_check(c: &mut Check<'_>, mut conn: Conn, name: &str) -> Result<(), CheckError> {
-    let greeting = conn.read_msg("greeting", imap::decode_line).await;
+    let greeting = conn
+        .read_msg("greeting", keeping_first_line(imap::decode_line))
+        .await;
     c.step("greeting");
-    let greeting = greeting?;
-    c.result.banner = Some(imap_text(&greeting));
+    let (greeting, banner) = greeting?;
+    c.result.banner = Some(banner);
     let caps = greeting.capabilities();
     if let Some(caps) = &caps {
         c.result.capabilities = caps.clone();
@@ -464,10 +499,12 @@ async fn http_check(c: &mut Check<'_>, conn: &mut Conn, name: &str) -> Result<()
     };
     conn.send("request", &http::head_request(&host, "/"))
         .await?;
-    let head = conn.read_msg("response", http::decode_response_head).await;
+    let head = conn
+        .read_msg("response", keeping_first_line(http::decode_response_head))
+        .await;
     c.step("response");
-    let head = match head {
-        Ok(h) => h,
+    let (head, status_line) = match head {
+        Ok((h, status_line)) => (h, status_line),
         Err(err) => {
             // Not HTTP after all? Let the reply say what it is.
             let got = conn.buffered();
@@ -491,11 +528,7 @@ async fn http_check(c: &mut Check<'_>, conn: &mut Conn, name: &str) -> Result<()
         }
     };
     c.recognised(dialogue_name(Dialogue::Http, c));
-    c.result.banner = Some(
-        format!("{} {} {}", head.version, head.status, head.reason)
-            .trim_end()
-            .to_string(),
-    );
+    c.result.banner = Some(status_line);
     c.result.http = Some(HttpFacts {
         status: head.status,
         reason: head.reason.clone(),
