@@ -20,6 +20,10 @@
 //! - `exercise_lab`: plans and conversations against the real-server lab
 //!   (the seed's FTP login matrix on vsftpd, POP3 on Dovecot).
 //! - `layers`: the layer rule of docs/architecture.md over every `crate::` path in src/.
+//! - `hostile`: hostile peers and files (issue 17): a dribbling SMTP
+//!   server, plan and script files without end.
+//! - `pinned_certs`: a self-signed CA certificate the user names with
+//!   `--ca-file` is trusted by probe, mail, talk, cat and plans.
 //! - `lab_smoke`: the real-server lab of tests/lab/ (OpenSSH, Postfix,
 //!   Dovecot, vsftpd, nginx, slapd, scripted responders) answers as documented.
 
@@ -35,6 +39,7 @@ mod hostile;
 mod lab_smoke;
 mod layers;
 mod mail_lab;
+mod pinned_certs;
 mod probe_lab;
 mod probe_local;
 mod scan_lab;

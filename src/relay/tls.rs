@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, ServerConfig};
 
 use super::RelayError;
 use super::stream::NetStream;
@@ -28,7 +28,7 @@ pub struct TlsOptions {
     pub alpn: Vec<String>,
 }
 
-use crate::tls::provider;
+use crate::tls::{Roots, provider};
 
 fn cfg_err(e: impl std::fmt::Display) -> RelayError {
     RelayError::TlsConfig(e.to_string())
@@ -50,19 +50,16 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, RelayError> {
 }
 
 /// The roots to verify against: `--ssl-trustfile` alone (as ncat, the
-/// system's are not added to it), or else the system's, found the way the
-/// rest of sockeye finds them.
-fn roots(trustfile: Option<&Path>) -> Result<RootCertStore, RelayError> {
+/// system's are not added to it; its certificates are also pinned, see
+/// `tls::trust`), or else the system's, found the way the rest of sockeye
+/// finds them.
+fn roots(trustfile: Option<&Path>) -> Result<Roots, RelayError> {
     let Some(path) = trustfile else {
         return crate::tls::root_store(&[]).map_err(cfg_err);
     };
-    let mut store = RootCertStore::empty();
-    for c in load_certs(path)? {
-        store
-            .add(c)
-            .map_err(|e| cfg_err(format!("{}: {e}", path.display())))?;
-    }
-    Ok(store)
+    let mut roots = Roots::empty();
+    roots.add_pem_file(path).map_err(cfg_err)?;
+    Ok(roots)
 }
 
 fn alpn(list: &[String]) -> Vec<Vec<u8>> {
@@ -86,7 +83,12 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, RelayError>
         .with_safe_default_protocol_versions()
         .map_err(cfg_err)?;
     let builder = if opts.verify {
-        builder.with_root_certificates(roots(opts.trustfile.as_deref())?)
+        let verifier = roots(opts.trustfile.as_deref())?
+            .verifier()
+            .map_err(cfg_err)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
     } else {
         builder
             .dangerous()
@@ -123,7 +125,7 @@ pub fn server_config(opts: &TlsOptions) -> Result<(Arc<ServerConfig>, Option<Str
         .map_err(cfg_err)?;
     let builder = if opts.verify {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots(opts.trustfile.as_deref())?),
+            Arc::new(roots(opts.trustfile.as_deref())?.into_store()),
             provider(),
         )
         .build()
@@ -154,7 +156,7 @@ pub async fn connect(
         .await
         .map_err(|e| RelayError::Tls {
             peer,
-            why: e.to_string(),
+            why: crate::tls::handshake_text(&e),
         })?;
     Ok(NetStream::TlsClient(Box::new(s)))
 }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::ClientConfig;
-use rustls::client::WebPkiServerVerifier;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -63,15 +62,14 @@ impl TlsClient {
                 "no trusted root certificates (give --ca-file, or --insecure)".into(),
             ));
         }
-        let provider = super::provider();
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| SetupError::Verifier(e.to_string()))?;
-        let config = ClientConfig::builder_with_provider(provider)
+        let verifier = roots.verifier()?;
+        let config = ClientConfig::builder_with_provider(super::provider())
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| SetupError::Config(e.to_string()))?
-            .with_webpki_verifier(verifier)
+            // The same checks as webpki's, and a certificate the user named
+            // is trusted as it is (tls::trust).
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         Ok(TlsClient::Verify(TlsConnector::from(Arc::new(config))))
     }
@@ -142,7 +140,7 @@ fn refused_certificate(err: &std::io::Error, name: &str) -> Option<HandshakeErro
     }
     Some(HandshakeError::Failed {
         reason: format!(
-            "the certificate does not verify for {name}: {} (--ca-file to trust its CA, --insecure to skip the check)",
+            "the certificate does not verify for {name}: {} (--ca-file to trust its CA or the certificate itself, --insecure to skip the check)",
             verify_text(tls)
         ),
         offered: OFFERED.into(),
@@ -200,20 +198,9 @@ impl TlsClientLoader {
 /// Each file must hold at least one PEM certificate (the same reading as
 /// [`root_store`](super::root_store), which the loader's thread repeats).
 pub fn check_ca_files(paths: &[PathBuf]) -> Result<(), SetupError> {
+    let mut roots = super::Roots::empty();
     for path in paths {
-        let bad = |message: String| SetupError::CaFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let mut found = 0;
-        for item in <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::pem_slice_iter(&pem) {
-            item.map_err(|e| bad(e.to_string()))?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(bad("no PEM certificate in it".into()));
-        }
+        roots.add_pem_file(path)?;
     }
     Ok(())
 }

@@ -14,15 +14,15 @@
 pub mod client;
 pub mod facts;
 pub mod starttls;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -30,6 +30,7 @@ use tokio_rustls::client::TlsStream;
 use crate::net::{Conn, excerpt, secs_text};
 
 pub use facts::{CertFacts, TlsFacts};
+pub use trust::{Roots, TrustedVerifier, verify_text};
 
 /// Setting up TLS failed before any connection (a bad CA file, no roots).
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +67,7 @@ pub enum HandshakeError {
 #[derive(Clone)]
 pub struct Scanner {
     connector: TlsConnector,
-    roots: Arc<WebPkiServerVerifier>,
+    roots: Arc<TrustedVerifier>,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -80,57 +81,24 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The system's roots (rustls-native-certs), plus `extra` PEM files.
-pub fn root_store(extra_pem: &[std::path::PathBuf]) -> Result<RootCertStore, SetupError> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
+/// The system's roots (rustls-native-certs), plus the certificates of the
+/// `extra` PEM files (trusted as roots, and pinned: see [`trust`]).
+pub fn root_store(extra_pem: &[std::path::PathBuf]) -> Result<Roots, SetupError> {
+    let mut roots = Roots::system();
     for path in extra_pem {
-        let pem = std::fs::read(path).map_err(|e| SetupError::CaFile {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let mut added = 0;
-        for item in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: CertificateDer<'static> = item.map_err(|e| SetupError::CaFile {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            roots.add(cert).map_err(|e| SetupError::CaFile {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(SetupError::CaFile {
-                path: path.display().to_string(),
-                message: "no PEM certificate in it".into(),
-            });
-        }
+        roots.add_pem_file(path)?;
     }
     Ok(roots)
 }
 
 impl Scanner {
     /// A scanner trusting `roots` for its verdicts, offering `alpn`.
-    pub fn new(roots: RootCertStore, alpn: Vec<Vec<u8>>) -> Result<Scanner, SetupError> {
+    pub fn new(roots: Roots, alpn: Vec<Vec<u8>>) -> Result<Scanner, SetupError> {
         let provider = provider();
-        let roots = if roots.is_empty() {
-            // WebPkiServerVerifier refuses an empty store; a self-made,
-            // never-matching root keeps the verdict honest ("unknown issuer").
-            None
-        } else {
-            Some(roots)
-        };
-        let verifier = match roots {
-            Some(r) => WebPkiServerVerifier::builder_with_provider(Arc::new(r), provider.clone())
-                .build()
-                .map_err(|e| SetupError::Verifier(e.to_string()))?,
-            None => return Err(SetupError::Verifier("no trusted root certificates".into())),
-        };
+        if roots.is_empty() {
+            return Err(SetupError::Verifier("no trusted root certificates".into()));
+        }
+        let verifier = roots.verifier()?;
         let record = Arc::new(DangerRecordAny {
             algorithms: provider.signature_verification_algorithms,
         });
@@ -295,6 +263,22 @@ fn handshake_error(err: &std::io::Error) -> HandshakeError {
     }
 }
 
+/// A failed handshake's I/O error in words: a refused certificate as
+/// [`verify_text`] says it, rustls's other errors as the TLS alerts name
+/// them (for callers with their own handshake, `cat`).
+pub fn handshake_text(err: &std::io::Error) -> String {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls @ rustls::Error::InvalidCertificate(_)) => {
+            format!("the certificate does not verify: {}", verify_text(tls))
+        }
+        Some(tls) => tls_error_text(tls),
+        None => err.to_string(),
+    }
+}
+
 /// rustls's errors in the words of the TLS alerts (snake_case, as RFC 8446
 /// names them), so they match what openssl and testssl.sh print.
 fn tls_error_text(err: &rustls::Error) -> String {
@@ -323,24 +307,6 @@ fn alert_text(alert: rustls::AlertDescription) -> String {
         }
     }
     out
-}
-
-fn verify_text(err: &rustls::Error) -> String {
-    use rustls::CertificateError as C;
-    match err {
-        rustls::Error::InvalidCertificate(c) => match c {
-            C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
-            C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".into(),
-            C::UnknownIssuer => "unknown issuer (not signed by a trusted root)".into(),
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                "certificate not valid for this name".into()
-            }
-            C::BadSignature => "bad signature".into(),
-            C::Revoked => "revoked".into(),
-            other => format!("{other:?}"),
-        },
-        other => other.to_string(),
-    }
 }
 
 /// A verifier that accepts any server certificate but still checks the
