@@ -19,10 +19,10 @@ pub mod trust;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -30,7 +30,7 @@ use tokio_rustls::client::TlsStream;
 use crate::net::{Conn, excerpt, secs_text};
 
 pub use facts::{CertFacts, TlsFacts};
-pub use trust::{Roots, TrustedVerifier, verify_text};
+pub use trust::{Roots, Verifier, verify_text};
 
 /// Setting up TLS failed before any connection (a bad CA file, no roots).
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ pub enum HandshakeError {
 #[derive(Clone)]
 pub struct Scanner {
     connector: TlsConnector,
-    roots: Arc<TrustedVerifier>,
+    roots: Arc<Verifier>,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -99,9 +99,7 @@ impl Scanner {
             return Err(SetupError::Verifier("no trusted root certificates".into()));
         }
         let verifier = roots.verifier()?;
-        let record = Arc::new(DangerRecordAny {
-            algorithms: provider.signature_verification_algorithms,
-        });
+        let record = Arc::new(Verifier::danger_accept_any());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| SetupError::Config(e.to_string()))?
@@ -293,71 +291,12 @@ fn tls_error_text(err: &rustls::Error) -> String {
 }
 
 fn alert_text(alert: rustls::AlertDescription) -> String {
-    let name = format!("{alert:?}");
-    // CamelCase -> snake_case.
-    let mut out = String::new();
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    trust::split_camel(&format!("{alert:?}"), '_')
 }
 
 /// A verifier that accepts any server certificate but still checks the
 /// handshake signatures (the peer holds the key of what it showed): the
 /// scanner's, and ncat's default for `sockeye cat --ssl`.
 pub fn danger_accept_any_server() -> Arc<dyn ServerCertVerifier> {
-    Arc::new(DangerRecordAny {
-        algorithms: provider().signature_verification_algorithms,
-    })
-}
-
-/// Accepts any certificate so that a scanner sees self-signed, expired and
-/// misnamed ones; the handshake signatures are still checked (a server
-/// must prove it holds the key of the certificate it showed). The verdict
-/// on the chain comes afterwards from [`Scanner::facts`].
-#[derive(Debug)]
-struct DangerRecordAny {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for DangerRecordAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    Arc::new(Verifier::danger_accept_any())
 }

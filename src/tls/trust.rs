@@ -78,7 +78,7 @@ impl Roots {
     }
 
     /// The verifier of server certificates for these roots.
-    pub fn verifier(&self) -> Result<Arc<TrustedVerifier>, SetupError> {
+    pub fn verifier(&self) -> Result<Arc<Verifier>, SetupError> {
         let provider = provider();
         let webpki = if self.store.is_empty() {
             None
@@ -92,24 +92,48 @@ impl Roots {
                 .map_err(|e| SetupError::Verifier(e.to_string()))?,
             )
         };
-        Ok(Arc::new(TrustedVerifier {
-            named: self.named.clone(),
-            webpki,
+        Ok(Arc::new(Verifier {
+            policy: Policy::Trusted {
+                named: self.named.clone(),
+                webpki,
+            },
             algorithms: provider.signature_verification_algorithms,
         }))
     }
 }
 
-/// Trusts a server certificate the user named, byte for byte, and asks
-/// webpki about any other. The handshake signatures are always checked.
+/// The one verifier of server certificates. Trusted: a certificate the
+/// user named, byte for byte, and whatever webpki accepts. Or, named for
+/// what it is, any certificate: the scanner records instead of refusing
+/// (the verdict comes afterwards from the trusted one), and ncat's default
+/// for `cat --ssl`. The handshake signatures are always checked (a server
+/// must prove it holds the key of the certificate it showed).
 #[derive(Debug)]
-pub struct TrustedVerifier {
-    named: Vec<CertificateDer<'static>>,
-    webpki: Option<Arc<WebPkiServerVerifier>>,
+pub struct Verifier {
+    policy: Policy,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for TrustedVerifier {
+#[derive(Debug)]
+enum Policy {
+    Trusted {
+        named: Vec<CertificateDer<'static>>,
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+    },
+    DangerAcceptAny,
+}
+
+impl Verifier {
+    /// Accepts any certificate (signatures still checked).
+    pub fn danger_accept_any() -> Verifier {
+        Verifier {
+            policy: Policy::DangerAcceptAny,
+            algorithms: provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -118,10 +142,13 @@ impl ServerCertVerifier for TrustedVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.named.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+        let Policy::Trusted { named, webpki } = &self.policy else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if named.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
             return Ok(ServerCertVerified::assertion());
         }
-        match &self.webpki {
+        match webpki {
             Some(w) => {
                 w.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
@@ -204,18 +231,23 @@ fn words(name: &str) -> String {
         .split(|c: char| !c.is_ascii_alphanumeric())
         .next()
         .unwrap_or(name);
+    format!("the certificate was refused: {}", split_camel(name, ' '))
+}
+
+/// `CamelCase` -> `camel{sep}case` (the TLS alerts' snake_case with `_`).
+pub(super) fn split_camel(name: &str, sep: char) -> String {
     let mut out = String::new();
     for (i, ch) in name.chars().enumerate() {
         if ch.is_ascii_uppercase() {
             if i > 0 {
-                out.push(' ');
+                out.push(sep);
             }
             out.push(ch.to_ascii_lowercase());
         } else {
             out.push(ch);
         }
     }
-    format!("the certificate was refused: {out}")
+    out
 }
 
 #[cfg(test)]
