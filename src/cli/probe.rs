@@ -226,12 +226,15 @@ async fn probe_main(
     )
     .await;
     drop(tx);
-    let ended =
-        printer.finish(|| stats.summary("probe", clock.elapsed(), cancel.is_cancelled()))?;
+    let hosts = stats.hosts;
+    let cancelled = cancel.clone();
+    let ended = printer
+        .finish(move || stats.summary("probe", clock.elapsed(), cancelled.is_cancelled()))
+        .await?;
     if let Some(code) = ended {
         return Ok(code);
     }
-    if stats.hosts == 0 {
+    if hosts == 0 {
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)

@@ -13,11 +13,11 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use indicatif::ProgressBar;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{UsageError, exit, progress};
-use crate::report::{Event, MultiSink, RunInfo, Sink, Summary};
+use crate::report::{Emit, Event, MultiSink, RunInfo, Sink, Summary};
 use crate::scan::Progress;
 
 /// The command line as typed, for the printers' headers (nmap XML's
@@ -141,19 +141,107 @@ async fn handle_signals(
     std::process::exit(i32::from(exit::INTERRUPTED));
 }
 
-/// The printers of a run, on a thread of their own, and the progress bar.
+/// A command's printers, fed on a thread of their own: a blocked stdout (a
+/// pipe nobody reads) then slows the engine through its full queue but
+/// never holds a runtime thread, so the runtime's tasks (the signal
+/// handler among them) keep running.
+pub(crate) trait Print: Send + 'static {
+    type Event: Send + 'static;
+    /// Prints one event. An error means no output is left: the run is
+    /// cancelled and the rest of the events are not read.
+    fn event(&mut self, event: Self::Event) -> io::Result<()>;
+}
+
+/// What runs on the printer thread once the last event is printed.
+type End<P> = Box<dyn FnOnce(P, bool) + Send>;
+
+/// The printer thread of a run.
+pub(crate) struct Printing<P> {
+    end: oneshot::Sender<End<P>>,
+    thread: JoinHandle<()>,
+}
+
+impl<P> std::fmt::Debug for Printing<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Printing").finish_non_exhaustive()
+    }
+}
+
+/// Starts `printer` on the printer thread. The engine sends its events into
+/// the returned [`Emit`]; `queue` of them may wait there, so that a slow
+/// printer slows the run rather than growing memory. When the printer
+/// fails (every output gone), `cancel` fires and the engine's sends fail.
+pub(crate) fn print_on_thread<P: Print>(
+    mut printer: P,
+    queue: usize,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(Emit<P::Event>, Printing<P>)> {
+    let (emit, mut rx) = Emit::channel(queue);
+    let (end, end_rx) = oneshot::channel::<End<P>>();
+    let cancel = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name("sockeye-printer".into())
+        .spawn(move || {
+            let mut gone = false;
+            while let Some(event) = rx.blocking_recv() {
+                if printer.event(event).is_err() {
+                    cancel.cancel();
+                    gone = true;
+                    break;
+                }
+            }
+            drop(rx);
+            // Dropped unused: the command ended without a summary.
+            if let Ok(end) = end_rx.blocking_recv() {
+                end(printer, gone);
+            }
+        })
+        .context("cannot start the printer thread")?;
+    Ok((emit, Printing { end, thread }))
+}
+
+impl<P: Print> Printing<P> {
+    /// Once every sender of the events is dropped and the last event
+    /// printed: `end(printer, outputs_gone)` on the printer thread (the
+    /// summary), awaited without holding the runtime's thread.
+    pub(crate) async fn finish<R: Send + 'static>(
+        self,
+        end: impl FnOnce(P, bool) -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
+        let panicked = || anyhow::anyhow!("the printer thread panicked");
+        let (done, result) = oneshot::channel();
+        self.end
+            .send(Box::new(move |printer, gone| {
+                let _ = done.send(end(printer, gone));
+            }))
+            .map_err(|_| panicked())?;
+        let r = result.await.map_err(|_| panicked())?;
+        // It has nothing left to do but return.
+        self.thread.join().map_err(|_| panicked())?;
+        Ok(r)
+    }
+}
+
+impl Print for MultiSink {
+    type Event = Event;
+    fn event(&mut self, event: Event) -> io::Result<()> {
+        // MultiSink keeps going with the sinks that still work and errs
+        // only once none is left.
+        Sink::event(self, &event)
+    }
+}
+
+/// The sinks of a scan or a probe on the printer thread, and the progress bar.
 #[derive(Debug)]
 pub(crate) struct Printer {
-    thread: JoinHandle<(MultiSink, bool)>,
+    printing: Printing<MultiSink>,
     bar: Option<ProgressBar>,
     progress_done: CancellationToken,
 }
 
 /// Starts the progress bar (if any) and the printers: `sink.start(info)`
 /// is written at once, then every event sent on the returned channel, in
-/// order. `queue` events may wait between the engine and the printers: a
-/// slow printer (a pipe nobody reads) slows the run rather than growing
-/// memory. When every printer has failed, `cancel` fires.
+/// order (see [`print_on_thread`]).
 pub(crate) fn start_printer(
     mut sink: MultiSink,
     info: &RunInfo,
@@ -161,24 +249,17 @@ pub(crate) fn start_printer(
     bar: Option<ProgressBar>,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
-) -> anyhow::Result<(mpsc::Sender<Event>, Printer)> {
+) -> anyhow::Result<(Emit<Event>, Printer)> {
     let progress_done = CancellationToken::new();
     if let Some(bar) = &bar {
         progress::drive(bar.clone(), Arc::clone(progress), progress_done.clone());
     }
     sink.start(info).context("cannot write output")?;
-    let (tx, rx) = mpsc::channel::<Event>(queue);
-    let thread = std::thread::Builder::new()
-        .name("sockeye-printer".into())
-        .spawn({
-            let cancel = cancel.clone();
-            move || print_events(sink, rx, cancel)
-        })
-        .context("cannot start the printer thread")?;
+    let (emit, printing) = print_on_thread(sink, queue, cancel)?;
     Ok((
-        tx,
+        emit,
         Printer {
-            thread,
+            printing,
             bar,
             progress_done,
         },
@@ -187,22 +268,26 @@ pub(crate) fn start_printer(
 
 impl Printer {
     /// Once every sender is dropped: stops the bar, waits for the printers
-    /// to write every event, and writes `summary()` (made now, so that its
+    /// to write every event, and writes `summary()` (made then, so that its
     /// times include the printing). Returns the exit status when the run's
     /// end decides it: the outputs were gone (`| head`: the reader has what
     /// it wanted) or the run was interrupted; `None` leaves it to the command.
-    pub(crate) fn finish(self, summary: impl FnOnce() -> Summary) -> anyhow::Result<Option<u8>> {
+    pub(crate) async fn finish(
+        self,
+        summary: impl FnOnce() -> Summary + Send + 'static,
+    ) -> anyhow::Result<Option<u8>> {
         self.progress_done.cancel();
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        let (mut sink, outputs_gone) = self
-            .thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the printer thread panicked"))?;
-        let mut summary = summary();
-        summary.interrupted &= !outputs_gone;
-        let written = sink.finish(&summary);
+        let (interrupted, written, outputs_gone) = self
+            .printing
+            .finish(move |mut sink, outputs_gone| {
+                let mut summary = summary();
+                summary.interrupted &= !outputs_gone;
+                (summary.interrupted, sink.finish(&summary), outputs_gone)
+            })
+            .await?;
         if let Err(err) = written
             && err.kind() != io::ErrorKind::BrokenPipe
         {
@@ -211,30 +296,11 @@ impl Printer {
         if outputs_gone {
             return Ok(Some(exit::OK));
         }
-        if summary.interrupted {
+        if interrupted {
             return Ok(Some(exit::INTERRUPTED));
         }
         Ok(None)
     }
-}
-
-/// Feeds the printers. When every one of them has failed (stdout closed
-/// by `| head`, a full disk), there is no one left to tell: the run is
-/// stopped and `true` returned.
-fn print_events(
-    mut sink: MultiSink,
-    mut rx: mpsc::Receiver<Event>,
-    cancel: CancellationToken,
-) -> (MultiSink, bool) {
-    while let Some(event) = rx.blocking_recv() {
-        // MultiSink keeps going with the sinks that still work and errs
-        // only once none is left.
-        if sink.event(&event).is_err() {
-            cancel.cancel();
-            return (sink, true);
-        }
-    }
-    (sink, false)
 }
 
 /// A command's outcome as its exit status: its own status, or for an

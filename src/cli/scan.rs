@@ -377,7 +377,7 @@ async fn scan_main(
     let (engine_tx, relay) = match plan.probe.clone() {
         None => (tx, None),
         Some(cfg) => {
-            let (etx, erx) = tokio::sync::mpsc::channel::<Event>(EVENT_QUEUE);
+            let (etx, erx) = crate::report::Emit::channel(EVENT_QUEUE);
             let relay = crate::probe::pipeline::relay(Arc::new(cfg), erx, tx, cancel.clone());
             (etx, Some(tokio::spawn(relay)))
         }
@@ -405,7 +405,10 @@ async fn scan_main(
         );
     }
     let interrupted = stats.interrupted || cancel.is_cancelled();
-    let ended = printer.finish(|| stats.tally().summary("scan", clock.elapsed(), interrupted))?;
+    let tally = stats.tally();
+    let ended = printer
+        .finish(move || tally.summary("scan", clock.elapsed(), interrupted))
+        .await?;
     if let Some(code) = ended {
         return Ok(code);
     }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Job, ProbeConfig, Service, check};
-use crate::report::{Event, HostDone, PortState, Proto, Reason, ServiceResult, Tally};
+use crate::report::{Emit, Event, HostDone, PortState, Proto, Reason, ServiceResult, Tally};
 use crate::target::TargetSet;
 
 /// Checks running at once under `scan --probe`.
@@ -35,7 +35,7 @@ pub async fn probe_hosts(
     ports: &[(u16, Option<Service>)],
     concurrency: usize,
     cancel: CancellationToken,
-    events: &mpsc::Sender<Event>,
+    events: &Emit<Event>,
 ) -> Tally {
     let per_host = ports.len();
     let mut hosts: HashMap<u64, HostState> = HashMap::new();
@@ -128,7 +128,7 @@ fn count(
 pub async fn relay(
     cfg: Arc<ProbeConfig>,
     mut from_engine: mpsc::Receiver<Event>,
-    to_printer: mpsc::Sender<Event>,
+    to_printer: Emit<Event>,
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SCAN_PROBE_CONCURRENCY));

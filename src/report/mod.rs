@@ -1,6 +1,7 @@
 //! Typed results and the printers that render them.
 //!
-//! Engines never print: they emit [`Event`]s, and a [`Sink`] turns them into
+//! Engines never print: they emit [`Event`]s (each through an [`Emit`], the
+//! sending end of a bounded channel), and a [`Sink`] turns them into
 //! a table for people, JSON Lines for scripts, nmap XML for tools that read
 //! nmap, or nmap's grepable format. Several sinks can run at once (the
 //! terminal gets a table while `-o json=PATH` writes a file); each writes
@@ -19,6 +20,7 @@ pub trait Sink: Send {
 
 pub mod check;
 mod common;
+mod emit;
 mod event;
 #[cfg(test)]
 mod fixture;
@@ -35,6 +37,7 @@ mod table;
 pub mod talk;
 mod xml;
 
+pub use emit::{Emit, Stopped};
 pub use event::{
     Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Summary, Tally, TargetError,
     TargetErrorKind,

@@ -22,13 +22,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Outcome, Started};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, Tally, TargetError, TargetErrorKind,
+    Emit, Event, HostDone, PortResult, PortState, Proto, Reason, Tally, TargetError,
+    TargetErrorKind,
 };
 use crate::target::permute::Permutation;
 use crate::target::{Target, TargetSet};
@@ -260,7 +261,7 @@ struct Shared {
     targets: Arc<TargetSet>,
     state: Mutex<State>,
     idle: Notify,
-    events: mpsc::Sender<Event>,
+    events: Emit<Event>,
     /// Taken before the state lock and held while the events of that
     /// update are sent, so that events reach the printers in the order
     /// they were decided (a host's ports before its HostDone). A tokio
@@ -553,7 +554,7 @@ fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
 pub async fn connect_scan(
     targets: Arc<TargetSet>,
     cfg: ScanConfig,
-    events: mpsc::Sender<Event>,
+    events: Emit<Event>,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> ScanStats {
