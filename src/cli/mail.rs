@@ -1,7 +1,8 @@
 //! `sockeye mail`: the clap arguments, their validation into a [`MailConfig`] (message
 //! built, files read, password found, TLS client made, every address checked) before
-//! the first socket opens, and the printers: a swaks-style transcript on stderr and, with
-//! `-o json`, one JSON record per step and a summary on stdout.
+//! the first socket opens, and the run: the session's events go to `report/mail.rs`'s
+//! printer on the printer thread (a swaks-style transcript on stderr and, with
+//! `-o json`, one JSON record per step and a summary on stdout).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -415,6 +416,18 @@ impl MailPlan {
     }
 }
 
+/// Steps waiting for the printer at most: a session has a few at a time.
+const EVENT_QUEUE: usize = 64;
+
+impl run::Print for Printer {
+    type Event = Event;
+    fn event(&mut self, event: Event) -> std::io::Result<()> {
+        // The transcript goes on even when stdout is gone: it is on stderr.
+        Printer::event(self, event);
+        Ok(())
+    }
+}
+
 pub fn run(args: MailArgs, quiet: bool) -> anyhow::Result<u8> {
     let plan = MailPlan::from_args(args)?;
     let mut printer = Printer::new(quiet, plan.output == MailOutput::Json);
@@ -427,22 +440,29 @@ pub fn run(args: MailArgs, quiet: bool) -> anyhow::Result<u8> {
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();
     run::cancel_on_signals(cancel.clone(), Notice::Silent);
-    let report = runtime.block_on(async {
-        let mut on_event = |e: Event| printer.event(e);
-        tokio::select! {
-            r = crate::mail::send(&plan.config, &mut on_event) => Some(r),
+    runtime.block_on(async {
+        let (emit, printing) = run::print_on_thread(printer, EVENT_QUEUE, &cancel)?;
+        let report = tokio::select! {
+            r = crate::mail::send(&plan.config, emit) => Some(r),
             _ = cancel.cancelled() => None,
+        };
+        let Some(report) = report else {
+            // The steps so far are printed, then nothing more.
+            printing.finish(|_, _| ()).await?;
+            return Ok(exit::INTERRUPTED);
+        };
+        let code = report.exit_code();
+        let server = plan.server.clone();
+        let written = printing
+            .finish(move |mut printer, _| printer.summary(&report, &server))
+            .await?;
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot write output")),
         }
-    });
-    let Some(report) = report else {
-        return Ok(exit::INTERRUPTED);
-    };
-    match printer.summary(&report, &plan.server) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(anyhow::Error::new(e).context("cannot write output")),
-    }
-    Ok(report.exit_code())
+        Ok(code)
+    })
 }
 
 #[cfg(test)]

@@ -364,7 +364,7 @@ async fn run_mail(
     config.connect_timeout = ctx.connect_timeout;
     config.timeout = ctx.timeout;
     config.tls_timeout = ctx.talk.tls_timeout;
-    let report = crate::mail::send(&config, &mut |_| {}).await;
+    let report = crate::mail::send(&config, crate::report::Emit::discard()).await;
     let reached = match mail.quit_after {
         Some(q) => format!("quit after {}", q.name()),
         None => format!(

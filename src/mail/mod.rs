@@ -1,8 +1,8 @@
 //! `sockeye mail`: an SMTP submission client for testing mail servers, the way swaks is
 //! used. The dialogue is `sockeye_proto::smtp::Client` (sans-IO); this module owns the
 //! connection (TCP, implicit TLS or STARTTLS through [`crate::tls::client::TlsClient`]),
-//! reads replies with bounded buffers and a timeout per step, and reports every step as an
-//! [`Event`] for the printers in `cli/mail.rs`. The run ends in a [`Report`] whose
+//! reads replies with bounded buffers and a timeout per step, and sends every step as an
+//! [`Event`] into an [`Emit`] (the printers are `report/mail.rs`). The run ends in a [`Report`] whose
 //! [`FailStage`] names the step that failed (and so the exit status).
 
 pub mod message;
@@ -13,6 +13,7 @@ use sockeye_proto::reply::{self, Reply};
 use sockeye_proto::smtp::{self, Action, Client, ClientOptions, Failure, Outcome, Stage};
 
 use crate::net::{Conn, Io, ReadError, secs_text};
+use crate::report::{Emit, Stopped};
 use crate::tls::client::TlsClientLoader;
 
 pub use crate::report::mail::{Event, FailStage, Report, stage_name};
@@ -321,7 +322,7 @@ fn shown_lines(bytes: &[u8], secret: bool, is_message: bool) -> Vec<String> {
 async fn handshake(
     config: &MailConfig,
     conn: Conn,
-    events: &mut (dyn FnMut(Event) + Send),
+    emit: &Emit<Event>,
     report: &mut Report,
 ) -> Result<Conn, String> {
     let t = Instant::now();
@@ -334,16 +335,34 @@ async fn handshake(
         .handshake(stream, &config.host, rest.bounded(config.tls_timeout))
         .await
         .map_err(|e| e.to_string())?;
-    events(Event::Tls {
-        negotiated: negotiated.clone(),
-        elapsed: t.elapsed(),
-    });
+    let _ = emit
+        .send(Event::Tls {
+            negotiated: negotiated.clone(),
+            elapsed: t.elapsed(),
+        })
+        .await;
     report.tls = Some(negotiated);
     Ok(rest.attach(Box::new(stream)))
 }
 
-/// Runs one session: connect, the dialogue, QUIT. Every step is reported to `events`.
-pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -> Report {
+/// The run ends at `stage`: the error is emitted and kept in the report.
+async fn fail(
+    emit: &Emit<Event>,
+    report: &mut Report,
+    start: Instant,
+    stage: FailStage,
+    text: String,
+) {
+    // A reader gone changes nothing here: the run ends anyway.
+    let _ = emit.send(Event::Error { text: text.clone() }).await;
+    report.failure = Some((stage, text));
+    report.elapsed = start.elapsed();
+}
+
+/// Runs one session: connect, the dialogue, QUIT. Every step is sent to `emit`
+/// (a send that fails is seen at the next reply awaited, which is not read:
+/// the session ends there, failed with [`Stopped`]'s words).
+pub async fn send(config: &MailConfig, emit: Emit<Event>) -> Report {
     let start = Instant::now();
     let mut report = Report {
         outcome: Outcome::default(),
@@ -352,15 +371,6 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         peer: None,
         elapsed: Duration::ZERO,
     };
-    let fail = |report: &mut Report,
-                events: &mut (dyn FnMut(Event) + Send),
-                stage: FailStage,
-                text: String| {
-        events(Event::Error { text: text.clone() });
-        report.failure = Some((stage, text));
-        report.elapsed = start.elapsed();
-    };
-
     let tcp = match crate::net::connect(&config.host, config.port, config.connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -368,33 +378,35 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                 Some(addr) => format!("{addr}: {}", e.os_text()),
                 None => e.to_string(),
             };
-            fail(&mut report, events, FailStage::Connect, text);
+            fail(&emit, &mut report, start, FailStage::Connect, text).await;
             return report;
         }
     };
     let (peer, local) = match (tcp.peer_addr(), tcp.local_addr()) {
         (Ok(p), Ok(l)) => (p, l),
         (Err(e), _) | (_, Err(e)) => {
-            fail(&mut report, events, FailStage::Connect, e.to_string());
+            fail(&emit, &mut report, start, FailStage::Connect, e.to_string()).await;
             return report;
         }
     };
     report.peer = Some(peer);
-    events(Event::Connected {
-        peer,
-        local,
-        elapsed: start.elapsed(),
-    });
+    let _ = emit
+        .send(Event::Connected {
+            peer,
+            local,
+            elapsed: start.elapsed(),
+        })
+        .await;
     let session_end = tokio::time::Instant::from_std(start) + config.session_timeout;
     let mut conn = Conn::new(Box::new(tcp) as Box<dyn Io>, config.timeout)
         .with_cap(MAX_BUFFER)
         .with_deadline(session_end, SESSION_OVER);
     let implicit = config.dialogue.tls == smtp::TlsMode::Implicit;
     if implicit {
-        match handshake(config, conn, events, &mut report).await {
+        match handshake(config, conn, &emit, &mut report).await {
             Ok(tls_conn) => conn = tls_conn,
             Err(e) => {
-                fail(&mut report, events, FailStage::Tls, e);
+                fail(&emit, &mut report, start, FailStage::Tls, e).await;
                 return report;
             }
         }
@@ -430,7 +442,7 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         Ok(c) => c,
         Err(e) => {
             // The CLI checked every argument; only an --ehlo name could get here.
-            fail(&mut report, events, FailStage::Ehlo, e.to_string());
+            fail(&emit, &mut report, start, FailStage::Ehlo, e.to_string()).await;
             return report;
         }
     };
@@ -439,34 +451,41 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
     let lost: Option<String> = 'dialogue: loop {
         let stage = client.stage();
         let message = client.message_number();
+        if emit.is_stopped() {
+            break 'dialogue Some(Stopped.to_string());
+        }
         let reply = match read_reply(&mut conn, config.timeout).await {
             Ok(r) => r,
             Err(e) => break 'dialogue Some(e),
         };
-        events(Event::Reply {
-            stage,
-            rcpt: match stage {
-                Stage::RcptTo(i) => rcpts.get(i).cloned(),
-                _ => None,
-            },
-            message,
-            reply: reply.clone(),
-            elapsed: sent_at.elapsed(),
-            tls: conn.tls,
-        });
+        let _ = emit
+            .send(Event::Reply {
+                stage,
+                rcpt: match stage {
+                    Stage::RcptTo(i) => rcpts.get(i).cloned(),
+                    _ => None,
+                },
+                message,
+                reply: reply.clone(),
+                elapsed: sent_at.elapsed(),
+                tls: conn.tls,
+            })
+            .await;
         let mut action = client.on_reply(reply);
         loop {
             match action {
                 Action::Send(bytes) => {
                     let is_message = client.stage() == Stage::Message;
-                    events(Event::Sent {
-                        lines: shown_lines(
-                            &bytes,
-                            client.last_send_is_secret() && !config.show_secrets,
-                            is_message,
-                        ),
-                        tls: conn.tls,
-                    });
+                    let _ = emit
+                        .send(Event::Sent {
+                            lines: shown_lines(
+                                &bytes,
+                                client.last_send_is_secret() && !config.show_secrets,
+                                is_message,
+                            ),
+                            tls: conn.tls,
+                        })
+                        .await;
                     sent_at = Instant::now();
                     if let Err(e) = conn.send("send", &bytes).await {
                         break 'dialogue Some(e.message);
@@ -485,18 +504,18 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
                             )
                         );
                         report.outcome = client.outcome().clone();
-                        fail(&mut report, events, FailStage::Tls, text);
+                        fail(&emit, &mut report, start, FailStage::Tls, text).await;
                         conn.close().await;
                         return report;
                     }
-                    match handshake(config, conn, events, &mut report).await {
+                    match handshake(config, conn, &emit, &mut report).await {
                         Ok(tls_conn) => {
                             conn = tls_conn;
                             action = client.tls_established();
                         }
                         Err(e) => {
                             report.outcome = client.outcome().clone();
-                            fail(&mut report, events, FailStage::Tls, e);
+                            fail(&emit, &mut report, start, FailStage::Tls, e).await;
                             return report;
                         }
                     }
@@ -518,23 +537,29 @@ pub async fn send(config: &MailConfig, events: &mut (dyn FnMut(Event) + Send)) -
         } else {
             format!("{f} ({last})")
         };
-        fail(&mut report, events, FailStage::of_failure(f), text);
+        fail(&emit, &mut report, start, FailStage::of_failure(f), text).await;
     } else if let Some(e) = lost {
         let stage = client.stage();
         match FailStage::of_stage(stage) {
             Some(fs) => {
                 let text = format!("{e} (waiting for {})", awaited(stage));
-                fail(&mut report, events, fs, text);
+                fail(&emit, &mut report, start, fs, text).await;
             }
-            _ => events(Event::Warning {
-                text: format!("after QUIT: {e}"),
-            }),
+            _ => {
+                let _ = emit
+                    .send(Event::Warning {
+                        text: format!("after QUIT: {e}"),
+                    })
+                    .await;
+            }
         }
     }
     if !report.outcome.rejected.is_empty() && report.failure.is_none() {
-        events(Event::Warning {
-            text: format!("refused recipients: {}", report.outcome.rejected.join(", ")),
-        });
+        let _ = emit
+            .send(Event::Warning {
+                text: format!("refused recipients: {}", report.outcome.rejected.join(", ")),
+            })
+            .await;
     }
     conn.close().await;
     report.elapsed = start.elapsed();
