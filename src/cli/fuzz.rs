@@ -1,7 +1,6 @@
 //! `sockeye fuzz`: the clap arguments, their validation, and the run
 //! (client mode, server mode, replay) with its report.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,11 +9,13 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::run::{Print, Printing, print_on_thread};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::peerfuzz::run;
 use crate::peerfuzz::{FuzzConfig, Generator, Template};
 use crate::report;
+use crate::report::fuzz::{Event, FuzzSummary, Printer};
 
 pub const FUZZ_AFTER: &str = "\
 Generators (one; --random 1024 by default):
@@ -210,7 +211,6 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
     let cancel = CancellationToken::new();
     super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
     let seed = args.seed.unwrap_or_else(rand::random);
-    let mut out = std::io::stdout().lock();
 
     if let Some(path) = &args.replay {
         let input = std::fs::read(path)
@@ -237,6 +237,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
         )
         .await
         .map_err(anyhow::Error::new)?;
+        let mut out = std::io::stdout().lock();
         report::fuzz::print_replay(&mut out, args.json, path, target, &outcome)?;
         return Ok(if outcome.reproduced.is_some() {
             exit::FAILURE
@@ -257,7 +258,7 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         report::fuzz::listening(local, seed, args.cases, generator.name());
-        let quiet = args.json;
+        let (emit, printing) = print_on_thread(Printer::new(args.json), EVENT_QUEUE, &cancel)?;
         let summary = run::fuzz_clients(
             listener,
             &generator,
@@ -265,15 +266,14 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             args.cases,
             timeout,
             cancel.clone(),
-            |case, peer, bytes| {
-                if !quiet {
-                    report::fuzz::served(case, peer, bytes);
-                }
-            },
+            emit,
         )
-        .await?;
-        report::fuzz::print_summary(&mut out, args.json, seed, generator.name(), &summary)?;
-        return Ok(if summary.interrupted {
+        .await;
+        let summary = ended(summary, printing).await?;
+        let (summary, printing) = summary;
+        let interrupted = summary.interrupted;
+        print_summary(printing, seed, generator.name(), summary).await?;
+        return Ok(if interrupted {
             exit::INTERRUPTED
         } else {
             exit::OK
@@ -294,22 +294,59 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
         artifacts: args.artifacts.clone(),
         keep_going: args.keep_going,
     };
-    let json = args.json;
-    let mut failure_lines: Vec<String> = Vec::new();
-    let summary = run::fuzz_server(&cfg, cancel.clone(), |f| {
-        failure_lines.push(report::fuzz::failure_line(json, f));
-    })
-    .await
-    .map_err(anyhow::Error::new)?;
-    for line in &failure_lines {
-        writeln!(out, "{line}")?;
-    }
-    report::fuzz::print_summary(&mut out, json, seed, generator.name(), &summary)?;
-    Ok(if summary.interrupted {
+    let (emit, printing) = print_on_thread(Printer::new(args.json), EVENT_QUEUE, &cancel)?;
+    let summary = run::fuzz_server(&cfg, cancel.clone(), emit).await;
+    let summary = ended(summary, printing).await?;
+    let (summary, printing) = summary;
+    let (interrupted, failed) = (summary.interrupted, !summary.failures.is_empty());
+    print_summary(printing, seed, generator.name(), summary).await?;
+    Ok(if interrupted {
         exit::INTERRUPTED
-    } else if summary.failures.is_empty() {
+    } else if !failed {
         exit::OK
     } else {
         exit::FAILURE
     })
+}
+
+/// Failures and cases served waiting for the printer at most.
+const EVENT_QUEUE: usize = 256;
+
+impl Print for Printer {
+    type Event = Event;
+    fn event(&mut self, event: Event) -> std::io::Result<()> {
+        Printer::event(self, event);
+        Ok(())
+    }
+}
+
+/// A run that ended in an error: the printer writes what it was sent
+/// (cases served), then the error is returned, as when `sockeye fuzz`
+/// printed from the run itself.
+async fn ended(
+    run: std::io::Result<FuzzSummary>,
+    printing: Printing<Printer>,
+) -> anyhow::Result<(FuzzSummary, Printing<Printer>)> {
+    match run {
+        Ok(summary) => Ok((summary, printing)),
+        Err(err) => {
+            printing.finish(|_, _| ()).await?;
+            Err(anyhow::Error::new(err))
+        }
+    }
+}
+
+/// The failures and the summary, written on the printer thread.
+async fn print_summary(
+    printing: Printing<Printer>,
+    seed: u64,
+    generator: &'static str,
+    summary: FuzzSummary,
+) -> anyhow::Result<()> {
+    printing
+        .finish(move |printer, _| {
+            printer.summary(&mut std::io::stdout().lock(), seed, generator, &summary)
+        })
+        .await??;
+    Ok(())
 }

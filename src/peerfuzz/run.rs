@@ -14,7 +14,8 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::generate::{self, Template, case_rng};
-pub use crate::report::fuzz::{Failure, FailureKind, FuzzSummary, ReplayOutcome};
+use crate::report::Emit;
+pub use crate::report::fuzz::{Event, Failure, FailureKind, FuzzSummary, ReplayOutcome};
 
 /// Bytes read back from one case at most.
 const MAX_ANSWER: usize = 1 << 20;
@@ -96,12 +97,13 @@ struct CaseOutcome {
     closed: bool,
 }
 
-/// Client mode: sends `cfg.cases` cases; calls `on_failure` as failures
+/// Client mode: sends `cfg.cases` cases; emits each failure as it is found
+/// (and keeps it in the summary). A reader gone ends the run as an interruption.
 /// are found.
 pub async fn fuzz_server(
     cfg: &FuzzConfig,
     cancel: CancellationToken,
-    mut on_failure: impl FnMut(&Failure),
+    emit: Emit<Event>,
 ) -> std::io::Result<FuzzSummary> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.artifacts)?;
@@ -230,8 +232,12 @@ pub async fn fuzz_server(
                 }
             }
             let f = save_failure(cfg, kind, at, &input, message)?;
-            on_failure(&f);
+            let stopped = emit.send(Event::Failure(f.clone())).await.is_err();
             summary.failures.push(f);
+            if stopped {
+                summary.interrupted = true;
+                break;
+            }
             if !cfg.keep_going {
                 break;
             }
@@ -493,7 +499,8 @@ pub fn read_meta(input: &Path) -> Option<Failure> {
 
 /// Server mode: answers each of `cases` clients with one generated case
 /// (after reading what the client sends, up to the timeout or its first
-/// blank line), then closes. `on_client` hears of each.
+/// blank line), then closes. Each is emitted as [`Event::Served`]; a reader
+/// gone ends the run as an interruption.
 pub async fn fuzz_clients(
     listener: TcpListener,
     generator: &Generator,
@@ -501,7 +508,7 @@ pub async fn fuzz_clients(
     cases: u64,
     timeout: Duration,
     cancel: CancellationToken,
-    mut on_client: impl FnMut(u64, SocketAddr, usize),
+    emit: Emit<Event>,
 ) -> std::io::Result<FuzzSummary> {
     let started = Instant::now();
     let mut summary = FuzzSummary::default();
@@ -531,7 +538,15 @@ pub async fn fuzz_clients(
         .await;
         summary.cases += 1;
         summary.bytes_sent += answer.len() as u64;
-        on_client(case, peer, answer.len());
+        let served = Event::Served {
+            case,
+            peer,
+            bytes: answer.len(),
+        };
+        if emit.send(served).await.is_err() {
+            summary.interrupted = true;
+            break;
+        }
     }
     stamp_time(&mut summary, started);
     Ok(summary)

@@ -1,6 +1,7 @@
 //! `sockeye fuzz`'s results and how they print: a failure and the input
 //! that caused it, a run's summary, a replay's outcome; lines for people
-//! or JSON Lines records. The peer fuzzer (`peerfuzz`) fills them in.
+//! or JSON Lines records. The peer fuzzer (`peerfuzz`) emits the events and
+//! fills in the rest.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -57,6 +58,59 @@ pub struct ReplayOutcome {
     pub message: String,
 }
 
+/// What the peer fuzzer emits as it runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Client mode: a failure was found and its input saved.
+    Failure(Failure),
+    /// Server mode: case `case` (`bytes` long) was sent to the client `peer`.
+    Served {
+        case: u64,
+        peer: SocketAddr,
+        bytes: usize,
+    },
+}
+
+/// Prints a run's events: each case served on stderr (not with `--json`),
+/// and the failures with the summary at the end, where `sockeye fuzz` has
+/// always written them (a run that ends in an error writes none).
+#[derive(Debug)]
+pub struct Printer {
+    json: bool,
+    failures: Vec<String>,
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn event(&mut self, event: Event) {
+        match event {
+            Event::Failure(f) => self.failures.push(failure_line(self.json, &f)),
+            Event::Served { case, peer, bytes } if !self.json => served(case, peer, bytes),
+            Event::Served { .. } => {}
+        }
+    }
+
+    /// The failures found, then the summary ([`print_summary`]).
+    pub fn summary(
+        &self,
+        out: &mut impl Write,
+        seed: u64,
+        generator: &str,
+        s: &FuzzSummary,
+    ) -> io::Result<()> {
+        for line in &self.failures {
+            writeln!(out, "{line}")?;
+        }
+        print_summary(out, self.json, seed, generator, s)
+    }
+}
+
 /// Server mode's first line, on stderr.
 pub fn listening(local: SocketAddr, seed: u64, cases: u64, generator: &str) {
     let _ = writeln!(
@@ -66,12 +120,12 @@ pub fn listening(local: SocketAddr, seed: u64, cases: u64, generator: &str) {
 }
 
 /// Server mode: a case was sent to a client, on stderr.
-pub fn served(case: u64, peer: SocketAddr, bytes: usize) {
+fn served(case: u64, peer: SocketAddr, bytes: usize) {
     let _ = writeln!(io::stderr(), "case {case}: {bytes} bytes to {peer}");
 }
 
 /// A failure: two lines for people, or a JSON record (`"type": "failure"`).
-pub fn failure_line(json: bool, f: &Failure) -> String {
+fn failure_line(json: bool, f: &Failure) -> String {
     if json {
         let mut v = serde_json::to_value(f).unwrap_or_default();
         v["type"] = "failure".into();
