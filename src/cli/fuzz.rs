@@ -237,13 +237,17 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
         )
         .await
         .map_err(anyhow::Error::new)?;
-        let mut out = std::io::stdout().lock();
-        report::fuzz::print_replay(&mut out, args.json, path, target, &outcome)?;
-        return Ok(if outcome.reproduced.is_some() {
+        let code = if outcome.reproduced.is_some() {
             exit::FAILURE
         } else {
             exit::OK
-        });
+        };
+        let (json, path) = (args.json, path.clone());
+        super::run::print_report(move || {
+            report::fuzz::print_replay(&mut std::io::stdout().lock(), json, &path, target, &outcome)
+        })
+        .await??;
+        return Ok(code);
     }
 
     if let Some(listen) = &args.listen {

@@ -222,6 +222,26 @@ impl<P: Print> Printing<P> {
     }
 }
 
+/// The printer of a command whose engine emits nothing while it runs.
+struct NoEvents;
+
+impl Print for NoEvents {
+    type Event = std::convert::Infallible;
+    fn event(&mut self, event: Self::Event) -> io::Result<()> {
+        match event {}
+    }
+}
+
+/// Writes a command's output in one go, from the report its engine
+/// returned (talk, a fuzz replay), on the printer thread (see [`Print`]).
+pub(crate) async fn print_report<R: Send + 'static>(
+    write: impl FnOnce() -> R + Send + 'static,
+) -> anyhow::Result<R> {
+    let (emit, printing) = print_on_thread(NoEvents, 1, &CancellationToken::new())?;
+    drop(emit);
+    printing.finish(move |_, _| write()).await
+}
+
 impl Print for MultiSink {
     type Event = Event;
     fn event(&mut self, event: Event) -> io::Result<()> {

@@ -379,19 +379,26 @@ pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();
     run::cancel_on_signals(cancel.clone(), Notice::Silent);
-    let report = runtime.block_on(async {
-        tokio::select! {
+    runtime.block_on(async {
+        let report = tokio::select! {
             r = crate::talk::talk(&plan.endpoint, &plan.conversation, &plan.vars, &plan.config) => Some(r),
             _ = cancel.cancelled() => None,
-        }
-    });
-    // Interrupted: the conversation stops where it was, with nothing to report.
-    let Some(report) = report else {
-        return Ok(exit::INTERRUPTED);
-    };
-    let mut out = std::io::stdout().lock();
-    crate::report::talk::print(&mut out, &report, plan.json).context("cannot write output")?;
-    Ok(if report.ok { exit::OK } else { exit::FAILURE })
+        };
+        // Interrupted: the conversation stops where it was, with nothing to report.
+        let Some(report) = report else {
+            return Ok(exit::INTERRUPTED);
+        };
+        // Both outputs are the report, written once it is whole (the JSON
+        // object holds every step): talk emits no events as it goes.
+        let code = if report.ok { exit::OK } else { exit::FAILURE };
+        let json = plan.json;
+        run::print_report(move || {
+            crate::report::talk::print(&mut std::io::stdout().lock(), &report, json)
+        })
+        .await?
+        .context("cannot write output")?;
+        Ok(code)
+    })
 }
 
 #[cfg(test)]
