@@ -166,16 +166,14 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let plan = Arc::new(plan);
     let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
     let cancel = tokio_util::sync::CancellationToken::new();
-    super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
-    runtime.block_on(crate::exercise::run(
-        Arc::clone(&plan),
-        Arc::new(ctx),
-        cancel.clone(),
-        |r| {
+    runtime.block_on(async {
+        super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
+        crate::exercise::run(Arc::clone(&plan), Arc::new(ctx), cancel.clone(), |r| {
             tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
             results.push(r);
-        },
-    ));
+        })
+        .await
+    });
     results.sort_by_key(|r| r.index);
     let summary = PlanSummary::new(&name, &results, started.elapsed());
     for (format, file) in &mut files {

@@ -439,8 +439,8 @@ pub fn run(args: MailArgs, quiet: bool) -> anyhow::Result<u8> {
     }
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();
-    run::cancel_on_signals(cancel.clone(), Notice::Silent);
     runtime.block_on(async {
+        run::cancel_on_signals(cancel.clone(), Notice::Silent);
         let (emit, printing) = run::print_on_thread(printer, EVENT_QUEUE, &cancel)?;
         let report = tokio::select! {
             r = crate::mail::send(&plan.config, emit) => Some(r),

@@ -1,7 +1,8 @@
 //! The run harness every subcommand shares: the async runtime, the one
-//! signal policy (the first Ctrl-C or SIGTERM cancels the run's token, the
-//! second exits 130 at once), the printer thread that feeds the sinks, and
-//! the mapping of a command's outcome to its exit status.
+//! signal policy (a task on that runtime: the first Ctrl-C or SIGTERM
+//! cancels the run's token, the second exits 130 at once), the printer
+//! thread that reads an engine's events and writes them, and the mapping of
+//! a command's outcome to its exit status.
 //!
 //! Commands validate their flags into an engine's config, then call these
 //! instead of each building a runtime and catching signals its own way.
@@ -38,8 +39,33 @@ pub(crate) enum Threads {
     Many(Option<usize>),
 }
 
+/// The async runtime of a command. Dropped, it does not wait for blocking
+/// tasks still running (a name lookup the command gave up on): the signal
+/// task is gone by then, and a second Ctrl-C must not meet a process that
+/// waits for nothing the user wants.
+#[derive(Debug)]
+pub(crate) struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    /// Runs `future` to its end on this runtime (see [`tokio::runtime::Runtime::block_on`]).
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.0 {
+            Some(rt) => rt.block_on(future),
+            None => unreachable!("the runtime is only taken when dropped"),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The async runtime of a command.
-pub(crate) fn runtime(threads: Threads) -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(threads: Threads) -> anyhow::Result<Runtime> {
     let mut builder = match threads {
         Threads::One => tokio::runtime::Builder::new_current_thread(),
         Threads::Many(workers) => {
@@ -53,6 +79,7 @@ pub(crate) fn runtime(threads: Threads) -> anyhow::Result<tokio::runtime::Runtim
     builder
         .enable_all()
         .build()
+        .map(|rt| Runtime(Some(rt)))
         .context("cannot start the async runtime")
 }
 
@@ -70,45 +97,26 @@ pub(crate) enum Notice {
 /// First Ctrl-C (or SIGTERM): `cancel` fires and the command wraps up.
 /// Second: leave now, with status 130.
 ///
-/// The handler runs on a thread of its own with its own small runtime:
-/// a command's threads may be blocked writing to a terminal or a pipe that
-/// nobody reads (mail prints on its runtime's one thread), and Ctrl-C must
-/// still work then.
+/// Called from inside the command's runtime, before its work starts: both
+/// signals are registered before this returns (a handler installed later
+/// would leave a window in which Ctrl-C kills the process without its
+/// summary: a test caught it), and the policy is a task of that runtime.
+/// That is safe because no command prints on a runtime thread: output goes
+/// through the printer thread ([`print_on_thread`]), or is written from
+/// `block_on`'s own thread while a multi-threaded runtime's workers run this
+/// task. A current-thread runtime (mail, talk) runs it whenever the command
+/// awaits, and those commands await their printer rather than write.
 pub(crate) fn cancel_on_signals(cancel: CancellationToken, notice: Notice) {
     use tokio::signal::unix::{SignalKind, signal};
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
-            return;
-        }
-    };
-    // Register both signals here, before returning: a handler installed
-    // later by the thread would leave a window in which Ctrl-C kills the
-    // process without its summary (a test caught it).
-    let (interrupt, terminate) = {
-        let _entered = rt.enter();
-        (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
-    let interrupt = match interrupt {
+    let interrupt = match signal(SignalKind::interrupt()) {
         Ok(s) => s,
         Err(err) => {
             tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
             return;
         }
     };
-    let spawned = std::thread::Builder::new()
-        .name("sockeye-signals".into())
-        .spawn(move || rt.block_on(handle_signals(cancel, notice, interrupt, terminate)));
-    if let Err(err) = spawned {
-        tracing::warn!(%err, "no signal handler: Ctrl-C will stop sockeye without a summary");
-    }
+    let terminate = signal(SignalKind::terminate()).ok();
+    tokio::spawn(handle_signals(cancel, notice, interrupt, terminate));
 }
 
 async fn handle_signals(

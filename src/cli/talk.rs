@@ -378,8 +378,8 @@ pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
     let plan = TalkPlan::from_args(args, &argv)?;
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();
-    run::cancel_on_signals(cancel.clone(), Notice::Silent);
     runtime.block_on(async {
+        run::cancel_on_signals(cancel.clone(), Notice::Silent);
         let report = tokio::select! {
             r = crate::talk::talk(&plan.endpoint, &plan.conversation, &plan.vars, &plan.config) => Some(r),
             _ = cancel.cancelled() => None,
