@@ -46,6 +46,10 @@ pub enum LocalError {
     NoBuffers,
     /// EADDRNOTAVAIL: no free ephemeral port for this destination.
     NoPorts,
+    /// The connect met itself: on loopback, the kernel picked the probed
+    /// port as the source port and TCP's simultaneous open connected the
+    /// socket to itself. Nothing listens there; a new source port tells.
+    SelfConnect,
     /// Anything else that is about us, not the target (carries the errno).
     Other(i32),
 }
@@ -65,7 +69,16 @@ impl LocalError {
     /// finish (descriptors, buffers, ephemeral ports): back off and re-send.
     /// Anything else will fail again the same way.
     pub fn is_exhaustion(self) -> bool {
-        !matches!(self, LocalError::Other(_))
+        matches!(
+            self,
+            LocalError::NoFiles | LocalError::NoBuffers | LocalError::NoPorts
+        )
+    }
+
+    /// True when sending the probe again can give an answer: the machine
+    /// ran short of something, or the probe met itself.
+    pub fn is_transient(self) -> bool {
+        self.is_exhaustion() || self == LocalError::SelfConnect
     }
 
     /// A short name for logs.
@@ -74,6 +87,7 @@ impl LocalError {
             LocalError::NoFiles => "out of file descriptors".into(),
             LocalError::NoBuffers => "out of kernel buffers".into(),
             LocalError::NoPorts => "out of ephemeral ports".into(),
+            LocalError::SelfConnect => "the probe connected to itself".into(),
             LocalError::Other(errno) => Errno::from_raw(errno).desc().into(),
         }
     }
@@ -192,9 +206,21 @@ impl SocketPool {
 
 fn open_now(socket: Socket, start: Instant) -> Outcome {
     let rtt = start.elapsed();
+    let itself = self_connected(&SockRef::from(&socket));
     let _ = socket.set_linger(Some(Duration::ZERO));
     drop(socket);
+    if itself {
+        return Outcome::Local(LocalError::SelfConnect);
+    }
     open(rtt)
+}
+
+/// A connected socket whose peer is itself (see [`LocalError::SelfConnect`]).
+fn self_connected(socket: &SockRef<'_>) -> bool {
+    match (socket.local_addr(), socket.peer_addr()) {
+        (Ok(local), Ok(peer)) => local.as_socket() == peer.as_socket(),
+        _ => false,
+    }
 }
 
 impl Pending {
@@ -226,8 +252,12 @@ impl Pending {
                         None => Outcome::NoResponse,
                     },
                     Ok(None) => {
+                        let itself = self_connected(&sock);
                         let _ = sock.set_linger(Some(Duration::ZERO));
                         drop(stream);
+                        if itself {
+                            return Outcome::Local(LocalError::SelfConnect);
+                        }
                         open(rtt)
                     }
                     Ok(Some(err)) => classify_error(stream.as_fd(), &err, rtt),
@@ -444,6 +474,43 @@ mod tests {
             before - 1,
             "the open probe used a pooled socket"
         );
+    }
+
+    #[test]
+    fn a_probe_that_meets_itself_is_sent_again_not_open() {
+        // What a scan of 127.0.0.1 meets when the kernel picks the probed
+        // port as the source port: a socket connected to itself.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let socket = open_socket(any).expect("socket");
+        socket.bind(&SockAddr::from(any)).expect("bind");
+        let me = SockAddr::from(socket.local_addr().unwrap().as_socket().unwrap());
+        let mut connected = false;
+        for _ in 0..200 {
+            match socket.connect(&me) {
+                Ok(()) => connected = true,
+                Err(e) if e.raw_os_error() == Some(Errno::EISCONN as i32) => connected = true,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error().map(Errno::from_raw),
+                        Some(Errno::EINPROGRESS | Errno::EALREADY)
+                    ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("self-connect failed: {e}"),
+            }
+            if connected {
+                break;
+            }
+        }
+        assert!(connected, "loopback's simultaneous open did not complete");
+        assert!(self_connected(&SockRef::from(&socket)));
+        assert_eq!(
+            open_now(socket, Instant::now()),
+            Outcome::Local(LocalError::SelfConnect)
+        );
+        assert!(LocalError::SelfConnect.is_transient());
+        assert!(!LocalError::SelfConnect.is_exhaustion());
     }
 
     #[tokio::test]

@@ -426,7 +426,7 @@ impl Shared {
             }
             Outcome::NoResponse => (PortState::Filtered, Reason::NoResponse, None),
             Outcome::Local(err)
-                if err.is_exhaustion()
+                if err.is_transient()
                     && (self.pending.load(Ordering::Relaxed) > 0
                         || ticket.work.stuck < MAX_STUCK) =>
             {
