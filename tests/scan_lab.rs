@@ -210,6 +210,78 @@ fn silent_neighbour_is_host_unreach() {
     );
 }
 
+/// A /28 behind a router with one real host: only that host is "up" (its
+/// own SYN-ACK and RST); the router's host-unreachable for the other 15,
+/// and this machine's own for a silent neighbour, make no host up. The
+/// table has one host block and one line counting the rest.
+#[test]
+fn only_hosts_that_answered_are_up() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.unlimit_icmp(lab.target_ns());
+    // The target namespace routes 198.19.5.0/28: one address of its own,
+    // an unreachable route (ICMP host-unreachable from 198.18.0.2) for the rest.
+    lab.sysctl(lab.target_ns(), &["net.ipv4.ip_forward=1"]);
+    lab.exec(
+        lab.target_ns(),
+        &["ip", "route", "add", "unreachable", "198.19.5.0/28"],
+    );
+    lab.exec(
+        lab.target_ns(),
+        &["ip", "addr", "add", "198.19.5.6/32", "dev", "lo"],
+    );
+    lab.exec(
+        lab.scanner_ns(),
+        &["ip", "route", "add", "198.19.5.0/28", "via", TARGET_V4],
+    );
+    let _l = lab.listen(lab.target_ns(), "198.19.5.6", &[22]);
+    let common = [
+        "--retries",
+        "0",
+        "--initial-rtt-timeout",
+        "8s",
+        "--max-rtt-timeout",
+        "8s",
+    ];
+    let mut args = vec!["scan", "-p", "22,80"];
+    args.extend(common);
+    args.push("198.19.5.0/28");
+    let out = wait_output(lab.spawn(lab.scanner_ns(), bin(), &args), SCAN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.matches("scan report for").count(), 1, "{text}");
+    assert!(
+        text.contains("scan report for 198.19.5.6\nHost is up"),
+        "{text}"
+    );
+    assert!(text.contains("22/tcp open"), "{text}");
+    assert!(
+        text.contains("1 host up; 15 not shown: nothing came back from them"),
+        "{text}"
+    );
+
+    // Silent neighbours (no ARP answer: this machine's own
+    // host-unreachable), this machine and the host on the link: blocks in
+    // address order, whatever order the probes finish in.
+    let mut args = vec!["scan", "-p", "22,80"];
+    args.extend(common);
+    args.push("198.18.0.1-10");
+    let out = wait_output(lab.spawn(lab.scanner_ns(), bin(), &args), SCAN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let blocks: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sockeye scan report for "))
+        .collect();
+    assert_eq!(blocks, ["198.18.0.1", "198.18.0.2"], "{text}");
+    assert!(
+        text.contains("2 hosts up; 8 not shown: nothing came back from them"),
+        "{text}"
+    );
+}
+
 #[test]
 fn ipv6_target() {
     if !require_lab() {

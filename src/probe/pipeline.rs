@@ -115,6 +115,12 @@ fn count(
         started: host.started,
         ended: SystemTime::now(),
         counts: host.counts.iter().map(|((s, r), n)| (*s, *r, *n)).collect(),
+        // A probed port answered by the host is open or closed; filtered
+        // says nothing of who answered.
+        up: host
+            .counts
+            .keys()
+            .any(|(s, _)| matches!(s, PortState::Open | PortState::Closed)),
         srtt: None,
         rttvar: None,
         timeout: Duration::ZERO,

@@ -116,6 +116,10 @@ pub struct HostDone {
     pub ended: SystemTime,
     /// Ports per (state, reason), over every port of the host (open included).
     pub counts: Vec<(PortState, Reason, u32)>,
+    /// Something the host itself sent answered a probe: a SYN-ACK, an RST,
+    /// or an ICMP error from its own address. A router's or this machine's
+    /// own unreachable, or silence, leaves it false: down, or unknown.
+    pub up: bool,
     /// Smoothed RTT, RTT variance and the timeout in force at the end, when
     /// at least one answer was timed.
     pub srtt: Option<Duration>,

@@ -1,6 +1,8 @@
 //! The table for people: nmap's normal output, one report per host printed
 //! when the host is done, columns aligned to their content, optional ANSI
-//! colour, and a one-line summary at the end.
+//! colour, and a one-line summary at the end. Only hosts that answered get
+//! a report; the others are counted in one line before the summary, as
+//! nmap's "N hosts up".
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -28,6 +30,9 @@ pub struct TableSink {
     /// Whether a block (host or error) was printed, so the next one is
     /// separated from it by a blank line.
     printed: bool,
+    /// Hosts reported as up, and hosts nothing of their own came from.
+    up: u64,
+    silent: u64,
 }
 
 impl std::fmt::Debug for TableSink {
@@ -51,6 +56,8 @@ impl TableSink {
             hosts: HostBuffer::default(),
             command: "scan",
             printed: false,
+            up: 0,
+            silent: 0,
         }
     }
 
@@ -83,6 +90,12 @@ impl TableSink {
 
     fn host(&mut self, done: &HostDone) -> io::Result<()> {
         let ports = self.hosts.take(done);
+        if !done.up {
+            self.silent += 1;
+            self.hosts.forget_services(done.host_index);
+            return Ok(());
+        }
+        self.up += 1;
         let mut text = self.block();
         let label = label(done.addr, done.host.as_deref());
         let _ = writeln!(
@@ -262,6 +275,15 @@ impl Sink for TableSink {
         } else {
             String::new()
         };
+        if self.silent > 0 {
+            let _ = writeln!(
+                text,
+                "{} up; {} not shown: nothing came back from {} (down, or every probe dropped or refused on the way).",
+                plural(self.up, "host", "hosts"),
+                grouped(self.silent),
+                if self.silent == 1 { "it" } else { "them" },
+            );
+        }
         if summary.interrupted {
             text.push_str("Interrupted: ");
         }

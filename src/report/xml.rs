@@ -35,6 +35,8 @@ pub struct XmlSink {
     proto: Proto,
     started: Option<SystemTime>,
     hosts: HostBuffer,
+    /// Hosts nothing of their own came back from: `state="down"`.
+    down: u64,
 }
 
 impl std::fmt::Debug for XmlSink {
@@ -113,6 +115,7 @@ impl XmlSink {
             proto: Proto::Tcp,
             started: None,
             hosts: HostBuffer::default(),
+            down: 0,
         }
     }
 
@@ -122,7 +125,7 @@ impl XmlSink {
         text: &mut String,
         (addr, host): (IpAddr, Option<&str>),
         (start, end): (SystemTime, SystemTime),
-        reason: &str,
+        (up, reason): (bool, &str),
         comment: Option<&str>,
     ) {
         let _ = write!(
@@ -136,7 +139,8 @@ impl XmlSink {
         }
         let _ = writeln!(
             text,
-            "><status state=\"up\" reason=\"{}\" reason_ttl=\"0\"/>",
+            "><status state=\"{}\" reason=\"{}\" reason_ttl=\"0\"/>",
+            if up { "up" } else { "down" },
             attr(reason)
         );
         let _ = writeln!(
@@ -222,11 +226,14 @@ impl XmlSink {
     fn host(&mut self, done: &HostDone) -> io::Result<()> {
         let ports = self.hosts.take(done);
         let mut text = String::new();
+        if !done.up {
+            self.down += 1;
+        }
         Self::host_head(
             &mut text,
             (done.addr, done.host.as_deref()),
             (done.started, done.ended),
-            &host_reason(done),
+            (done.up, &host_reason(done)),
             None,
         );
         text.push_str("<ports>");
@@ -277,7 +284,7 @@ impl XmlSink {
             &mut text,
             (addr, host),
             (self.started.unwrap_or(end), end),
-            &host_reason_of_ports(ports),
+            (true, &host_reason_of_ports(ports)),
             Some("scan interrupted before all ports of this host were decided"),
         );
         text.push_str("<ports>");
@@ -346,7 +353,7 @@ impl Sink for XmlSink {
         let summary = format!(
             "sockeye done at {timestr}; {} ({} up) scanned in {} seconds",
             plural(s.hosts, "IP address", "IP addresses"),
-            plural(s.hosts, "host", "hosts"),
+            plural(s.hosts.saturating_sub(self.down), "host", "hosts"),
             secs2(s.elapsed)
         );
         let exit = if s.interrupted {
@@ -356,12 +363,13 @@ impl Sink for XmlSink {
         };
         let text = format!(
             "<runstats><finished time=\"{}\" timestr=\"{}\" summary=\"{}\" elapsed=\"{}\" \
-             {exit}/><hosts up=\"{}\" down=\"0\" total=\"{}\"/>\n</runstats>\n</nmaprun>\n",
+             {exit}/><hosts up=\"{}\" down=\"{}\" total=\"{}\"/>\n</runstats>\n</nmaprun>\n",
             unix_secs(s.ended),
             attr(&timestr),
             attr(&summary),
             secs2(s.elapsed),
-            s.hosts,
+            s.hosts.saturating_sub(self.down),
+            self.down,
             s.hosts,
         );
         self.out.write_all(text.as_bytes())?;

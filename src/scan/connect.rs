@@ -10,9 +10,14 @@
 //! descriptors, no buffers, no ephemeral ports) come back as
 //! [`Outcome::Local`] so that the engine backs off and tries again: they
 //! are never a port state.
+//!
+//! An answer carries who sent it: the target itself (a SYN-ACK, an RST, an
+//! ICMP error whose source is the target), or someone else (a router's or
+//! this machine's own ICMP error, read from the error queue's offender
+//! address). Only the first kind says the host is up.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,10 @@ pub enum Outcome {
         state: PortState,
         reason: Reason,
         rtt: Duration,
+        /// Who sent the answer, when known: the target for a SYN-ACK or an
+        /// RST, an ICMP error's source otherwise. `None` when this machine
+        /// decided without a packet (an errno with nothing queued).
+        from: Option<IpAddr>,
     },
     /// Nothing came back within the timeout.
     NoResponse,
@@ -113,6 +122,7 @@ pub enum Started {
 pub struct Pending {
     socket: Socket,
     start: Instant,
+    addr: SocketAddr,
 }
 
 /// Most sockets a pool keeps for reuse, per address family.
@@ -168,22 +178,26 @@ impl SocketPool {
         let target = SockAddr::from(addr);
         let start = Instant::now();
         match socket.connect(&target) {
-            Ok(()) => return Started::Done(open_now(socket, start)),
+            Ok(()) => return Started::Done(open_now(socket, start, addr)),
             Err(err) if err.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
             Err(err) => {
-                return Started::Done(classify_error(socket.as_fd(), &err, start.elapsed()));
+                return Started::Done(classify_error(socket.as_fd(), &err, start.elapsed(), addr));
             }
         }
         match socket.connect(&target) {
             Err(err) if err.raw_os_error() == Some(Errno::EALREADY as i32) => {
-                Started::Pending(Pending { socket, start })
+                Started::Pending(Pending {
+                    socket,
+                    start,
+                    addr,
+                })
             }
-            Ok(()) => Started::Done(open_now(socket, start)),
+            Ok(()) => Started::Done(open_now(socket, start, addr)),
             Err(err) if err.raw_os_error() == Some(Errno::EISCONN as i32) => {
-                Started::Done(open_now(socket, start))
+                Started::Done(open_now(socket, start, addr))
             }
             Err(err) => {
-                let outcome = classify_error(socket.as_fd(), &err, start.elapsed());
+                let outcome = classify_error(socket.as_fd(), &err, start.elapsed(), addr);
                 // A refusal by RST leaves nothing behind: classify_error found
                 // no ICMP error queued, and the failed connect reset the socket
                 // to unconnected, so it can carry the next probe. (A refusal
@@ -204,7 +218,7 @@ impl SocketPool {
     }
 }
 
-fn open_now(socket: Socket, start: Instant) -> Outcome {
+fn open_now(socket: Socket, start: Instant, addr: SocketAddr) -> Outcome {
     let rtt = start.elapsed();
     let itself = self_connected(&SockRef::from(&socket));
     let _ = socket.set_linger(Some(Duration::ZERO));
@@ -212,7 +226,7 @@ fn open_now(socket: Socket, start: Instant) -> Outcome {
     if itself {
         return Outcome::Local(LocalError::SelfConnect);
     }
-    open(rtt)
+    open(rtt, addr)
 }
 
 /// A connected socket whose peer is itself (see [`LocalError::SelfConnect`]).
@@ -226,7 +240,11 @@ fn self_connected(socket: &SockRef<'_>) -> bool {
 impl Pending {
     /// Waits at most `timeout` (from now) for the handshake to finish or fail.
     pub async fn finish(self, timeout: Duration) -> Outcome {
-        let Pending { socket, start } = self;
+        let Pending {
+            socket,
+            start,
+            addr,
+        } = self;
         // Registering with the runtime as a TcpStream is the safe way to
         // wait on a socket we created ourselves.
         let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
@@ -244,10 +262,11 @@ impl Pending {
                     // came from something else queued on the socket; a
                     // connected socket has a peer.
                     Ok(None) if stream.peer_addr().is_err() => match icmp_reason(stream.as_fd()) {
-                        Some(reason) => Outcome::Answer {
+                        Some((reason, from)) => Outcome::Answer {
                             state: PortState::Filtered,
                             reason,
                             rtt,
+                            from,
                         },
                         None => Outcome::NoResponse,
                     },
@@ -258,9 +277,9 @@ impl Pending {
                         if itself {
                             return Outcome::Local(LocalError::SelfConnect);
                         }
-                        open(rtt)
+                        open(rtt, addr)
                     }
-                    Ok(Some(err)) => classify_error(stream.as_fd(), &err, rtt),
+                    Ok(Some(err)) => classify_error(stream.as_fd(), &err, rtt, addr),
                     Err(err) => Outcome::Local(LocalError::from_io(&err)),
                 }
             }
@@ -285,62 +304,68 @@ fn open_socket(addr: SocketAddr) -> io::Result<Socket> {
 /// The handshake completed. The caller closes the socket with an RST
 /// (linger 0) so that scanning many open ports leaves no TIME_WAIT sockets
 /// behind on this machine.
-fn open(rtt: Duration) -> Outcome {
+fn open(rtt: Duration, addr: SocketAddr) -> Outcome {
     Outcome::Answer {
         state: PortState::Open,
         reason: Reason::SynAck,
         rtt,
+        from: Some(addr.ip()),
     }
 }
 
-fn classify_error(socket: BorrowedFd<'_>, err: &io::Error, rtt: Duration) -> Outcome {
+fn classify_error(
+    socket: BorrowedFd<'_>,
+    err: &io::Error,
+    rtt: Duration,
+    addr: SocketAddr,
+) -> Outcome {
     let errno = err.raw_os_error().map(Errno::from_raw);
-    let filtered = |reason| Outcome::Answer {
+    let filtered = |(reason, from)| Outcome::Answer {
         state: PortState::Filtered,
         reason,
         rtt,
+        from,
     };
     match errno {
         // An RST, or an ICMP port-unreachable (which the kernel reports the
         // same way): a TCP port refused by ICMP is a firewall's doing, and
         // nmap's SYN scan calls it filtered. The error queue tells them apart.
         Some(Errno::ECONNREFUSED) => match icmp_reason(socket) {
-            Some(reason) => filtered(reason),
+            Some(found) => filtered(found),
             None => Outcome::Answer {
                 state: PortState::Closed,
                 reason: Reason::ConnRefused,
                 rtt,
+                from: Some(addr.ip()),
             },
         },
         // The handshake completed and the port then reset the connection
         // (a listener that accepts and aborts at once): open.
-        Some(Errno::ECONNRESET | Errno::ECONNABORTED | Errno::EPIPE) => Outcome::Answer {
-            state: PortState::Open,
-            reason: Reason::SynAck,
-            rtt,
-        },
+        Some(Errno::ECONNRESET | Errno::ECONNABORTED | Errno::EPIPE) => open(rtt, addr),
         Some(Errno::ETIMEDOUT) => Outcome::NoResponse,
         // nmap's reading of EACCES (an ICMP admin-prohibited on some
         // stacks); EPERM is this machine's own firewall dropping the SYN.
-        Some(Errno::EACCES | Errno::EPERM) => filtered(Reason::AdminProhibited),
-        Some(Errno::ENETDOWN) => filtered(Reason::NetUnreach),
+        Some(Errno::EACCES | Errno::EPERM) => filtered((Reason::AdminProhibited, None)),
+        Some(Errno::ENETDOWN) => filtered((Reason::NetUnreach, None)),
         Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::EHOSTDOWN | Errno::ENONET) => {
             let fallback = if errno == Some(Errno::ENETUNREACH) {
                 Reason::NetUnreach
             } else {
                 Reason::HostUnreach
             };
-            filtered(icmp_reason(socket).unwrap_or(fallback))
+            filtered(icmp_reason(socket).unwrap_or((fallback, None)))
         }
         Some(Errno::ENOPROTOOPT | Errno::EPROTO) => {
-            filtered(icmp_reason(socket).unwrap_or(Reason::ProtoUnreach))
+            filtered(icmp_reason(socket).unwrap_or((Reason::ProtoUnreach, None)))
         }
         _ => Outcome::Local(LocalError::from_io(err)),
     }
 }
 
-/// Reads the ICMP type and code the kernel queued for this socket, if any.
-fn icmp_reason(fd: BorrowedFd<'_>) -> Option<Reason> {
+/// Reads the ICMP type and code the kernel queued for this socket, if any,
+/// and the address that sent it (the offender: the target, a router, or
+/// this machine for its own host- and net-unreachable).
+fn icmp_reason(fd: BorrowedFd<'_>) -> Option<(Reason, Option<IpAddr>)> {
     let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
     let mut data = [0u8; 64];
     let mut iov = [io::IoSliceMut::new(&mut data)];
@@ -352,16 +377,26 @@ fn icmp_reason(fd: BorrowedFd<'_>) -> Option<Reason> {
     )
     .ok()?;
     for c in msg.cmsgs().ok()? {
-        let (err, v6) = match c {
-            ControlMessageOwned::Ipv4RecvErr(err, _) => (err, false),
-            ControlMessageOwned::Ipv6RecvErr(err, _) => (err, true),
+        let (err, v6, from) = match c {
+            ControlMessageOwned::Ipv4RecvErr(err, from) => (
+                err,
+                false,
+                from.filter(|a| i32::from(a.sin_family) == nix::libc::AF_INET)
+                    .map(|a| IpAddr::from(a.sin_addr.s_addr.to_ne_bytes())),
+            ),
+            ControlMessageOwned::Ipv6RecvErr(err, from) => (
+                err,
+                true,
+                from.filter(|a| i32::from(a.sin6_family) == nix::libc::AF_INET6)
+                    .map(|a| IpAddr::from(a.sin6_addr.s6_addr)),
+            ),
             _ => continue,
         };
         if err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP {
-            return Some(reason_from_icmp4(err.ee_type, err.ee_code));
+            return Some((reason_from_icmp4(err.ee_type, err.ee_code), from));
         }
         if v6 && err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP6 {
-            return Some(reason_from_icmp6(err.ee_type, err.ee_code));
+            return Some((reason_from_icmp6(err.ee_type, err.ee_code), from));
         }
     }
     None
@@ -506,7 +541,7 @@ mod tests {
         assert!(connected, "loopback's simultaneous open did not complete");
         assert!(self_connected(&SockRef::from(&socket)));
         assert_eq!(
-            open_now(socket, Instant::now()),
+            open_now(socket, Instant::now(), any),
             Outcome::Local(LocalError::SelfConnect)
         );
         assert!(LocalError::SelfConnect.is_transient());

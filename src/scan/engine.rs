@@ -145,6 +145,8 @@ struct HostState {
     started: SystemTime,
     /// A probe of this host failed locally for good (reported once).
     failed: bool,
+    /// Something sent by the host itself came back (see [`HostDone::up`]).
+    answered: bool,
 }
 
 struct Group {
@@ -326,6 +328,7 @@ impl Shared {
                         counts: Vec::new(),
                         started: SystemTime::now(),
                         failed: false,
+                        answered: false,
                     });
                     if let Some(g) = st.groups.back_mut() {
                         g.hosts.push(host);
@@ -395,13 +398,15 @@ impl Shared {
         for (ticket, outcome) in done.drain(..) {
             self.record_one(st, &ticket, outcome, out);
         }
-        // Groups finish in any order (retries); emit every finished one.
-        while let Some(i) = st
+        // Groups can finish out of order (retries); a later one waits for
+        // the ones before it, so hosts are reported in target order.
+        while st
             .groups
-            .iter()
-            .position(|g| g.issued_all && g.outstanding == 0)
+            .front()
+            .is_some_and(|g| g.issued_all && g.outstanding == 0)
         {
-            if let Some(g) = st.groups.remove(i) {
+            if let Some(mut g) = st.groups.pop_front() {
+                g.hosts.sort_unstable();
                 finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
             }
         }
@@ -414,9 +419,15 @@ impl Shared {
             ..ticket.work
         };
         let (state, reason, rtt) = match outcome {
-            Outcome::Answer { state, reason, rtt } => {
+            Outcome::Answer {
+                state,
+                reason,
+                rtt,
+                from,
+            } => {
                 if let Some(h) = st.hosts.get_mut(&work.host) {
                     h.rtt.sample(rtt);
+                    h.answered |= from == Some(h.target.addr);
                 }
                 (state, reason, Some(rtt))
             }
@@ -540,6 +551,7 @@ fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
         started: h.started,
         ended: SystemTime::now(),
         counts,
+        up: h.answered,
         srtt: h.rtt.srtt(),
         rttvar: h.rtt.rttvar(),
         timeout: h.rtt.timeout(limits),
