@@ -178,6 +178,52 @@ fn firewall_verdicts_are_told_apart() {
     );
 }
 
+/// Without `--all-states` the table counts only the most common state and
+/// lists the others: a firewall check sees its filtered ports by number.
+#[test]
+fn filtered_ports_are_listed_by_default() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.unlimit_icmp(lab.target_ns());
+    lab.nft(
+        lab.target_ns(),
+        "table ip fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport { 81, 82 } drop\n    tcp dport 83 reject with icmp type admin-prohibited\n  }\n}\n",
+    );
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[85]);
+    let args = [
+        "scan",
+        "-p",
+        "80-99",
+        "--initial-rtt-timeout",
+        "300ms",
+        "--max-rtt-timeout",
+        "300ms",
+        TARGET_V4,
+    ];
+    let out = wait_output(lab.spawn(lab.scanner_ns(), bin(), &args), SCAN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("Not shown: 16 closed tcp ports (conn-refused)\n"),
+        "{text}"
+    );
+    for row in [
+        "81/tcp filtered",
+        "82/tcp filtered",
+        "83/tcp filtered",
+        "85/tcp open",
+    ] {
+        let (port, state) = row.split_once(' ').expect("row");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().take(2).eq([port, state])),
+            "{row} missing:\n{text}"
+        );
+    }
+}
+
 /// A neighbour that never answers ARP: the kernel says host unreachable.
 #[test]
 fn silent_neighbour_is_host_unreach() {

@@ -114,8 +114,10 @@ Examples:
   sockeye scan -sL 198.18.0-3.1-254 | wc -l
 
 States: open (syn-ack), closed (conn-refused), filtered (no-response,
-host-unreach, net-unreach, admin-prohibited). By default only open ports are
-shown; --all-states shows every port.
+host-unreach, net-unreach, admin-prohibited). By default the table counts the
+most common closed or filtered state (and any with more than 25 ports) and
+lists the other ports; --all-states shows every port. A host gets a block only
+when it answered itself; the others are counted in one line.
 
 Exit status: 0 done, 1 nothing could be scanned or output failed, 2 bad usage,
 130 interrupted (results so far are written).";

@@ -15,6 +15,41 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::{Event, HostDone, PortResult, PortState, Proto, Reason, ServiceResult, TargetError};
 
+/// A closed or filtered state with more ports than this on a host is only
+/// counted in the table, as nmap does; engines send the ports of a state
+/// only while it has at most this many, so the table can list the rest.
+pub const LIST_MAX: u32 = 25;
+
+/// The states the table only counts for a host: as nmap, the most common
+/// of the closed and filtered states, and any of them with more than
+/// [`LIST_MAX`] ports. Open ones are always listed; nothing is hidden
+/// with `--all-states`.
+pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Vec<PortState> {
+    if all_states {
+        return Vec::new();
+    }
+    let mut per_state: Vec<(PortState, u64)> = Vec::new();
+    for &(state, _, count) in &done.counts {
+        if is_shown(state, false) {
+            continue;
+        }
+        match per_state.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, n)) => *n += u64::from(count),
+            None => per_state.push((state, u64::from(count))),
+        }
+    }
+    let most = per_state
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(s, _)| *s);
+    per_state
+        .iter()
+        .filter(|(s, n)| Some(*s) == most || *n > u64::from(LIST_MAX))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
 /// Whether a port is printed line by line rather than only counted.
 pub(crate) fn is_shown(state: PortState, all_states: bool) -> bool {
     all_states || matches!(state, PortState::Open | PortState::OpenFiltered)
@@ -164,9 +199,17 @@ pub(crate) struct Ignored {
 /// The ignored (state, reason) groups of a host, largest first as nmap sorts
 /// them. Empty when every state is shown.
 pub(crate) fn ignored_groups(done: &HostDone, all_states: bool) -> Vec<Ignored> {
+    ignored_groups_where(done, |state| !is_shown(state, all_states))
+}
+
+/// The groups of the states `hidden` says are only counted, largest first.
+pub(crate) fn ignored_groups_where(
+    done: &HostDone,
+    hidden: impl Fn(PortState) -> bool,
+) -> Vec<Ignored> {
     let mut groups: Vec<Ignored> = Vec::new();
     for &(state, reason, count) in &done.counts {
-        if count == 0 || is_shown(state, all_states) {
+        if count == 0 || !hidden(state) {
             continue;
         }
         match groups

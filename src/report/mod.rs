@@ -37,6 +37,7 @@ mod table;
 pub mod talk;
 mod xml;
 
+pub use common::LIST_MAX;
 pub use emit::{Emit, Stopped};
 pub use event::{
     Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Summary, Tally, TargetError,

@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 
 use super::common::{
-    HostBuffer, Ignored, Routed, grouped, ignored_groups, latency, plural, printable, secs2,
-    service, total_ports,
+    HostBuffer, Ignored, Routed, grouped, ignored_groups_where, is_shown, latency, plural,
+    printable, secs2, service, table_hidden, total_ports,
 };
 use super::{
     Event, HostDone, PortResult, PortState, Proto, RunInfo, ServiceResult, Sink, SinkOptions,
@@ -89,7 +89,7 @@ impl TableSink {
     }
 
     fn host(&mut self, done: &HostDone) -> io::Result<()> {
-        let ports = self.hosts.take(done);
+        let mut ports = self.hosts.take(done);
         if !done.up {
             self.silent += 1;
             self.hosts.forget_services(done.host_index);
@@ -112,7 +112,9 @@ impl TableSink {
             }
             None => text.push_str("Host is up.\n"),
         }
-        let ignored = ignored_groups(done, self.all_states);
+        let hidden = table_hidden(done, self.all_states);
+        ports.retain(|p| !hidden.contains(&p.state));
+        let ignored = ignored_groups_where(done, |state| hidden.contains(&state));
         if ports.is_empty() {
             let total = total_ports(done);
             if total == 0 {
@@ -254,7 +256,9 @@ impl Sink for TableSink {
     }
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        match self.hosts.route(event, self.all_states) {
+        // Every port the engine sent is kept: which states are only
+        // counted is known when the host is done (see `table_hidden`).
+        match self.hosts.route(event, true) {
             Routed::Held => Ok(()),
             Routed::HostDone(done) => self.host(done),
             Routed::TargetError(err) => {
@@ -267,8 +271,12 @@ impl Sink for TableSink {
     }
 
     fn finish(&mut self, summary: &Summary) -> io::Result<()> {
-        for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
-            self.unfinished(&label(addr, host.as_deref()), &ports)?;
+        for ((_, addr, host), mut ports) in self.hosts.drain_unfinished() {
+            // Without the host's counts, only what is always listed is.
+            ports.retain(|p| is_shown(p.state, self.all_states));
+            if !ports.is_empty() {
+                self.unfinished(&label(addr, host.as_deref()), &ports)?;
+            }
         }
         let mut text = if self.printed {
             "\n".to_owned()
@@ -330,22 +338,28 @@ mod tests {
 
     #[test]
     fn shows_open_ports_per_host_and_counts_the_rest() {
+        // The most common closed or filtered state is counted; the others
+        // are listed, as nmap does.
         assert_eq!(
             table(false, false),
             "\
 sockeye scan report for lab.test (198.18.0.2)
 Host is up (0.00021s latency).
-Not shown: 2 closed tcp ports (conn-refused), 1 filtered tcp port (no-response), 1 filtered tcp port (host-unreach)
-PORT   STATE SERVICE REASON
-22/tcp open  ssh     syn-ack
-80/tcp open  http    syn-ack
+Not shown: 2 closed tcp ports (conn-refused)
+PORT      STATE    SERVICE  REASON
+22/tcp    open     ssh      syn-ack
+80/tcp    open     http     syn-ack
+8080/tcp  filtered http-alt no-response
+40000/tcp filtered unknown  host-unreach
 
 Failed to resolve \"nope.invalid\": Name or service not known.
 
 sockeye scan report for 198.18.0.3
 Host is up.
-Not shown: 3 closed tcp ports (conn-refused), 1 filtered tcp port (no-response), 1 filtered tcp port (admin-prohibited)
+Not shown: 3 closed tcp ports (conn-refused)
 PORT    STATE         SERVICE REASON
+25/tcp  filtered      smtp    no-response
+80/tcp  filtered      http    admin-prohibited
 443/tcp open          https   syn-ack
 53/udp  open|filtered domain  no-response
 
@@ -421,13 +435,13 @@ Scanned 2 hosts (13 ports) in 0.41 s: 3 open, 5 closed, 4 filtered, 1 open|filte
     fn host_with_nothing_shown_says_so() {
         let mut events = fixture::events("lab.test");
         events.retain(|e| match e {
-            Event::Port(p) => p.state != PortState::Open && p.state != PortState::OpenFiltered,
+            Event::Port(p) => p.state == PortState::Closed,
             Event::HostDone(d) => d.host.is_some(),
             Event::TargetError(_) | Event::Service(_) => false,
         });
         for event in &mut events {
             if let Event::HostDone(done) = event {
-                done.counts.retain(|c| c.0 != PortState::Open);
+                done.counts.retain(|c| c.0 == PortState::Closed);
                 done.counts
                     .push((PortState::Closed, crate::report::Reason::ConnRefused, 2));
             }
@@ -442,8 +456,8 @@ Scanned 2 hosts (13 ports) in 0.41 s: 3 open, 5 closed, 4 filtered, 1 open|filte
                 "\
 sockeye scan report for lab.test (198.18.0.2)
 Host is up (0.00021s latency).
-All 6 scanned ports on lab.test (198.18.0.2) are in ignored states.
-Not shown: 4 closed tcp ports (conn-refused), 1 filtered tcp port (no-response), 1 filtered tcp port (host-unreach)
+All 4 scanned ports on lab.test (198.18.0.2) are in ignored states.
+Not shown: 4 closed tcp ports (conn-refused)
 
 Scanned"
             ),

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{self, Outcome, Started};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
-    Emit, Event, HostDone, PortResult, PortState, Proto, Reason, Tally, TargetError,
+    Emit, Event, HostDone, LIST_MAX, PortResult, PortState, Proto, Reason, Tally, TargetError,
     TargetErrorKind,
 };
 use crate::target::permute::Permutation;
@@ -75,8 +75,9 @@ pub struct ScanConfig {
     pub workers: usize,
     /// After cancellation, how long in-flight probes may still finish.
     pub grace: Duration,
-    /// Emit `Event::Port` for closed and filtered ports too (`--all-states`);
-    /// otherwise only open ports are sent and the rest are only counted.
+    /// Emit `Event::Port` for every closed and filtered port too
+    /// (`--all-states`); otherwise open ports, and those of a state with at
+    /// most [`LIST_MAX`] ports on the host, are sent and the rest only counted.
     pub emit_all: bool,
 }
 
@@ -497,7 +498,15 @@ impl Shared {
             Some((_, _, n)) => *n += 1,
             None => h.counts.push((state, reason, 1)),
         }
-        if self.cfg.emit_all || state == PortState::Open {
+        // Closed and filtered ports go out while their state has few
+        // enough on this host for the table to list them.
+        let in_state: u32 = h
+            .counts
+            .iter()
+            .filter(|(s, _, _)| *s == state)
+            .map(|(_, _, n)| n)
+            .sum();
+        if self.cfg.emit_all || state == PortState::Open || in_state <= LIST_MAX {
             out.push(Event::Port(PortResult {
                 host_index: work.host,
                 addr: h.target.addr,
