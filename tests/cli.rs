@@ -129,3 +129,17 @@ fn non_utf8_arguments() {
         stderr(&out)
     );
 }
+
+/// `--top-ports` beyond the table's 1000 ports scans them all and says so.
+#[test]
+fn top_ports_beyond_the_table_says_how_many() {
+    let out = sockeye(&["scan", "-sL", "--top-ports", "5000", "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--top-ports 5000: the table has 1000 TCP ports; scanning all 1000"),
+        "{err}"
+    );
+    let out = sockeye(&["scan", "-sL", "--top-ports", "1000", "127.0.0.1"]);
+    assert_eq!(stderr(&out), "");
+}

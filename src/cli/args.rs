@@ -148,7 +148,8 @@ pub struct ScanArgs {
     #[arg(short, long, value_name = "PORTS", allow_hyphen_values = true)]
     pub ports: Option<String>,
 
-    /// Scan the N most commonly open ports.
+    /// Scan the N most commonly open ports (the table has 1000; a larger N
+    /// scans all of them, with a note on stderr).
     #[arg(long, value_name = "N", conflicts_with = "ports")]
     pub top_ports: Option<usize>,
 

@@ -96,10 +96,20 @@ impl ScanPlan {
             (None, Some(0)) => {
                 return Err(UsageError::new("--top-ports 0: must be at least 1").into());
             }
-            (None, Some(n)) => PortList {
-                tcp: sorted(top_ports(Proto::Tcp, n)),
-                udp: Vec::new(),
-            },
+            (None, Some(n)) => {
+                let tcp = top_ports(Proto::Tcp, n);
+                if tcp.len() < n {
+                    tracing::warn!(
+                        "--top-ports {n}: the table has {} TCP ports; scanning all {}",
+                        tcp.len(),
+                        tcp.len()
+                    );
+                }
+                PortList {
+                    tcp: sorted(tcp),
+                    udp: Vec::new(),
+                }
+            }
             (None, None) => PortList {
                 tcp: sorted(top_ports(Proto::Tcp, 1000)),
                 udp: Vec::new(),
