@@ -740,3 +740,26 @@ fn the_readme_plans_are_valid() {
         );
     }
 }
+
+/// A check that fails while its step went well (a port open that should be
+/// closed) says in its result line what failed, not the step's "Success".
+#[test]
+fn a_failed_check_says_what_failed_in_its_result_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "checks:\n  - name: nothing here\n    connect: \"127.0.0.1:{port}\"\n    expect: closed\n"
+    );
+    let plan = write_plan(dir.path(), "open.yaml", &text);
+    let out = sockeye(&["exercise", "run", &plan]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "FAIL nothing here: expected closed, got open. RESULT: Fail expected closed, got open"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("RESULT: Success"), "{text}");
+}

@@ -286,6 +286,12 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             }
         }
     }
+    // The step itself may have gone well while the check failed (STARTTLS
+    // not offered, a port open that should be closed): the result line
+    // then says what failed, not the step's "Success".
+    if !r.passed && !r.result.starts_with("Fail") {
+        r.result = format!("Fail expected {}, got {}", r.expected, r.actual);
+    }
     r.elapsed_ms = ms(started.elapsed());
     r
 }
