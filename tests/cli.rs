@@ -143,3 +143,53 @@ fn top_ports_beyond_the_table_says_how_many() {
     let out = sockeye(&["scan", "-sL", "--top-ports", "1000", "127.0.0.1"]);
     assert_eq!(stderr(&out), "");
 }
+
+/// clap's errors stay one line but keep what helps: the missing argument's
+/// name, the valid values, the "did you mean".
+#[test]
+fn usage_errors_name_what_is_missing_valid_or_meant() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["mail", "-s", "x", "--to", "y"], &["--from <ADDR>"]),
+        (&["calc"], &["--server <HOST:PORT>"]),
+        (&["probe"], &["<TARGET>"]),
+        (&["exercise", "run"], &["<PLAN>"]),
+        (&["completions", "tcsh"], &["possible values: bash", "zsh"]),
+        (
+            &[
+                "mail",
+                "-s",
+                "x",
+                "--to",
+                "y",
+                "--from",
+                "z",
+                "--quit-after",
+                "data",
+            ],
+            &["possible values: connect", "rcpt"],
+        ),
+        (&["scan", "--port", "22", "127.0.0.1"], &["'--ports'"]),
+        (&["scan", "--all-state", "127.0.0.1"], &["'--all-states'"]),
+        (&["scna"], &["'scan'"]),
+    ];
+    for (args, needles) in cases {
+        let out = sockeye(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        for needle in *needles {
+            assert!(err.contains(needle), "{args:?}: {needle} not in {err}");
+        }
+    }
+}
+
+/// `sockeye` or `sockeye exercise` alone: the help on stdout, status 2.
+#[test]
+fn a_bare_command_prints_its_help_on_stdout() {
+    for args in [&[][..], &["exercise"][..]] {
+        let out = sockeye(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stdout(&out).contains("Usage: sockeye"), "{args:?}");
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}

@@ -80,6 +80,14 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
             let _ = err.print();
             return ExitCode::from(exit::OK);
         }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            // `sockeye` or `sockeye exercise` alone: the help, on stdout
+            // where it can be paged, with clap's status for it (2).
+            let _ = write!(std::io::stdout().lock(), "{}", err.render());
+            return ExitCode::from(exit::USAGE);
+        }
         Err(err) => {
             let _ = writeln!(std::io::stderr().lock(), "sockeye: {}", clap_one_line(&err));
             return ExitCode::from(exit::USAGE);
@@ -89,16 +97,32 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
     run::exit_status(dispatch(cli))
 }
 
-/// clap's error as one line: its first line without the "error: " prefix
-/// and with a pointer to --help (clap adds usage and a tip on more lines).
+/// clap's error as one line: its message without the "error: " prefix,
+/// followed by what clap says under it (the missing arguments, the valid
+/// values, "a similar argument exists"), and a pointer to --help; clap's
+/// usage block and closing hint are left out.
 pub(crate) fn clap_one_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let first = rendered
+    let mut lines = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first).trim_end();
-    format!("{first} (see --help)")
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut text = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let rest: Vec<&str> = lines
+        .map(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .unwrap_or(l)
+        })
+        .collect();
+    if !rest.is_empty() {
+        // "...were not provided:" lists its items; anything else is a note.
+        text.push_str(if text.ends_with(':') { " " } else { "; " });
+        text.push_str(&rest.join(if text.ends_with(": ") { ", " } else { "; " }));
+    }
+    format!("{text} (see --help)")
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
