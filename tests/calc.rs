@@ -19,8 +19,12 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", extra)
+    }
+
+    fn start_on(listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
-            .args(["calc", "serve", "--listen", "127.0.0.1:0"])
+            .args(["calc", "serve", "--listen", listen])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -939,4 +943,30 @@ fn truncated_and_slow_request_logs_are_rate_limited() {
     let slow = log.matches("took longer than").count();
     assert!((1..=21).contains(&truncated), "{truncated} lines:\n{log}");
     assert!((1..=21).contains(&slow), "{slow} lines:\n{log}");
+}
+
+/// `--listen PORT` alone serves on every IPv4 address of that port.
+#[test]
+fn a_bare_listen_port_means_every_ipv4_address() {
+    let server = Server::start_on("0", &["--tcp-only"]);
+    assert!(server.addr.ip().is_unspecified(), "{}", server.addr);
+    assert!(server.addr.is_ipv4(), "{}", server.addr);
+    assert_ne!(server.addr.port(), 0);
+    let (status, log) = server.stop();
+    assert_eq!(status, Some(0), "{log}");
+}
+
+/// A request file that cannot be read is named, and is bad usage (2).
+#[test]
+fn an_unreadable_request_file_is_named_and_bad_usage() {
+    let out = client(
+        &["-s", "127.0.0.1:9", "--file", "/nonexistent/requests"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/requests"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -193,3 +193,36 @@ fn a_bare_command_prints_its_help_on_stdout() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+/// `sockeye man | head` ends quietly; `sockeye man scan` is one page.
+#[test]
+fn man_pages_one_at_a_time_and_quiet_on_a_closed_pipe() {
+    let out = sockeye(&["man", "scan"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert_eq!(
+        page.matches("\n.TH ").count() + usize::from(page.starts_with(".TH ")),
+        1
+    );
+    assert!(
+        page.contains("sockeye\\-scan"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    let out = sockeye(&["man", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("scan, probe"), "{}", stderr(&out));
+
+    // A reader that is gone before the page is written (`| head` that has
+    // had enough): no "Broken pipe" error, status 0.
+    let mut child = std::process::Command::new(crate::util::bin())
+        .arg("man")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(stderr(&out), "");
+    assert_eq!(out.status.code(), Some(0));
+}

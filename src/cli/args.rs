@@ -86,9 +86,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) on stdout.
-    #[command(after_help = "Example:\n  sockeye man > sockeye.1 && man ./sockeye.1")]
-    Man,
+    /// Print the manual page (roff) on stdout: sockeye's and every
+    /// command's, or one command's page.
+    #[command(
+        after_help = "Examples:\n  sockeye man > sockeye.1 && man ./sockeye.1\n  sockeye man scan > sockeye-scan.1"
+    )]
+    Man {
+        /// Only this command's page (scan, probe, exercise, ...).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 /// `sockeye cat`'s arguments, untouched: the cat parses them itself.
@@ -270,7 +277,8 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct CalcServeArgs {
-    /// Address and port to serve on (TCP and UDP share the port; port 0 picks one).
+    /// Address and port to serve on (TCP and UDP share the port; port 0 picks
+    /// one); a bare PORT means 0.0.0.0:PORT.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7000")]
     pub listen: String,
 

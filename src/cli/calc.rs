@@ -34,12 +34,16 @@ fn order(little: bool) -> ByteOrder {
 }
 
 fn run_server(args: CalcServeArgs) -> anyhow::Result<u8> {
-    let listen: SocketAddr = args.listen.parse().map_err(|_| {
-        UsageError::new(format!(
-            "--listen {:?}: expected ADDR:PORT, e.g. 127.0.0.1:7000 or [::1]:7000",
-            args.listen
-        ))
-    })?;
+    // A bare port listens on every IPv4 address, as `cat -l PORT` does.
+    let listen: SocketAddr = match args.listen.parse::<u16>() {
+        Ok(port) => SocketAddr::from(([0, 0, 0, 0], port)),
+        Err(_) => args.listen.parse().map_err(|_| {
+            UsageError::new(format!(
+                "--listen {:?}: expected ADDR:PORT or PORT, e.g. 127.0.0.1:7000, [::1]:7000 or 7000",
+                args.listen
+            ))
+        })?,
+    };
     let fd_limit = crate::sys::raise_nofile_limit();
     let fd_room = fd_limit.saturating_sub(crate::sys::RESERVED_FDS).max(1) as usize;
     let max_connections = match args.max_connections {
@@ -133,8 +137,11 @@ fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
             let text = if path.as_os_str() == "-" {
                 read_stdin()?
             } else {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?
+                // A file named on the command line that cannot be read is
+                // bad usage (status 2), as a bad value is.
+                std::fs::read_to_string(path).map_err(|e| {
+                    UsageError::new(format!("--file {}: cannot read: {e}", path.display()))
+                })?
             };
             client::parse_jobs(&text, args.id)
                 .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?

@@ -162,16 +162,41 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             clap_complete::generate(shell, &mut cmd, "sockeye", &mut out);
             Ok(exit::OK)
         }
-        Command::Man => {
+        Command::Man { command } => {
             let cmd = Cli::command();
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
-            for sub in cmd.get_subcommands() {
-                if sub.get_name() == "help" {
-                    continue;
+            let mut pages = Vec::new();
+            match command {
+                None => pages.push(cmd.clone()),
+                Some(name) if cmd.find_subcommand(&name).is_none() || name == "help" => {
+                    let names: Vec<&str> = cmd
+                        .get_subcommands()
+                        .map(clap::Command::get_name)
+                        .filter(|n| *n != "help")
+                        .collect();
+                    return Err(UsageError::new(format!(
+                        "man: no command {name:?}; one of: {}",
+                        names.join(", ")
+                    ))
+                    .into());
                 }
-                let sub = sub.clone().name(format!("sockeye-{}", sub.get_name()));
-                clap_mangen::Man::new(sub).render(&mut out)?;
+                Some(_) => {}
+            }
+            for sub in cmd.get_subcommands() {
+                let wanted = match &command {
+                    None => sub.get_name() != "help",
+                    Some(name) => sub.get_name() == name,
+                };
+                if wanted {
+                    pages.push(sub.clone().name(format!("sockeye-{}", sub.get_name())));
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for page in pages {
+                match clap_mangen::Man::new(page).render(&mut out) {
+                    // `sockeye man | head`: the reader has all it wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+                    other => other?,
+                }
             }
             Ok(exit::OK)
         }
