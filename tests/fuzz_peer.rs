@@ -332,3 +332,52 @@ fn a_target_that_stops_answering_is_a_hang() {
     assert_eq!(f["message"], "no answer within 300 ms to case 3");
     assert!(dir.path().join("hang-s2-c3.bin").exists());
 }
+
+/// The replay hint is a command that works as printed (target, input and
+/// --spawn), and an unreachable target has a status of its own (3), not
+/// the one of a failure found (1).
+#[test]
+fn the_replay_hint_works_as_printed_and_unreachable_is_its_own_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let target = format!("127.0.0.1:{port}");
+    let artifacts = dir.path().join("arts");
+    let out = sockeye(&[
+        "fuzz",
+        "--lines",
+        "--seed",
+        "1",
+        "--cases",
+        "500",
+        "--artifacts",
+        artifacts.to_str().expect("utf-8"),
+        "--spawn",
+        &fragile_cmd(port),
+        &target,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let hint = text
+        .lines()
+        .find_map(|l| l.split_once("replay: sockeye ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no replay hint: {text}"));
+    assert!(hint.contains(&target), "{hint}");
+    assert!(hint.contains("--spawn"), "{hint}");
+    let replay = Command::new("sh")
+        .arg("-c")
+        .arg(format!("\"$0\" {hint}"))
+        .arg(bin())
+        .output()
+        .expect("sh");
+    assert_eq!(replay.status.code(), Some(1), "{hint}: {}", stderr(&replay));
+    assert!(
+        stdout(&replay).starts_with("REPRODUCED: "),
+        "{}",
+        stdout(&replay)
+    );
+
+    // Nothing listens there now.
+    let out = sockeye(&["fuzz", "--cases", "1", "--timeout", "1s", &target]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+}

@@ -1,6 +1,7 @@
 //! `sockeye fuzz`: the clap arguments, their validation, and the run
 //! (client mode, server mode, replay) with its report.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +42,24 @@ Examples:
   sockeye fuzz --replay sockeye-fuzz/crash-s1-c812.bin --spawn './server 7000'
 
 Exit status: 0 no failure found (replay: the target survived), 1 a failure found (replay:
-it happened again) or the target unreachable, 2 bad usage, 130 interrupted.";
+it happened again), 2 bad usage, 3 the target is unreachable (nothing was fuzzed),
+130 interrupted.";
+
+/// Exit status when the target cannot be reached at all: not a finding.
+pub const UNREACHABLE: u8 = 3;
+
+/// A target that cannot be reached is said in one line and has its own
+/// status, apart from a failure found.
+fn reach<T>(result: std::io::Result<T>) -> anyhow::Result<Result<T, u8>> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::HostUnreachable => {
+            let _ = writeln!(std::io::stderr().lock(), "sockeye: {e}");
+            Ok(Err(UNREACHABLE))
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct FuzzArgs {
@@ -228,15 +246,19 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
                 .into());
             }
         };
-        let outcome = run::replay(
-            target,
-            &input,
-            timeout,
-            args.spawn.as_deref(),
-            args.expect_answer,
-        )
-        .await
-        .map_err(anyhow::Error::new)?;
+        let outcome = match reach(
+            run::replay(
+                target,
+                &input,
+                timeout,
+                args.spawn.as_deref(),
+                args.expect_answer,
+            )
+            .await,
+        )? {
+            Ok(outcome) => outcome,
+            Err(code) => return Ok(code),
+        };
         let code = if outcome.reproduced.is_some() {
             exit::FAILURE
         } else {
@@ -273,8 +295,10 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
             emit,
         )
         .await;
-        let summary = ended(summary, printing).await?;
-        let (summary, printing) = summary;
+        let (summary, printing) = match ended(summary, printing).await? {
+            Ok(ran) => ran,
+            Err(code) => return Ok(code),
+        };
         let interrupted = summary.interrupted;
         print_summary(printing, seed, generator.name(), summary).await?;
         return Ok(if interrupted {
@@ -298,10 +322,13 @@ async fn fuzz_main(args: FuzzArgs, generator: Generator, timeout: Duration) -> a
         artifacts: args.artifacts.clone(),
         keep_going: args.keep_going,
     };
-    let (emit, printing) = print_on_thread(Printer::new(args.json), EVENT_QUEUE, &cancel)?;
+    let printer = Printer::new(args.json).spawn(args.spawn.clone());
+    let (emit, printing) = print_on_thread(printer, EVENT_QUEUE, &cancel)?;
     let summary = run::fuzz_server(&cfg, cancel.clone(), emit).await;
-    let summary = ended(summary, printing).await?;
-    let (summary, printing) = summary;
+    let (summary, printing) = match ended(summary, printing).await? {
+        Ok(ran) => ran,
+        Err(code) => return Ok(code),
+    };
     let (interrupted, failed) = (summary.interrupted, !summary.failures.is_empty());
     print_summary(printing, seed, generator.name(), summary).await?;
     Ok(if interrupted {
@@ -326,16 +353,16 @@ impl Print for Printer {
 
 /// A run that ended in an error: the printer writes what it was sent
 /// (cases served), then the error is returned, as when `sockeye fuzz`
-/// printed from the run itself.
+/// printed from the run itself; an unreachable target is its exit status.
 async fn ended(
     run: std::io::Result<FuzzSummary>,
     printing: Printing<Printer>,
-) -> anyhow::Result<(FuzzSummary, Printing<Printer>)> {
+) -> anyhow::Result<Result<(FuzzSummary, Printing<Printer>), u8>> {
     match run {
-        Ok(summary) => Ok((summary, printing)),
+        Ok(summary) => Ok(Ok((summary, printing))),
         Err(err) => {
             printing.finish(|_, _| ()).await?;
-            Err(anyhow::Error::new(err))
+            reach(Err(err))
         }
     }
 }

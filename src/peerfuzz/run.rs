@@ -203,11 +203,10 @@ pub async fn fuzz_server(
                 ))
             }
             Err(other) => {
-                return Err(std::io::Error::other(format!(
-                    "cannot reach {}: {}",
-                    cfg.target,
-                    other.text(cfg.timeout)
-                )));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::HostUnreachable,
+                    format!("cannot reach {}: {}", cfg.target, other.text(cfg.timeout)),
+                ));
             }
         };
         if let Some((kind, mut at, mut input, mut message)) = failure {
@@ -448,7 +447,10 @@ pub async fn replay(
         None => None,
     };
     let outcome = one_case(target, input, timeout).await.map_err(|e| {
-        std::io::Error::other(format!("cannot reach {target}: {}", e.text(timeout)))
+        std::io::Error::new(
+            std::io::ErrorKind::HostUnreachable,
+            format!("cannot reach {target}: {}", e.text(timeout)),
+        )
     })?;
     let mut reproduced = None;
     let mut message = format!(

@@ -77,6 +77,8 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Printer {
     json: bool,
+    /// The run's `--spawn` command, for the replay hint.
+    spawn: Option<String>,
     failures: Vec<String>,
 }
 
@@ -84,13 +86,23 @@ impl Printer {
     pub fn new(json: bool) -> Printer {
         Printer {
             json,
+            spawn: None,
             failures: Vec::new(),
         }
     }
 
+    /// The run's `--spawn` command: the replay hint gives it too.
+    pub fn spawn(mut self, cmd: Option<String>) -> Printer {
+        self.spawn = cmd;
+        self
+    }
+
     pub fn event(&mut self, event: Event) {
         match event {
-            Event::Failure(f) => self.failures.push(failure_line(self.json, &f)),
+            Event::Failure(f) => {
+                let line = failure_line(self.json, &f, self.spawn.as_deref());
+                self.failures.push(line);
+            }
             Event::Served { case, peer, bytes } if !self.json => served(case, peer, bytes),
             Event::Served { .. } => {}
         }
@@ -125,14 +137,25 @@ fn served(case: u64, peer: SocketAddr, bytes: usize) {
 }
 
 /// A failure: two lines for people, or a JSON record (`"type": "failure"`).
-fn failure_line(json: bool, f: &Failure) -> String {
+/// The replay hint is a command that works as printed: the target, and the
+/// `--spawn` command when the run had one.
+fn failure_line(json: bool, f: &Failure, spawn: Option<&str>) -> String {
     if json {
         let mut v = serde_json::to_value(f).unwrap_or_default();
         v["type"] = "failure".into();
         return v.to_string();
     }
+    let path = f.input.display().to_string();
+    let mut replay = format!(
+        "sockeye fuzz {} --replay {}",
+        shell_word(&f.target),
+        shell_word(&path)
+    );
+    if let Some(cmd) = spawn {
+        replay.push_str(&format!(" --spawn {}", shell_word(cmd)));
+    }
     format!(
-        "FAIL {kind} at case {case} (seed {seed}): {msg}\n  input: {path} ({bytes} bytes); replay: sockeye fuzz --replay {path}",
+        "FAIL {kind} at case {case} (seed {seed}): {msg}\n  input: {path} ({bytes} bytes); replay: {replay}",
         kind = serde_json::to_value(f.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -140,9 +163,22 @@ fn failure_line(json: bool, f: &Failure) -> String {
         case = f.case,
         seed = f.seed,
         msg = f.message,
-        path = f.input.display(),
         bytes = f.bytes,
     )
+}
+
+/// `text` as one POSIX shell word: as is when it has nothing a shell
+/// reads specially, else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The end of a run: one line, or a JSON record (`"type": "summary"`,
