@@ -226,3 +226,27 @@ fn man_pages_one_at_a_time_and_quiet_on_a_closed_pipe() {
     assert_eq!(stderr(&out), "");
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// The plan schema is in `sockeye exercise --help`, not only the README.
+#[test]
+fn exercise_help_has_the_plan_schema() {
+    for args in [
+        &["exercise", "--help"][..],
+        &["exercise", "run", "--help"][..],
+    ] {
+        let out = sockeye(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        for needle in [
+            "checks:",
+            "matrix:",
+            "connect: HOST:PORT",
+            "probe: {target, service, sni}",
+            "calc: {server, op, args, little_endian}",
+            "fail_at: STAGE",
+            "cert_days_left",
+        ] {
+            assert!(text.contains(needle), "{args:?}: {needle} missing");
+        }
+    }
+}

@@ -21,7 +21,29 @@ use crate::report::plan::{PlanFormat, write};
 pub const EXERCISE_AFTER: &str = "\
 A plan (YAML, or TOML for a .toml file) lists checks, each with an expectation;
 a check passes when reality matched it (\"a bad password must be refused\"
-passes when the login fails). See the README, \"Test plans\", for the schema.
+passes when the login fails). The schema (the README has a longer example):
+
+  name: TEXT                        # optional
+  concurrency: N | sequential: true # optional (default 32)
+  defaults: {connect_timeout: 3s, timeout: 5s, ca_file: [ca.crt]}
+  vars: {lab: 198.18.0.2}           # {{lab}} anywhere a check takes text
+  checks:
+    - name: TEXT                    # may use the matrix's variables
+      after: [NAME, ...]            # start when these earlier checks are done
+      <one kind of check, below>
+      matrix: [{VAR: VALUE, ..., expect: ...}, ...]   # one check per row
+      expect: WORD or {FIELD: VALUE, ...}
+
+  check                                  expect (word, or map of these fields)
+  connect: HOST:PORT                     open (default), closed, filtered (state:)
+  probe: {target, service, sni}          success|fail (outcome:), service, starttls,
+                                         tls, verified, cert_days_left
+  talk: {target | spawn, tls, sni, eol,  success|fail, fail_at: STEP
+         timeout, max_buffer, steps | script}
+      steps: [{name, expect: REGEX, fail: [REGEX], send: TEXT}, ...]
+  calc: {server, op, args, little_endian}             success|fail, result: N
+  mail: {server, from, to, tls, auth_user, auth_password, quit_after, insecure,
+         ca_file}                                     success|fail, fail_at: STAGE
 
 Examples:
   sockeye exercise run ftp-logins.yaml
