@@ -221,6 +221,33 @@ fn talk_trusts_the_certificate_it_was_given() {
     assert!(text.contains("\"verified\":true"), "{text}");
 }
 
+/// talk's text output says whether the certificate verified, both ways.
+#[test]
+fn talk_text_says_whether_the_certificate_verified() {
+    let s = setup();
+    let target = format!("127.0.0.1:{}", s.port);
+    let talk = |extra: &[&str]| {
+        let mut args = vec!["talk", &target, "--tls"];
+        args.extend_from_slice(extra);
+        args.extend(["--expect", "^220 ", "--send", "QUIT", "--expect", "^221"]);
+        sockeye(&args)
+    };
+    let out = talk(&["--ca-file", &s.cert]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("certificate verified for "),
+        "{}",
+        show(&out)
+    );
+    let out = talk(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("certificate NOT verified for "),
+        "{}",
+        show(&out)
+    );
+}
+
 #[test]
 fn cat_trusts_the_certificate_it_was_given() {
     let s = setup();

@@ -127,6 +127,23 @@ pub fn print(out: &mut impl Write, report: &TalkReport, json: bool) -> io::Resul
             None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms)?,
         }
     }
+    if let Some(tls) = &report.tls {
+        writeln!(out, "{}", tls_line(tls))?;
+    }
     writeln!(out, "RESULT: {}", report.result_line())?;
     out.flush()
+}
+
+/// The TLS session in one line, saying whether the certificate verified.
+fn tls_line(tls: &TlsFacts) -> String {
+    let verdict = if tls.verified {
+        format!("certificate verified for {}", tls.name)
+    } else {
+        format!(
+            "certificate NOT verified for {}: {}",
+            tls.name,
+            tls.verify_error.as_deref().unwrap_or("no reason given")
+        )
+    };
+    format!("tls  {} {}, {verdict}", tls.version, tls.cipher)
 }
