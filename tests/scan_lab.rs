@@ -224,6 +224,34 @@ fn filtered_ports_are_listed_by_default() {
     }
 }
 
+/// The progress bar of a scan whose probes are all dropped moves as probes
+/// go out, and its ETA is unknown ("?") until a port is decided, not "0s".
+#[test]
+fn progress_moves_when_every_probe_is_dropped() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.nft(
+        lab.target_ns(),
+        "table ip fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 1-100 drop\n  }\n}\n",
+    );
+    // The bar is drawn only on a terminal: run under script(1)'s pty.
+    let cmd = format!(
+        "{} scan -p 1-100 --retries 0 --initial-rtt-timeout 3s --max-rtt-timeout 3s {TARGET_V4}",
+        bin()
+    );
+    let out = wait_output(
+        lab.spawn(lab.scanner_ns(), "script", &["-qec", &cmd, "/dev/null"]),
+        SCAN_LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("100/100 probes sent, ") && text.contains(" 0 decided, 0 open, ETA ?"),
+        "{text}"
+    );
+}
+
 /// A neighbour that never answers ARP: the kernel says host unreachable.
 #[test]
 fn silent_neighbour_is_host_unreach() {

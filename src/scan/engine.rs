@@ -88,6 +88,9 @@ pub struct Progress {
     pub total: AtomicU64,
     /// Pairs decided or skipped so far.
     pub done: AtomicU64,
+    /// Pairs whose first probe went out (or skipped): moves while probes
+    /// wait for an answer that may never come.
+    pub sent: AtomicU64,
     pub open: AtomicU64,
 }
 
@@ -295,6 +298,7 @@ impl Shared {
         let mut st = self.lock();
         let st = &mut *st;
         let mut skipped = 0u64;
+        let mut excluded = 0u64;
         while out.len() < max {
             let work = if let Some(w) = st.retry.pop_front() {
                 w
@@ -319,7 +323,8 @@ impl Shared {
                 }
                 if let std::collections::hash_map::Entry::Vacant(slot) = st.hosts.entry(host) {
                     let Some(target) = self.targets.get(host) else {
-                        skipped += 1; // excluded
+                        skipped += 1;
+                        excluded += 1;
                         continue;
                     };
                     slot.insert(HostState {
@@ -339,6 +344,7 @@ impl Shared {
                     g.outstanding += 1;
                 }
                 st.outstanding += 1;
+                self.progress.sent.fetch_add(1, Ordering::Relaxed);
                 Work {
                     host,
                     port: self.cfg.ports[port_idx as usize],
@@ -368,6 +374,9 @@ impl Shared {
         }
         if skipped > 0 {
             self.progress.done.fetch_add(skipped, Ordering::Relaxed);
+        }
+        if excluded > 0 {
+            self.progress.sent.fetch_add(excluded, Ordering::Relaxed);
         }
     }
 
