@@ -24,13 +24,18 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${missing[*]}"
-    apt-get update -qq
+    # Another run may install at the same time: wait for dpkg's lock rather
+    # than fail on it.
+    lock=(-o DPkg::Lock::Timeout=600)
+    apt-get "${lock[@]}" update -qq
     policy=/usr/sbin/policy-rc.d
     made_policy=
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    # Created only if absent, in one step (noclobber: O_EXCL), so that of two
+    # runs at once only the one that made it removes it, after its install.
+    if (set -C && printf '#!/bin/sh\nexit 101\n' >"$policy") 2>/dev/null; then
+      chmod 755 "$policy" && made_policy=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -z "$made_policy" ] || rm -f "$policy"
   elif [ "${CI:-}" = true ]; then
     echo "test.sh: missing packages ${missing[*]} and not root to install them" >&2

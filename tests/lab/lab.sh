@@ -36,12 +36,17 @@ destroy() {
 }
 
 up() {
-  if exists "$CLIENT" || exists "$SERVER"; then
+  # Creating the namespace is the check: of two `up` at once, exactly one
+  # makes each name (a look first, then a create, would let both through).
+  if ! ip netns add "$CLIENT" 2>/dev/null; then
     echo "lab.sh: the lab is already up (lab.sh down first)" >&2
     exit 1
   fi
-  ip netns add "$CLIENT"
-  ip netns add "$SERVER"
+  if ! ip netns add "$SERVER" 2>/dev/null; then
+    ip netns del "$CLIENT"
+    echo "lab.sh: the lab is already up (lab.sh down first)" >&2
+    exit 1
+  fi
   trap 'down >/dev/null 2>&1' ERR
   ip link add veth-c netns "$CLIENT" type veth peer name veth-s netns "$SERVER"
   for side in "$CLIENT veth-c 198.18.0.1 fd00:5ec::1" "$SERVER veth-s 198.18.0.2 fd00:5ec::2"; do
