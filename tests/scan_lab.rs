@@ -319,8 +319,22 @@ fn only_hosts_that_answered_are_up() {
         "--max-rtt-timeout",
         "8s",
     ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (xml, grep, json) = (
+        dir.path().join("s.xml"),
+        dir.path().join("s.gnmap"),
+        dir.path().join("s.json"),
+    );
+    let files = [
+        format!("xml={}", xml.display()),
+        format!("grep={}", grep.display()),
+        format!("json={}", json.display()),
+    ];
     let mut args = vec!["scan", "-p", "22,80"];
     args.extend(common);
+    for f in &files {
+        args.extend(["-o", f]);
+    }
     args.push("198.19.5.0/28");
     let out = wait_output(lab.spawn(lab.scanner_ns(), bin(), &args), SCAN_LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
@@ -335,6 +349,26 @@ fn only_hosts_that_answered_are_up() {
         text.contains("1 host up; 15 not shown: nothing came back from them"),
         "{text}"
     );
+    // The files say it too: nmap XML (still valid) and grepable mark the
+    // 15 down, JSON Lines has "up" on each host record.
+    assert_valid_nmap_xml(&xml);
+    let x = std::fs::read_to_string(&xml).expect("xml");
+    assert_eq!(x.matches("<status state=\"down\"").count(), 15, "{x}");
+    assert!(
+        x.contains("<hosts up=\"1\" down=\"15\" total=\"16\"/>"),
+        "{x}"
+    );
+    let g = std::fs::read_to_string(&grep).expect("grep");
+    assert_eq!(g.matches("\tStatus: Down").count(), 15, "{g}");
+    assert!(g.contains("(1 host up)"), "{g}");
+    let hosts: Vec<Value> = json_lines(&std::fs::read_to_string(&json).expect("json"))
+        .into_iter()
+        .filter(|r| r["type"] == "host")
+        .collect();
+    assert_eq!(hosts.len(), 16);
+    let up: Vec<&Value> = hosts.iter().filter(|h| h["up"] == true).collect();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0]["addr"], "198.19.5.6");
 
     // Silent neighbours (no ARP answer: this machine's own
     // host-unreachable), this machine and the host on the link: blocks in

@@ -20,6 +20,8 @@ pub struct GrepSink {
     version: &'static str,
     offset: UtcOffset,
     hosts: HostBuffer,
+    /// Hosts nothing of their own came back from: `Status: Down`.
+    down: u64,
 }
 
 impl std::fmt::Debug for GrepSink {
@@ -46,6 +48,7 @@ impl GrepSink {
             version: opts.version,
             offset,
             hosts: HostBuffer::default(),
+            down: 0,
         }
     }
 
@@ -86,6 +89,15 @@ impl GrepSink {
 
     fn host(&mut self, done: &HostDone) -> io::Result<()> {
         let ports = self.hosts.take(done);
+        if !done.up {
+            // As nmap: one line, no ports, for a host that did not answer.
+            self.down += 1;
+            self.hosts.forget_services(done.host_index);
+            let host = done.host.as_deref().map(printable).unwrap_or_default();
+            let line = format!("Host: {} ({host})\tStatus: Down\n", done.addr);
+            self.out.write_all(line.as_bytes())?;
+            return self.out.flush();
+        }
         let mut text = Self::host_lines(&self.hosts, done.addr, done.host.as_deref(), &ports);
         self.hosts.forget_services(done.host_index);
         let groups = ignored_groups(done, self.all_states);
@@ -144,7 +156,7 @@ impl Sink for GrepSink {
             "# sockeye done at {} -- {} ({} up) scanned in {} seconds",
             ctime(s.ended, self.offset),
             plural(s.hosts, "IP address", "IP addresses"),
-            plural(s.hosts, "host", "hosts"),
+            plural(s.hosts.saturating_sub(self.down), "host", "hosts"),
             secs2(s.elapsed)
         );
         self.out.write_all(text.as_bytes())?;
