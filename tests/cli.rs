@@ -122,7 +122,8 @@ fn non_utf8_arguments() {
         .arg(bad)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A target list that cannot be read is bad usage (issue 17).
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).starts_with("sockeye: cannot read /tmp/"),
         "{}",
@@ -248,5 +249,29 @@ fn exercise_help_has_the_plan_schema() {
         ] {
             assert!(text.contains(needle), "{args:?}: {needle} missing");
         }
+    }
+}
+
+/// A file named on the command line that cannot be read is named in the
+/// error and is bad usage (2), before anything is sent.
+#[test]
+fn unreadable_input_files_are_named_and_bad_usage() {
+    for args in [
+        &["scan", "-iL", "/nonexistent/targets"][..],
+        &[
+            "scan",
+            "--exclude-file",
+            "/nonexistent/targets",
+            "127.0.0.1",
+        ][..],
+        &["exercise", "run", "/nonexistent/targets"][..],
+    ] {
+        let out = sockeye(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("/nonexistent/targets"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }

@@ -263,7 +263,10 @@ fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
             .context("cannot read targets from stdin")?;
         return Ok(s);
     }
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    // A file named on the command line that cannot be read is bad usage
+    // (status 2), as a bad target is: nothing was sent.
+    std::fs::read_to_string(path)
+        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())).into())
 }
 
 fn opt_duration(flag: &str, text: &Option<String>) -> Result<Option<Duration>, UsageError> {
