@@ -20,6 +20,7 @@ mod exec;
 mod flags;
 mod half_close;
 mod lab;
+mod peers;
 mod proxies;
 mod proxy_server;
 mod seeds;
