@@ -254,6 +254,9 @@ pub struct CatArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProxyTypeArg {
     Http,
+    /// SOCKS4, a name sent for the proxy to resolve (SOCKS4a), as ncat's socks4.
+    #[value(alias = "socks4a")]
+    Socks4,
     Socks5,
 }
 
@@ -422,16 +425,21 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let proxy = match &a.proxy {
         Some(p) => {
             let (host, port) = split_host_port(p)?;
-            let auth = a.proxy_auth.as_deref().map(user_pass).transpose()?;
             let kind = match a.proxy_type.unwrap_or(ProxyTypeArg::Http) {
                 ProxyTypeArg::Http => ProxyKind::Http,
+                ProxyTypeArg::Socks4 => ProxyKind::Socks4,
                 ProxyTypeArg::Socks5 => ProxyKind::Socks5,
+            };
+            // SOCKS4 has a user id only: the whole text, as ncat sends it.
+            let auth = match (kind, a.proxy_auth.as_deref()) {
+                (ProxyKind::Socks4, Some(id)) => Some((id.to_string(), String::new())),
+                (_, text) => text.map(user_pass).transpose()?,
             };
             Some(ProxyConfig {
                 host,
                 port: port.unwrap_or(match kind {
                     ProxyKind::Http => 3128,
-                    ProxyKind::Socks5 => 1080,
+                    ProxyKind::Socks4 | ProxyKind::Socks5 => 1080,
                 }),
                 kind,
                 auth,

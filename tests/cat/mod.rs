@@ -22,6 +22,7 @@ mod half_close;
 mod lab;
 mod peers;
 mod proxies;
+mod proxy_client;
 mod proxy_server;
 mod seeds;
 mod tls;
