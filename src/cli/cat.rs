@@ -407,7 +407,10 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let tls = any_ssl.then(|| TlsOptions {
         cert: a.ssl_cert.clone(),
         key: a.ssl_key.clone(),
-        verify: a.ssl_verify,
+        // ncat 7.93 verifies a server against --ssl-trustfile without
+        // --ssl-verify too (its manual says otherwise); listen mode asks
+        // for client certificates only with --ssl-verify.
+        verify: a.ssl_verify || (a.ssl_trustfile.is_some() && !listen),
         trustfile: a.ssl_trustfile.clone(),
         servername: a.ssl_servername.clone(),
         alpn: a

@@ -26,6 +26,7 @@ mod proxy_client;
 mod proxy_server;
 mod seeds;
 mod tls;
+mod tls_verify;
 
 use std::net::{TcpListener, TcpStream};
 
