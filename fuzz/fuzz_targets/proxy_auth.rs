@@ -1,4 +1,5 @@
-//! Arbitrary text as `Proxy-Authorization` credentials: reading never panics, and Digest
+//! Arbitrary text as `Proxy-Authorization` credentials and as `Proxy-Authenticate`
+//! challenges: reading never panics, and Digest
 //! credentials built from the text's pieces with the right response are accepted while the
 //! same with one wrong password are refused.
 #![no_main]
@@ -6,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use sockeye_proto::proxy_auth::{
     Credentials, DigestCredentials, REALM, Verdict, check, digest_response, make_nonce,
-    parse_credentials,
+    parse_challenges, parse_credentials,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -14,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = parse_credentials(text);
+    let _ = parse_challenges(text);
     let mut parts = text.splitn(3, '\n');
     let (user, pass, uri) = (
         parts.next().unwrap_or(""),

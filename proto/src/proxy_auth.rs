@@ -4,6 +4,11 @@
 //! good for [`NONCE_EXPIRY_SECS`]) and the check of either kind of credentials. The caller
 //! supplies the secret and the clock, so everything here is a pure function.
 //!
+//! The client half, as ncat's `--proxy-auth` does it: reading the challenges of a 407's
+//! `Proxy-Authenticate` values ([`parse_challenges`], [`best_challenge`]: Digest preferred
+//! over Basic, schemes without auth-params and comma-separated lists read as ncat reads
+//! them) and writing the `Proxy-Authorization` value that answers one ([`authorization`]).
+//!
 //! MD5 (RFC 1321) is written out below: Digest needs nothing else from a hash crate, and the
 //! proto crate stays dependency-free. It is not used for anything but this legacy scheme.
 
@@ -320,6 +325,193 @@ pub fn check(
     Verdict::Accepted
 }
 
+/// The scheme of a challenge; any other (NTLM, Negotiate, ...) is [`Scheme::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Basic,
+    Digest,
+    Other,
+}
+
+/// One challenge of a `Proxy-Authenticate` value: what answering it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub scheme: Scheme,
+    pub realm: Option<String>,
+    pub nonce: Option<String>,
+    pub opaque: Option<String>,
+    /// `algorithm` absent or `MD5`: the only one Digest is answered with.
+    pub md5: bool,
+    /// `qop` lists `auth`.
+    pub qop_auth: bool,
+}
+
+fn skip_ws(s: &str) -> &str {
+    s.trim_start_matches([' ', '\t'])
+}
+
+/// Reads the challenges of one `Proxy-Authenticate` value (RFC 7235 `1#challenge`), as ncat
+/// does: a scheme with no auth-params is allowed (NTLM), the next challenge starts at a token
+/// not followed by `=`, and a Digest `nonce` or `opaque` given twice, a trailing comma or an
+/// unterminated quoted string is [`AuthError::Malformed`].
+pub fn parse_challenges(value: &str) -> Result<Vec<Challenge>, AuthError> {
+    if value.len() > MAX_CREDENTIALS {
+        return Err(AuthError::TooLong);
+    }
+    let mut out = Vec::new();
+    let mut rest = skip_ws(value.trim_end_matches([' ', '\t']));
+    while !rest.is_empty() {
+        let (scheme, after) = token(rest).ok_or(AuthError::Malformed)?;
+        let mut c = Challenge {
+            scheme: if scheme.eq_ignore_ascii_case("Basic") {
+                Scheme::Basic
+            } else if scheme.eq_ignore_ascii_case("Digest") {
+                Scheme::Digest
+            } else {
+                Scheme::Other
+            },
+            realm: None,
+            nonce: None,
+            opaque: None,
+            md5: true,
+            qop_auth: false,
+        };
+        rest = skip_ws(after);
+        if let Some(more) = rest.strip_prefix(',') {
+            rest = skip_ws(more);
+            if rest.is_empty() {
+                return Err(AuthError::Malformed);
+            }
+            out.push(c);
+            continue;
+        }
+        while !rest.is_empty() {
+            let (name, after) = token(rest).ok_or(AuthError::Malformed)?;
+            let Some(after) = skip_ws(after).strip_prefix('=') else {
+                // A token without `=`: the next challenge's scheme.
+                break;
+            };
+            let after = skip_ws(after);
+            let (value, after) = if after.starts_with('"') {
+                quoted(after).ok_or(AuthError::Malformed)?
+            } else {
+                let (t, a) = token(after).ok_or(AuthError::Malformed)?;
+                (t.to_string(), a)
+            };
+            let digest = c.scheme == Scheme::Digest;
+            match name.to_ascii_lowercase().as_str() {
+                "realm" => c.realm = Some(value),
+                "nonce" | "opaque" if digest => {
+                    let slot = if name.eq_ignore_ascii_case("nonce") {
+                        &mut c.nonce
+                    } else {
+                        &mut c.opaque
+                    };
+                    if slot.replace(value).is_some() {
+                        return Err(AuthError::Malformed);
+                    }
+                }
+                "algorithm" if digest => c.md5 = value.eq_ignore_ascii_case("MD5"),
+                "qop" if digest => {
+                    c.qop_auth = value
+                        .split(',')
+                        .any(|q| q.trim_matches([' ', '\t']).eq_ignore_ascii_case("auth"));
+                }
+                _ => {}
+            }
+            rest = skip_ws(after);
+            if let Some(more) = rest.strip_prefix(',') {
+                rest = skip_ws(more);
+                if rest.is_empty() {
+                    return Err(AuthError::Malformed);
+                }
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// The challenge to answer among every `Proxy-Authenticate` value: Digest over Basic over
+/// any other, the first of a kind kept (ncat's order). Any malformed value spoils them all.
+pub fn best_challenge<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<Challenge>, AuthError> {
+    let rank = |s: Scheme| match s {
+        Scheme::Digest => 2,
+        Scheme::Basic => 1,
+        Scheme::Other => 0,
+    };
+    let mut best: Option<Challenge> = None;
+    for v in values {
+        for c in parse_challenges(v)? {
+            if best
+                .as_ref()
+                .is_none_or(|b| rank(c.scheme) > rank(b.scheme))
+            {
+                best = Some(c);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// `"text"` with `"` and `\` escaped.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The `Proxy-Authorization` value answering `challenge` for `method uri`: Basic for a Basic
+/// challenge (or none known: a proxy that asked without saying how), Digest with MD5 for a
+/// Digest one (`qop=auth` with `nc=00000001` and this `cnonce` when offered, `opaque` echoed),
+/// the field order ncat's. None for a Digest challenge that cannot be answered (no realm or
+/// nonce, an algorithm other than MD5).
+pub fn authorization(
+    challenge: Option<&Challenge>,
+    user: &str,
+    pass: &str,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let Some(c) = challenge.filter(|c| c.scheme == Scheme::Digest) else {
+        return Some(format!(
+            "Basic {}",
+            base64_encode(format!("{user}:{pass}").as_bytes())
+        ));
+    };
+    let (Some(realm), Some(nonce), true) = (&c.realm, &c.nonce, c.md5) else {
+        return None;
+    };
+    const NC: &str = "00000001";
+    let qop = c.qop_auth.then_some((NC, cnonce));
+    let mut v = format!(
+        "Digest username={}, realm={}, nonce={}, uri={}",
+        quote(user),
+        quote(realm),
+        quote(nonce),
+        quote(uri)
+    );
+    if qop.is_some() {
+        v.push_str(&format!(", qop=auth, cnonce={}, nc={NC}", quote(cnonce)));
+    }
+    let response = digest_response(user, realm, pass, method, uri, nonce, qop);
+    v.push_str(&format!(", response={}", quote(&response)));
+    if let Some(o) = &c.opaque {
+        v.push_str(&format!(", opaque={}", quote(o)));
+    }
+    Some(v)
+}
+
 /// Per-round left-rotation amounts of MD5 (RFC 1321 3.4).
 const MD5_SHIFT: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
 /// floor(abs(sin(i + 1)) * 2^32), RFC 1321 3.4.
@@ -610,5 +802,189 @@ mod tests {
             parse_credentials(full),
             Ok(Credentials::Digest(_))
         ));
+    }
+
+    fn ch(scheme: Scheme, realm: Option<&str>, nonce: Option<&str>) -> Challenge {
+        Challenge {
+            scheme,
+            realm: realm.map(str::to_string),
+            nonce: nonce.map(str::to_string),
+            opaque: None,
+            md5: true,
+            qop_auth: false,
+        }
+    }
+
+    /// ncat-test.pl's 407s and the edges of the grammar, value by value.
+    #[test]
+    fn challenge_table() {
+        use Scheme::*;
+        let digest = |qop| Challenge {
+            qop_auth: qop,
+            ..ch(Digest, Some("realm"), Some("0123456789abcdef"))
+        };
+        let table: Vec<(&str, Vec<Challenge>)> = vec![
+            (
+                "Basic realm=\"realm\"",
+                vec![ch(Basic, Some("realm"), None)],
+            ),
+            ("NTLM", vec![ch(Other, None, None)]),
+            ("  NTLM  ", vec![ch(Other, None, None)]),
+            (
+                "Digest realm=\"realm\", nonce=\"0123456789abcdef\", qop=\"auth\"",
+                vec![digest(true)],
+            ),
+            (
+                "Digest realm=\"realm\", nonce=\"0123456789abcdef\", qop=\"auth-int, auth\"",
+                vec![digest(true)],
+            ),
+            (
+                "Digest realm=\"realm\", nonce=\"0123456789abcdef\", qop=\"auth-int\"",
+                vec![digest(false)],
+            ),
+            (
+                "Basic realm=\"realm\", NTLM, Digest realm=\"realm\", nonce=\"0123456789abcdef\", qop=\"auth\"",
+                vec![
+                    ch(Basic, Some("realm"), None),
+                    ch(Other, None, None),
+                    digest(true),
+                ],
+            ),
+            (
+                "DIGEST REALM=realm,NONCE=0123456789abcdef",
+                vec![digest(false)],
+            ),
+            (
+                "Basic realm=\"a\\\"b\" NTLM",
+                vec![ch(Basic, Some("a\"b"), None), ch(Other, None, None)],
+            ),
+            ("", vec![]),
+        ];
+        for (value, want) in table {
+            assert_eq!(parse_challenges(value), Ok(want), "{value:?}");
+        }
+        let Ok(c) = parse_challenges("Digest realm=r, nonce=n, opaque=\"abcd\", algorithm=SHA-256")
+        else {
+            panic!("not read");
+        };
+        assert_eq!((c[0].opaque.as_deref(), c[0].md5), (Some("abcd"), false));
+        for bad in [
+            "Basic realm=\"a",
+            "NTLM,",
+            "Basic realm=a,",
+            "Basic realm=a,, NTLM",
+            "Digest nonce=a, nonce=b",
+            "Digest opaque=a, opaque=b",
+            "Basic \"x\"",
+            ", Basic",
+        ] {
+            assert_eq!(parse_challenges(bad), Err(AuthError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digest_challenge_preferred() {
+        let both = [
+            "Basic realm=\"realm\"",
+            "NTLM",
+            "Digest realm=\"realm\", nonce=\"n\", qop=\"auth\"",
+        ];
+        let got = best_challenge(both).unwrap().unwrap();
+        assert_eq!(got.scheme, Scheme::Digest);
+        let got = best_challenge(["NTLM, Basic realm=\"a\", Basic realm=\"b\""]).unwrap();
+        assert_eq!(got, Some(ch(Scheme::Basic, Some("a"), None)));
+        assert_eq!(best_challenge([]), Ok(None));
+        assert_eq!(
+            best_challenge(["Basic realm=a", "Basic realm=\"a"]),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    /// The answers, byte for byte, against ncat-test.pl's checks (RFC 2617 response).
+    #[test]
+    fn authorization_values() {
+        assert_eq!(
+            authorization(None, "user", "pass", "CONNECT", "h:1", "c").as_deref(),
+            Some("Basic dXNlcjpwYXNz")
+        );
+        let basic = ch(Scheme::Basic, Some("r"), None);
+        assert_eq!(
+            authorization(Some(&basic), "", "", "CONNECT", "h:1", "c").as_deref(),
+            Some("Basic Og==")
+        );
+        let mut d = ch(
+            Scheme::Digest,
+            Some("testrealm@host.com"),
+            Some("dcd98b7102dd2f0e8b11d0f600bfb0c093"),
+        );
+        d.qop_auth = true;
+        d.opaque = Some("5ccc069c403ebaf9f0171e9517f40e41".into());
+        assert_eq!(
+            authorization(
+                Some(&d),
+                "Mufasa",
+                "Circle Of Life",
+                "GET",
+                "/dir/index.html",
+                "0a4f113b"
+            )
+            .as_deref(),
+            Some(
+                "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
+                 nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", qop=auth, \
+                 cnonce=\"0a4f113b\", nc=00000001, response=\"6629fae49393a05397450978507c4ef1\", \
+                 opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
+            )
+        );
+        let plain = ch(Scheme::Digest, Some("r\"q"), Some("n"));
+        let want = digest_response("u", "r\"q", "p", "CONNECT", "h:1", "n", None);
+        assert_eq!(
+            authorization(Some(&plain), "u", "p", "CONNECT", "h:1", "c"),
+            Some(format!(
+                "Digest username=\"u\", realm=\"r\\\"q\", nonce=\"n\", uri=\"h:1\", response=\"{want}\""
+            ))
+        );
+        // Unanswerable Digest challenges.
+        for c in [
+            ch(Scheme::Digest, None, Some("n")),
+            ch(Scheme::Digest, Some("r"), None),
+            Challenge {
+                md5: false,
+                ..ch(Scheme::Digest, Some("r"), Some("n"))
+            },
+        ] {
+            assert_eq!(
+                authorization(Some(&c), "u", "p", "CONNECT", "h:1", "c"),
+                None
+            );
+        }
+    }
+
+    /// Every prefix of a 407's challenges is read or refused, never a panic; the whole
+    /// value, and a reading of it sent back as credentials, round-trips through the server
+    /// half (our own 407 answered by our own client is accepted).
+    #[test]
+    fn every_challenge_prefix() {
+        let full = "Basic realm=\"Ncat\", NTLM, Digest realm=\"Nc\\\\at\", nonce=\"1.2-ab\", \
+                    qop=\"auth\", opaque=abc";
+        for cut in 0..=full.len() {
+            let _ = parse_challenges(&full[..cut]);
+        }
+        assert_eq!(parse_challenges(full).map(|c| c.len()), Ok(3));
+        let secret = b"0123456789abcdef";
+        let now = (1_000_000, 7);
+        let ours = challenge_response(&make_nonce(secret, now.0, now.1), false);
+        let values: Vec<&str> = ours
+            .lines()
+            .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
+            .collect();
+        let c = best_challenge(values).unwrap();
+        let value = authorization(c.as_ref(), "user", "pass", "CONNECT", "h:1", "cn").unwrap();
+        let creds = parse_credentials(&value).unwrap();
+        assert!(matches!(creds, Credentials::Digest(_)));
+        assert_eq!(
+            check(&creds, "user", "pass", "CONNECT", secret, now),
+            Verdict::Accepted
+        );
     }
 }

@@ -254,6 +254,9 @@ pub struct CatArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProxyTypeArg {
     Http,
+    /// SOCKS4, a name sent for the proxy to resolve (SOCKS4a), as ncat's socks4.
+    #[value(alias = "socks4a")]
+    Socks4,
     Socks5,
 }
 
@@ -404,7 +407,10 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let tls = any_ssl.then(|| TlsOptions {
         cert: a.ssl_cert.clone(),
         key: a.ssl_key.clone(),
-        verify: a.ssl_verify,
+        // ncat 7.93 verifies a server against --ssl-trustfile without
+        // --ssl-verify too (its manual says otherwise); listen mode asks
+        // for client certificates only with --ssl-verify.
+        verify: a.ssl_verify || (a.ssl_trustfile.is_some() && !listen),
         trustfile: a.ssl_trustfile.clone(),
         servername: a.ssl_servername.clone(),
         alpn: a
@@ -422,16 +428,21 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let proxy = match &a.proxy {
         Some(p) => {
             let (host, port) = split_host_port(p)?;
-            let auth = a.proxy_auth.as_deref().map(user_pass).transpose()?;
             let kind = match a.proxy_type.unwrap_or(ProxyTypeArg::Http) {
                 ProxyTypeArg::Http => ProxyKind::Http,
+                ProxyTypeArg::Socks4 => ProxyKind::Socks4,
                 ProxyTypeArg::Socks5 => ProxyKind::Socks5,
+            };
+            // SOCKS4 has a user id only: the whole text, as ncat sends it.
+            let auth = match (kind, a.proxy_auth.as_deref()) {
+                (ProxyKind::Socks4, Some(id)) => Some((id.to_string(), String::new())),
+                (_, text) => text.map(user_pass).transpose()?,
             };
             Some(ProxyConfig {
                 host,
                 port: port.unwrap_or(match kind {
                     ProxyKind::Http => 3128,
-                    ProxyKind::Socks5 => 1080,
+                    ProxyKind::Socks4 | ProxyKind::Socks5 => 1080,
                 }),
                 kind,
                 auth,

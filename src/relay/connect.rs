@@ -111,19 +111,8 @@ pub(crate) async fn open(ctx: &Ctx, host: &str, port: u16) -> Result<NetStream, 
             .map_err(|e| connect_error(path.display().to_string(), e))?;
         NetStream::Unix(s)
     } else if let Some(proxy) = &cfg.proxy {
-        let mut s = tcp(ctx, &proxy.host, proxy.port).await?;
-        let proxy_label = label(&proxy.host, proxy.port);
-        let hs = super::proxy::handshake(&mut s, proxy, host, port);
-        let r = match cfg.timing.connect {
-            Some(d) => tokio::time::timeout(d, hs)
-                .await
-                .unwrap_or_else(|_| Err("handshake timed out".into())),
-            None => hs.await,
-        };
-        r.map_err(|why| RelayError::Proxy {
-            proxy: proxy_label,
-            why,
-        })?;
+        let dial = || tcp(ctx, &proxy.host, proxy.port);
+        let s = super::proxy::open(proxy, host, port, cfg.timing.connect, dial).await?;
         NetStream::Tcp(s)
     } else {
         NetStream::Tcp(tcp(ctx, host, port).await?)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 
 use super::stream::NetStream;
-use super::{Config, Ctx, Family, Mode, Notice, RelayError, tls};
+use super::{Config, Ctx, Family, Mode, Notice, RelayError, show, tls};
 
 /// Time a client has to finish its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,7 +177,7 @@ impl Listener {
             Socket::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 if !ctx.cfg.access.permits(peer.ip()) {
-                    ctx.notice(Notice::Denied(peer.to_string()));
+                    ctx.notice(Notice::Denied(show(&peer)));
                     return Ok(None);
                 }
                 let _ = s.set_nodelay(true);

@@ -357,9 +357,10 @@ impl Ctx {
     }
 }
 
-/// Formats a socket address the way notices and NCAT_* variables show it.
+/// Formats a socket address the way notices and NCAT_* variables show it
+/// (an IPv4-mapped one as IPv4, `stream::canonical`).
 pub(crate) fn show(addr: &SocketAddr) -> String {
-    addr.to_string()
+    stream::canonical(*addr).to_string()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! TLS, behind one type so that sessions, hubs and exec do not care which.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -58,11 +59,19 @@ impl NetStream {
 
 /// One end of a TCP stream as (address, port); "?" when the socket
 /// cannot say.
-fn tcp_end(addr: io::Result<std::net::SocketAddr>) -> (String, String) {
-    match addr {
+fn tcp_end(addr: io::Result<SocketAddr>) -> (String, String) {
+    match addr.map(canonical) {
         Ok(a) => (a.ip().to_string(), a.port().to_string()),
         Err(_) => ("?".into(), "?".into()),
     }
+}
+
+/// The address a peer is reported as: an IPv4 peer of a dual-stack
+/// socket (`::ffff:198.18.0.1`) as the IPv4 address it is, as ncat
+/// reports it. Only for showing: the socket itself still needs the
+/// mapped form to send to it.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// One end of a Unix stream as (path, ""); an unnamed end has no path.

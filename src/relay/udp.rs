@@ -24,7 +24,8 @@ use super::exec::ExecEnv;
 use super::hexdump::Dir;
 use super::listener;
 use super::session::{Activity, Crlf, Local, LocalKind, read_if, sleep_until};
-use super::{Ctx, Mode, Notice, RelayError};
+use super::stream::canonical;
+use super::{Ctx, Mode, Notice, RelayError, show};
 
 /// Largest datagram.
 const MAX_DATAGRAM: usize = 65_535;
@@ -32,7 +33,8 @@ const MAX_DATAGRAM: usize = 65_535;
 const PEER_QUEUE: usize = 256;
 
 fn exec_env(sock: &UdpSocket, peer: SocketAddr) -> ExecEnv {
-    let local = sock.local_addr().ok();
+    let local = sock.local_addr().ok().map(canonical);
+    let peer = canonical(peer);
     ExecEnv {
         remote_addr: peer.ip().to_string(),
         remote_port: peer.port().to_string(),
@@ -193,10 +195,10 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
         if ctx.cfg.access.permits(peer.ip()) {
             break (n, peer);
         }
-        ctx.notice(Notice::Denied(peer.to_string()));
+        ctx.notice(Notice::Denied(show(&peer)));
     };
     sock.connect(peer).await.map_err(RelayError::io("UDP"))?;
-    ctx.notice(Notice::Accepted(peer.to_string()));
+    ctx.notice(Notice::Accepted(show(&peer)));
     let local = local_for(ctx, &sock, peer)?;
     session(
         ctx,
@@ -233,14 +235,14 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                     Some(q) => q,
                     None => {
                         if !ctx.cfg.access.permits(peer.ip()) {
-                            ctx.notice(Notice::Denied(peer.to_string()));
+                            ctx.notice(Notice::Denied(show(&peer)));
                             continue;
                         }
                         if lock(&peers).len() >= ctx.cfg.max_conns {
-                            ctx.notice(Notice::TooManyClients(peer.to_string()));
+                            ctx.notice(Notice::TooManyClients(show(&peer)));
                             continue;
                         }
-                        ctx.notice(Notice::Accepted(peer.to_string()));
+                        ctx.notice(Notice::Accepted(show(&peer)));
                         let q = match &ctx.cfg.exec {
                             Some(_) => match start_peer_child(ctx, &sock, peer, peers.clone()) {
                                 Ok(q) => Some(q),
@@ -335,7 +337,7 @@ fn start_peer_child(
             }
         }
         lock(&peers).remove(&peer);
-        ctx.notice(Notice::Closed(peer.to_string()));
+        ctx.notice(Notice::Closed(show(&peer)));
     });
     Ok(tx)
 }

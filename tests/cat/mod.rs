@@ -20,10 +20,13 @@ mod exec;
 mod flags;
 mod half_close;
 mod lab;
+mod peers;
 mod proxies;
+mod proxy_client;
 mod proxy_server;
 mod seeds;
 mod tls;
+mod tls_verify;
 
 use std::net::{TcpListener, TcpStream};
 
