@@ -21,7 +21,9 @@
 //! idle client costs two parked tasks and a channel (no read buffer: TCP
 //! and Unix clients are read with readiness and a stack buffer).
 //!
-//! Kinds ([`HubKind`]): `Broker` (to every other client), `Chat` (a broker that names
+//! Kinds ([`HubKind`]): `Broker` (to every other client; standard input,
+//! read while a client is connected, to every client; `--send-only` passes
+//! on standard input only, `--recv-only` sends clients nothing), `Chat` (a broker that names
 //! clients `<userN>`, prefixes their lines and announces arrivals and
 //! departures) and `Stdio` (`-k` without exec: standard input goes to every
 //! client, what clients send goes to standard output).
@@ -94,6 +96,9 @@ struct Hub {
     next_id: AtomicU64,
     /// The origin of every client's `progress_us`.
     epoch: std::time::Instant,
+    /// Told when a client joins: a broker reads standard input only while
+    /// it has clients, as ncat does.
+    joined: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -125,6 +130,17 @@ impl Hub {
             return false;
         }
         c.tx.send(Out::Data(data)).is_ok()
+    }
+
+    /// Returns once at least one client is connected.
+    async fn wait_for_a_client(&self) {
+        loop {
+            let joined = self.joined.notified();
+            if !self.lock().is_empty() {
+                return;
+            }
+            joined.await;
+        }
     }
 
     fn soft(&self) -> usize {
@@ -429,6 +445,7 @@ pub(crate) async fn serve(
         max_queue: ctx.cfg.max_queue,
         next_id: AtomicU64::new(1),
         epoch: std::time::Instant::now(),
+        joined: tokio::sync::Notify::new(),
     });
     // Clients accepted but not yet registered (TLS handshakes) count too.
     let pending = Arc::new(AtomicUsize::new(0));
@@ -437,7 +454,10 @@ pub(crate) async fn serve(
     } else {
         None
     };
-    let stdin_task = if mode == HubKind::Stdio && !ctx.cfg.data.recv_only {
+    // A broker's standard input goes to every client too (ncat's); with
+    // --recv-only nothing at all is sent to clients.
+    let stdin_task = if matches!(mode, HubKind::Stdio | HubKind::Broker) && !ctx.cfg.data.recv_only
+    {
         Some(tokio::spawn(stdin_to_all(ctx.clone(), hub.clone())))
     } else {
         None
@@ -518,6 +538,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         }
         clients.insert(id, client.clone());
     }
+    hub.joined.notify_waiters();
     tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx));
     tokio::spawn(read_loop(ctx, hub, id, client, reader, stdout));
 }
@@ -577,6 +598,9 @@ async fn read_loop(
             },
         };
         match hub.mode {
+            // --send-only: clients are read only to see them leave;
+            // --recv-only: nothing is sent to clients (both as ncat).
+            HubKind::Broker if ctx.cfg.data.send_only || ctx.cfg.data.recv_only => {}
             HubKind::Broker => {
                 let behind = hub.fan_out(&ctx, Some(id), chunk);
                 hub.pace(behind).await;
@@ -657,6 +681,9 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
     let mut crlf = ctx.cfg.data.crlf.then(super::session::Crlf::default);
     let mut converted = Vec::new();
     loop {
+        if hub.mode == HubKind::Broker {
+            hub.wait_for_a_client().await;
+        }
         let n = match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -671,7 +698,8 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
         let behind = hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
         hub.pace(behind).await;
     }
-    if !ctx.cfg.data.no_shutdown {
+    // A broker's clients still talk to each other after its stdin's EOF.
+    if hub.mode == HubKind::Stdio && !ctx.cfg.data.no_shutdown {
         for c in hub.lock().values() {
             // Counted as a byte, so nothing is written directly after it.
             c.queued.fetch_add(1, Ordering::SeqCst);

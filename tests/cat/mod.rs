@@ -15,6 +15,7 @@ mod proc;
 mod proxy;
 
 mod broker;
+mod broker_limits;
 mod errors;
 mod exec;
 mod flags;
@@ -61,4 +62,10 @@ fn closed_port() -> (socket2::Socket, u16) {
         .unwrap();
     let port = s.local_addr().unwrap().as_socket().unwrap().port();
     (s, port)
+}
+
+/// Real ncat (7.93 here) with `args`, as the peer of a test: stdio piped
+/// and collected like a cat under test's.
+fn ncat(args: &[&str]) -> proc::Cat {
+    proc::Cat::spawn_with(std::path::Path::new("ncat"), &[], args, None)
 }
