@@ -23,7 +23,7 @@ use super::values::parse_duration;
 use crate::relay::exec::ExecCommand;
 use crate::relay::{
     Access, Config, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DataOpts, ExecSpec, Family, HubKind, Mode,
-    Notice, Proto, ProxyConfig, ProxyKind, ProxyServer, Tap, Timing, TlsOptions,
+    Notice, Proto, ProxyConfig, ProxyKind, ProxyServer, RelayError, Tap, Timing, TlsOptions,
 };
 use crate::target::endpoint::{EndpointError, parse_host_opt_port};
 use crate::target::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
@@ -54,7 +54,8 @@ peer's FIN ends the session; a child's (-e/-c) output EOF ends its session.
 See the README's table for every case.
 
 Exit status: 0 done, 1 network error (refused, unreachable, timed out, TLS,
-proxy, reset, idle timeout), 2 bad usage (nothing was sent).";
+proxy, reset, idle timeout), 2 bad usage (nothing was sent) or, as ncat, a
+listener's idle timeout.";
 
 /// ncat's options, as typed.
 #[derive(Debug, Parser)]
@@ -694,6 +695,7 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
             return exit::FAILURE;
         }
     };
+    let listening = matches!(cfg.mode, Mode::Listen { .. });
     let shutdown = CancellationToken::new();
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let result = rt.block_on(async {
@@ -714,7 +716,11 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "{pre}: {e}");
-            exit::FAILURE
+            match e {
+                // ncat ends a listener's idle timeout with bye(): status 2.
+                RelayError::Idle(_) if listening => exit::USAGE,
+                _ => exit::FAILURE,
+            }
         }
     }
 }

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hexdump::Dir;
 use super::listener::{self, Listener, handshake};
+use super::session::Activity;
 use super::stream::NetStream;
 use super::{Ctx, HubKind, Notice, RelayError};
 
@@ -99,6 +100,8 @@ struct Hub {
     /// Told when a client joins: a broker reads standard input only while
     /// it has clients, as ncat does.
     joined: tokio::sync::Notify,
+    /// The last client or stdin read (or arrival), for `-i`.
+    activity: Activity,
 }
 
 impl Hub {
@@ -140,6 +143,23 @@ impl Hub {
                 return;
             }
             joined.await;
+        }
+    }
+
+    /// Resolves when `-i` ran out: nothing arrived from anyone for `idle`
+    /// while a client was connected (ncat does not time out a listener
+    /// before its first client).
+    async fn idle(&self, idle: Option<Duration>) {
+        if idle.is_none() {
+            return std::future::pending().await;
+        }
+        loop {
+            self.wait_for_a_client().await;
+            self.activity.expired(idle).await;
+            // With nobody left, the clock starts again at the next arrival.
+            if !self.lock().is_empty() {
+                return;
+            }
         }
     }
 
@@ -446,6 +466,7 @@ pub(crate) async fn serve(
         next_id: AtomicU64::new(1),
         epoch: std::time::Instant::now(),
         joined: tokio::sync::Notify::new(),
+        activity: Activity::new(),
     });
     // Clients accepted but not yet registered (TLS handshakes) count too.
     let pending = Arc::new(AtomicUsize::new(0));
@@ -462,7 +483,20 @@ pub(crate) async fn serve(
     } else {
         None
     };
-    while let Some(stream) = listener.next(ctx).await {
+    let idle = ctx.cfg.timing.idle;
+    let mut result = Ok(());
+    loop {
+        let stream = tokio::select! {
+            s = listener.next(ctx) => match s {
+                Some(s) => s,
+                None => break,
+            },
+            () = hub.idle(idle) => {
+                result = Err(RelayError::Idle(idle.unwrap_or_default().as_millis()));
+                break;
+            }
+        };
+        hub.activity.touch();
         let count = hub.lock().len() + pending.load(Ordering::Relaxed);
         if !listener::room_for(ctx, count, &stream) {
             continue;
@@ -489,7 +523,7 @@ pub(crate) async fn serve(
     for id in ids {
         hub.remove(id);
     }
-    Ok(())
+    result
 }
 
 /// Registers a client and starts its reader and writer.
@@ -538,6 +572,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         }
         clients.insert(id, client.clone());
     }
+    hub.activity.touch();
     hub.joined.notify_waiters();
     tokio::spawn(write_loop(hub.clone(), id, client.clone(), rx));
     tokio::spawn(read_loop(ctx, hub, id, client, reader, stdout));
@@ -597,6 +632,7 @@ async fn read_loop(
                 Ok(None) | Err(_) => break,
             },
         };
+        hub.activity.touch();
         match hub.mode {
             // --send-only: clients are read only to see them leave;
             // --recv-only: nothing is sent to clients (both as ncat).
@@ -681,13 +717,12 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
     let mut crlf = ctx.cfg.data.crlf.then(super::session::Crlf::default);
     let mut converted = Vec::new();
     loop {
-        if hub.mode == HubKind::Broker {
-            hub.wait_for_a_client().await;
-        }
+        hub.wait_for_a_client().await;
         let n = match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        hub.activity.touch();
         let data = match crlf.as_mut() {
             Some(c) => c.convert(&buf[..n], &mut converted),
             None => &buf[..n],

