@@ -389,8 +389,8 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     if any_ssl && a.udp {
         return Err(usage("--ssl over UDP (DTLS) is not supported"));
     }
-    if a.udp && (a.zero_io || a.unix || a.proxy.is_some()) {
-        return Err(usage("-u cannot be combined with -z, -U or --proxy"));
+    if a.udp && (a.unix || a.proxy.is_some()) {
+        return Err(usage("-u cannot be combined with -U or --proxy"));
     }
     if a.ssl_cert.is_some() != a.ssl_key.is_some() {
         return Err(usage("--ssl-cert and --ssl-key go together"));
@@ -843,7 +843,6 @@ mod tests {
             &[],
             &["-w", "forever", "h"],
             &["-n", "localhost", "80"],
-            &["-u", "-z", "h", "53"],
             &["-u", "-U", "/tmp/s"],
             &["-u", "--proxy", "p:1080", "h", "53"],
             &["-l", "--proxy-type", "socks5"],

@@ -13,11 +13,12 @@ use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use super::exec::ExecEnv;
 use super::session::{Local, relay, relay_stdio};
 use super::stream::NetStream;
-use super::{Ctx, Mode, Notice, RelayError, show, tls};
+use super::{Ctx, Mode, Notice, Proto, RelayError, show, tls};
 
 /// `-z` probes in flight at once.
 const ZERO_IO_PARALLEL: usize = 64;
-/// `-z` per-port timeout when `-w` is not given.
+/// `-z` per-port timeout when `-w` is not given (over UDP: how long a
+/// port unreachable is waited for, ncat's 2 s).
 const ZERO_IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Addresses of `host` for `port`, restricted to the family.
@@ -162,7 +163,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), RelayError> {
     relay(ctx, stream, local).await
 }
 
-/// `-z`: which ports accept a connection (TLS and proxy are not used).
+/// `-z`: which ports accept a connection (TLS and proxy are not used);
+/// over UDP, which ports do not answer a datagram with "port unreachable".
 pub(crate) async fn zero_io(ctx: &Ctx) -> Result<(), RelayError> {
     let Mode::Connect { host, ports } = &ctx.cfg.mode else {
         return Err(RelayError::NothingOpen);
@@ -177,9 +179,11 @@ pub(crate) async fn zero_io(ctx: &Ctx) -> Result<(), RelayError> {
     let limit = Some(ctx.cfg.timing.connect.unwrap_or(ZERO_IO_TIMEOUT));
     let results: Vec<(u16, Result<(), RelayError>)> = futures::stream::iter(ports.iter().copied())
         .map(|port| async move {
-            let r = tcp_once(ctx, SocketAddr::new(ip, port), limit)
-                .await
-                .map(drop);
+            let addr = SocketAddr::new(ip, port);
+            let r = match ctx.cfg.proto {
+                Proto::Tcp => tcp_once(ctx, addr, limit).await.map(drop),
+                Proto::Udp => super::udp::probe(ctx, addr, limit).await,
+            };
             (port, r)
         })
         .buffered(ZERO_IO_PARALLEL)

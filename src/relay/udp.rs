@@ -64,24 +64,54 @@ pub(crate) async fn connect(ctx: &Ctx) -> Result<(), RelayError> {
     }
     let port = ports.first().copied().unwrap_or(super::DEFAULT_PORT);
     let addr = resolve(ctx, host, port).await?[0];
+    let sock = connected(ctx, addr).await?;
+    ctx.notice(Notice::Connected(addr.to_string()));
+    let local = local_for(ctx, &sock, addr)?;
+    session(ctx, &sock, None, local, addr).await
+}
+
+/// The datagram `-z` sends: one NUL byte, as ncat's `-z -u` does.
+const PROBE: &[u8] = b"\0";
+
+/// A UDP socket for `addr`, bound where `-s` and `-p` say (or anywhere of
+/// its family), and connected to it.
+async fn connected(ctx: &Ctx, addr: SocketAddr) -> Result<UdpSocket, RelayError> {
     let bind_ip = ctx.cfg.source.unwrap_or(if addr.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {
         Ipv6Addr::UNSPECIFIED.into()
     });
-    let sock = UdpSocket::bind(SocketAddr::new(bind_ip, ctx.cfg.source_port.unwrap_or(0)))
-        .await
-        .map_err(|e| RelayError::Connect {
-            addr: addr.to_string(),
-            source: e,
-        })?;
-    sock.connect(addr).await.map_err(|e| RelayError::Connect {
+    let fail = |e| RelayError::Connect {
         addr: addr.to_string(),
         source: e,
-    })?;
-    ctx.notice(Notice::Connected(addr.to_string()));
-    let local = local_for(ctx, &sock, addr)?;
-    session(ctx, &sock, None, local, addr).await
+    };
+    let sock = UdpSocket::bind(SocketAddr::new(bind_ip, ctx.cfg.source_port.unwrap_or(0)))
+        .await
+        .map_err(fail)?;
+    sock.connect(addr).await.map_err(fail)?;
+    Ok(sock)
+}
+
+/// `-z -u`: sends [`PROBE`] to `addr` and waits up to `limit` for the
+/// port unreachable that means closed; silence or an answer means open
+/// (as ncat, which cannot tell an open port from a filtered one either).
+pub(crate) async fn probe(
+    ctx: &Ctx,
+    addr: SocketAddr,
+    limit: Option<std::time::Duration>,
+) -> Result<(), RelayError> {
+    let sock = connected(ctx, addr).await?;
+    sock.send(PROBE).await.map_err(|e| refused_or(e, addr))?;
+    let mut buf = [0u8; 1];
+    let answer = sock.recv(&mut buf);
+    let r = match limit {
+        Some(d) => match tokio::time::timeout(d, answer).await {
+            Ok(r) => r,
+            Err(_) => return Ok(()),
+        },
+        None => answer.await,
+    };
+    r.map(drop).map_err(|e| refused_or(e, addr))
 }
 
 /// One connected UDP session between `sock` and the local end.

@@ -9,9 +9,19 @@ use std::time::{Duration, Instant};
 use super::proc::{Cat, WAIT};
 use super::{free_port, ncat};
 
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
 /// An ncat listener on 127.0.0.1 (a port that was free), and its port.
 fn ncat_listener(args: &[&str]) -> (Cat, u16) {
-    let port = free_port();
+    let port = if args.contains(&"-u") {
+        free_udp_port()
+    } else {
+        free_port()
+    };
     let p = port.to_string();
     let mut all = vec!["-v", "-l"];
     all.extend_from_slice(args);
@@ -89,4 +99,30 @@ fn idle_timeout_listen_exits_2_and_waits_for_a_client() {
             done.stderr
         );
     }
+}
+
+/// `-z -u` sends one datagram, a NUL byte as ncat's; no "port
+/// unreachable" within `-w` means open (exit 0).
+#[test]
+fn zero_io_udp_sends_one_datagram_to_an_open_port() {
+    let (srv, port) = ncat_listener(&["-u"]);
+    let done = Cat::spawn(&["-z", "-u", "-w", "300ms", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(srv.wait_stdout(1, WAIT), b"\0");
+}
+
+/// A port that answers "port unreachable" is closed: exit 1 (ncat:
+/// "Connection refused." and 1); with several ports the open ones are
+/// listed.
+#[test]
+fn zero_io_udp_refused_port_is_exit_1() {
+    let closed = free_udp_port();
+    let done = Cat::spawn(&["-z", "-u", "127.0.0.1", &closed.to_string()]).wait(WAIT);
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert!(done.stderr.contains("refused"), "{}", done.stderr);
+    let (_srv, open) = ncat_listener(&["-u"]);
+    let ports = format!("{open},{closed}");
+    let done = Cat::spawn(&["-z", "-u", "-w", "300ms", "127.0.0.1", &ports]).wait(WAIT);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(done.out(), format!("127.0.0.1 {open} open\n"));
 }
