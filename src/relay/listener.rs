@@ -279,20 +279,36 @@ fn bind_tcp(addr: SocketAddr, v6only: bool) -> std::io::Result<TcpListener> {
     TcpListener::from_std(sock.into())
 }
 
-/// Binds the UDP socket of `-u` listen mode (IPv4 unless `-6` or an
-/// address says otherwise, as ncat).
+/// Binds the UDP socket of `-u` listen mode. As ncat: `-4` IPv4, `-6` IPv6
+/// only, neither both families (ncat binds 0.0.0.0 and [::] apart; one
+/// dual-stack socket serves the same peers, and falls back to IPv4 where
+/// IPv6 is off).
 pub(crate) async fn bind_udp(cfg: &Config) -> Result<UdpSocket, RelayError> {
     let (addr, port) = listen_addr(cfg)?;
     let fail = |source| RelayError::Listen {
         addr: format!("UDP port {port}"),
         source,
     };
+    let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
+    let any4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port);
     match (addr, cfg.family) {
-        (Some(ip), _) => UdpSocket::bind(SocketAddr::new(ip, port)).await,
-        (None, Family::V6) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).await,
-        (None, _) => UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).await,
+        (Some(ip), _) => bind_dgram(SocketAddr::new(ip, port), true),
+        (None, Family::V6) => bind_dgram(any6, true),
+        (None, Family::V4) => bind_dgram(any4, false),
+        (None, Family::Any) => bind_dgram(any6, false).or_else(|_| bind_dgram(any4, false)),
     }
     .map_err(fail)
+}
+
+fn bind_dgram(addr: SocketAddr, v6only: bool) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(v6only)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
 }
 
 /// TLS configuration for listen mode (and the generated certificate's

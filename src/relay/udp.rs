@@ -219,7 +219,7 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (n, peer) = loop {
         let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => r.map_err(RelayError::io("UDP"))?,
+            r = sock.recv_from(&mut buf) => r.map(canonical).map_err(RelayError::io("UDP"))?,
             () = ctx.shutdown.cancelled() => return Ok(()),
         };
         if ctx.cfg.access.permits(peer.ip()) {
@@ -238,6 +238,13 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
         peer,
     )
     .await
+}
+
+/// An IPv4 peer of the dual-stack socket as IPv4 (`::ffff:a.b.c.d` is
+/// a.b.c.d): how it is shown, and Linux takes an IPv4 address to connect
+/// or send to on a socket that is not IPv6-only.
+fn canonical((n, peer): (usize, SocketAddr)) -> (usize, SocketAddr) {
+    (n, SocketAddr::new(peer.ip().to_canonical(), peer.port()))
 }
 
 type Peers = Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>;
@@ -259,7 +266,7 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
-                let Ok((n, peer)) = r else { continue };
+                let Ok((n, peer)) = r.map(canonical) else { continue };
                 let known = lock(&peers).get(&peer).cloned();
                 let queue = match known {
                     Some(q) => q,

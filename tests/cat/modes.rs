@@ -126,3 +126,34 @@ fn zero_io_udp_refused_port_is_exit_1() {
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert_eq!(done.out(), format!("127.0.0.1 {open} open\n"));
 }
+
+/// `-u -l PORT` without `-4`/`-6` serves IPv4 and IPv6 peers (ncat binds
+/// 0.0.0.0 and [::]); an IPv4 peer is named as IPv4.
+#[test]
+fn udp_listen_serves_both_families_by_default() {
+    let mut srv = Cat::spawn(&["-v", "-l", "-u", "-k", "0"]);
+    let port = srv.port().to_string();
+    let mut v4 = ncat(&["-u", "127.0.0.1", &port]);
+    v4.write(b"v4\n");
+    assert_eq!(srv.wait_stdout(3, WAIT), b"v4\n");
+    let mut v6 = ncat(&["-u", "::1", &port]);
+    v6.write(b"v6\n");
+    assert_eq!(srv.wait_stdout(6, WAIT), b"v4\nv6\n");
+    srv.write(b"back\n");
+    assert_eq!(v4.wait_stdout(5, WAIT), b"back\n");
+    assert_eq!(v6.wait_stdout(5, WAIT), b"back\n");
+    srv.wait_stderr("connection from 127.0.0.1:", WAIT)
+        .unwrap_or_else(|| panic!("IPv4 peer named as IPv4: {}", srv.stderr()));
+}
+
+/// `-6 -u -l` is IPv6 only, as ncat's (an IPv4 datagram does not reach it).
+#[test]
+fn udp_listen_6_is_ipv6_only() {
+    let srv = Cat::spawn(&["-v", "-6", "-l", "-u", "0"]);
+    let port = srv.port();
+    let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    v4.send_to(b"v4\n", ("127.0.0.1", port)).unwrap();
+    let mut v6 = ncat(&["-u", "::1", &port.to_string()]);
+    v6.write(b"v6\n");
+    assert_eq!(srv.wait_stdout(3, WAIT), b"v6\n");
+}
