@@ -93,6 +93,16 @@ async fn tcp_once(
 /// Connects to the first address of `host` that answers.
 pub(crate) async fn tcp(ctx: &Ctx, host: &str, port: u16) -> Result<TcpStream, RelayError> {
     let addrs = resolve(ctx, host, port).await?;
+    first_answering(ctx, host, addrs).await
+}
+
+/// Tries `addrs` in the resolver's order (IPv6 first where it prefers it),
+/// each within `-w`, and keeps the first that accepts; fails as the last did.
+async fn first_answering(
+    ctx: &Ctx,
+    host: &str,
+    addrs: Vec<SocketAddr>,
+) -> Result<TcpStream, RelayError> {
     let mut last = None;
     for addr in addrs {
         match tcp_once(ctx, addr, ctx.cfg.timing.connect).await {
@@ -214,5 +224,50 @@ pub(crate) async fn zero_io(ctx: &Ctx) -> Result<(), RelayError> {
         (true, _) => Ok(()),
         (false, Some(e)) if ports.len() == 1 => Err(e),
         _ => Err(RelayError::NothingOpen),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// `localhost` with a listener on 127.0.0.1 only: the refused IPv6
+    /// address is passed over for the IPv4 one.
+    #[tokio::test]
+    async fn connect_falls_back_to_the_next_address() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = open.local_addr().expect("address").port();
+        // Nothing listens on [::1] at that port (it was free on 127.0.0.1;
+        // a listener there would make the first try succeed, also fine).
+        let addrs = vec![
+            SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        ];
+        let ctx = Ctx::new(
+            crate::relay::tests::chat_config(),
+            Arc::new(|_| {}),
+            None,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let s = first_answering(&ctx, "localhost", addrs)
+            .await
+            .expect("the IPv4 address answers");
+        assert_eq!(
+            s.peer_addr().expect("peer"),
+            SocketAddr::from(([127, 0, 0, 1], port))
+        );
+        drop(open);
+        let refused = first_answering(
+            &ctx,
+            "localhost",
+            vec![SocketAddr::from(([127, 0, 0, 1], port))],
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(RelayError::Refused(_))),
+            "{refused:?}"
+        );
     }
 }

@@ -372,7 +372,8 @@ mod tests {
 
     use super::*;
 
-    fn chat_config() -> Config {
+    /// A listen-mode chat configuration; other files' tests start from it.
+    pub(super) fn chat_config() -> Config {
         Config {
             mode: Mode::Listen {
                 addr: None,

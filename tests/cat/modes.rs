@@ -157,3 +157,14 @@ fn udp_listen_6_is_ipv6_only() {
     v6.write(b"v6\n");
     assert_eq!(srv.wait_stdout(3, WAIT), b"v6\n");
 }
+
+/// `localhost` reaches an ncat listening on 127.0.0.1 only, whether the
+/// name gives ::1 first (passed over when refused) or 127.0.0.1 alone;
+/// the fallback itself is `relay::connect`'s unit test.
+#[test]
+fn connect_localhost_reaches_an_ipv4_only_listener() {
+    let (srv, port) = ncat_listener(&[]);
+    let mut cat = Cat::spawn(&["localhost", &port.to_string()]);
+    cat.write(b"over v4\n");
+    assert_eq!(srv.wait_stdout(8, WAIT), b"over v4\n");
+}
