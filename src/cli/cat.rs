@@ -389,8 +389,11 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     if any_ssl && a.udp {
         return Err(usage("--ssl over UDP (DTLS) is not supported"));
     }
-    if a.udp && (a.unix || a.proxy.is_some()) {
-        return Err(usage("-u cannot be combined with -U or --proxy"));
+    if a.udp && a.proxy.is_some() {
+        return Err(usage("-u cannot be combined with --proxy"));
+    }
+    if a.udp && a.unix && (a.keep_open || a.zero_io) {
+        return Err(usage("-U -u serves one peer: not with -k or -z"));
     }
     if a.ssl_cert.is_some() != a.ssl_key.is_some() {
         return Err(usage("--ssl-cert and --ssl-key go together"));
@@ -843,7 +846,7 @@ mod tests {
             &[],
             &["-w", "forever", "h"],
             &["-n", "localhost", "80"],
-            &["-u", "-U", "/tmp/s"],
+            &["-u", "-U", "-k", "-l", "/tmp/s"],
             &["-u", "--proxy", "p:1080", "h", "53"],
             &["-l", "--proxy-type", "socks5"],
             &["-l", "--proxy-type", "http", "--chat"],

@@ -51,7 +51,7 @@ enum Socket {
 
 /// Removes the Unix socket file we created when the listener goes away.
 #[derive(Debug)]
-struct UnlinkOnDrop(PathBuf);
+pub(crate) struct UnlinkOnDrop(pub(crate) PathBuf);
 
 impl Drop for UnlinkOnDrop {
     fn drop(&mut self) {

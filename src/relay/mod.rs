@@ -22,6 +22,7 @@ pub mod splice;
 pub mod stream;
 pub mod tls;
 pub mod udp;
+pub mod unix_dgram;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -75,7 +75,7 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
 }
 
 /// One end of a Unix stream as (path, ""); an unnamed end has no path.
-fn unix_end(addr: io::Result<tokio::net::unix::SocketAddr>) -> (String, String) {
+pub(crate) fn unix_end(addr: io::Result<tokio::net::unix::SocketAddr>) -> (String, String) {
     let path = addr
         .ok()
         .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))

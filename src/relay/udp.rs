@@ -28,7 +28,7 @@ use super::stream::canonical;
 use super::{Ctx, Mode, Notice, RelayError, show};
 
 /// Largest datagram.
-const MAX_DATAGRAM: usize = 65_535;
+pub(crate) const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams queued for one peer's child before new ones are dropped.
 const PEER_QUEUE: usize = 256;
 
@@ -56,18 +56,15 @@ pub(crate) async fn connect(ctx: &Ctx) -> Result<(), RelayError> {
     let Mode::Connect { host, ports } = &ctx.cfg.mode else {
         return Err(RelayError::NothingOpen);
     };
-    if ctx.cfg.unix.is_some() {
-        return Err(RelayError::Io {
-            what: "-U with -u",
-            source: std::io::Error::other("Unix datagram sockets are not supported"),
-        });
+    if let Some(path) = &ctx.cfg.unix {
+        return super::unix_dgram::connect(ctx, path).await;
     }
     let port = ports.first().copied().unwrap_or(super::DEFAULT_PORT);
     let addr = resolve(ctx, host, port).await?[0];
     let sock = connected(ctx, addr).await?;
     ctx.notice(Notice::Connected(addr.to_string()));
     let local = local_for(ctx, &sock, addr)?;
-    session(ctx, &sock, None, local, addr).await
+    session(ctx, &sock, None, local, &addr.to_string()).await
 }
 
 /// The datagram `-z` sends: one NUL byte, as ncat's `-z -u` does.
@@ -114,13 +111,37 @@ pub(crate) async fn probe(
     r.map(drop).map_err(|e| refused_or(e, addr))
 }
 
-/// One connected UDP session between `sock` and the local end.
-async fn session(
+/// A connected datagram socket: UDP, or a Unix datagram socket (`-U -u`).
+pub(crate) trait Dgram {
+    fn send(&self, buf: &[u8]) -> impl Future<Output = std::io::Result<usize>>;
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>>;
+}
+
+impl Dgram for UdpSocket {
+    fn send(&self, buf: &[u8]) -> impl Future<Output = std::io::Result<usize>> {
+        UdpSocket::send(self, buf)
+    }
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> {
+        UdpSocket::recv(self, buf)
+    }
+}
+
+impl Dgram for tokio::net::UnixDatagram {
+    fn send(&self, buf: &[u8]) -> impl Future<Output = std::io::Result<usize>> {
+        tokio::net::UnixDatagram::send(self, buf)
+    }
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = std::io::Result<usize>> {
+        tokio::net::UnixDatagram::recv(self, buf)
+    }
+}
+
+/// One connected datagram session between `sock` and the local end.
+pub(crate) async fn session<S: Dgram>(
     ctx: &Ctx,
-    sock: &UdpSocket,
+    sock: &S,
     first: Option<Bytes>,
     mut local: Local,
-    peer: SocketAddr,
+    peer: &str,
 ) -> Result<(), RelayError> {
     let activity = Activity::new();
     let mut writer = Some(local.writer);
@@ -188,7 +209,7 @@ async fn session(
     }
 }
 
-fn refused_or(e: std::io::Error, peer: SocketAddr) -> RelayError {
+fn refused_or(e: std::io::Error, peer: impl ToString) -> RelayError {
     if e.kind() == std::io::ErrorKind::ConnectionRefused {
         RelayError::Refused(peer.to_string())
     } else {
@@ -201,11 +222,8 @@ fn refused_or(e: std::io::Error, peer: SocketAddr) -> RelayError {
 
 /// Listen mode.
 pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
-    if ctx.cfg.unix.is_some() {
-        return Err(RelayError::Io {
-            what: "-U with -u",
-            source: std::io::Error::other("Unix datagram sockets are not supported"),
-        });
+    if let Some(path) = &ctx.cfg.unix {
+        return super::unix_dgram::listen(ctx, path).await;
     }
     let sock = listener::bind_udp(&ctx.cfg).await?;
     let local = sock
@@ -232,10 +250,10 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     let local = local_for(ctx, &sock, peer)?;
     session(
         ctx,
-        &sock,
+        sock.as_ref(),
         Some(Bytes::copy_from_slice(&buf[..n])),
         local,
-        peer,
+        &peer.to_string(),
     )
     .await
 }

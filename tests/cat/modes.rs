@@ -168,3 +168,51 @@ fn connect_localhost_reaches_an_ipv4_only_listener() {
     cat.write(b"over v4\n");
     assert_eq!(srv.wait_stdout(8, WAIT), b"over v4\n");
 }
+
+/// `-l -U -u PATH`: an ncat client (which binds a source socket of its
+/// own) is served both ways, and the path is removed at the end.
+#[test]
+fn unix_datagram_listen_serves_an_ncat_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dgram.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = Cat::spawn(&["-v", "-l", "-U", "-u", p]);
+    srv.wait_stderr("listening on", WAIT).expect("listening");
+    let mut client = ncat(&["-U", "-u", p]);
+    client.write(b"hi\n");
+    assert_eq!(srv.wait_stdout(3, WAIT), b"hi\n");
+    srv.write(b"back\n");
+    assert_eq!(client.wait_stdout(5, WAIT), b"back\n");
+    drop(srv);
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+/// `-U -u PATH` to an ncat listener: a source socket of our own (ncat
+/// answers to it), removed at the end.
+#[test]
+fn unix_datagram_connect_to_an_ncat_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dgram.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = ncat(&["-v", "-l", "-U", "-u", p]);
+    srv.wait_stderr("Listening on", WAIT)
+        .expect("ncat listening");
+    let mut cat = Cat::spawn(&["-U", "-u", p]);
+    cat.write(b"hi\n");
+    assert_eq!(srv.wait_stdout(3, WAIT), b"hi\n");
+    let from = srv
+        .wait_stderr("Connection from ", WAIT)
+        .expect("ncat names our source socket");
+    let source = from
+        .split("Connection from ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('.');
+    srv.write(b"back\n");
+    assert_eq!(cat.wait_stdout(5, WAIT), b"back\n");
+    drop(cat);
+    assert!(
+        !std::path::Path::new(source).exists(),
+        "{source} left behind"
+    );
+}
