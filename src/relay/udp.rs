@@ -237,7 +237,7 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (n, peer) = loop {
         let (n, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => r.map(canonical).map_err(RelayError::io("UDP"))?,
+            r = sock.recv_from(&mut buf) => r.map(|(n, p)| (n, canonical(p))).map_err(RelayError::io("UDP"))?,
             () = ctx.shutdown.cancelled() => return Ok(()),
         };
         if ctx.cfg.access.permits(peer.ip()) {
@@ -256,13 +256,6 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
         &peer.to_string(),
     )
     .await
-}
-
-/// An IPv4 peer of the dual-stack socket as IPv4 (`::ffff:a.b.c.d` is
-/// a.b.c.d): how it is shown, and Linux takes an IPv4 address to connect
-/// or send to on a socket that is not IPv6-only.
-fn canonical((n, peer): (usize, SocketAddr)) -> (usize, SocketAddr) {
-    (n, SocketAddr::new(peer.ip().to_canonical(), peer.port()))
 }
 
 type Peers = Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Bytes>>>>;
@@ -284,7 +277,9 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
-                let Ok((n, peer)) = r.map(canonical) else { continue };
+                // An IPv4 peer of the dual-stack socket is named (and, Linux
+                // allows it, answered) as IPv4.
+                let Ok((n, peer)) = r.map(|(n, p)| (n, canonical(p))) else { continue };
                 let known = lock(&peers).get(&peer).cloned();
                 let queue = match known {
                     Some(q) => q,
