@@ -151,6 +151,15 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Nothing may follow the fields read: `what` names the leftover bytes.
+    fn end(&self, what: &'static str) -> Result<(), LdapError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(LdapError::Malformed { what })
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -230,11 +239,7 @@ pub fn decode_message(buf: &[u8]) -> Result<Option<(LdapMessage, usize)>, LdapEr
     if r.peek_tag() == Some(tag::CONTROLS) {
         r.element("controls cut short")?;
     }
-    if !r.is_empty() {
-        return Err(LdapError::Malformed {
-            what: "bytes after the protocolOp and controls",
-        });
-    }
+    r.end("bytes after the protocolOp and controls")?;
     Ok(Some((LdapMessage { message_id, op }, total)))
 }
 
@@ -267,11 +272,7 @@ fn extended_response(content: &[u8]) -> Result<LdapOp, LdapError> {
     if r.peek_tag() == Some(tag::RESPONSE_VALUE) {
         r.element("responseValue cut short")?;
     }
-    if !r.is_empty() {
-        return Err(LdapError::Malformed {
-            what: "bytes after the ExtendedResponse's fields",
-        });
-    }
+    r.end("bytes after the ExtendedResponse's fields")?;
     Ok(LdapOp::ExtendedResponse {
         result_code,
         matched_dn,
@@ -284,11 +285,7 @@ fn search_entry(content: &[u8]) -> Result<LdapOp, LdapError> {
     let mut r = Reader { buf: content };
     let dn = string(r.expect(tag::OCTET_STRING, "objectName must be an OCTET STRING")?);
     let list = r.expect(tag::SEQUENCE, "attributes must be a SEQUENCE")?;
-    if !r.is_empty() {
-        return Err(LdapError::Malformed {
-            what: "bytes after the SearchResultEntry's attributes",
-        });
-    }
+    r.end("bytes after the SearchResultEntry's attributes")?;
     let mut attributes = Vec::new();
     let mut items = Reader { buf: list };
     while !items.is_empty() {
@@ -299,11 +296,7 @@ fn search_entry(content: &[u8]) -> Result<LdapOp, LdapError> {
             "an attribute type must be an OCTET STRING",
         )?);
         let set = a.expect(tag::SET, "attribute values must be a SET")?;
-        if !a.is_empty() {
-            return Err(LdapError::Malformed {
-                what: "bytes after an attribute's values",
-            });
-        }
+        a.end("bytes after an attribute's values")?;
         let mut values = Vec::new();
         let mut v = Reader { buf: set };
         while !v.is_empty() {
@@ -320,11 +313,7 @@ fn search_entry(content: &[u8]) -> Result<LdapOp, LdapError> {
 fn search_done(content: &[u8]) -> Result<LdapOp, LdapError> {
     let mut r = Reader { buf: content };
     let (result_code, _matched_dn, diagnostic) = ldap_result(&mut r)?;
-    if !r.is_empty() {
-        return Err(LdapError::Malformed {
-            what: "bytes after the SearchResultDone's fields",
-        });
-    }
+    r.end("bytes after the SearchResultDone's fields")?;
     Ok(LdapOp::SearchDone {
         result_code,
         diagnostic,

@@ -610,19 +610,7 @@ mod tests {
         );
         assert_eq!(FailStage::of_stage(Stage::Message), Some(FailStage::Data));
         assert_eq!(FailStage::of_stage(Stage::Quit), None);
-        let codes: Vec<u8> = [
-            FailStage::Connect,
-            FailStage::Banner,
-            FailStage::Ehlo,
-            FailStage::Tls,
-            FailStage::Auth,
-            FailStage::Mail,
-            FailStage::Rcpt,
-            FailStage::Data,
-        ]
-        .iter()
-        .map(|s| s.exit_code())
-        .collect();
+        let codes: Vec<u8> = FailStage::ALL.iter().map(|s| s.exit_code()).collect();
         assert_eq!(codes, (3..=10).collect::<Vec<u8>>());
     }
 }
