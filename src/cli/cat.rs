@@ -663,11 +663,12 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
     let tap = match Tap::open(extras.output.as_deref(), extras.hex_dump.as_deref()) {
         Ok(t) => t.map(Arc::new),
         Err(e) => {
+            // ncat stops with status 2 here (its bye()), before any socket.
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "{pre}: cannot open the output file: {e}"
+                "{pre}: cannot open the output file {e}"
             );
-            return exit::FAILURE;
+            return exit::USAGE;
         }
     };
     let verbose = extras.verbose;

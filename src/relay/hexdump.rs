@@ -49,7 +49,12 @@ impl Tap {
         if raw.is_none() && hex.is_none() {
             return Ok(None);
         }
-        let open = |p: &Path| File::create(p).map(BufWriter::new);
+        // The error names the file: "-x /no/such/dir/f" must say which.
+        let open = |p: &Path| {
+            File::create(p)
+                .map(BufWriter::new)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
         Ok(Some(Tap {
             inner: Mutex::new(Inner {
                 raw: raw.map(open).transpose()?,

@@ -91,3 +91,23 @@ fn runs_as_ncat_under_that_name() {
     assert_eq!(d.code, Some(0), "{}", d.stderr);
     assert!(d.stderr.contains("connected to"), "{}", d.stderr);
 }
+
+/// Regression (issue 17): `-x /nonexist/dir/f` said "cannot open the output
+/// file: No such file or directory" without naming it, and exited 1; ncat
+/// stops with status 2 before opening any socket.
+#[test]
+fn an_output_file_that_cannot_be_made_is_named_and_exits_2() {
+    let exe = std::path::Path::new(proc::bin());
+    for flag in ["-o", "-x"] {
+        let d = Cat::spawn_with(
+            exe,
+            &["cat"],
+            &[flag, "/nonexist/dir/f", "127.0.0.1", "9"],
+            None,
+        )
+        .finish(WAIT);
+        assert_eq!(d.code, Some(2), "{flag}: {}", d.stderr);
+        assert_eq!(d.stderr.lines().count(), 1, "{flag}: {}", d.stderr);
+        assert!(d.stderr.contains("/nonexist/dir/f"), "{flag}: {}", d.stderr);
+    }
+}
