@@ -6,7 +6,7 @@
 //! named is pinned. The certificate is made at test time (rcgen); the
 //! server is a rustls one on 127.0.0.1 speaking a little SMTP.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
@@ -86,6 +86,14 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>) {
         if tls.write_all(answer).is_err() || verb == "QUIT" {
             tls.conn.send_close_notify();
             let _ = tls.flush();
+            // Close gracefully: read what the client still sends (its own
+            // close_notify) until it closes. Closing with those bytes unread
+            // makes the kernel send a reset, which can reach the client
+            // before it has read our close_notify (seen once in CI: cat
+            // exited 1 with "connection reset by peer" after "221 bye").
+            let _ = tls.sock.shutdown(std::net::Shutdown::Write);
+            let mut rest = [0u8; 512];
+            while matches!(tls.sock.read(&mut rest), Ok(n) if n > 0) {}
             return;
         }
     }
