@@ -4,6 +4,7 @@
 //! forge log lines. Everything runs on loopback against responders the test
 //! binds; each test ends within a bound it asserts.
 
+use crate::util::show;
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
@@ -15,15 +16,6 @@ use crate::util::bin;
 
 /// Longest any run here may take before the test calls it hung.
 const HUNG: Duration = Duration::from_secs(30);
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Runs sockeye with `args`, killed after [`HUNG`]: the output and how long it took.
 fn run_bounded(args: &[&str]) -> (Output, Duration) {

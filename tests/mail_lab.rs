@@ -5,6 +5,7 @@
 //! message is read back from the Maildir and checked byte for byte: headers, body,
 //! dot-stuffed lines and the attachment.
 
+use crate::util::show;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -47,15 +48,6 @@ fn mail(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Output {
         Ok(out) => out,
         Err(out) => panic!("sockeye mail {args:?} timed out\n{}", show(&out)),
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn code(out: &Output) -> i32 {

@@ -6,10 +6,10 @@
 //! named is pinned. The certificate is made at test time (rcgen); the
 //! server is a rustls one on 127.0.0.1 speaking a little SMTP.
 
+use crate::util::show;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -97,15 +97,6 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>) {
             return;
         }
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    )
 }
 
 struct Setup {

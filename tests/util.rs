@@ -20,6 +20,16 @@ pub(crate) fn sockeye(args: &[&str]) -> Output {
         .expect("run sockeye")
 }
 
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub(crate) fn show(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    )
+}
+
 pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -15,9 +15,10 @@
 //! let child = lab.spawn(lab.scanner_ns(), bin(), &["probe", TARGET_V4]);
 //! ```
 
+use crate::util::show;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -293,15 +294,6 @@ impl Drop for ServiceLab {
     fn drop(&mut self) {
         stop(self.state.path());
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `services.sh stop STATE`: kills by pid file, so it needs no namespace. Never panics.
