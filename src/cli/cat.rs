@@ -12,19 +12,19 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use super::UsageError;
-use super::exit;
+use super::run::{self, Threads};
 use super::values::parse_duration;
+use super::{UsageError, exit};
 use crate::relay::exec::ExecCommand;
 use crate::relay::{
     Access, Config, DEFAULT_MAX_QUEUE, DEFAULT_PORT, DataOpts, ExecSpec, Family, HubKind, Mode,
     Notice, Proto, ProxyConfig, ProxyKind, ProxyServer, RelayError, Tap, Timing, TlsOptions,
 };
+use crate::report::relay::NoticePrinter;
 use crate::target::endpoint::{EndpointError, parse_host_opt_port};
 use crate::target::{ExcludeItem, Excludes, HostSpec, parse_exclude_list};
 
@@ -671,54 +671,21 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
             return exit::USAGE;
         }
     };
-    let verbose = extras.verbose;
-    let list_open = extras.list_open;
-    let notices: crate::relay::NoticeSink = Arc::new(move |n: Notice| {
-        if list_open && let Notice::PortOpen { host, port } = &n {
-            let _ = writeln!(std::io::stdout().lock(), "{host} {port} open");
-            return;
-        }
-        let shown = match &n {
-            Notice::PortOpen { .. } | Notice::PortClosed { .. } => verbose >= 1,
-            other => other.level() <= verbose,
-        };
-        if shown {
-            let _ = writeln!(std::io::stderr().lock(), "{pre}: {n}");
-        }
-    });
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{pre}: cannot start the runtime: {e}"
-            );
-            return exit::FAILURE;
-        }
+    let printer = NoticePrinter {
+        verbose: extras.verbose,
+        list_open: extras.list_open,
+        prefix: pre,
     };
     let listening = matches!(cfg.mode, Mode::Listen { .. });
-    let shutdown = CancellationToken::new();
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let result = rt.block_on(async {
-        let sd = shutdown.clone();
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            sd.cancel();
-        });
-        crate::relay::run(cfg, notices, tap, shutdown).await
-    });
-    // Standard input may be blocked in a read on the runtime's thread
-    // pool; it cannot be cancelled, so do not wait for it.
-    rt.shutdown_timeout(Duration::from_millis(50));
-    match result {
-        Ok(()) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => exit::INTERRUPTED,
-        Ok(()) => exit::OK,
-        Err(e) => {
+    match relay(cfg, printer, tap) {
+        Ok((Ok(()), interrupted)) => {
+            if interrupted {
+                exit::INTERRUPTED
+            } else {
+                exit::OK
+            }
+        }
+        Ok((Err(e), _)) => {
             let _ = writeln!(std::io::stderr().lock(), "{pre}: {e}");
             match e {
                 // ncat ends a listener's idle timeout with bye(): status 2.
@@ -726,18 +693,54 @@ pub fn main(args: Vec<OsString>, as_ncat: bool) -> u8 {
                 _ => exit::FAILURE,
             }
         }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr().lock(), "{pre}: {e:#}");
+            exit::FAILURE
+        }
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Notices waiting for the printer thread at most (they are rare: one per
+/// connection or port).
+const NOTICE_QUEUE: usize = 256;
+
+/// Runs the relay on the run harness: the runtime, the signal policy (the
+/// first Ctrl-C or SIGTERM ends the session, the second exits at once) and
+/// the notices printed on their own thread. Returns the relay's outcome and
+/// whether a signal ended it.
+fn relay(
+    cfg: Config,
+    printer: NoticePrinter,
+    tap: Option<Arc<Tap>>,
+) -> anyhow::Result<(Result<(), RelayError>, bool)> {
+    // Standard input may be blocked in a read on the runtime's thread pool;
+    // it cannot be cancelled, and dropping the runtime does not wait for it.
+    let runtime = run::runtime(Threads::Many(None))?;
+    let shutdown = CancellationToken::new();
+    runtime.block_on(async {
+        run::cancel_on_signals(shutdown.clone(), run::Notice::Silent);
+        // The relay's bytes are the command's output: a notice that cannot
+        // be written does not stop it.
+        let (notices, printing) =
+            run::print_on_thread(Notices(printer), NOTICE_QUEUE, &CancellationToken::new())?;
+        let result = crate::relay::run(cfg, notices, tap, shutdown.child_token()).await;
+        printing.finish(|_, _| ()).await?;
+        Ok((result, shutdown.is_cancelled()))
+    })
+}
+
+/// [`NoticePrinter`] on the printer thread: stdout for `-z`'s open ports,
+/// stderr for the rest.
+struct Notices(NoticePrinter);
+
+impl run::Print for Notices {
+    type Event = Notice;
+    fn event(&mut self, n: Notice) -> std::io::Result<()> {
+        self.0.print(
+            &n,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
     }
 }
 
@@ -758,6 +761,8 @@ fn init_logging(verbose: u8) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<(Config, Extras), UsageError> {

@@ -180,38 +180,80 @@ impl<P> std::fmt::Debug for Printing<P> {
 /// printer slows the run rather than growing memory. When the printer
 /// fails (every output gone), `cancel` fires and the engine's sends fail.
 pub(crate) fn print_on_thread<P: Print>(
-    mut printer: P,
+    printer: P,
     queue: usize,
     cancel: &CancellationToken,
 ) -> anyhow::Result<(Emit<P::Event>, Printing<P>)> {
-    let (emit, mut rx) = Emit::channel(queue);
+    let (emit, rx) = Emit::channel(queue);
     let (end, end_rx) = oneshot::channel::<End<P>>();
     let cancel = cancel.clone();
+    // A runtime of its own, without I/O or timers: it only waits for the
+    // next event or for the end, whichever comes first.
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("cannot start the printer thread")?;
     let thread = std::thread::Builder::new()
         .name("sockeye-printer".into())
-        .spawn(move || {
-            let mut gone = false;
-            while let Some(event) = rx.blocking_recv() {
-                if printer.event(event).is_err() {
-                    cancel.cancel();
-                    gone = true;
-                    break;
-                }
-            }
-            drop(rx);
-            // Dropped unused: the command ended without a summary.
-            if let Ok(end) = end_rx.blocking_recv() {
-                end(printer, gone);
-            }
-        })
+        .spawn(move || waiter.block_on(print_events(printer, rx, end_rx, cancel)))
         .context("cannot start the printer thread")?;
     Ok((emit, Printing { end, thread }))
 }
 
+/// The printer thread's loop: every event until the senders are gone or
+/// the command says it is done ([`Printing::finish`]), then the end.
+async fn print_events<P: Print>(
+    mut printer: P,
+    mut rx: tokio::sync::mpsc::Receiver<P::Event>,
+    mut end_rx: oneshot::Receiver<End<P>>,
+    cancel: CancellationToken,
+) {
+    let mut gone = false;
+    let mut end = None;
+    loop {
+        tokio::select! {
+            biased;
+            event = rx.recv() => match event {
+                Some(event) => {
+                    if printer.event(event).is_err() {
+                        cancel.cancel();
+                        gone = true;
+                        break;
+                    }
+                }
+                None => break,
+            },
+            // The command is done while a task of its engine may still hold
+            // a sender (a relay's standard input, blocked in a read that
+            // cannot be cancelled): what was sent is printed, later sends fail.
+            done = &mut end_rx => {
+                end = Some(done);
+                rx.close();
+                while let Some(event) = rx.recv().await {
+                    if printer.event(event).is_err() {
+                        gone = true;
+                        break;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let end = match end {
+        Some(end) => end,
+        None => end_rx.await,
+    };
+    // An error: the command ended without a summary.
+    if let Ok(end) = end {
+        end(printer, gone);
+    }
+}
+
 impl<P: Print> Printing<P> {
-    /// Once every sender of the events is dropped and the last event
-    /// printed: `end(printer, outputs_gone)` on the printer thread (the
-    /// summary), awaited without holding the runtime's thread.
+    /// Once the engine is done: every event sent so far is printed (later
+    /// sends fail with [`crate::report::Stopped`]), then `end(printer,
+    /// outputs_gone)` runs on the printer thread (the summary), awaited
+    /// without holding the runtime's thread.
     pub(crate) async fn finish<R: Send + 'static>(
         self,
         end: impl FnOnce(P, bool) -> R + Send + 'static,
@@ -295,8 +337,8 @@ pub(crate) fn start_printer(
 }
 
 impl Printer {
-    /// Once every sender is dropped: stops the bar, waits for the printers
-    /// to write every event, and writes `summary()` (made then, so that its
+    /// Once the engine is done: stops the bar, waits for the printers to
+    /// write every event, and writes `summary()` (made then, so that its
     /// times include the printing). Returns the exit status when the run's
     /// end decides it: the outputs were gone (`| head`: the reader has what
     /// it wanted) or the run was interrupted; `None` leaves it to the command.

@@ -232,7 +232,7 @@ impl Hub {
         for id in dropped {
             if let Some(c) = self.remove(id) {
                 let queued = c.queued.load(Ordering::Relaxed);
-                ctx.notice(Notice::SlowClient {
+                ctx.notice_later(Notice::SlowClient {
                     peer: c.peer.clone(),
                     queued,
                 });
@@ -498,7 +498,7 @@ pub(crate) async fn serve(
         };
         hub.activity.touch();
         let count = hub.lock().len() + pending.load(Ordering::Relaxed);
-        if !listener::room_for(ctx, count, &stream) {
+        if !listener::room_for(ctx, count, &stream).await {
             continue;
         }
         pending.fetch_add(1, Ordering::Relaxed);
@@ -511,8 +511,8 @@ pub(crate) async fn serve(
             let r = handshake(&ctx2, tls2.as_ref(), stream).await;
             pending2.fetch_sub(1, Ordering::Relaxed);
             match r {
-                Ok(s) => join(ctx2, hub2, s, out),
-                Err(e) => ctx2.notice(Notice::Warning(e.to_string())),
+                Ok(s) => join(ctx2, hub2, s, out).await,
+                Err(e) => ctx2.notice(Notice::Warning(e.to_string())).await,
             }
         });
     }
@@ -527,7 +527,7 @@ pub(crate) async fn serve(
 }
 
 /// Registers a client and starts its reader and writer.
-fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<Bytes>>) {
+async fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<Bytes>>) {
     let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
     let peer = stream.peer_label();
     let (ip, _) = stream.peer();
@@ -542,7 +542,7 @@ fn join(ctx: Ctx, hub: Arc<Hub>, stream: NetStream, stdout: Option<mpsc::Sender<
         progress_us: AtomicU64::new(hub.now_us()),
         kill: ctx.shutdown.child_token(),
     });
-    ctx.notice(Notice::Accepted(peer));
+    ctx.notice(Notice::Accepted(peer)).await;
     {
         // One critical section: the newcomer's greeting lists exactly the
         // clients that get its announcement, and nothing reaches it first.
@@ -665,7 +665,7 @@ async fn read_loop(
         let _ = hub.fan_out(&ctx, Some(id), Bytes::from(msg));
     }
     if let Some(c) = hub.remove(id) {
-        ctx.notice(Notice::Closed(c.peer.clone()));
+        ctx.notice(Notice::Closed(c.peer.clone())).await;
         hub.departed(&ctx, &c);
     }
 }

@@ -141,7 +141,7 @@ pub(crate) async fn open(ctx: &Ctx, host: &str, port: u16) -> Result<NetStream, 
             None => hs.await?,
         };
         if let Some(p) = tls::alpn_of(&stream) {
-            ctx.notice(Notice::Alpn(p));
+            ctx.notice(Notice::Alpn(p)).await;
         }
     }
     Ok(stream)
@@ -154,7 +154,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), RelayError> {
     };
     let port = ports.first().copied().unwrap_or(super::DEFAULT_PORT);
     let stream = open(ctx, host, port).await?;
-    ctx.notice(Notice::Connected(stream.peer_label()));
+    ctx.notice(Notice::Connected(stream.peer_label())).await;
     let Some(spec) = &ctx.cfg.exec else {
         return relay_stdio(ctx, stream).await;
     };
@@ -208,14 +208,16 @@ pub(crate) async fn zero_io(ctx: &Ctx) -> Result<(), RelayError> {
                 ctx.notice(Notice::PortOpen {
                     host: host.clone(),
                     port,
-                });
+                })
+                .await;
             }
             Err(e) => {
                 ctx.notice(Notice::PortClosed {
                     host: host.clone(),
                     port,
                     why: e.to_string(),
-                });
+                })
+                .await;
                 last_err = Some(e);
             }
         }
@@ -229,8 +231,6 @@ pub(crate) async fn zero_io(ctx: &Ctx) -> Result<(), RelayError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     /// `localhost` with a listener on 127.0.0.1 only: the refused IPv6
@@ -247,7 +247,7 @@ mod tests {
         ];
         let ctx = Ctx::new(
             crate::relay::tests::chat_config(),
-            Arc::new(|_| {}),
+            crate::report::Emit::discard(),
             None,
             tokio_util::sync::CancellationToken::new(),
         );

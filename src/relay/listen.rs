@@ -41,7 +41,7 @@ pub(crate) async fn serve(
     };
     // ncat stops listening once its one client is in.
     drop(listener);
-    ctx.notice(Notice::Accepted(stream.peer_label()));
+    ctx.notice(Notice::Accepted(stream.peer_label())).await;
     let stream = handshake(ctx, tls.as_ref(), stream).await?;
     match &cfg.exec {
         Some(spec) => {

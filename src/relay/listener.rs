@@ -177,7 +177,7 @@ impl Listener {
             Socket::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 if !ctx.cfg.access.permits(peer.ip()) {
-                    ctx.notice(Notice::Denied(show(&peer)));
+                    ctx.notice(Notice::Denied(show(&peer))).await;
                     return Ok(None);
                 }
                 let _ = s.set_nodelay(true);
@@ -220,11 +220,11 @@ pub(crate) async fn each_client<F, Fut>(
     let active = Arc::new(AtomicUsize::new(0));
     let tracker = tokio_util::task::TaskTracker::new();
     while let Some(stream) = listener.next(ctx).await {
-        if !room_for(ctx, active.load(Ordering::Relaxed), &stream) {
+        if !room_for(ctx, active.load(Ordering::Relaxed), &stream).await {
             continue;
         }
         let peer = stream.peer_label();
-        ctx.notice(Notice::Accepted(peer.clone()));
+        ctx.notice(Notice::Accepted(peer.clone())).await;
         active.fetch_add(1, Ordering::Relaxed);
         let (ctx, tls, active, serve) = (ctx.clone(), tls.clone(), active.clone(), serve.clone());
         tracker.spawn(async move {
@@ -234,8 +234,8 @@ pub(crate) async fn each_client<F, Fut>(
             };
             active.fetch_sub(1, Ordering::Relaxed);
             match r {
-                Ok(()) => ctx.notice(Notice::Closed(peer)),
-                Err(e) => ctx.notice(Notice::Warning(format!("{peer}: {e}"))),
+                Ok(()) => ctx.notice(Notice::Closed(peer)).await,
+                Err(e) => ctx.notice(Notice::Warning(format!("{peer}: {e}"))).await,
             }
         });
     }
@@ -245,9 +245,10 @@ pub(crate) async fn each_client<F, Fut>(
 
 /// Whether `-m` leaves room for one more client besides the `in_use`
 /// ones; tells the user when it does not.
-pub(crate) fn room_for(ctx: &Ctx, in_use: usize, stream: &NetStream) -> bool {
+pub(crate) async fn room_for(ctx: &Ctx, in_use: usize, stream: &NetStream) -> bool {
     if in_use >= ctx.cfg.max_conns {
-        ctx.notice(Notice::TooManyClients(stream.peer_label()));
+        ctx.notice(Notice::TooManyClients(stream.peer_label()))
+            .await;
         return false;
     }
     true
@@ -313,13 +314,13 @@ fn bind_dgram(addr: SocketAddr, v6only: bool) -> std::io::Result<UdpSocket> {
 
 /// TLS configuration for listen mode (and the generated certificate's
 /// fingerprint, told to the user).
-pub(crate) fn tls_config(ctx: &Ctx) -> Result<Option<Arc<rustls::ServerConfig>>, RelayError> {
+pub(crate) async fn tls_config(ctx: &Ctx) -> Result<Option<Arc<rustls::ServerConfig>>, RelayError> {
     let Some(opts) = &ctx.cfg.tls else {
         return Ok(None);
     };
     let (config, fp) = tls::server_config(opts)?;
     if let Some(fp) = fp {
-        ctx.notice(Notice::Fingerprint(fp));
+        ctx.notice(Notice::Fingerprint(fp)).await;
     }
     Ok(Some(config))
 }
@@ -341,7 +342,7 @@ pub(crate) async fn handshake(
             why: "handshake timed out".into(),
         })??;
     if let Some(p) = tls::alpn_of(&s) {
-        ctx.notice(Notice::Alpn(p));
+        ctx.notice(Notice::Alpn(p)).await;
     }
     Ok(s)
 }

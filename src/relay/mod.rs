@@ -2,9 +2,9 @@
 //! listen, broker, chat, exec, UDP peers, TLS, proxies, hex dumps.
 //!
 //! [`Config`] is what `cli::cat` validated; [`run`] opens the sockets and
-//! relays bytes until the session ends, reporting what happened through a
-//! [`NoticeSink`] (the engine never prints: the CLI decides what reaches
-//! stderr). Every session follows the half-close contract of the README:
+//! relays bytes until the session ends, reporting what happened as
+//! [`Notice`]s through a [`crate::report::Emit`] (the engine never prints:
+//! the CLI decides what reaches stderr). Every session follows the half-close contract of the README:
 //! standard input's EOF sends a FIN (or TLS close_notify), the peer's FIN
 //! ends a stdio session, a child's output EOF ends an exec session.
 
@@ -31,6 +31,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::report::Emit;
+
+pub use crate::report::relay::Notice;
 pub use access::Access;
 pub use exec::ExecSpec;
 pub use hexdump::Tap;
@@ -159,77 +162,6 @@ impl Config {
     }
 }
 
-/// Something worth telling the user; the CLI decides what is printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    Listening(String),
-    Connected(String),
-    Accepted(String),
-    Closed(String),
-    Denied(String),
-    TooManyClients(String),
-    /// A hub client that stopped reading: its queue passed the limit.
-    SlowClient {
-        peer: String,
-        queued: usize,
-    },
-    /// The SHA-256 fingerprint of the generated TLS certificate.
-    Fingerprint(String),
-    /// ALPN protocol agreed on a TLS session.
-    Alpn(String),
-    PortOpen {
-        host: String,
-        port: u16,
-    },
-    PortClosed {
-        host: String,
-        port: u16,
-        why: String,
-    },
-    /// A non-fatal problem (a client's TLS handshake failed in `-k` mode...).
-    Warning(String),
-}
-
-impl Notice {
-    /// Verbosity at which the CLI shows it (0: always).
-    pub fn level(&self) -> u8 {
-        match self {
-            Notice::SlowClient { .. }
-            | Notice::Fingerprint(_)
-            | Notice::Warning(_)
-            | Notice::PortOpen { .. } => 0,
-            _ => 1,
-        }
-    }
-}
-
-impl std::fmt::Display for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Notice::Listening(a) => write!(f, "listening on {a}"),
-            Notice::Connected(a) => write!(f, "connected to {a}"),
-            Notice::Accepted(a) => write!(f, "connection from {a}"),
-            Notice::Closed(a) => write!(f, "{a} closed"),
-            Notice::Denied(a) => write!(f, "connection from {a} denied (--allow/--deny)"),
-            Notice::TooManyClients(a) => {
-                write!(f, "connection from {a} refused: too many clients (-m)")
-            }
-            Notice::SlowClient { peer, queued } => write!(
-                f,
-                "{peer} disconnected: it stopped reading and {queued} bytes were queued for it"
-            ),
-            Notice::Fingerprint(fp) => write!(f, "TLS certificate SHA-256 fingerprint: {fp}"),
-            Notice::Alpn(p) => write!(f, "ALPN protocol: {p}"),
-            Notice::PortOpen { host, port } => write!(f, "{host} {port} open"),
-            Notice::PortClosed { host, port, why } => write!(f, "{host} {port} {why}"),
-            Notice::Warning(w) => write!(f, "{w}"),
-        }
-    }
-}
-
-/// Where notices go.
-pub type NoticeSink = Arc<dyn Fn(Notice) + Send + Sync>;
-
 /// Why a run failed; each maps to one line on stderr and exit status 1.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -287,7 +219,7 @@ impl RelayError {
 /// Runs the configured relay until it ends (or `shutdown` is cancelled).
 pub async fn run(
     cfg: Config,
-    notices: NoticeSink,
+    notices: Emit<Notice>,
     tap: Option<Arc<Tap>>,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
@@ -313,13 +245,14 @@ pub async fn run(
 pub async fn serve(
     cfg: Config,
     listener: Listener,
-    notices: NoticeSink,
+    notices: Emit<Notice>,
     tap: Option<Arc<Tap>>,
     shutdown: CancellationToken,
 ) -> Result<(), RelayError> {
     let ctx = Ctx::new(cfg, notices, tap, shutdown);
-    ctx.notice(Notice::Listening(listener.label().to_string()));
-    let tls = listener::tls_config(&ctx)?;
+    ctx.notice(Notice::Listening(listener.label().to_string()))
+        .await;
+    let tls = listener::tls_config(&ctx).await?;
     if ctx.cfg.proxy_server.is_some() {
         return proxy_server::serve(&ctx, listener, tls).await;
     }
@@ -333,7 +266,7 @@ pub async fn serve(
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) cfg: Arc<Config>,
-    pub(crate) notices: NoticeSink,
+    pub(crate) notices: Emit<Notice>,
     pub(crate) tap: Option<Arc<Tap>>,
     pub(crate) shutdown: CancellationToken,
 }
@@ -341,7 +274,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     fn new(
         cfg: Config,
-        notices: NoticeSink,
+        notices: Emit<Notice>,
         tap: Option<Arc<Tap>>,
         shutdown: CancellationToken,
     ) -> Ctx {
@@ -353,8 +286,19 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn notice(&self, n: Notice) {
-        (self.notices)(n);
+    /// Tells the reader of the notices; one that went away (its output is
+    /// gone) does not stop the relay: the bytes are the command's work.
+    pub(crate) async fn notice(&self, n: Notice) {
+        let _ = self.notices.send(n).await;
+    }
+
+    /// [`Ctx::notice`] from code that cannot wait (a broker's fan-out):
+    /// sent by a task of its own, after the notices already queued.
+    pub(crate) fn notice_later(&self, n: Notice) {
+        let notices = self.notices.clone();
+        tokio::spawn(async move {
+            let _ = notices.send(n).await;
+        });
     }
 }
 
@@ -366,7 +310,6 @@ pub(crate) fn show(addr: &SocketAddr) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpStream;
@@ -416,9 +359,7 @@ mod tests {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = std_listener.local_addr().expect("local address");
         let listener = Listener::try_from(std_listener).expect("listener");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let notices: NoticeSink = Arc::new(move |n| sink.lock().expect("lock").push(n));
+        let (notices, mut seen) = Emit::channel(64);
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(
             chat_config(),
@@ -447,7 +388,6 @@ mod tests {
         shutdown.cancel();
         let ended = tokio::time::timeout(Duration::from_secs(10), server).await;
         assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
-        let seen = seen.lock().expect("lock");
-        assert_eq!(seen[0], Notice::Listening(addr.to_string()));
+        assert_eq!(seen.recv().await, Some(Notice::Listening(addr.to_string())));
     }
 }

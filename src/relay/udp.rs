@@ -62,7 +62,7 @@ pub(crate) async fn connect(ctx: &Ctx) -> Result<(), RelayError> {
     let port = ports.first().copied().unwrap_or(super::DEFAULT_PORT);
     let addr = resolve(ctx, host, port).await?[0];
     let sock = connected(ctx, addr).await?;
-    ctx.notice(Notice::Connected(addr.to_string()));
+    ctx.notice(Notice::Connected(addr.to_string())).await;
     let local = local_for(ctx, &sock, addr)?;
     session(ctx, &sock, None, local, &addr.to_string()).await
 }
@@ -229,7 +229,8 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
     let local = sock
         .local_addr()
         .map_or_else(|_| "?".into(), |a| a.to_string());
-    ctx.notice(Notice::Listening(format!("{local} (UDP)")));
+    ctx.notice(Notice::Listening(format!("{local} (UDP)")))
+        .await;
     let sock = Arc::new(sock);
     if ctx.cfg.keep_open {
         return many(ctx, sock).await;
@@ -243,10 +244,10 @@ pub(crate) async fn listen(ctx: &Ctx) -> Result<(), RelayError> {
         if ctx.cfg.access.permits(peer.ip()) {
             break (n, peer);
         }
-        ctx.notice(Notice::Denied(show(&peer)));
+        ctx.notice(Notice::Denied(show(&peer))).await;
     };
     sock.connect(peer).await.map_err(RelayError::io("UDP"))?;
-    ctx.notice(Notice::Accepted(show(&peer)));
+    ctx.notice(Notice::Accepted(show(&peer))).await;
     let local = local_for(ctx, &sock, peer)?;
     session(
         ctx,
@@ -285,19 +286,19 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                     Some(q) => q,
                     None => {
                         if !ctx.cfg.access.permits(peer.ip()) {
-                            ctx.notice(Notice::Denied(show(&peer)));
+                            ctx.notice(Notice::Denied(show(&peer))).await;
                             continue;
                         }
                         if lock(&peers).len() >= ctx.cfg.max_conns {
-                            ctx.notice(Notice::TooManyClients(show(&peer)));
+                            ctx.notice(Notice::TooManyClients(show(&peer))).await;
                             continue;
                         }
-                        ctx.notice(Notice::Accepted(show(&peer)));
+                        ctx.notice(Notice::Accepted(show(&peer))).await;
                         let q = match &ctx.cfg.exec {
                             Some(_) => match start_peer_child(ctx, &sock, peer, peers.clone()) {
                                 Ok(q) => Some(q),
                                 Err(e) => {
-                                    ctx.notice(Notice::Warning(e.to_string()));
+                                    ctx.notice(Notice::Warning(e.to_string())).await;
                                     continue;
                                 }
                             },
@@ -387,7 +388,7 @@ fn start_peer_child(
             }
         }
         lock(&peers).remove(&peer);
-        ctx.notice(Notice::Closed(show(&peer)));
+        ctx.notice(Notice::Closed(show(&peer))).await;
     });
     Ok(tx)
 }

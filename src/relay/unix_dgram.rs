@@ -57,7 +57,7 @@ pub(crate) async fn connect(ctx: &Ctx, path: &Path) -> Result<(), RelayError> {
         source,
     })?;
     let label = path.display().to_string();
-    ctx.notice(Notice::Connected(label.clone()));
+    ctx.notice(Notice::Connected(label.clone())).await;
     let local = local_for(ctx, &sock)?;
     session(ctx, &sock, None, local, &label).await
 }
@@ -65,7 +65,8 @@ pub(crate) async fn connect(ctx: &Ctx, path: &Path) -> Result<(), RelayError> {
 /// Listen mode: the first peer that sends (from a bound socket) is served.
 pub(crate) async fn listen(ctx: &Ctx, path: &Path) -> Result<(), RelayError> {
     let (sock, _unlink) = bind(path)?;
-    ctx.notice(Notice::Listening(format!("{} (datagrams)", path.display())));
+    ctx.notice(Notice::Listening(format!("{} (datagrams)", path.display())))
+        .await;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let (n, peer) = loop {
         let (n, from) = tokio::select! {
@@ -75,15 +76,18 @@ pub(crate) async fn listen(ctx: &Ctx, path: &Path) -> Result<(), RelayError> {
         match from.as_pathname() {
             Some(p) => break (n, p.to_path_buf()),
             // An unbound sender cannot be answered (ncat's clients bind).
-            None => ctx.notice(Notice::Warning(
-                "a datagram from an unbound Unix socket was dropped".into(),
-            )),
+            None => {
+                ctx.notice(Notice::Warning(
+                    "a datagram from an unbound Unix socket was dropped".into(),
+                ))
+                .await
+            }
         }
     };
     sock.connect(&peer)
         .map_err(RelayError::io("Unix datagram"))?;
     let label = peer.display().to_string();
-    ctx.notice(Notice::Accepted(label.clone()));
+    ctx.notice(Notice::Accepted(label.clone())).await;
     let local = local_for(ctx, &sock)?;
     session(
         ctx,

@@ -32,6 +32,7 @@ pub mod list;
 pub mod mail;
 mod multi;
 pub mod plan;
+pub mod relay;
 mod service;
 mod table;
 pub mod talk;
