@@ -16,6 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use crate::report::Emit;
+use crate::report::calc::CalcEvent;
+
 /// UDP requests in flight at once.
 const UDP_WINDOW: usize = 32;
 
@@ -105,12 +108,13 @@ pub enum ClientError {
     Io { addr: SocketAddr, source: io::Error },
 }
 
-/// Sends every job on one TCP connection, pipelined, and calls `on_result`
-/// with each answer in request order. Stops at the first failure.
+/// Sends every job on one TCP connection, pipelined, and emits each answer
+/// in request order. Stops at the first failure, or when no one reads the
+/// answers any more.
 pub async fn run_tcp(
     cfg: &ClientConfig,
     jobs: &[Job],
-    mut on_result: impl FnMut(u32, i32),
+    emit: &Emit<CalcEvent>,
 ) -> Result<(), ClientError> {
     let addr = cfg.server;
     let stream = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
@@ -183,7 +187,14 @@ pub async fn run_tcp(
                 got: response.id,
             });
         }
-        on_result(job.id, response.result);
+        let answer = CalcEvent::Answer {
+            id: job.id,
+            result: response.result,
+        };
+        if emit.send(answer).await.is_err() {
+            send.abort();
+            return Ok(());
+        }
     }
     match send.await {
         Ok(Ok(writer)) => drop(writer),
@@ -200,14 +211,14 @@ fn unreachable_response() {
 }
 
 /// Sends every job as its own datagram, at most `UDP_WINDOW` (32) in flight,
-/// and calls `on_result` in request order. A request with no answer within
-/// the reply timeout is reported and the others go on; the first such error
-/// is returned at the end.
+/// and emits the answers in request order. A request with no answer within
+/// the reply timeout is emitted as [`CalcEvent::Unanswered`] and the others
+/// go on; the first such error is returned at the end. Stops when no one
+/// reads the events any more.
 pub async fn run_udp(
     cfg: &ClientConfig,
     jobs: &[Job],
-    mut on_result: impl FnMut(u32, i32),
-    mut on_error: impl FnMut(&ClientError),
+    emit: &Emit<CalcEvent>,
 ) -> Result<(), ClientError> {
     let addr = cfg.server;
     let any: std::net::IpAddr = if addr.is_ipv4() {
@@ -284,7 +295,9 @@ pub async fn run_udp(
                         secs: cfg.reply_timeout.as_secs_f64(),
                         what: jobs[i].describe(),
                     };
-                    on_error(&err);
+                    if emit.send(CalcEvent::Unanswered(err.to_string())).await.is_err() {
+                        return Ok(());
+                    }
                     first_error.get_or_insert(err);
                     failed.insert(i);
                 }
@@ -293,7 +306,13 @@ pub async fn run_udp(
         // Emit in request order what is decided.
         while emitted < jobs.len() {
             if let Some(result) = answers.remove(&emitted) {
-                on_result(jobs[emitted].id, result);
+                let answer = CalcEvent::Answer {
+                    id: jobs[emitted].id,
+                    result,
+                };
+                if emit.send(answer).await.is_err() {
+                    return Ok(());
+                }
             } else if !failed.remove(&emitted) {
                 break;
             }
@@ -303,7 +322,10 @@ pub async fn run_udp(
     if let Some(err) = fatal {
         for (i, job) in jobs.iter().enumerate().skip(emitted) {
             if let Some(result) = answers.remove(&i) {
-                on_result(job.id, result);
+                let answer = CalcEvent::Answer { id: job.id, result };
+                if emit.send(answer).await.is_err() {
+                    break;
+                }
             }
         }
         return Err(err);

@@ -14,6 +14,7 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::calc::client::{self, ClientConfig, Job};
 use crate::calc::server::{self, ServerConfig};
+use crate::report::calc::{AnswerPrinter, CalcEvent};
 
 /// Default ceiling on TCP connections (also bounded by the open-file limit).
 const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
@@ -158,6 +159,8 @@ fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
         }
     };
     let rt = run::runtime(Threads::Many(None))?;
+    // A printer that cannot write stops the run.
+    let cancel = CancellationToken::new();
     rt.block_on(async move {
         let server = resolve(&server_text).await?;
         let cfg = ClientConfig {
@@ -166,35 +169,22 @@ fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
             connect_timeout,
             reply_timeout,
         };
-        let stdout = io::stdout();
-        let mut out = BufWriter::new(stdout.lock());
-        let mut write_err: Option<io::Error> = None;
-        let mut emit = |id: u32, result: i32| {
-            let r = if single {
-                writeln!(out, "{result}")
-            } else {
-                writeln!(out, "{id} {result}")
-            };
-            if let Err(e) = r {
-                write_err.get_or_insert(e);
-            }
-        };
-        let report = |err: &client::ClientError| {
-            let _ = writeln!(io::stderr().lock(), "sockeye: {err}");
-        };
+        let printer = Answers(AnswerPrinter::new(BufWriter::new(io::stdout()), single));
+        let (emit, printing) = run::print_on_thread(printer, ANSWER_QUEUE, &cancel)?;
         let outcome = if args.udp {
             // Each unanswered request is reported as it times out; the
             // others go on.
-            client::run_udp(&cfg, &jobs, &mut emit, report)
+            client::run_udp(&cfg, &jobs, &emit)
                 .await
                 .map_err(|err| (err, true))
         } else {
-            client::run_tcp(&cfg, &jobs, &mut emit)
+            client::run_tcp(&cfg, &jobs, &emit)
                 .await
                 .map_err(|err| (err, false))
         };
-        out.flush().ok();
-        if let Some(e) = write_err
+        drop(emit);
+        let written = printing.finish(|printer, _| printer.0.finish()).await?;
+        if let Err(e) = written
             && e.kind() != io::ErrorKind::BrokenPipe
         {
             return Err(anyhow::Error::new(e).context("cannot write results"));
@@ -203,12 +193,26 @@ fn run_client(args: CalcClientArgs) -> anyhow::Result<u8> {
             Ok(()) => Ok(exit::OK),
             Err((err, reported)) => {
                 if !reported || !matches!(err, client::ClientError::NoReply { .. }) {
-                    report(&err);
+                    let _ = writeln!(io::stderr().lock(), "sockeye: {err}");
                 }
                 Ok(exit::FAILURE)
             }
         }
     })
+}
+
+/// Answers waiting for the printer thread at most.
+const ANSWER_QUEUE: usize = 1024;
+
+/// [`AnswerPrinter`] on the printer thread: answers to stdout, unanswered
+/// requests to stderr.
+struct Answers(AnswerPrinter<BufWriter<io::Stdout>>);
+
+impl run::Print for Answers {
+    type Event = CalcEvent;
+    fn event(&mut self, event: CalcEvent) -> io::Result<()> {
+        self.0.event(event, &mut io::stderr().lock())
+    }
 }
 
 fn read_stdin() -> anyhow::Result<String> {

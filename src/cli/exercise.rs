@@ -4,7 +4,7 @@
 //! files).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +15,9 @@ use clap::{Args, Subcommand};
 use super::{UsageError, exit};
 use crate::exercise::plan;
 use crate::exercise::{CheckResult, Context};
+use crate::report::Emit;
 use crate::report::check::PlanSummary;
-use crate::report::plan::{PlanFormat, write};
+use crate::report::plan::{ListedCheck, PlanFormat, listing, write};
 
 pub const EXERCISE_AFTER: &str = "\
 A plan (YAML, or TOML for a .toml file) lists checks, each with an expectation;
@@ -143,20 +144,32 @@ fn load(path: &std::path::Path) -> Result<plan::Plan, UsageError> {
 
 fn check_plan(args: CheckArgs) -> anyhow::Result<u8> {
     let plan = load(&args.plan)?;
-    let mut out = std::io::stdout().lock();
-    for c in &plan.checks {
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}",
-            c.name,
-            c.kind.word(),
-            c.kind.target(),
-            crate::exercise::describe_expect(&c.expect)
-        )?;
+    let listed: Vec<(String, String)> = plan
+        .checks
+        .iter()
+        .map(|c| (c.kind.target(), crate::exercise::describe_expect(&c.expect)))
+        .collect();
+    let checks = plan
+        .checks
+        .iter()
+        .zip(&listed)
+        .map(|(c, (target, expect))| ListedCheck {
+            name: &c.name,
+            kind: c.kind.word(),
+            target,
+            expect,
+        });
+    let written = listing(&mut std::io::stdout().lock(), checks);
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write output"))
+        }
+        _ => Ok(exit::OK),
     }
-    writeln!(out, "{} checks; the plan is valid", plan.checks.len())?;
-    Ok(exit::OK)
 }
+
+/// Verdicts waiting for the collector at most.
+const VERDICT_QUEUE: usize = 256;
 
 fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let outputs = parse_outputs(&args.output)?;
@@ -190,11 +203,15 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let cancel = tokio_util::sync::CancellationToken::new();
     runtime.block_on(async {
         super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
-        crate::exercise::run(Arc::clone(&plan), Arc::new(ctx), cancel.clone(), |r| {
-            tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
-            results.push(r);
-        })
-        .await
+        let (emit, mut verdicts) = Emit::channel(VERDICT_QUEUE);
+        let checks = crate::exercise::run(Arc::clone(&plan), Arc::new(ctx), cancel.clone(), emit);
+        let collect = async {
+            while let Some(r) = verdicts.recv().await {
+                tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
+                results.push(r);
+            }
+        };
+        tokio::join!(checks, collect);
     });
     results.sort_by_key(|r| r.index);
     let summary = PlanSummary::new(&name, &results, started.elapsed());

@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::probe::{Job, ProbeConfig};
+use crate::report::Emit;
+use crate::report::calc::CalcEvent;
 use crate::report::check::MailResult;
 use crate::report::{PortState, ServiceResult, TlsOutcome};
 use crate::talk::{TalkConfig, TalkReport};
@@ -67,13 +69,14 @@ impl Context {
 
 /// Runs every check of `plan`, at most `plan.concurrency` at once, a check
 /// starting only after those it waits for (`after`) have finished; each
-/// verdict goes to `emit` as it completes. `cancel` (Ctrl-C) stops
-/// starting checks and abandons the running ones.
+/// verdict is emitted as it completes. `cancel` (Ctrl-C), or a reader of
+/// the verdicts that went away, stops starting checks and abandons the
+/// running ones.
 pub async fn run(
     plan: Arc<Plan>,
     ctx: Arc<Context>,
     cancel: tokio_util::sync::CancellationToken,
-    mut emit: impl FnMut(CheckResult),
+    emit: Emit<CheckResult>,
 ) {
     let n = plan.checks.len();
     let mut done = vec![false; n];
@@ -107,7 +110,10 @@ pub async fn run(
         match next {
             Some(Ok(result)) => {
                 done[result.index] = true;
-                emit(result);
+                if emit.send(result).await.is_err() {
+                    set.abort_all();
+                    return;
+                }
             }
             Some(Err(err)) => {
                 tracing::error!(%err, "a check panicked");
@@ -326,11 +332,15 @@ async fn run_calc(
         connect_timeout: ctx.connect_timeout,
         reply_timeout: ctx.timeout,
     };
-    let mut got = None;
-    crate::calc::client::run_tcp(&cfg, std::slice::from_ref(&job), |_, v| got = Some(v))
+    // Room for the one answer: the client never waits for this reader.
+    let (emit, mut answers) = Emit::channel(1);
+    crate::calc::client::run_tcp(&cfg, std::slice::from_ref(&job), &emit)
         .await
         .map_err(|e| e.to_string())?;
-    got.ok_or_else(|| "no answer".to_string())
+    match answers.try_recv() {
+        Ok(CalcEvent::Answer { result, .. }) => Ok(result),
+        _ => Err("no answer".to_string()),
+    }
 }
 
 /// One SMTP session as a plan's mail check asks: the failed step's name and

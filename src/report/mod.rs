@@ -18,6 +18,7 @@ pub trait Sink: Send {
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()>;
 }
 
+pub mod calc;
 pub mod check;
 mod common;
 mod emit;

@@ -52,6 +52,31 @@ pub fn write<T: Serialize>(
     }
 }
 
+/// One check of a plan as `exercise check` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedCheck<'a> {
+    pub name: &'a str,
+    /// The kind of check: `connect`, `probe`, `talk`...
+    pub kind: &'a str,
+    pub target: &'a str,
+    /// What it expects, in words.
+    pub expect: &'a str,
+}
+
+/// `exercise check`'s listing: one tab-separated line per check (name,
+/// kind, target, expectation), then the count.
+pub fn listing<'a>(
+    out: &mut dyn Write,
+    checks: impl ExactSizeIterator<Item = ListedCheck<'a>>,
+) -> io::Result<()> {
+    let n = checks.len();
+    for c in checks {
+        writeln!(out, "{}\t{}\t{}\t{}", c.name, c.kind, c.target, c.expect)?;
+    }
+    writeln!(out, "{n} checks; the plan is valid")?;
+    out.flush()
+}
+
 #[derive(Serialize)]
 struct JsonCheck<'a, T> {
     #[serde(rename = "type")]
