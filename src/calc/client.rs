@@ -17,10 +17,16 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use crate::report::Emit;
-use crate::report::calc::CalcEvent;
+use crate::report::calc::{Answer, CalcEvent};
 
 /// UDP requests in flight at once.
 const UDP_WINDOW: usize = 32;
+
+/// UDP answers emitted at once, at most.
+const UDP_BATCH: usize = 1024;
+
+/// Bytes of responses read at once over TCP (8,192 answers).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// One request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +154,15 @@ pub async fn run_tcp(
         // treat a half-close as the end of the conversation.
         Ok::<_, io::Error>(writer)
     });
-    let mut buf = [0u8; calc::RESPONSE_LEN];
-    for (answered, job) in jobs.iter().enumerate() {
-        let read = tokio::time::timeout(cfg.reply_timeout, reader.read_exact(&mut buf)).await;
-        match read {
+    // Every complete response a read brings is decoded and emitted as one
+    // batch: a printer woken per answer would cost more than the exchange.
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut filled = 0usize;
+    let mut answered = 0usize;
+    while answered < jobs.len() {
+        let job = &jobs[answered];
+        let read = tokio::time::timeout(cfg.reply_timeout, reader.read(&mut buf[filled..])).await;
+        let n = match read {
             Err(_) => {
                 send.abort();
                 return Err(ClientError::NoReply {
@@ -160,12 +171,11 @@ pub async fn run_tcp(
                     what: job.describe(),
                 });
             }
-            Ok(Err(err))
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-                ) =>
-            {
+            Ok(Ok(0)) => {
+                send.abort();
+                return Err(job.ended(answered));
+            }
+            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionReset => {
                 send.abort();
                 return Err(job.ended(answered));
             }
@@ -173,27 +183,44 @@ pub async fn run_tcp(
                 send.abort();
                 return Err(ClientError::Io { addr, source });
             }
-            Ok(Ok(_)) => {}
-        }
-        let Some((response, _)) = Response::decode(&buf, order) else {
-            unreachable_response();
-            continue;
+            Ok(Ok(n)) => n,
         };
-        if response.id != job.id {
-            send.abort();
-            return Err(ClientError::WrongId {
-                what: job.describe(),
-                expected: job.id,
-                got: response.id,
+        filled += n;
+        let whole = filled - filled % calc::RESPONSE_LEN;
+        let mut batch = Vec::with_capacity(whole / calc::RESPONSE_LEN);
+        let mut wrong = None;
+        for chunk in buf[..whole].chunks_exact(calc::RESPONSE_LEN) {
+            let Some((response, _)) = Response::decode(chunk, order) else {
+                unreachable_response();
+                continue;
+            };
+            let Some(job) = jobs.get(answered) else {
+                break;
+            };
+            if response.id != job.id {
+                wrong = Some(ClientError::WrongId {
+                    what: job.describe(),
+                    expected: job.id,
+                    got: response.id,
+                });
+                break;
+            }
+            batch.push(Answer {
+                id: job.id,
+                result: response.result,
             });
+            answered += 1;
         }
-        let answer = CalcEvent::Answer {
-            id: job.id,
-            result: response.result,
-        };
-        if emit.send(answer).await.is_err() {
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+        // The answers before a wrong one are still given.
+        if !batch.is_empty() && emit.send(CalcEvent::Answers(batch)).await.is_err() {
             send.abort();
             return Ok(());
+        }
+        if let Some(err) = wrong {
+            send.abort();
+            return Err(err);
         }
     }
     match send.await {
@@ -249,6 +276,9 @@ pub async fn run_udp(
     // A fatal error (nothing listens: ICMP port unreachable) ends the run,
     // but the answers already received are still given, in order.
     let mut fatal: Option<ClientError> = None;
+    // Answers decided and not yet emitted: sent in batches, as a printer
+    // woken per datagram would cost more than the exchange.
+    let mut decided = Vec::new();
     'run: while emitted < jobs.len() {
         while next < jobs.len() && waiting.len() < UDP_WINDOW {
             out.clear();
@@ -306,28 +336,37 @@ pub async fn run_udp(
         // Emit in request order what is decided.
         while emitted < jobs.len() {
             if let Some(result) = answers.remove(&emitted) {
-                let answer = CalcEvent::Answer {
+                decided.push(Answer {
                     id: jobs[emitted].id,
                     result,
-                };
-                if emit.send(answer).await.is_err() {
-                    return Ok(());
-                }
+                });
             } else if !failed.remove(&emitted) {
                 break;
             }
             emitted += 1;
         }
-    }
-    if let Some(err) = fatal {
-        for (i, job) in jobs.iter().enumerate().skip(emitted) {
-            if let Some(result) = answers.remove(&i) {
-                let answer = CalcEvent::Answer { id: job.id, result };
-                if emit.send(answer).await.is_err() {
-                    break;
-                }
+        if decided.len() >= UDP_BATCH {
+            let batch = std::mem::take(&mut decided);
+            if emit.send(CalcEvent::Answers(batch)).await.is_err() {
+                return Ok(());
             }
         }
+    }
+    if fatal.is_some() {
+        decided.extend(
+            jobs.iter()
+                .enumerate()
+                .skip(emitted)
+                .filter_map(|(i, job)| {
+                    let result = answers.remove(&i)?;
+                    Some(Answer { id: job.id, result })
+                }),
+        );
+    }
+    if !decided.is_empty() {
+        let _ = emit.send(CalcEvent::Answers(decided)).await;
+    }
+    if let Some(err) = fatal {
         return Err(err);
     }
     first_error.map_or(Ok(()), Err)

@@ -338,7 +338,7 @@ async fn run_calc(
         .await
         .map_err(|e| e.to_string())?;
     match answers.try_recv() {
-        Ok(CalcEvent::Answer { result, .. }) => Ok(result),
+        Ok(CalcEvent::Answers(got)) if !got.is_empty() => Ok(got[0].result),
         _ => Err("no answer".to_string()),
     }
 }

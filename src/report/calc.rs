@@ -6,11 +6,18 @@
 
 use std::io::{self, Write};
 
+/// The server's answer to request `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub id: u32,
+    pub result: i32,
+}
+
 /// An event of the calculator client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CalcEvent {
-    /// The server's answer to request `id`.
-    Answer { id: u32, result: i32 },
+    /// Answers, in request order: as many as one read brought.
+    Answers(Vec<Answer>),
     /// A request that went unanswered, in words (the run goes on).
     Unanswered(String),
 }
@@ -36,15 +43,22 @@ impl<W: Write> AnswerPrinter<W> {
 
     /// Prints one event; an error means the answers can no longer be written.
     pub fn event(&mut self, event: CalcEvent, err: &mut impl Write) -> io::Result<()> {
-        let written = match event {
-            CalcEvent::Answer { result, .. } if self.single => writeln!(self.out, "{result}"),
-            CalcEvent::Answer { id, result } => writeln!(self.out, "{id} {result}"),
+        match event {
+            CalcEvent::Answers(answers) => {
+                for Answer { id, result } in answers {
+                    let written = if self.single {
+                        writeln!(self.out, "{result}")
+                    } else {
+                        writeln!(self.out, "{id} {result}")
+                    };
+                    written.map_err(|e| self.keep(e))?;
+                }
+            }
             CalcEvent::Unanswered(why) => {
                 let _ = writeln!(err, "sockeye: {why}");
-                Ok(())
             }
-        };
-        written.map_err(|e| self.keep(e))
+        }
+        Ok(())
     }
 
     /// Flushes the answers; the first error writing them, if any.
@@ -83,12 +97,16 @@ mod tests {
 
     #[test]
     fn answers_on_stdout_with_ids_for_a_batch_and_misses_on_stderr() {
-        let answer = |id, result| CalcEvent::Answer { id, result };
+        let answer = |id, result| CalcEvent::Answers(vec![Answer { id, result }]);
         let missed = CalcEvent::Unanswered("no reply to request 2".into());
+        let two = CalcEvent::Answers(vec![
+            Answer { id: 3, result: -4 },
+            Answer { id: 4, result: 0 },
+        ]);
         assert_eq!(
-            printed(false, vec![answer(1, 6), missed.clone(), answer(3, -4)]),
+            printed(false, vec![answer(1, 6), missed.clone(), two]),
             (
-                "1 6\n3 -4\n".to_string(),
+                "1 6\n3 -4\n4 0\n".to_string(),
                 "sockeye: no reply to request 2\n".to_string()
             )
         );
@@ -111,7 +129,10 @@ mod tests {
         }
         let mut p = AnswerPrinter::new(Full, false);
         let err = p
-            .event(CalcEvent::Answer { id: 1, result: 2 }, &mut Vec::new())
+            .event(
+                CalcEvent::Answers(vec![Answer { id: 1, result: 2 }]),
+                &mut Vec::new(),
+            )
             .expect_err("cannot write");
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         let kept = p.finish().expect_err("kept");
