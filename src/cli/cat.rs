@@ -50,7 +50,8 @@ Examples:
   sockeye cat -x dump.txt host 80                   hex dump: > sent, < received
 
 Half-close: stdin EOF sends FIN (TLS: close_notify) and keeps receiving; the
-peer's FIN ends the session; a child's (-e/-c) output EOF ends its session.
+peer's FIN ends what it sends, and the session ends once stdin has ended too
+(as ncat); a child's (-e/-c) output EOF ends its session.
 See the README's table for every case.
 
 Exit status: 0 done, 1 network error (refused, unreachable, timed out, TLS,

@@ -6,8 +6,10 @@
 //!   then FIN) unless `--no-shutdown`. A stdio session goes on receiving; an
 //!   exec session ends, after briefly draining what the peer still sends so
 //!   that closing does not reset the connection under unread bytes.
-//! - Peer FIN: a stdio session ends (as ncat: the peer hung up); an exec
-//!   session closes the child's input and keeps sending its output.
+//! - Peer FIN: a stdio session stops writing to stdout and goes on sending
+//!   standard input until its EOF (as ncat 7.9x: the session ends when
+//!   both directions have); an exec session closes the child's input and
+//!   keeps sending its output.
 //! - Peer RST: the session fails with "connection reset by peer".
 //! - `-q SECS`: SECS after stdin's EOF the session ends; `-i`: it ends
 //!   when nothing moved in either direction for that long; `--send-only`
@@ -284,7 +286,7 @@ where
                 }
                 match kind {
                     LocalKind::Stdio => {
-                        if ctx.cfg.data.send_only {
+                        if ctx.cfg.data.send_only || down_done {
                             break Ok(());
                         }
                         if let Some(q) = ctx.cfg.timing.quit_after_eof {
@@ -304,7 +306,9 @@ where
                 if let Err(e) = r {
                     break Err(RelayError::io("receiving")(e));
                 }
-                if kind == LocalKind::Stdio {
+                // Standard input may still have bytes for the peer: a FIN
+                // is only the end of what the peer sends.
+                if kind == LocalKind::Stdio && up_done {
                     break Ok(());
                 }
             }

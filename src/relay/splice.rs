@@ -9,7 +9,8 @@
 //! Each direction runs on a thread of its own with blocking splices; the
 //! socket is non-blocking (it belongs to tokio), so "would block" on it
 //! is waited out with poll(2). The half-close contract is the session's:
-//! stdin's EOF sends FIN, the peer's FIN ends the session.
+//! stdin's EOF sends FIN, the peer's FIN ends the way down, and the session
+//! ends when both directions have.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -222,7 +223,11 @@ pub(crate) async fn relay(ctx: &Ctx, stream: TcpStream) -> Result<(), RelayError
                 }
             }
             r = async { down_rx.as_mut().expect("guarded").await }, if down_rx.is_some() => {
-                return flatten(r).map_err(RelayError::io("receiving"));
+                down_rx = None;
+                flatten(r).map_err(RelayError::io("receiving"))?;
+                if up_rx.is_none() {
+                    return Ok(());
+                }
             }
             () = ctx.shutdown.cancelled() => return Ok(()),
         }

@@ -49,19 +49,60 @@ fn large_transfer_is_exact_both_ways() {
         "listener got {} bytes, not the same",
         s.stdout.len()
     );
-    // Listener -> client, with the client's stdin left open.
+    // Listener -> client; the client's stdin ends once every byte arrived.
     let (mut srv, port) = Cat::listen(&[]);
     let c = Cat::spawn(&["127.0.0.1", &port.to_string()]);
     srv.wait_stderr("connection from", WAIT).expect("accepted");
     srv.write(&data);
     srv.close_stdin();
-    let got = c.wait(Duration::from_secs(60));
+    c.wait_stdout(data.len(), Duration::from_secs(60));
+    let got = c.finish(Duration::from_secs(60));
     assert_eq!(got.code, Some(0), "{}", got.stderr);
     assert!(
         got.stdout == data,
         "client got {} bytes, not the same",
         got.stdout.len()
     );
+}
+
+/// The default path both ways, with the listener's standard input at EOF
+/// from the start (a background job: `sockeye cat -l PORT > file &`): its
+/// FIN reaches the client first, and the client still sends every byte of
+/// its standard input, spliced or through the buffered path (`-o` taps the
+/// bytes, so it cannot splice). As ncat 7.9x: a FIN ends only what the
+/// peer sends.
+#[test]
+fn a_peer_fin_does_not_cut_what_stdin_still_sends() {
+    let data: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let tap = tempfile::NamedTempFile::new().unwrap();
+    let tap = tap.path().to_str().unwrap().to_string();
+    for extra in [&[][..], &["-o", tap.as_str()][..]] {
+        let (mut srv, port) = Cat::listen(&[]);
+        srv.close_stdin();
+        let port = port.to_string();
+        let mut args: Vec<&str> = extra.to_vec();
+        args.extend(["127.0.0.1", port.as_str()]);
+        let mut c = Cat::spawn(&args);
+        // The listener's FIN arrives before most of the bytes are sent.
+        srv.wait_stderr("connection from", WAIT).expect("accepted");
+        let feed = data.clone();
+        let writer = std::thread::spawn(move || {
+            c.write(&feed);
+            c.finish(Duration::from_secs(60))
+        });
+        let s = srv.wait(Duration::from_secs(60));
+        let c = writer.join().unwrap();
+        assert_eq!(c.code, Some(0), "{extra:?}: {}", c.stderr);
+        assert_eq!(s.code, Some(0), "{extra:?}: {}", s.stderr);
+        assert!(
+            s.stdout == data,
+            "{extra:?}: the listener got {} of {} bytes",
+            s.stdout.len(),
+            data.len()
+        );
+    }
 }
 
 #[test]

@@ -26,16 +26,24 @@ fn half_close_connect_stdin_eof_sends_fin_and_keeps_receiving() {
     assert_eq!(d.code, Some(0));
 }
 
-/// connect x peer FIN x TCP: the session ends even with stdin still open.
+/// connect x peer FIN x TCP: as ncat 7.9x, the peer's FIN ends only what
+/// it sends: stdout gets all of it, standard input still goes to the peer
+/// until its EOF, and the session ends when both directions have.
 #[test]
-fn half_close_connect_peer_fin_ends_session() {
-    let (port, _h) = server(|mut s| {
+fn half_close_connect_peer_fin_keeps_sending_until_stdin_eof() {
+    let (port, h) = server(|mut s| {
         s.write_all(b"bye\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        read_all(&mut s) // returns only on our FIN
     });
-    let c = Cat::spawn(&["127.0.0.1", &port.to_string()]);
-    let d = c.wait(WAIT); // stdin left open
+    let mut c = Cat::spawn(&["127.0.0.1", &port.to_string()]);
+    assert_eq!(c.wait_stdout(4, WAIT), b"bye\n");
+    std::thread::sleep(Duration::from_millis(200));
+    c.write(b"after the peer's FIN\n");
+    let d = c.finish(WAIT);
+    assert_eq!(h.join().unwrap(), b"after the peer's FIN\n");
     assert_eq!(d.out(), "bye\n");
-    assert_eq!(d.code, Some(0));
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
 }
 
 /// connect x peer RST x TCP: one line, exit 1.
@@ -73,14 +81,17 @@ fn half_close_listen_stdin_eof_sends_fin() {
 
 /// listen x peer FIN x TCP: the listener exits 0 after printing everything.
 #[test]
-fn half_close_listen_peer_fin_ends_session() {
-    let (srv, port) = Cat::listen(&[]);
+fn half_close_listen_peer_fin_keeps_sending_until_stdin_eof() {
+    let (mut srv, port) = Cat::listen(&[]);
     let mut s = connect(port);
     s.write_all(b"all of it\n").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
-    let d = srv.wait(WAIT);
+    assert_eq!(srv.wait_stdout(10, WAIT), b"all of it\n");
+    srv.write(b"an answer after the client's FIN\n");
+    let d = srv.finish(WAIT);
+    assert_eq!(read_all(&mut s), b"an answer after the client's FIN\n");
     assert_eq!(d.out(), "all of it\n");
-    assert_eq!(d.code, Some(0));
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
 }
 
 /// listen x peer RST x TCP: exit 1 with one line.
@@ -212,13 +223,16 @@ fn hc_connect_stdin_eof_exec() {
     assert_eq!(d.code, Some(0));
 }
 
-/// connect x peer FIN x TLS: the session ends with stdin still open.
+/// connect x peer FIN x TLS: the peer's close_notify and FIN end what it
+/// sends; the session ends at standard input's EOF, exit 0.
 #[test]
 fn hc_connect_peer_fin_tls() {
     let (_srv, port) = Cat::listen(&["--ssl", "-k", "-c", "echo bye"]);
-    let d = Cat::spawn(&["--ssl", "127.0.0.1", &port.to_string()]).wait(WAIT);
+    let c = Cat::spawn(&["--ssl", "127.0.0.1", &port.to_string()]);
+    assert_eq!(c.wait_stdout(4, WAIT), b"bye\n");
+    let d = c.finish(WAIT);
     assert_eq!(d.out(), "bye\n");
-    assert_eq!(d.code, Some(0));
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
 }
 
 /// connect x "peer FIN" x UDP: there is none; an empty datagram is just

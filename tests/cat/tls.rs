@@ -88,9 +88,10 @@ fn tls_both_directions_and_half_close() {
     assert_eq!(srv.wait_stdout(3, WAIT), b"up\n");
     srv.write(b"down\n");
     assert_eq!(c.wait_stdout(5, WAIT), b"down\n");
-    // Client stdin EOF: close_notify + FIN; the server's stdio session ends.
+    // Client stdin EOF: close_notify + FIN; the server's stdio session ends
+    // at its own stdin's EOF.
     c.close_stdin();
-    let s = srv.wait(WAIT);
+    let s = srv.finish(WAIT);
     assert_eq!(s.code, Some(0), "{}", s.stderr);
     assert_eq!(c.wait(WAIT).code, Some(0));
 }
