@@ -36,3 +36,13 @@ pub fn raise_nofile_limit() -> u64 {
 pub fn nofile_limit() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
 }
+
+/// Closes standard output for its reader (the next command of a pipeline
+/// sees its end) while keeping descriptor 1 valid: /dev/null takes its
+/// place, so a later write goes nowhere rather than to whatever file would
+/// reuse the number. What was written before stays written.
+pub fn close_stdout() -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdout(&null)?;
+    Ok(())
+}

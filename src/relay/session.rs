@@ -246,6 +246,16 @@ pub(crate) async fn relay_stdio(ctx: &Ctx, stream: NetStream) -> Result<(), Rela
     }
 }
 
+/// The peer's FIN, passed on to whoever reads standard output (not with
+/// `--send-only`, where stdout was never the peer's).
+pub(crate) fn end_of_stdout(ctx: &Ctx) {
+    if !ctx.cfg.data.send_only
+        && let Err(e) = crate::sys::close_stdout()
+    {
+        tracing::debug!(%e, "could not close standard output");
+    }
+}
+
 /// Runs one session to its end.
 pub(crate) async fn relay<S>(ctx: &Ctx, net: S, mut local: Local) -> Result<(), RelayError>
 where
@@ -307,9 +317,13 @@ where
                     break Err(RelayError::io("receiving")(e));
                 }
                 // Standard input may still have bytes for the peer: a FIN
-                // is only the end of what the peer sends.
-                if kind == LocalKind::Stdio && up_done {
-                    break Ok(());
+                // is only the end of what the peer sends. As ncat, stdout
+                // is closed then, so that a pipeline reading it sees its end.
+                if kind == LocalKind::Stdio {
+                    if up_done {
+                        break Ok(());
+                    }
+                    end_of_stdout(ctx);
                 }
             }
             () = sleep_until(quit_at) => break Ok(()),

@@ -228,6 +228,7 @@ pub(crate) async fn relay(ctx: &Ctx, stream: TcpStream) -> Result<(), RelayError
                 if up_rx.is_none() {
                     return Ok(());
                 }
+                super::session::end_of_stdout(ctx);
             }
             () = ctx.shutdown.cancelled() => return Ok(()),
         }

@@ -38,7 +38,12 @@ fn half_close_connect_peer_fin_keeps_sending_until_stdin_eof() {
     });
     let mut c = Cat::spawn(&["127.0.0.1", &port.to_string()]);
     assert_eq!(c.wait_stdout(4, WAIT), b"bye\n");
-    std::thread::sleep(Duration::from_millis(200));
+    // As ncat: stdout is closed at the FIN, so a pipeline sees its end.
+    assert!(
+        c.stdout_ends(WAIT),
+        "stdout still open after the peer's FIN"
+    );
+    assert!(c.running(), "the session ended with stdin open");
     c.write(b"after the peer's FIN\n");
     let d = c.finish(WAIT);
     assert_eq!(h.join().unwrap(), b"after the peer's FIN\n");
@@ -87,6 +92,8 @@ fn half_close_listen_peer_fin_keeps_sending_until_stdin_eof() {
     s.write_all(b"all of it\n").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     assert_eq!(srv.wait_stdout(10, WAIT), b"all of it\n");
+    assert!(srv.stdout_ends(WAIT), "stdout still open after the FIN");
+    assert!(srv.running(), "the session ended with stdin open");
     srv.write(b"an answer after the client's FIN\n");
     let d = srv.finish(WAIT);
     assert_eq!(read_all(&mut s), b"an answer after the client's FIN\n");

@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub(crate) struct Cat {
     child: Option<Child>,
     stdin: Option<ChildStdin>,
     stdout: Arc<Mutex<Vec<u8>>>,
+    /// The child's stdout reached its end (closed, or the child exited).
+    stdout_ended: Arc<AtomicBool>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -37,7 +40,8 @@ impl Done {
     }
 }
 
-fn collect<R: Read + Send + 'static>(mut r: R, into: Arc<Mutex<Vec<u8>>>) {
+/// Reads `r` into `into` until its end, then sets `ended`.
+fn collect<R: Read + Send + 'static>(mut r: R, into: Arc<Mutex<Vec<u8>>>, ended: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         while let Ok(n) = r.read(&mut buf) {
@@ -46,6 +50,7 @@ fn collect<R: Read + Send + 'static>(mut r: R, into: Arc<Mutex<Vec<u8>>>) {
             }
             into.lock().unwrap().extend_from_slice(&buf[..n]);
         }
+        ended.store(true, Ordering::SeqCst);
     });
 }
 
@@ -95,12 +100,18 @@ impl Cat {
         let mut child = cmd.spawn().expect("start sockeye cat");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().unwrap(), stdout.clone());
+        let stdout_ended = Arc::new(AtomicBool::new(false));
+        collect(
+            child.stdout.take().unwrap(),
+            stdout.clone(),
+            stdout_ended.clone(),
+        );
         collect_lines(child.stderr.take().unwrap(), stderr.clone());
         Cat {
             stdin: child.stdin.take(),
             child: Some(child),
             stdout,
+            stdout_ended,
             stderr,
         }
     }
@@ -165,6 +176,19 @@ impl Cat {
             (o.len() >= n).then(|| o.clone())
         })
         .unwrap_or_else(|| self.stdout())
+    }
+
+    /// Whether the child's stdout reached its end within `limit`.
+    pub(crate) fn stdout_ends(&self, limit: Duration) -> bool {
+        wait_for(limit, || {
+            self.stdout_ended.load(Ordering::SeqCst).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Whether the child is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     pub(crate) fn write(&mut self, data: &[u8]) {
