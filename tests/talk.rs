@@ -662,6 +662,74 @@ fn scripts_serve_talk_and_plans_and_plans_can_spawn() {
     assert_eq!(records[1]["target"], format!("spawn {program}"));
 }
 
+/// Ctrl-C in the middle of a conversation: the steps done were printed as
+/// they completed and stay, the result names the step that was cut, and
+/// the status is 130; the JSON object says the same.
+#[test]
+fn ctrl_c_keeps_the_steps_done_and_names_the_one_cut() {
+    for json in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"220 hello\r\n");
+                thread::sleep(RESPONDER_TIMEOUT);
+            }
+        });
+        let target = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "talk",
+            &target,
+            "--expect",
+            "220",
+            "--name",
+            "banner",
+            "--expect",
+            "never",
+            "--name",
+            "never said",
+            "--timeout",
+            "30s",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let mut child = std::process::Command::new(crate::util::bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        if !json {
+            // The first step is printed as soon as it is done.
+            std::io::BufRead::read_line(&mut out, &mut first).expect("read");
+            assert!(first.starts_with("ok   banner "), "{first}");
+        } else {
+            thread::sleep(Duration::from_millis(500));
+        }
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+        let mut rest = String::new();
+        let reader = thread::spawn(move || {
+            let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+            rest
+        });
+        let status = crate::support::netns::wait_output(child, Duration::from_secs(10)).status;
+        let rest = reader.join().expect("reader");
+        assert_eq!(status.code(), Some(130), "json {json}: {first}{rest}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(rest.trim()).expect("one object");
+            assert_eq!(v["steps"][0]["name"], "banner", "{rest}");
+            assert_eq!(v["failure"]["kind"], "interrupted", "{rest}");
+            assert_eq!(v["failure"]["step"], "never said", "{rest}");
+        } else {
+            assert_eq!(rest, "RESULT: Fail Interrupted at never said\n");
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_stops_a_plan_with_status_130() {
     // A responder that never speaks: every check would wait its 30 s.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
+use crate::report::talk::{StepRecord, TalkPrinter};
 use crate::talk::engine::{DEFAULT_MAX_BUFFER, Pattern};
 use crate::talk::script::{
     Conversation, DEFAULT_STEP_TIMEOUT, Eol, ScriptSpec, SourceFormat, Step, Template, Vars,
@@ -378,27 +379,57 @@ pub fn run(args: TalkArgs) -> anyhow::Result<u8> {
     let plan = TalkPlan::from_args(args, &argv)?;
     let runtime = run::runtime(Threads::One)?;
     let cancel = CancellationToken::new();
+    let names = plan
+        .conversation
+        .steps
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let printer = Steps(TalkPrinter::new(plan.json, plan.endpoint.describe(), names));
     runtime.block_on(async {
         run::cancel_on_signals(cancel.clone(), Notice::Silent);
+        let (emit, printing) = run::print_on_thread(printer, STEP_QUEUE, &cancel)?;
+        let talk = crate::talk::talk(
+            &plan.endpoint,
+            &plan.conversation,
+            &plan.vars,
+            &plan.config,
+            &emit,
+        );
         let report = tokio::select! {
-            r = crate::talk::talk(&plan.endpoint, &plan.conversation, &plan.vars, &plan.config) => Some(r),
+            r = talk => Some(r),
             _ = cancel.cancelled() => None,
         };
-        // Interrupted: the conversation stops where it was, with nothing to report.
-        let Some(report) = report else {
-            return Ok(exit::INTERRUPTED);
+        drop(emit);
+        // Interrupted: the steps done are printed, and where it stopped.
+        let code = match &report {
+            None => exit::INTERRUPTED,
+            Some(r) if r.ok => exit::OK,
+            Some(_) => exit::FAILURE,
         };
-        // Both outputs are the report, written once it is whole (the JSON
-        // object holds every step): talk emits no events as it goes.
-        let code = if report.ok { exit::OK } else { exit::FAILURE };
-        let json = plan.json;
-        run::print_report(move || {
-            crate::report::talk::print(&mut std::io::stdout().lock(), &report, json)
-        })
-        .await?
-        .context("cannot write output")?;
+        printing
+            .finish(move |printer, _| {
+                printer
+                    .0
+                    .finish(&mut std::io::stdout().lock(), report.as_ref())
+            })
+            .await?
+            .context("cannot write output")?;
         Ok(code)
     })
+}
+
+/// Steps waiting for the printer thread at most.
+const STEP_QUEUE: usize = 64;
+
+/// [`TalkPrinter`] on the printer thread.
+struct Steps(TalkPrinter);
+
+impl run::Print for Steps {
+    type Event = StepRecord;
+    fn event(&mut self, step: StepRecord) -> std::io::Result<()> {
+        self.0.step(&mut std::io::stdout().lock(), step)
+    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,8 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             conversation,
             vars,
         } => {
-            let report = crate::talk::talk(endpoint, conversation, vars, &ctx.talk).await;
+            let report =
+                crate::talk::talk(endpoint, conversation, vars, &ctx.talk, &Emit::discard()).await;
             r.result = report.result_line();
             let e = &check.expect;
             let want_ok = e.outcome != Some(Outcome::Fail);

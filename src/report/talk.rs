@@ -1,6 +1,6 @@
 //! `sockeye talk`'s report and how it prints: the steps a conversation
-//! completed, the one that failed and why, the TLS session, as lines for
-//! people or one JSON object. The talk engine fills it in; the plan runner
+//! completed (each emitted as it completes), the one that failed and why,
+//! the TLS session, as lines for people or one JSON object. The talk engine fills it in; the plan runner
 //! reads it too.
 
 use std::io::{self, Write};
@@ -27,6 +27,8 @@ pub enum FailKind {
     FailPattern,
     /// A read or write error.
     Io,
+    /// Ctrl-C (or SIGTERM) stopped the conversation.
+    Interrupted,
 }
 
 impl FailKind {
@@ -41,6 +43,7 @@ impl FailKind {
             FailKind::FullBuffer => "Full buffer",
             FailKind::FailPattern => "Refused",
             FailKind::Io => "I/O error",
+            FailKind::Interrupted => "Interrupted",
         }
     }
 }
@@ -113,25 +116,92 @@ impl TalkReport {
     }
 }
 
-/// A report: a line per step done and `RESULT: Success` or `RESULT: Fail
-/// <why>`, or the whole report as one JSON object.
-pub fn print(out: &mut impl Write, report: &TalkReport, json: bool) -> io::Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, report)?;
-        writeln!(out)?;
-        return out.flush();
-    }
-    for s in &report.steps {
-        match &s.matched {
-            Some(m) => writeln!(out, "ok   {}  ({} ms) matched \"{m}\"", s.name, s.ms)?,
-            None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms)?,
+/// Prints a conversation as it goes: for people, a line per step as it
+/// completes, then the TLS session and `RESULT: Success` or `RESULT: Fail
+/// <why>`; for scripts, the whole report as one JSON object at the end.
+/// Interrupted, it still writes what was done and where it stopped.
+#[derive(Debug)]
+pub struct TalkPrinter {
+    json: bool,
+    endpoint: String,
+    /// The conversation's step names, to name the one that was cut.
+    names: Vec<String>,
+    done: Vec<StepRecord>,
+}
+
+impl TalkPrinter {
+    pub fn new(json: bool, endpoint: String, names: Vec<String>) -> Self {
+        TalkPrinter {
+            json,
+            endpoint,
+            names,
+            done: Vec::new(),
         }
     }
-    if let Some(tls) = &report.tls {
-        writeln!(out, "{}", tls_line(tls))?;
+
+    /// A step completed.
+    pub fn step(&mut self, out: &mut impl Write, step: StepRecord) -> io::Result<()> {
+        if !self.json {
+            step_line(out, &step)?;
+            out.flush()?;
+        }
+        self.done.push(step);
+        Ok(())
     }
-    writeln!(out, "RESULT: {}", report.result_line())?;
-    out.flush()
+
+    /// The end of the conversation: its report, or `None` when it was
+    /// interrupted (the steps printed so far stand, and the result says
+    /// which step was cut).
+    pub fn finish(self, out: &mut impl Write, report: Option<&TalkReport>) -> io::Result<()> {
+        let cut;
+        let report = match report {
+            Some(r) => r,
+            None => {
+                let step = self
+                    .names
+                    .get(self.done.len())
+                    .cloned()
+                    .unwrap_or_else(|| "the end".into());
+                cut = TalkReport {
+                    endpoint: self.endpoint.clone(),
+                    ok: false,
+                    steps: self.done.clone(),
+                    failure: Some(TalkFailure {
+                        step,
+                        kind: FailKind::Interrupted,
+                        expected: None,
+                        detail: None,
+                        last: String::new(),
+                    }),
+                    tls: None,
+                    bytes_in: 0,
+                    elapsed_ms: 0,
+                };
+                &cut
+            }
+        };
+        if self.json {
+            serde_json::to_writer(&mut *out, report)?;
+            writeln!(out)?;
+            return out.flush();
+        }
+        // Steps that were not emitted (none, unless a reader lagged) still print.
+        for s in report.steps.iter().skip(self.done.len()) {
+            step_line(out, s)?;
+        }
+        if let Some(tls) = &report.tls {
+            writeln!(out, "{}", tls_line(tls))?;
+        }
+        writeln!(out, "RESULT: {}", report.result_line())?;
+        out.flush()
+    }
+}
+
+fn step_line(out: &mut impl Write, s: &StepRecord) -> io::Result<()> {
+    match &s.matched {
+        Some(m) => writeln!(out, "ok   {}  ({} ms) matched \"{m}\"", s.name, s.ms),
+        None => writeln!(out, "ok   {}  ({} ms)", s.name, s.ms),
+    }
 }
 
 /// The TLS session in one line, saying whether the certificate verified.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::net::{Conn, Io, secs_text};
+use crate::report::Emit;
 use crate::tls::starttls::Protocol as StartTls;
 use crate::tls::{Scanner, TlsFacts};
 use engine::{Expect, Failure, Pattern, TAIL};
@@ -83,13 +84,16 @@ fn escaped(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
-/// Runs `conv` against `endpoint` with `vars`. Never fails: every failure
-/// is in the report.
+/// Runs `conv` against `endpoint` with `vars`, emitting each step as it
+/// completes. Never fails: every failure is in the report. A reader of the
+/// steps that went away does not stop the conversation (a plan discards
+/// them and reads the report).
 pub async fn talk(
     endpoint: &Endpoint,
     conv: &Conversation,
     vars: &Vars,
     cfg: &TalkConfig,
+    emit: &Emit<StepRecord>,
 ) -> TalkReport {
     let started = Instant::now();
     let mut report = TalkReport {
@@ -241,11 +245,13 @@ pub async fn talk(
                 break;
             }
         }
-        report.steps.push(StepRecord {
+        let done = StepRecord {
             name: step.name.clone(),
             matched,
             ms: ms(step_started.elapsed()),
-        });
+        };
+        let _ = emit.send(done.clone()).await;
+        report.steps.push(done);
     }
     report.ok = report.failure.is_none();
     if let Some(mut e) = session {
