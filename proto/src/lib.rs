@@ -9,6 +9,7 @@
 //! The crate has no dependencies on purpose: fuzz targets build against it
 //! alone, in seconds (SMTP AUTH's base64 is a few lines in [`smtp`]).
 //!
+//! - [`agent`]: the frames a controller and its agents exchange (`docs/agent-protocol.md`).
 //! - [`calc`]: the calculator protocol (`docs/calc-protocol.md`).
 //! - [`line`](mod@line): CRLF (or bare LF) line framing with a length cap, shared by the text protocols.
 //! - [`reply`]: SMTP and FTP numbered replies, single- and multi-line.
@@ -27,6 +28,7 @@
 //! - [`tls_hello`]: a raw TLS ClientHello offering one version and the server's first
 //!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
 
+pub mod agent;
 pub mod calc;
 pub mod chunked;
 pub mod http;
