@@ -18,10 +18,13 @@
 //! 4. [`report`]: the events engines emit and every printer.
 //! 5. The engines, side by side: [`scan`], [`probe`], [`relay`] (the netcat
 //!    behind `sockeye cat`), [`calc`], [`mail`], [`talk`], [`peerfuzz`].
-//! 6. [`exercise`]: test plans run through the engines.
-//! 7. [`cli`]: clap structures, their validation into engine
+//! 6. [`agent`]: the agent of plans run from many hosts (typed actions over
+//!    a pipe) and the controller's link to one.
+//! 7. [`exercise`]: test plans run through the engines, here or on agents.
+//! 8. [`cli`]: clap structures, their validation into engine
 //!    configuration, and the one run harness.
 
+pub mod agent;
 pub mod calc;
 pub mod cli;
 pub mod exercise;

@@ -1,5 +1,7 @@
 //! sockeye's integration tests: one binary, a module per area.
 //!
+//! - `agent`: agents started as a controller starts them; flows between
+//!   agents in namespaces across an nftables firewall.
 //! - `calc`: the calculator server and client, end to end on 127.0.0.1:0.
 //! - `fuzz_peer`: `sockeye fuzz` against a deliberately fragile server and a
 //!   test HTTP client, on 127.0.0.1.
@@ -30,6 +32,7 @@
 mod support;
 mod util;
 
+mod agent;
 mod calc;
 mod cat;
 mod cli;

@@ -70,6 +70,9 @@ pub enum Command {
     /// Run a test plan: connect, probe, talk, calc and mail checks with expectations.
     #[command(after_help = super::exercise::EXERCISE_AFTER)]
     Exercise(Box<super::exercise::ExerciseArgs>),
+    /// An agent for plans run from many hosts: typed actions over a pipe (ssh, netns, exec).
+    #[command(after_help = super::agent::AGENT_AFTER)]
+    Agent(Box<super::agent::AgentArgs>),
     /// The calculator protocol: a server (`calc serve`) and a client.
     #[command(after_help = CALC_AFTER, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Calc(Box<CalcArgs>),

@@ -6,6 +6,7 @@
 //! opens (a bad flag is a one-line error and exit status 2), then runs the
 //! engine with the printers. `anyhow` is used here and in `main.rs` only.
 
+pub mod agent;
 pub mod args;
 pub mod calc;
 pub mod cat;
@@ -153,6 +154,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Mail(args) => mail::run(*args, cli.quiet),
         Command::Talk(args) => talk::run(*args),
         Command::Exercise(args) => exercise::run(*args),
+        Command::Agent(args) => agent::run(*args),
         // Reached only after global flags (`sockeye -v cat ...`): the cat
         // parses its own arguments all the same.
         Command::Cat(raw) => Ok(cat::main(raw.args, false)),

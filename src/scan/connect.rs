@@ -365,7 +365,7 @@ fn classify_error(
 /// Reads the ICMP type and code the kernel queued for this socket, if any,
 /// and the address that sent it (the offender: the target, a router, or
 /// this machine for its own host- and net-unreachable).
-fn icmp_reason(fd: BorrowedFd<'_>) -> Option<(Reason, Option<IpAddr>)> {
+pub fn icmp_reason(fd: BorrowedFd<'_>) -> Option<(Reason, Option<IpAddr>)> {
     let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
     let mut data = [0u8; 64];
     let mut iov = [io::IoSliceMut::new(&mut data)];

@@ -1,0 +1,365 @@
+//! The bodies of the agent protocol's frames (`docs/agent-protocol.md`):
+//! JSON objects inside the frames that `sockeye_proto::agent` cuts and
+//! builds, and the async reading and writing of whole frames.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use sockeye_proto::agent::{self as frame, FrameError, Kind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The version of this sockeye, as the handshake names it.
+pub const SOCKEYE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The actions this agent carries out (the handshake's capabilities).
+pub const CAPABILITIES: &[&str] = &["connect", "listen", "send", "stop"];
+
+/// Controller -> agent, first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u16,
+    pub sockeye: String,
+    pub capabilities: Vec<String>,
+}
+
+/// Agent -> controller: the handshake accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u16,
+    pub sockeye: String,
+    pub capabilities: Vec<String>,
+    /// The agent's addresses (every interface's but loopback), so that a
+    /// plan can name an agent where an address is expected.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Its limits, as its command line gave them.
+    pub limits: Limits,
+}
+
+/// Agent -> controller: the handshake refused, both versions named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refuse {
+    pub protocol: u16,
+    pub sockeye: String,
+    pub reason: String,
+}
+
+/// What an agent allows, in words (its command line's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `--allow-listen`: ports it may listen on, or `none`.
+    pub allow_listen: String,
+    /// `--allow-targets`: networks it may send to, or `any`.
+    pub allow_targets: String,
+    /// `--max-rate`: connections and datagrams a second, at most.
+    pub max_rate: u32,
+}
+
+/// The transport of a listener or a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowProto {
+    Tcp,
+    Udp,
+}
+
+impl FlowProto {
+    pub fn word(self) -> &'static str {
+        match self {
+            FlowProto::Tcp => "tcp",
+            FlowProto::Udp => "udp",
+        }
+    }
+}
+
+/// Controller -> agent: what to do. Typed actions only: an agent never
+/// runs a command it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// A TCP connect, reported and closed.
+    Connect { target: SocketAddr, timeout_ms: u64 },
+    /// Listen on `port` (all addresses) until stopped: each flow nonce that
+    /// arrives is answered (TCP: echoed; UDP: sent back from the port) and
+    /// reported as an [`Event::Arrived`]. [`Event::Listening`] first.
+    Listen { proto: FlowProto, port: u16 },
+    /// Carry `nonce` to `target` and say what came back.
+    Send {
+        proto: FlowProto,
+        target: SocketAddr,
+        nonce: String,
+        timeout_ms: u64,
+    },
+    /// Ends the running request `request` (a listener); it answers with
+    /// its result, and this one with an empty success.
+    Stop { request: u32 },
+}
+
+impl Action {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Action::Connect { .. } => "connect",
+            Action::Listen { .. } => "listen",
+            Action::Send { .. } => "send",
+            Action::Stop { .. } => "stop",
+        }
+    }
+}
+
+/// Agent -> controller, while a request runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The listener is open.
+    Listening { proto: FlowProto, port: u16 },
+    /// A flow nonce arrived at the listener, from `source`.
+    Arrived {
+        proto: FlowProto,
+        port: u16,
+        nonce: String,
+        source: SocketAddr,
+    },
+}
+
+/// What the sending side of a connect or a flow saw (the words of the
+/// plan reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderSaw {
+    /// TCP: the handshake completed (and, for a flow, the nonce came back).
+    Connected,
+    /// A UDP answer from the port sent to.
+    Reply,
+    /// Nothing within the timeout.
+    Timeout,
+    /// A TCP reset.
+    Reset,
+    IcmpAdminProhibited,
+    IcmpHostUnreachable,
+    IcmpNetUnreachable,
+    IcmpPortUnreachable,
+    /// This host has no route to the target.
+    NoRoute,
+    /// Connected, but the nonce did not come back (something else answered).
+    NoEcho,
+}
+
+impl SenderSaw {
+    pub fn word(self) -> &'static str {
+        match self {
+            SenderSaw::Connected => "connected",
+            SenderSaw::Reply => "reply",
+            SenderSaw::Timeout => "timeout",
+            SenderSaw::Reset => "reset",
+            SenderSaw::IcmpAdminProhibited => "icmp-admin-prohibited",
+            SenderSaw::IcmpHostUnreachable => "icmp-host-unreachable",
+            SenderSaw::IcmpNetUnreachable => "icmp-net-unreachable",
+            SenderSaw::IcmpPortUnreachable => "icmp-port-unreachable",
+            SenderSaw::NoRoute => "no-route",
+            SenderSaw::NoEcho => "no-echo",
+        }
+    }
+}
+
+/// Agent -> controller: a request's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A connect or a send: what came back, and the source address the
+    /// agent sent from.
+    Sent {
+        saw: SenderSaw,
+        source: Option<SocketAddr>,
+        ms: u64,
+    },
+    /// A listener stopped, after this many arrivals.
+    Stopped { arrivals: u64 },
+    /// A `stop` done.
+    Done,
+    /// The agent refused or could not carry out the request (a limit, a
+    /// port in use, bad JSON), in one line.
+    Refused { reason: String },
+}
+
+/// A frame that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("the pipe closed")]
+    Closed,
+    #[error("reading the pipe: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not the agent protocol: {0}")]
+    Frame(#[from] FrameError),
+    #[error("a {kind:?} frame with a body that is not what it should be: {why}")]
+    Body { kind: Kind, why: String },
+}
+
+/// One whole frame, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    pub kind: Kind,
+    pub id: u32,
+    pub body: Vec<u8>,
+}
+
+impl Owned {
+    /// The body as `T`.
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self) -> Result<T, WireError> {
+        serde_json::from_slice(&self.body).map_err(|e| WireError::Body {
+            kind: self.kind,
+            why: e.to_string(),
+        })
+    }
+}
+
+/// Reads frames from a byte pipe, keeping what came after the last one.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R) -> Self {
+        FrameReader {
+            inner,
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// The next frame; [`WireError::Closed`] at a clean end between frames.
+    pub async fn next(&mut self) -> Result<Owned, WireError> {
+        loop {
+            if let Some((f, used)) = frame::decode(&self.buf)? {
+                let owned = Owned {
+                    kind: f.kind,
+                    id: f.id,
+                    body: f.body.to_vec(),
+                };
+                self.buf.drain(..used);
+                return Ok(owned);
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.inner.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(if self.buf.is_empty() {
+                    WireError::Closed
+                } else {
+                    WireError::Io(std::io::ErrorKind::UnexpectedEof.into())
+                });
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Encodes `body` as JSON in a frame.
+pub fn encode<T: Serialize>(kind: Kind, id: u32, body: &T) -> Result<Vec<u8>, WireError> {
+    let json = serde_json::to_vec(body).map_err(|e| WireError::Body {
+        kind,
+        why: e.to_string(),
+    })?;
+    let mut out = Vec::with_capacity(json.len() + frame::LEN_BYTES + frame::HEADER);
+    frame::encode(kind, id, &json, &mut out)?;
+    Ok(out)
+}
+
+/// Writes one frame and flushes it.
+pub async fn send<W: AsyncWrite + Unpin, T: Serialize>(
+    out: &mut W,
+    kind: Kind,
+    id: u32,
+    body: &T,
+) -> Result<(), WireError> {
+    let bytes = encode(kind, id, body)?;
+    out.write_all(&bytes).await?;
+    out.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON of each body, as docs/agent-protocol.md shows it.
+    #[test]
+    fn bodies_as_documented() {
+        let table: Vec<(serde_json::Value, &str)> = vec![
+            (
+                serde_json::to_value(Action::Listen {
+                    proto: FlowProto::Tcp,
+                    port: 80,
+                })
+                .expect("serializes"),
+                r#"{"action":"listen","port":80,"proto":"tcp"}"#,
+            ),
+            (
+                serde_json::to_value(Action::Send {
+                    proto: FlowProto::Udp,
+                    target: "198.18.2.2:53".parse().expect("address"),
+                    nonce: "n1".into(),
+                    timeout_ms: 1000,
+                })
+                .expect("serializes"),
+                r#"{"action":"send","nonce":"n1","proto":"udp","target":"198.18.2.2:53","timeout_ms":1000}"#,
+            ),
+            (
+                serde_json::to_value(Outcome::Sent {
+                    saw: SenderSaw::IcmpAdminProhibited,
+                    source: None,
+                    ms: 3,
+                })
+                .expect("serializes"),
+                r#"{"ms":3,"outcome":"sent","saw":"icmp-admin-prohibited","source":null}"#,
+            ),
+            (
+                serde_json::to_value(Event::Arrived {
+                    proto: FlowProto::Tcp,
+                    port: 22,
+                    nonce: "n2".into(),
+                    source: "198.18.1.2:40000".parse().expect("address"),
+                })
+                .expect("serializes"),
+                r#"{"event":"arrived","nonce":"n2","port":22,"proto":"tcp","source":"198.18.1.2:40000"}"#,
+            ),
+        ];
+        for (value, text) in table {
+            assert_eq!(value.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn unknown_actions_and_fields_are_refused() {
+        for bad in [
+            r#"{"action":"shell","command":"rm -rf /"}"#,
+            r#"{"action":"connect","target":"198.18.0.1:22","timeout_ms":1,"exec":"x"}"#,
+            r#"{"action":"listen","proto":"sctp","port":1}"#,
+            r#"{"target":"198.18.0.1:22"}"#,
+        ] {
+            assert!(serde_json::from_str::<Action>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_cross_a_pipe_whole_and_a_clean_end_is_closed() {
+        let (a, b) = tokio::io::duplex(64);
+        let (_, mut w) = tokio::io::split(a);
+        let writer = tokio::spawn(async move {
+            for id in 1..=50u32 {
+                send(&mut w, Kind::Request, id, &Action::Stop { request: id })
+                    .await
+                    .expect("send");
+            }
+        });
+        let mut r = FrameReader::new(b);
+        for id in 1..=50u32 {
+            let f = r.next().await.expect("frame");
+            assert_eq!((f.kind, f.id), (Kind::Request, id));
+            assert_eq!(
+                f.parse::<Action>().expect("action"),
+                Action::Stop { request: id }
+            );
+        }
+        writer.await.expect("writer");
+        assert!(matches!(r.next().await, Err(WireError::Closed)));
+    }
+}

@@ -1,0 +1,198 @@
+//! Agents (`sockeye agent --stdio`) started the way a controller starts
+//! them, through `sockeye::agent::link`: the handshake, errors that name the
+//! agent, and flows between two agents in namespaces across a real
+//! nftables firewall (198.18.0.0/15 only).
+
+use std::time::Duration;
+
+use sockeye::agent::link::{AgentSpec, Link, Via};
+use sockeye::agent::wire::{Action, Event, FlowProto, Outcome, SenderSaw};
+
+use crate::support::netns::{Lab, SCANNER_V4, TARGET_V4, require_lab};
+
+fn spec(name: &str, via: Via) -> AgentSpec {
+    let mut s = AgentSpec::new(name, via);
+    s.program = Some(crate::util::bin().into());
+    s
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A local agent shakes hands, reports its limits, connects where asked,
+/// and an agent that cannot be reached is one line naming it.
+#[test]
+fn a_local_agent_answers_and_unreachable_ones_are_named() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = listener.local_addr().expect("addr");
+    runtime().block_on(async {
+        let mut a = spec("a", Via::Local);
+        a.allow_listen = Some("8000-8100".into());
+        a.allow_targets = Some("127.0.0.0/8".into());
+        let link = Link::start(&a).await.expect("handshake");
+        assert_eq!(link.welcome.limits.allow_listen, "8000-8100");
+        let got = link
+            .call(&Action::Connect {
+                target,
+                timeout_ms: 2000,
+            })
+            .await
+            .expect("outcome");
+        assert!(
+            matches!(
+                got,
+                Outcome::Sent {
+                    saw: SenderSaw::Connected,
+                    ..
+                }
+            ),
+            "{got:?}"
+        );
+        link.close().await;
+
+        let err = Link::start(&spec("ghost", Via::Exec(vec!["false".into()])))
+            .await
+            .expect_err("no agent there");
+        let text = err.to_string();
+        assert!(text.starts_with("agent ghost (exec:false): "), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+
+        // OpenSSH in batch mode to a closed loopback port: its own words.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let via: Via = format!("ssh://nobody@127.0.0.1:{port}")
+            .parse()
+            .expect("via");
+        let err = Link::start(&spec("b", via)).await.expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("agent b (ssh://nobody@127.0.0.1:{port}): ")),
+            "{text}"
+        );
+        assert!(text.contains("refused"), "{text}");
+    });
+}
+
+/// Agent A (scanner namespace) sends flows to agent B (target namespace),
+/// whose host firewall allows TCP 22 and UDP 53, drops TCP 23 and UDP 54,
+/// resets TCP 25 and rejects TCP 3306 with ICMP admin-prohibited. Each
+/// sender outcome and each arrival (with A's address as the source seen)
+/// is what the rules say; closing the links ends both agents.
+#[test]
+fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.nft(
+        lab.target_ns(),
+        "table inet fw { chain input { type filter hook input priority 0; policy accept;
+            tcp dport 23 drop
+            udp dport 54 drop
+            tcp dport 25 reject with tcp reset
+            tcp dport 3306 reject with icmpx admin-prohibited
+        }
+        }",
+    );
+    runtime().block_on(async {
+        let mut a = spec("a", Via::Netns(lab.scanner_ns().into()));
+        a.allow_targets = Some("198.18.0.0/15".into());
+        let mut b = spec("b", Via::Netns(lab.target_ns().into()));
+        b.allow_listen = Some("22-25,53-54,3306".into());
+        let (a, b) = (
+            Link::start(&a).await.expect("agent a"),
+            Link::start(&b).await.expect("agent b"),
+        );
+        assert!(
+            b.welcome
+                .addresses
+                .contains(&TARGET_V4.parse().expect("ip")),
+            "{:?}",
+            b.welcome.addresses
+        );
+        let cases = [
+            (FlowProto::Tcp, 22, SenderSaw::Connected, true),
+            (FlowProto::Udp, 53, SenderSaw::Reply, true),
+            (FlowProto::Tcp, 23, SenderSaw::Timeout, false),
+            (FlowProto::Udp, 54, SenderSaw::Timeout, false),
+            (FlowProto::Tcp, 25, SenderSaw::Reset, false),
+            (FlowProto::Tcp, 3306, SenderSaw::IcmpAdminProhibited, false),
+        ];
+        for (proto, port, saw, arrives) in cases {
+            let mut listening = b
+                .request(&Action::Listen { proto, port })
+                .await
+                .expect("listen");
+            let ready = listening.events.recv().await;
+            assert_eq!(ready, Some(Event::Listening { proto, port }));
+            let nonce = format!("{}-{port}", proto.word());
+            let sent = a
+                .call(&Action::Send {
+                    proto,
+                    target: format!("{TARGET_V4}:{port}").parse().expect("addr"),
+                    nonce: nonce.clone(),
+                    timeout_ms: 1500,
+                })
+                .await
+                .expect("outcome");
+            let Outcome::Sent {
+                saw: got, source, ..
+            } = sent
+            else {
+                panic!("{proto:?} {port}: {sent:?}")
+            };
+            assert_eq!(got, saw, "{proto:?} {port}");
+            b.call(&Action::Stop {
+                request: listening.id,
+            })
+            .await
+            .expect("stop");
+            let mut arrived = Vec::new();
+            while let Ok(Some(e)) =
+                tokio::time::timeout(Duration::from_secs(2), listening.events.recv()).await
+            {
+                arrived.push(e);
+            }
+            let stopped = listening.outcome.await.expect("stopped");
+            if arrives {
+                let source = source.expect("a source address");
+                assert_eq!(source.ip().to_string(), SCANNER_V4);
+                assert_eq!(
+                    arrived,
+                    vec![Event::Arrived {
+                        proto,
+                        port,
+                        nonce,
+                        source
+                    }],
+                    "{proto:?} {port}"
+                );
+                assert_eq!(stopped, Outcome::Stopped { arrivals: 1 });
+            } else {
+                assert!(arrived.is_empty(), "{proto:?} {port}: {arrived:?}");
+                assert_eq!(stopped, Outcome::Stopped { arrivals: 0 });
+            }
+        }
+        // A port outside B's --allow-listen is refused, naming the limit.
+        let refused = b
+            .call(&Action::Listen {
+                proto: FlowProto::Tcp,
+                port: 80,
+            })
+            .await
+            .expect("outcome");
+        assert_eq!(
+            refused,
+            Outcome::Refused {
+                reason: "port 80 is outside this agent's --allow-listen (22-25,53-54,3306)".into()
+            }
+        );
+        a.close().await;
+        b.close().await;
+    });
+}
