@@ -24,6 +24,8 @@
 //! - [`proxy_auth`]: proxy Basic and Digest credentials, ncat's nonces and 407, MD5.
 //! - [`telnet`]: IAC command and subnegotiation parsing, option names, refusing options.
 //! - [`ldap`]: the BER StartTLS extended request and the extended response.
+//! - [`packet`]: IPv4, IPv6, TCP and ICMP errors for the SYN scan: the probe it writes,
+//!   the SYN-ACK, RST and quoted headers it reads, checksums with pseudo-headers.
 //! - [`sniff`]: which service a server is, from the first bytes it sends.
 //! - [`tls_hello`]: a raw TLS ClientHello offering one version and the server's first
 //!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
@@ -36,6 +38,7 @@ pub mod http_request;
 pub mod imap;
 pub mod ldap;
 pub mod line;
+pub mod packet;
 pub mod pop3;
 pub mod proxy_auth;
 pub mod reply;

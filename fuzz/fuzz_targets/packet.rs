@@ -1,0 +1,28 @@
+//! Arbitrary bytes as the packets a SYN scan reads from its raw sockets: no parser panics,
+//! and what they return stays inside the bytes they were given (header lengths within the
+//! input, a TCP header never longer than the segment).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sockeye_proto::packet::{
+    Ipv4Reply, parse_icmpv4_error, parse_icmpv6_error, parse_ipv4, parse_ipv4_reply, parse_ipv6,
+    parse_tcp,
+};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((h, payload)) = parse_ipv4(data) {
+        assert!(h.header_len >= 20 && h.header_len + payload.len() <= data.len());
+        assert_eq!(h.header_len + payload.len(), usize::from(h.total_len));
+    }
+    if let Ok(Ipv4Reply::Tcp { tcp, .. }) = parse_ipv4_reply(data) {
+        assert!(tcp.header_len >= 20 && tcp.header_len <= data.len());
+    }
+    if let Ok((h, payload)) = parse_ipv6(data) {
+        assert_eq!(payload.len(), usize::from(h.payload_len));
+    }
+    if let Ok(tcp) = parse_tcp(data) {
+        assert!(tcp.header_len >= 20 && tcp.header_len <= data.len());
+    }
+    let _ = parse_icmpv4_error(data);
+    let _ = parse_icmpv6_error(data);
+});
