@@ -2,12 +2,13 @@
 # Scan benchmarks: sockeye side by side with nmap and RustScan, on the same work in
 # the same run, in two network namespaces this script creates (and always deletes).
 #
-#   sudo benches/scan.sh [--runs N] [--only 1|2|3] [--sockeye PATH] [--peers-only] [--raw FILE]
+#   sudo benches/scan.sh [--runs N] [--only 1|2|3] [--type T|S] [--sockeye PATH] [--peers-only]
+#                        [--raw FILE]
 #
-#   1  one host, all 65535 TCP ports, 12 open       (sockeye / nmap -sT -T5 / rustscan;
-#                                                    nmap -sS -T5 for reference)
-#   2  4096 hosts (198.18.16.0/20) x top 100 ports,  (sockeye / nmap -sT -T5)
-#      3 open per host = 12,288 open
+#   1  one host, all 65535 TCP ports, 12 open       (sockeye -sT / nmap -sT -T5 / rustscan;
+#                                                    sockeye -sS / nmap -sS -T5)
+#   2  4096 hosts (198.18.16.0/20) x top 100 ports,  (sockeye -sT / nmap -sT -T5;
+#      3 open per host = 12,288 open                  sockeye -sS / nmap -sS -T5)
 #   3  list 198.0.0.0/8: 16,777,216 targets, nothing sent (sockeye -sL / nmap -n -sL,
 #      nmap in the first round only: it takes minutes)
 #
@@ -20,6 +21,7 @@
 #   --runs N        runs per tool (default: 20 for bench 1, 10 for bench 2, 3 for bench 3)
 #                   (a --runs of 2 or 3 checks the harness in a few minutes)
 #   --only K        run only benchmark K (1, 2 or 3)
+#   --type T|S      benches 1 and 2: only the connect scans (T) or only the SYN scans (S)
 #   --sockeye PATH  sockeye binary (default: target/release/sockeye)
 #   --peers-only    measure the peer tools only (no sockeye needed)
 #   --rustscan PATH (default: rustscan on PATH, else ~/.cargo/bin/rustscan)
@@ -40,6 +42,7 @@ LISTEN="$ROOT/tests/support/listen.py"
 
 RUNS=""
 ONLY=""
+TYPE=""
 SOCKEYE="target/release/sockeye"
 PEERS_ONLY=0
 RUSTSCAN=""
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
+        --type) TYPE="$2"; shift 2 ;;
         --sockeye) SOCKEYE="$2"; shift 2 ;;
         --peers-only) PEERS_ONLY=1; shift ;;
         --rustscan) RUSTSCAN="$2"; shift 2 ;;
@@ -57,6 +61,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$ONLY" in ""|1|2|3) ;; *) echo "scan.sh: --only takes 1, 2 or 3" >&2; exit 2 ;; esac
+case "$TYPE" in ""|T|S) ;; *) echo "scan.sh: --type takes T or S" >&2; exit 2 ;; esac
+# want T|S: true when the rows of that scan type are wanted
+want() { [ -z "$TYPE" ] || [ "$TYPE" = "$1" ]; }
 if [ -n "$RUNS" ] && ! [[ "$RUNS" =~ ^[0-9]+$ && "$RUNS" -ge 1 && "$RUNS" -le 1000 ]]; then
     echo "scan.sh: --runs takes 1..1000" >&2; exit 2
 fi
@@ -169,10 +176,15 @@ B1_PORTS="1,22,80,443,3389,8080,12345,20000,32768,44444,55555,65535"
 if [ -z "$ONLY" ] || [ "$ONLY" = 1 ]; then
     listen 198.18.0.2 "$B1_PORTS"
     tools=()
-    [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan -p- -o json 198.18.0.2")
-    tools+=(--tool "nmap-sT-T5=nmap-grep:nmap -n -Pn -sT -T5 -p- -oG - 198.18.0.2")
-    [ -n "$RUSTSCAN" ] && tools+=(--tool "rustscan=rustscan:$(q "$RUSTSCAN") -n -a 198.18.0.2 -r 1-65535 -b 4500 -g --ulimit 20000")
-    tools+=(--tool "nmap-sS-T5=nmap-grep:nmap -n -Pn -sS -T5 -p- -oG - 198.18.0.2")
+    if want T; then
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan -sT -p- -o json 198.18.0.2")
+        tools+=(--tool "nmap-sT-T5=nmap-grep:nmap -n -Pn -sT -T5 -p- -oG - 198.18.0.2")
+        [ -n "$RUSTSCAN" ] && tools+=(--tool "rustscan=rustscan:$(q "$RUSTSCAN") -n -a 198.18.0.2 -r 1-65535 -b 4500 -g --ulimit 20000")
+    fi
+    if want S; then
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye-sS=json:$(q "$SOCKEYE") scan -sS -p- -o json 198.18.0.2")
+        tools+=(--tool "nmap-sS-T5=nmap-grep:nmap -n -Pn -sS -T5 -p- -oG - 198.18.0.2")
+    fi
     measure --title "Bench 1: 65535 TCP ports of 198.18.0.2, 12 open" --ns "$S" \
         --runs "${RUNS:-20}" --probes 65535 --timeout 300 \
         --expect-hosts 198.18.0.2 --expect-ports "$B1_PORTS" "${tools[@]}"
@@ -187,8 +199,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = 2 ]; then
     ip -n "$S" route add 198.18.16.0/20 via 198.18.0.2
     listen 0.0.0.0 22,80,443
     tools=()
-    [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan --top-ports 100 -o json 198.18.16.0/20")
-    tools+=(--tool "nmap-sT-T5=nmap-grep:nmap -n -Pn -sT -T5 --top-ports 100 -oG - 198.18.16.0/20")
+    if want T; then
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan -sT --top-ports 100 -o json 198.18.16.0/20")
+        tools+=(--tool "nmap-sT-T5=nmap-grep:nmap -n -Pn -sT -T5 --top-ports 100 -oG - 198.18.16.0/20")
+    fi
+    if want S; then
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye-sS=json:$(q "$SOCKEYE") scan -sS --top-ports 100 -o json 198.18.16.0/20")
+        tools+=(--tool "nmap-sS-T5=nmap-grep:nmap -n -Pn -sS -T5 --top-ports 100 -oG - 198.18.16.0/20")
+    fi
     measure --title "Bench 2: 198.18.16.0/20 (4096 hosts) x top 100 ports, 3 open each" --ns "$S" \
         --runs "${RUNS:-10}" --probes $((4096 * 100)) --timeout 900 \
         --expect-cidr 198.18.16.0/20 --expect-ports 22,80,443 "${tools[@]}"

@@ -83,9 +83,10 @@ fn bad_input_is_one_line_and_exit_2() {
         (&["scan", "--bogus", "127.0.0.1"], "--bogus"),
         (&["scan", "-T9", "127.0.0.1"], "'9'"),
         (
-            &["scan", "-sS", "127.0.0.1"],
-            "-sS: the SYN scan is not available",
+            &["scan", "-sA", "127.0.0.1"],
+            "-sA: the ACK scan is not available",
         ),
+        (&["scan", "-sS", "-sT", "127.0.0.1"], "--connect"),
         (&["scan", "--retries", "255", "127.0.0.1"], "at most 50"),
         (
             &["scan", "-sL", "--exclude", "lab.invalid", "198.18.0.0/30"],

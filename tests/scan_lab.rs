@@ -2,6 +2,8 @@
 //! fd00:5ec::/64 only): every port of a host, filtered and ICMP verdicts
 //! made by nftables, host names from a namespace-local hosts file, nmap XML
 //! validated against nmap's DTD, and Ctrl-C that keeps every result.
+//! These are the connect scan's tests: each passes `-sT`, since as root the
+//! default is the SYN scan (tests/scan_syn.rs).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -14,14 +16,14 @@ use crate::util::{assert_valid_nmap_xml, bin, json_lines, port_states, summary};
 
 const SCAN_LIMIT: Duration = Duration::from_secs(60);
 
-fn scan_in(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
+pub(crate) fn scan_in(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
     let child = lab.spawn(lab.scanner_ns(), bin(), args);
     let out = wait_output(child, SCAN_LIMIT);
     let records = json_lines(&String::from_utf8_lossy(&out.stdout));
     (out, records)
 }
 
-fn err_text(out: &std::process::Output) -> String {
+pub(crate) fn err_text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -35,7 +37,7 @@ fn full_range_finds_exactly_the_listeners() {
     let lab = Lab::new();
     let listening = [1u16, 22, 80, 443, 8080, 31337, 65535];
     let _l = lab.listen(lab.target_ns(), TARGET_V4, &listening);
-    let (out, records) = scan_in(&lab, &["scan", "-p-", "-o", "json", TARGET_V4]);
+    let (out, records) = scan_in(&lab, &["scan", "-sT", "-p-", "-o", "json", TARGET_V4]);
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     let open: BTreeSet<u64> = port_states(&records).into_keys().collect();
     let want: BTreeSet<u64> = listening.iter().map(|&p| u64::from(p)).collect();
@@ -62,14 +64,15 @@ fn loopback_full_range_never_counts_a_self_connection_as_open() {
     let _l = lab.listen(lab.scanner_ns(), "127.0.0.1", &listening);
     let want: BTreeSet<u64> = listening.iter().map(|&p| u64::from(p)).collect();
     for run in 1..=3 {
-        let (out, records) = scan_in(&lab, &["scan", "-p-", "-o", "json", "127.0.0.1"]);
+        let (out, records) = scan_in(&lab, &["scan", "-sT", "-p-", "-o", "json", "127.0.0.1"]);
         assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
         let open: BTreeSet<u64> = port_states(&records).into_keys().collect();
         assert_eq!(open, want, "run {run}");
     }
 }
 
-const FIREWALL: &str = "
+/// The target's firewall of the verdict tests (scan_syn.rs uses it too).
+pub(crate) const FIREWALL: &str = "
 table ip sockeye_test {
   chain input {
     type filter hook input priority 0; policy accept;
@@ -107,6 +110,7 @@ fn firewall_verdicts_are_told_apart() {
         &lab,
         &[
             "scan",
+            "-sT",
             "-p",
             "81-90",
             "--all-states",
@@ -194,6 +198,7 @@ fn filtered_ports_are_listed_by_default() {
     let _l = lab.listen(lab.target_ns(), TARGET_V4, &[85]);
     let args = [
         "scan",
+        "-sT",
         "-p",
         "80-99",
         "--initial-rtt-timeout",
@@ -263,6 +268,7 @@ fn silent_neighbour_is_host_unreach() {
         &lab,
         &[
             "scan",
+            "-sT",
             "-p",
             "80",
             "--all-states",
@@ -330,7 +336,7 @@ fn only_hosts_that_answered_are_up() {
         format!("grep={}", grep.display()),
         format!("json={}", json.display()),
     ];
-    let mut args = vec!["scan", "-p", "22,80"];
+    let mut args = vec!["scan", "-sT", "-p", "22,80"];
     args.extend(common);
     for f in &files {
         args.extend(["-o", f]);
@@ -373,7 +379,7 @@ fn only_hosts_that_answered_are_up() {
     // Silent neighbours (no ARP answer: this machine's own
     // host-unreachable), this machine and the host on the link: blocks in
     // address order, whatever order the probes finish in.
-    let mut args = vec!["scan", "-p", "22,80"];
+    let mut args = vec!["scan", "-sT", "-p", "22,80"];
     args.extend(common);
     args.push("198.18.0.1-10");
     let out = wait_output(lab.spawn(lab.scanner_ns(), bin(), &args), SCAN_LIMIT);
@@ -401,6 +407,7 @@ fn ipv6_target() {
         &lab,
         &[
             "scan",
+            "-sT",
             "-p",
             "22,23",
             "--all-states",
@@ -458,7 +465,16 @@ fn host_names_every_address_and_failures_reported() {
     let _l6 = lab.listen(lab.target_ns(), TARGET_V6, &[22]);
     let (out, records) = scan_in(
         &lab,
-        &["scan", "-p", "22", "-o", "json", "lab.test", "nope.invalid"],
+        &[
+            "scan",
+            "-sT",
+            "-p",
+            "22",
+            "-o",
+            "json",
+            "lab.test",
+            "nope.invalid",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     let mut addrs: Vec<&str> = records
@@ -481,6 +497,7 @@ fn host_names_every_address_and_failures_reported() {
         &lab,
         &[
             "scan",
+            "-sT",
             "-p",
             "22",
             "-o",
@@ -492,7 +509,10 @@ fn host_names_every_address_and_failures_reported() {
     assert_eq!(summary(&records)["hosts"], 1);
 
     // Only unresolvable names: nothing could be scanned, exit 1.
-    let (out, _) = scan_in(&lab, &["scan", "-p", "22", "-o", "json", "nope.invalid"]);
+    let (out, _) = scan_in(
+        &lab,
+        &["scan", "-sT", "-p", "22", "-o", "json", "nope.invalid"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", err_text(&out));
 }
 
@@ -521,6 +541,7 @@ fn ctrl_c_keeps_every_result() {
         bin(),
         &[
             "scan",
+            "-sT",
             "-p",
             "1-3000",
             "--initial-rtt-timeout",
@@ -595,6 +616,7 @@ fn out_of_file_descriptors_is_never_a_result() {
             script,
             bin(),
             "scan",
+            "-sT",
             "-p",
             "1-300",
             "--all-states",
@@ -649,6 +671,7 @@ fn out_of_ephemeral_ports_is_never_a_result() {
     lab.nft(lab.target_ns(), DROP_ALL_BUT_22);
     let mut args = vec![
         "scan",
+        "-sT",
         "-p",
         "80",
         "--all-states",
@@ -691,7 +714,10 @@ fn open_ports_leave_no_time_wait() {
     let lab = Lab::new();
     let ports: Vec<u16> = (2000..2300).collect();
     let _l = lab.listen(lab.target_ns(), TARGET_V4, &ports);
-    let (out, records) = scan_in(&lab, &["scan", "-p", "2000-2299", "-o", "json", TARGET_V4]);
+    let (out, records) = scan_in(
+        &lab,
+        &["scan", "-sT", "-p", "2000-2299", "-o", "json", TARGET_V4],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     assert_eq!(summary(&records)["open"], 300);
     let ss = lab.exec(lab.scanner_ns(), &["ss", "-Htan", "state", "time-wait"]);
@@ -717,7 +743,7 @@ fn rate_caps_connects_per_second() {
     let (out, records) = scan_in(
         &lab,
         &[
-            "scan", "-p", "1-100", "--rate", "200", "-o", "json", TARGET_V4,
+            "scan", "-sT", "-p", "1-100", "--rate", "200", "-o", "json", TARGET_V4,
         ],
     );
     let took = started.elapsed();
@@ -744,7 +770,7 @@ fn port_selection() {
     }
     let lab = Lab::new();
     let ports_of = |args: &[&str]| -> BTreeSet<u64> {
-        let mut full = vec!["scan", "--all-states", "-o", "json"];
+        let mut full = vec!["scan", "-sT", "--all-states", "-o", "json"];
         full.extend_from_slice(args);
         full.push(TARGET_V4);
         let (out, records) = scan_in(&lab, &full);
@@ -779,7 +805,10 @@ fn accept_then_reset_is_open() {
     let lab = Lab::new();
     let ports: Vec<u16> = (3000..3200).collect();
     let _l = lab.listen_with(lab.target_ns(), TARGET_V4, &ports, &["--rst"]);
-    let (out, records) = scan_in(&lab, &["scan", "-p", "3000-3199", "-o", "json", TARGET_V4]);
+    let (out, records) = scan_in(
+        &lab,
+        &["scan", "-sT", "-p", "3000-3199", "-o", "json", TARGET_V4],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     assert_eq!(summary(&records)["open"], 200, "{}", err_text(&out));
     assert!(!records.iter().any(|r| r["type"] == "error"), "{records:?}");
@@ -798,6 +827,7 @@ fn duplicate_targets_are_reported_apart() {
         bin(),
         &[
             "scan",
+            "-sT",
             "-p",
             "22,23",
             "--all-states",
@@ -837,7 +867,10 @@ fn permanent_local_failure_ends_the_scan() {
         ],
     );
     let started = Instant::now();
-    let (out, records) = scan_in(&lab, &["scan", "-p", "1-50", "-o", "json", TARGET_V4]);
+    let (out, records) = scan_in(
+        &lab,
+        &["scan", "-sT", "-p", "1-50", "-o", "json", TARGET_V4],
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -897,6 +930,7 @@ fn unresolvable_exclusion_is_an_error() {
         &lab,
         &[
             "scan",
+            "-sT",
             "-p",
             "22",
             "-o",

@@ -1,5 +1,6 @@
 //! Scans of listeners this test owns on 127.0.0.1: exact states and reasons,
 //! every output format, shards, and target listing (which sends nothing).
+//! Each scan passes `-sT`: as root the default is the SYN scan (tests/scan_syn.rs).
 
 use std::collections::BTreeSet;
 
@@ -15,6 +16,7 @@ fn open_and_closed_ports_exactly() {
     let all: Vec<u16> = open.iter().chain(&closed).copied().collect();
     let out = sockeye(&[
         "scan",
+        "-sT",
         "-p",
         &join(&all),
         "--all-states",
@@ -61,7 +63,7 @@ fn json_without_all_states_has_open_ports_and_summary_only() {
     let (_keep, open) = listeners(1);
     let closed = closed_ports(3);
     let ports: Vec<u16> = open.iter().chain(&closed).copied().collect();
-    let out = sockeye(&["scan", "-p", &join(&ports), "--json", "127.0.0.1"]);
+    let out = sockeye(&["scan", "-sT", "-p", &join(&ports), "--json", "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let records = json_lines(&stdout(&out));
     let states = port_states(&records);
@@ -77,7 +79,7 @@ fn table_shows_open_ports_and_counts_the_rest() {
     let (_keep, open) = listeners(1);
     let closed = closed_ports(2);
     let ports: Vec<u16> = open.iter().chain(&closed).copied().collect();
-    let out = sockeye(&["scan", "-p", &join(&ports), "127.0.0.1"]);
+    let out = sockeye(&["scan", "-sT", "-p", &join(&ports), "127.0.0.1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -110,6 +112,7 @@ fn every_format_to_files_at_once() {
     let grep = dir.path().join("scan.gnmap");
     let out = sockeye(&[
         "scan",
+        "-sT",
         "-p",
         &join(&ports),
         "-o",
@@ -161,6 +164,7 @@ fn shards_cover_every_port_once() {
         let shard = format!("{i}/3");
         let out = sockeye(&[
             "scan",
+            "-sT",
             "-p",
             &spec,
             "--all-states",
@@ -189,6 +193,7 @@ fn shards_cover_every_port_once() {
 fn list_targets_sends_nothing_and_resolves_nothing() {
     let out = sockeye(&[
         "scan",
+        "-sT",
         "-sL",
         "198.18.0-1.1-2",
         "lab.invalid",
@@ -202,6 +207,7 @@ fn list_targets_sends_nothing_and_resolves_nothing() {
     );
     let out = sockeye(&[
         "scan",
+        "-sT",
         "-sL",
         "--exclude",
         "198.18.0.1,198.18.0.4/31",
@@ -247,6 +253,7 @@ fn exclude_file() {
     .expect("write");
     let out = sockeye(&[
         "scan",
+        "-sT",
         "-sL",
         "--exclude-file",
         file.to_str().expect("utf-8"),

@@ -15,6 +15,8 @@
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
+//! - `scan_syn`: the SYN scan (raw sockets) in the same kind of lab, its verdicts
+//!   against the connect scan's, and the connect scan without CAP_NET_RAW.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
@@ -47,4 +49,5 @@ mod probe_lab;
 mod probe_local;
 mod scan_lab;
 mod scan_local;
+mod scan_syn;
 mod talk;

@@ -171,9 +171,14 @@ pub struct ScanArgs {
     #[arg(long)]
     pub list: bool,
 
-    /// TCP connect scan, the default. (nmap: -sT)
+    /// TCP connect scan: the default without root or CAP_NET_RAW. (nmap: -sT)
     #[arg(long)]
     pub connect: bool,
+
+    /// SYN scan on raw sockets: the default with root or CAP_NET_RAW; without
+    /// them a connect scan, with a note. (nmap: -sS)
+    #[arg(long, conflicts_with = "connect")]
+    pub syn: bool,
 
     /// Output FORMAT (table, json, xml, grep) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]

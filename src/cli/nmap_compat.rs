@@ -30,6 +30,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
         match s {
             "-iL" => push("--input-list"),
             "-sT" => push("--connect"),
+            "-sS" => push("--syn"),
             "-sL" => push("--list"),
             "-sV" => push("--probe"),
             // nmap's version intensity: our checks are what they are.
@@ -72,7 +73,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             }
             _ if s.len() == 3 && s.starts_with("-s") && s.as_bytes()[2].is_ascii_uppercase() => {
                 return Err(format!(
-                    "{s}: {} is not available; sockeye scan has -sT (connect, the default), -sL (list) and -sV (probe)",
+                    "{s}: {} is not available; sockeye scan has -sS (SYN, the default as root), -sT (connect), -sL (list) and -sV (probe)",
                     scan_type_name(&s[2..])
                 ));
             }
@@ -132,10 +133,10 @@ mod tests {
 
     #[test]
     fn unsupported_scan_types_are_named() {
-        let argv = ["sockeye", "scan", "-sS", "x"].map(OsString::from).to_vec();
-        let err = rewrite(argv).expect_err("-sS");
+        let argv = ["sockeye", "scan", "-sA", "x"].map(OsString::from).to_vec();
+        let err = rewrite(argv).expect_err("-sA");
         assert!(
-            err.starts_with("-sS: the SYN scan is not available"),
+            err.starts_with("-sA: the ACK scan is not available"),
             "{err}"
         );
     }
@@ -147,6 +148,7 @@ mod tests {
                 &["scan", "-sT", "-Pn", "-n", "x"],
                 &["scan", "--connect", "x"],
             ),
+            (&["scan", "-sS", "x"], &["scan", "--syn", "x"]),
             (
                 &["scan", "-sL", "-iL", "f"],
                 &["scan", "--list", "--input-list", "f"],

@@ -20,7 +20,10 @@ use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
-use crate::scan::{Progress, RttLimits, ScanConfig, ScanStats, Shard, Template, connect_scan};
+use crate::scan::{
+    Progress, RttLimits, ScanConfig, ScanStats, Shard, SynError, SynSetup, Template, connect_scan,
+    syn_scan,
+};
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
 use crate::target::{
@@ -53,6 +56,8 @@ pub struct ScanPlan {
     pub random_seed: bool,
     /// `--probe`: check open ports by content.
     pub probe: Option<crate::probe::ProbeConfig>,
+    /// `-sS` typed (true), `-sT` typed (false), or neither: SYN when privileged.
+    pub syn: Option<bool>,
 }
 
 fn usage(err: SpecError) -> UsageError {
@@ -236,6 +241,11 @@ impl ScanPlan {
             },
             random_seed,
             probe,
+            syn: match (args.syn, args.connect) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
         })
     }
 }
@@ -308,18 +318,46 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     // the process has one thread. Every output file is opened here, before
     // anything is sent.
     let sink = make_sinks(&plan.outputs, plan.all_states, color, bar.clone())?;
+    let syn = open_syn(plan.syn, plan.engine.workers);
     let info = RunInfo {
         command: "scan",
         args: command_line,
         started,
-        scan_type: "connect",
+        scan_type: if syn.is_some() { "syn" } else { "connect" },
         proto: Proto::Tcp,
         ports_spec: compact_spec(&plan.ports),
         num_ports: plan.ports.len() as u32,
         all_states: plan.all_states,
     };
     let runtime = run::runtime(Threads::Many(Some(plan.engine.workers)))?;
-    runtime.block_on(scan_main(plan, sink, info, progress, bar, clock))
+    runtime.block_on(scan_main(plan, syn, sink, info, progress, bar, clock))
+}
+
+/// The SYN scan's sockets, when it was asked for (or nothing was) and this
+/// process may open raw sockets; otherwise the connect scan runs, with a
+/// note when `-sS` was typed.
+fn open_syn(choice: Option<bool>, lanes: usize) -> Option<SynSetup> {
+    if choice == Some(false) {
+        return None;
+    }
+    match SynSetup::open(lanes) {
+        Ok(setup) => Some(setup),
+        Err(SynError::Sockets(err))
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EPERM | nix::libc::EACCES)
+            ) =>
+        {
+            if choice == Some(true) {
+                tracing::warn!("SYN scan needs root or CAP_NET_RAW: doing a connect scan");
+            }
+            None
+        }
+        Err(err) => {
+            tracing::warn!("{err}: doing a connect scan");
+            None
+        }
+    }
 }
 
 pub(crate) fn make_sinks(
@@ -363,6 +401,7 @@ pub(crate) fn make_sinks(
 
 async fn scan_main(
     plan: ScanPlan,
+    syn: Option<SynSetup>,
     sink: MultiSink,
     info: RunInfo,
     progress: Arc<Progress>,
@@ -399,14 +438,16 @@ async fn scan_main(
         drop(engine_tx); // lets the printer thread see the end of the events
         ScanStats::default()
     } else {
-        connect_scan(
+        let (t, cfg, p, c) = (
             Arc::clone(&targets),
             plan.engine.clone(),
-            engine_tx,
             Arc::clone(&progress),
             cancel.clone(),
-        )
-        .await
+        );
+        match syn {
+            Some(setup) => syn_scan(setup, t, cfg, engine_tx, p, c).await,
+            None => connect_scan(t, cfg, engine_tx, p, c).await,
+        }
     };
     if let Some(relay) = relay {
         let _ = relay.await;

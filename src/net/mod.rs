@@ -2,12 +2,14 @@
 //! typed outcome of resolving a name and opening a TCP connection
 //! ([`connect()`]), one check's byte stream with a bounded buffer, a timeout
 //! per read and an optional overall deadline ([`conn`]), and the duration
-//! text every timeout message uses ([`duration`]). It knows no protocol and
+//! text every timeout message uses ([`duration`]), and the raw sockets of the
+//! SYN scan ([`raw`]). It knows no protocol and
 //! no TLS: `tls` upgrades a [`Conn`] by swapping its stream.
 
 pub mod conn;
 pub mod connect;
 pub mod duration;
+pub mod raw;
 
 pub use conn::{CheckError, Conn, Io, ReadError, Volunteered, excerpt, io_text};
 pub use connect::{ConnectError, Unreachable, connect, connect_addr, resolve};

@@ -67,7 +67,7 @@ impl Reason {
         match self {
             Reason::SynAck => Borrowed("syn-ack"),
             Reason::ConnRefused => Borrowed("conn-refused"),
-            Reason::Rst => Borrowed("rst"),
+            Reason::Rst => Borrowed("reset"),
             Reason::NoResponse => Borrowed("no-response"),
             Reason::UdpResponse => Borrowed("udp-response"),
             Reason::PortUnreach => Borrowed("port-unreach"),

@@ -81,6 +81,21 @@ pub struct ScanConfig {
     pub emit_all: bool,
 }
 
+impl ScanConfig {
+    /// How many workers (or SYN lanes) to run: a slow rate or a window
+    /// smaller than the worker count is not CPU work, and one worker then
+    /// keeps both exactly (-T0..-T2 mean one probe at a time, on any number
+    /// of cores).
+    pub fn parallel_workers(&self) -> usize {
+        let slow = self.rate.is_some_and(|r| r < 20_000.0);
+        if slow || self.max_inflight < self.workers {
+            1
+        } else {
+            self.workers.max(1)
+        }
+    }
+}
+
 /// Live counters for a progress bar; updated by the workers.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -126,11 +141,11 @@ impl ScanStats {
 
 /// One (host, port) to probe.
 #[derive(Debug, Clone, Copy)]
-struct Work {
-    host: u64,
-    port: u16,
+pub(super) struct Work {
+    pub(super) host: u64,
+    pub(super) port: u16,
     /// Probes already sent for this pair.
-    tries: u8,
+    pub(super) tries: u8,
     /// Local exhaustion met while nothing else was in flight, which no
     /// amount of waiting for our own probes can cure.
     stuck: u8,
@@ -262,11 +277,15 @@ struct State {
     stats: ScanStats,
 }
 
-struct Shared {
-    cfg: ScanConfig,
+/// The engine's books, shared by the workers of a connect scan or by the
+/// sender of a SYN scan ([`super::syn`]): what to probe next, per-host
+/// state, and the events decided.
+pub(super) struct Shared {
+    pub(super) cfg: ScanConfig,
     targets: Arc<TargetSet>,
     state: Mutex<State>,
-    idle: Notify,
+    /// Woken when retries were queued or the last pair was decided.
+    pub(super) idle: Notify,
     events: Emit<Event>,
     /// Taken before the state lock and held while the events of that
     /// update are sent, so that events reach the printers in the order
@@ -274,16 +293,17 @@ struct Shared {
     /// mutex: a full queue (a slow printer) parks the task, not the thread.
     send_lock: tokio::sync::Mutex<()>,
     /// Probes waiting on the network, over all workers.
-    pending: AtomicUsize,
+    pub(super) pending: AtomicUsize,
     progress: Arc<Progress>,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
 }
 
 /// What a worker needs to run one probe.
-struct Ticket {
-    work: Work,
-    addr: SocketAddr,
-    timeout: Duration,
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ticket {
+    pub(super) work: Work,
+    pub(super) addr: SocketAddr,
+    pub(super) timeout: Duration,
 }
 
 impl Shared {
@@ -294,7 +314,7 @@ impl Shared {
     }
 
     /// Takes up to `max` probes to run: retries first, then new pairs.
-    fn take(&self, max: usize, out: &mut Vec<Ticket>) {
+    pub(super) fn take(&self, max: usize, out: &mut Vec<Ticket>) {
         let mut st = self.lock();
         let st = &mut *st;
         let mut skipped = 0u64;
@@ -380,7 +400,31 @@ impl Shared {
         }
     }
 
-    fn all_done(&self) -> bool {
+    /// The next probe to send, if the rate cap allows one now (else when it
+    /// will, as `Err`): from `tickets`, refilled from the scheduler with at
+    /// most `room` probes (one at a time under a rate cap, so that none
+    /// waits for its turn with a stale timeout). `Ok(None)`: no work now.
+    pub(super) fn next_ticket(
+        &self,
+        limiter: Option<&mut RateLimiter>,
+        now: Instant,
+        room: usize,
+        tickets: &mut Vec<Ticket>,
+    ) -> Result<Option<Ticket>, Instant> {
+        let capped = limiter.is_some();
+        if let Some(l) = limiter {
+            l.try_take(now)?;
+        }
+        if tickets.is_empty() {
+            let want = if capped { 1 } else { BATCH.min(room) };
+            self.take(want, tickets);
+            tickets.reverse();
+        }
+        Ok(tickets.pop())
+    }
+
+    /// True when every pair is decided.
+    pub(super) fn all_done(&self) -> bool {
         let st = self.lock();
         st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
     }
@@ -388,7 +432,11 @@ impl Shared {
     /// Records what probes found under one lock, and sends the resulting
     /// events in order. `done` and `out` are left empty. Returns true when
     /// every pair is decided.
-    async fn record(&self, done: &mut Vec<(Ticket, Outcome)>, out: &mut Vec<Event>) -> bool {
+    pub(super) async fn record(
+        &self,
+        done: &mut Vec<(Ticket, Outcome)>,
+        out: &mut Vec<Event>,
+    ) -> bool {
         let sending = self.send_lock.lock().await;
         let all_done = self.decide(done, out);
         for ev in out.drain(..) {
@@ -588,40 +636,8 @@ pub async fn connect_scan(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> ScanStats {
-    let n_hosts = targets.len();
-    let n_ports = cfg.ports.len() as u64;
-    let source = Source::new(n_hosts, n_ports, cfg.seed, cfg.shard);
-    progress
-        .total
-        .store(source.shard_total(), Ordering::Relaxed);
-    // A slow rate or a window smaller than the worker count is not CPU
-    // work: one worker then keeps both exactly (-T0..-T2 mean one probe
-    // at a time, on any number of cores).
-    let slow = cfg.rate.is_some_and(|r| r < 20_000.0);
-    let workers = if slow || cfg.max_inflight < cfg.workers {
-        1
-    } else {
-        cfg.workers.max(1)
-    };
-    let state = State {
-        source,
-        retry: VecDeque::new(),
-        hosts: HashMap::new(),
-        groups: VecDeque::new(),
-        outstanding: 0,
-        stats: ScanStats::default(),
-    };
-    let shared = Arc::new(Shared {
-        cfg,
-        targets,
-        state: Mutex::new(state),
-        idle: Notify::new(),
-        events,
-        send_lock: tokio::sync::Mutex::new(()),
-        pending: AtomicUsize::new(0),
-        progress,
-        cancel,
-    });
+    let workers = cfg.parallel_workers();
+    let shared = Shared::start(targets, cfg, events, progress, cancel);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
         tasks.spawn(worker(Arc::clone(&shared), workers));
@@ -633,29 +649,65 @@ pub async fn connect_scan(
             shared.cancel.cancel();
         }
     }
-    let interrupted = shared.cancel.is_cancelled() && !shared.all_done();
-    // Hosts of unfinished groups (after Ctrl-C) still get their HostDone,
-    // with the ports decided so far.
-    let mut out = Vec::new();
-    let mut stats = {
-        let mut st = shared.lock();
-        let st = &mut *st;
-        let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
-        rest.sort_unstable();
-        finish_hosts(
-            &mut st.hosts,
-            &mut st.stats,
-            &rest,
-            &shared.cfg.rtt,
-            &mut out,
-        );
-        st.stats.clone()
-    };
-    for ev in out {
-        let _ = shared.events.send(ev).await;
+    shared.finish().await
+}
+
+impl Shared {
+    /// The books of a new run over `targets`, with the progress total set.
+    pub(super) fn start(
+        targets: Arc<TargetSet>,
+        cfg: ScanConfig,
+        events: Emit<Event>,
+        progress: Arc<Progress>,
+        cancel: CancellationToken,
+    ) -> Arc<Shared> {
+        let n_hosts = targets.len();
+        let n_ports = cfg.ports.len() as u64;
+        let source = Source::new(n_hosts, n_ports, cfg.seed, cfg.shard);
+        progress
+            .total
+            .store(source.shard_total(), Ordering::Relaxed);
+        let state = State {
+            source,
+            retry: VecDeque::new(),
+            hosts: HashMap::new(),
+            groups: VecDeque::new(),
+            outstanding: 0,
+            stats: ScanStats::default(),
+        };
+        Arc::new(Shared {
+            cfg,
+            targets,
+            state: Mutex::new(state),
+            idle: Notify::new(),
+            events,
+            send_lock: tokio::sync::Mutex::new(()),
+            pending: AtomicUsize::new(0),
+            progress,
+            cancel,
+        })
     }
-    stats.interrupted = interrupted;
-    stats
+
+    /// Ends a run once its probers stopped: hosts of unfinished groups
+    /// (after Ctrl-C) still get their HostDone, with the ports decided so
+    /// far. Returns the counts.
+    pub(super) async fn finish(&self) -> ScanStats {
+        let interrupted = self.cancel.is_cancelled() && !self.all_done();
+        let mut out = Vec::new();
+        let mut stats = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
+            rest.sort_unstable();
+            finish_hosts(&mut st.hosts, &mut st.stats, &rest, &self.cfg.rtt, &mut out);
+            st.stats.clone()
+        };
+        for ev in out {
+            let _ = self.events.send(ev).await;
+        }
+        stats.interrupted = interrupted;
+        stats
+    }
 }
 
 /// Probes a worker starts per turn before it looks at completions, timers
@@ -691,22 +743,19 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                 backoff_until = None;
             }
             while started < TURN && backoff_until.is_none() && inflight.len() < window {
-                if let Some(l) = limiter.as_mut()
-                    && let Err(at) = l.try_take(now)
-                {
-                    rate_wait = Some(at);
-                    break;
-                }
-                if tickets.is_empty() {
-                    let want = if limiter.is_some() {
-                        1
-                    } else {
-                        BATCH.min(window - inflight.len())
-                    };
-                    shared.take(want, &mut tickets);
-                    tickets.reverse();
-                }
-                let Some(ticket) = tickets.pop() else { break };
+                let ticket = match shared.next_ticket(
+                    limiter.as_mut(),
+                    now,
+                    window - inflight.len(),
+                    &mut tickets,
+                ) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => break,
+                    Err(at) => {
+                        rate_wait = Some(at);
+                        break;
+                    }
+                };
                 started += 1;
                 match pool.start(ticket.addr) {
                     Started::Done(outcome) => {

@@ -5,14 +5,18 @@
 //!   of every (host, port) pair, in a bounded in-flight window, with per-host
 //!   timeouts, retries of unanswered probes, a rate cap and backoff on local
 //!   exhaustion. It emits [`crate::report::Event`]s and never prints.
+//! - [`syn`]: the SYN scan: the same scheduler, with half-open probes on
+//!   raw sockets and replies validated by a sequence-number cookie.
 //! - [`timing`]: RTT estimation and rate limiting.
 //! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
 pub mod engine;
+pub mod syn;
 pub mod template;
 pub mod timing;
 
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
+pub use syn::{SynError, SynSetup, syn_scan};
 pub use template::Template;
 pub use timing::RttLimits;

@@ -1,0 +1,543 @@
+//! The SYN scan (`-sS`): half-open probes written and read on raw sockets.
+//!
+//! The scheduler is the connect scan's ([`super::engine`]): the same
+//! permutation and shards, host groups, per-host RTT timeouts, retries,
+//! rate cap and events. What differs is the probe: one task writes SYN
+//! segments to raw sockets and reads SYN-ACKs, RSTs and ICMP errors back.
+//!
+//! Replies are validated without a table of what was sent: a probe's
+//! sequence number is a keyed hash (SipHash, with a key drawn per scan) of
+//! its addresses and ports, and a reply counts only when it acknowledges
+//! that number plus one (an ICMP error: when the segment it quotes carries
+//! it). A forged or stale reply cannot name a port's state. The in-flight
+//! map below exists for the scheduler's sake only: a probe's send time (the
+//! RTT sample) and its deadline (the retry).
+//!
+//! SYN-ACK -> open (`syn-ack`), RST -> closed (`reset`), ICMP destination
+//! unreachable -> filtered (named by type and code), silence after the
+//! retries -> filtered (`no-response`). The kernel answers a SYN-ACK with a
+//! reset by itself (it has no socket for the connection), as under nmap.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{SockaddrStorage, recvfrom};
+use socket2::SockAddr;
+use sockeye_proto::packet::{
+    self, IPV4_HEADER, IcmpError, Ipv4Reply, PROTO_TCP, SYN_LEN, SynProbe, flags,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{LocalError, Outcome, reason_from_icmp4, reason_from_icmp6};
+use super::engine::{Progress, ScanConfig, ScanStats, Shared, Ticket};
+use super::timing::RateLimiter;
+use crate::net::raw::{FamilySockets, HeldPort, SourceAddrs, hold_port};
+use crate::report::{Emit, Event, PortState, Reason};
+use crate::target::TargetSet;
+
+/// Probes taken from the scheduler per lock.
+const BATCH: usize = 256;
+/// Packets read from the sockets per turn, before sending more.
+const READ_TURN: usize = 1024;
+/// The MSS option of the probe (nmap's, and what most SYNs carry).
+const PROBE_MSS: u16 = 1460;
+/// The probe's receive window (nmap's default).
+const PROBE_WINDOW: u16 = 1024;
+/// TTL / hop limit of probes.
+const PROBE_TTL: u8 = 64;
+/// Pause after the kernel ran out of buffers for sending.
+const LOCAL_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest the prober sleeps without looking at the scheduler and the
+/// cancellation token.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// Why a SYN scan could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SynError {
+    #[error("cannot open raw sockets: {0}")]
+    Sockets(io::Error),
+    #[error("cannot hold a source port: {0}")]
+    Port(io::Error),
+}
+
+/// The per-scan key of the sequence cookie, and the source port.
+struct Cookie {
+    key: std::collections::hash_map::RandomState,
+    port: u16,
+}
+
+impl Cookie {
+    /// The sequence number of the probe from `local` to `target`.
+    fn seq(&self, local: IpAddr, target: SocketAddr) -> u32 {
+        self.key
+            .hash_one((local, self.port, target.ip(), target.port())) as u32
+    }
+}
+
+/// A probe on the wire.
+struct Sent {
+    ticket: Ticket,
+    local: IpAddr,
+    at: Instant,
+}
+
+/// Raw sockets of both families.
+struct Sockets {
+    v4: Option<FamilySockets>,
+    v6: Option<FamilySockets>,
+}
+
+/// What a SYN scan opens before anything is sent: per lane (a thread that
+/// sends probes and reads their replies), a source port and the raw
+/// sockets filtered to it. IPv4 must work; IPv6 may be missing, and its
+/// targets then fail as unreachable.
+pub struct SynSetup {
+    lanes: Vec<Lane>,
+}
+
+struct Lane {
+    sockets: Sockets,
+    port: HeldPort,
+}
+
+impl std::fmt::Debug for SynSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports: Vec<u16> = self.lanes.iter().map(|l| l.port.port).collect();
+        f.debug_struct("SynSetup")
+            .field("ports", &ports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SynSetup {
+    /// Opens `lanes` (at least one) lanes. Fails without privilege (EPERM)
+    /// or when no source port is free.
+    pub fn open(lanes: usize) -> Result<SynSetup, SynError> {
+        let mut out = Vec::with_capacity(lanes.max(1));
+        for _ in 0..lanes.max(1) {
+            let port = hold_port().map_err(SynError::Port)?;
+            let v4 = FamilySockets::v4(port.port).map_err(SynError::Sockets)?;
+            let v6 = FamilySockets::v6(port.port).ok();
+            out.push(Lane {
+                sockets: Sockets { v4: Some(v4), v6 },
+                port,
+            });
+        }
+        Ok(SynSetup { lanes: out })
+    }
+}
+
+/// Runs a SYN scan of every port in `cfg.ports` on every host of `targets`,
+/// as [`super::connect_scan`] does with connects: same events, same
+/// statistics, same handling of cancellation.
+pub async fn syn_scan(
+    setup: SynSetup,
+    targets: Arc<TargetSet>,
+    cfg: ScanConfig,
+    events: Emit<Event>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> ScanStats {
+    // Each lane is a thread, and each sends on a core of its own: on a
+    // nearby target the kernel does most of the exchange (route, the
+    // target's reset, the reply's delivery) inside the sending call.
+    let n = cfg.parallel_workers().clamp(1, setup.lanes.len().max(1));
+    let shared = Shared::start(targets, cfg, events, progress, cancel);
+    let window = (shared.cfg.max_inflight / n).max(1);
+    let rate = shared.cfg.rate.map(|r| r / n as f64);
+    let handle = tokio::runtime::Handle::current();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut held = Vec::new();
+    for lane in setup.lanes.into_iter().take(n) {
+        let mut prober = Prober {
+            shared: Arc::clone(&shared),
+            sockets: lane.sockets,
+            cookie: Cookie {
+                key: std::collections::hash_map::RandomState::new(),
+                port: lane.port.port,
+            },
+            sources: SourceAddrs::default(),
+            inflight: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            done: Vec::new(),
+            events: Vec::new(),
+            packet: [0u8; IPV4_HEADER + SYN_LEN],
+            recv: vec![0u8; 2048],
+            ip_id: rand::random(),
+        };
+        held.push(lane.port);
+        // Each prober has a thread of its own, and its sockets are not
+        // registered with the runtime: a reactor woken for every reply (a
+        // thread switch per packet) would cost more than the scan itself.
+        // It reads without blocking while probes go out, and polls only
+        // when it has nothing to send.
+        let handle = handle.clone();
+        tasks.spawn_blocking(move || prober.run(&handle, window, rate));
+    }
+    while let Some(res) = tasks.join_next().await {
+        if let Err(err) = res {
+            tracing::error!(%err, "a SYN prober failed; stopping the scan");
+            shared.cancel.cancel();
+        }
+    }
+    drop(held);
+    shared.finish().await
+}
+
+struct Prober {
+    shared: Arc<Shared>,
+    sockets: Sockets,
+    cookie: Cookie,
+    sources: SourceAddrs,
+    /// Probes awaiting an answer, by target address and port.
+    inflight: HashMap<SocketAddr, Sent>,
+    /// (deadline, target, tries at sending): a probe whose entry still has
+    /// that try count at its deadline went unanswered.
+    deadlines: BinaryHeap<Reverse<(Instant, SocketAddr, u8)>>,
+    done: Vec<(Ticket, Outcome)>,
+    events: Vec<Event>,
+    packet: [u8; IPV4_HEADER + SYN_LEN],
+    recv: Vec<u8>,
+    ip_id: u16,
+}
+
+/// What a send attempt came to.
+enum SendResult {
+    Sent,
+    /// Decided without the network (no route, a local firewall).
+    Done(Outcome),
+    /// The kernel is out of buffers: try this ticket again shortly.
+    Busy,
+}
+
+impl Prober {
+    fn run(&mut self, rt: &tokio::runtime::Handle, window: usize, rate: Option<f64>) {
+        let mut limiter = rate.map(RateLimiter::new);
+        let mut tickets: Vec<Ticket> = Vec::with_capacity(BATCH);
+        let mut grace_end: Option<Instant> = None;
+        let mut backoff_until: Option<Instant> = None;
+        let mut rate_wait: Option<Instant>;
+        loop {
+            if grace_end.is_none() && self.shared.cancel.is_cancelled() {
+                grace_end = Some(Instant::now() + self.shared.cfg.grace);
+                tickets.clear();
+            }
+            let now = Instant::now();
+            rate_wait = None;
+            if backoff_until.is_some_and(|t| t <= now) {
+                backoff_until = None;
+            }
+            // Send while the window and the rate allow.
+            let mut sent = 0;
+            while grace_end.is_none()
+                && backoff_until.is_none()
+                && self.inflight.len() < window
+                && sent < BATCH
+            {
+                let ticket = match self.shared.next_ticket(
+                    limiter.as_mut(),
+                    now,
+                    window - self.inflight.len(),
+                    &mut tickets,
+                ) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => break,
+                    Err(at) => {
+                        rate_wait = Some(at);
+                        break;
+                    }
+                };
+                match self.send(ticket, now) {
+                    SendResult::Sent => sent += 1,
+                    SendResult::Done(outcome) => self.done.push((ticket, outcome)),
+                    SendResult::Busy => {
+                        tickets.push(ticket);
+                        backoff_until = Some(now + LOCAL_BACKOFF);
+                    }
+                }
+            }
+            let read = self.read_all(Instant::now());
+            self.expire(Instant::now());
+            // Recording may queue retries: look for work again at once.
+            let recorded = !self.done.is_empty();
+            if recorded {
+                rt.block_on(self.shared.record(&mut self.done, &mut self.events));
+            }
+
+            if let Some(end) = grace_end
+                && (self.inflight.is_empty() || Instant::now() >= end)
+            {
+                break;
+            }
+            if self.inflight.is_empty() && tickets.is_empty() && self.shared.all_done() {
+                break;
+            }
+            if sent > 0 || read > 0 || recorded {
+                continue;
+            }
+            // Nothing to do now: wait for a reply, the next deadline, the
+            // rate limiter, a back-off, or at most IDLE_POLL (the scheduler
+            // may have retries, or the scan may have been cancelled).
+            let wait = [
+                self.deadlines.peek().map(|Reverse((t, _, _))| *t),
+                rate_wait,
+                backoff_until,
+                grace_end,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(IDLE_POLL, |t| t.saturating_duration_since(Instant::now()))
+            .min(IDLE_POLL);
+            self.sockets.wait_readable(wait);
+        }
+        // Whatever is still in flight is abandoned: those pairs stay undecided.
+        self.shared
+            .pending
+            .fetch_sub(self.inflight.len(), Ordering::Relaxed);
+    }
+
+    /// Writes one probe.
+    fn send(&mut self, ticket: Ticket, now: Instant) -> SendResult {
+        let target = ticket.addr;
+        let local = match self.sources.get(target.ip()) {
+            Ok(a) => a,
+            Err(errno) => return SendResult::Done(route_error(errno)),
+        };
+        let family = match target {
+            SocketAddr::V4(_) => self.sockets.v4.as_ref(),
+            SocketAddr::V6(_) => self.sockets.v6.as_ref(),
+        };
+        let Some(family) = family else {
+            return SendResult::Done(Outcome::Local(LocalError::Other(
+                Errno::EAFNOSUPPORT as i32,
+            )));
+        };
+        let probe = SynProbe {
+            src_port: self.cookie.port,
+            dst_port: target.port(),
+            seq: self.cookie.seq(local, target),
+            window: PROBE_WINDOW,
+            mss: PROBE_MSS,
+        };
+        let bytes: &[u8] = match (local, target.ip()) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                self.ip_id = self.ip_id.wrapping_add(1);
+                packet::write_ipv4(
+                    &mut self.packet,
+                    src,
+                    dst,
+                    PROTO_TCP,
+                    PROBE_TTL,
+                    self.ip_id,
+                    SYN_LEN,
+                );
+                packet::write_syn(&mut self.packet[IPV4_HEADER..], local, target.ip(), &probe);
+                &self.packet[..IPV4_HEADER + SYN_LEN]
+            }
+            _ => {
+                packet::write_syn(&mut self.packet, local, target.ip(), &probe);
+                &self.packet[..SYN_LEN]
+            }
+        };
+        let dest = SockAddr::from(SocketAddr::new(target.ip(), 0));
+        match family.sender().send_to(bytes, &dest) {
+            Ok(_) => {}
+            Err(err) => {
+                return match err.raw_os_error().map(Errno::from_raw) {
+                    Some(Errno::ENOBUFS | Errno::EAGAIN | Errno::ENOMEM) => SendResult::Busy,
+                    // This machine's own firewall dropped the packet: as
+                    // for a connect (whose SYN the same rule drops), nothing
+                    // answered, and the retries decide.
+                    Some(Errno::EPERM | Errno::EACCES) => SendResult::Done(Outcome::NoResponse),
+                    Some(e) => SendResult::Done(route_error(e as i32)),
+                    None => SendResult::Done(Outcome::Local(LocalError::Other(0))),
+                };
+            }
+        }
+        let tries = ticket.work.tries;
+        let deadline = now + ticket.timeout;
+        self.inflight.insert(
+            target,
+            Sent {
+                ticket,
+                local,
+                at: now,
+            },
+        );
+        self.deadlines.push(Reverse((deadline, target, tries)));
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        SendResult::Sent
+    }
+
+    /// Reads what the sockets hold, up to [`READ_TURN`] packets; returns
+    /// how many were read.
+    fn read_all(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        for v6 in [false, true] {
+            for icmp in [false, true] {
+                while n < READ_TURN {
+                    let family = if v6 {
+                        self.sockets.v6.as_ref()
+                    } else {
+                        self.sockets.v4.as_ref()
+                    };
+                    let Some(family) = family else { break };
+                    let sock = if icmp { &family.icmp } else { &family.tcp };
+                    let (len, from) =
+                        match recvfrom::<SockaddrStorage>(sock.as_raw_fd(), &mut self.recv) {
+                            Ok(got) => got,
+                            Err(_) => break,
+                        };
+                    n += 1;
+                    // Only IPv6 needs the sender's address from here (an
+                    // IPv4 packet carries its header).
+                    let from = from
+                        .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+                        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+                    let recv = std::mem::take(&mut self.recv);
+                    let buf = &recv[..len];
+                    match (v6, icmp) {
+                        (false, _) => self.on_ipv4(buf, now),
+                        (true, false) => {
+                            if let Ok(tcp) = packet::parse_tcp(buf) {
+                                self.on_tcp(from, tcp, now);
+                            }
+                        }
+                        (true, true) => {
+                            if let Ok(Some(err)) = packet::parse_icmpv6_error(buf) {
+                                self.on_icmp(from, err, true, now);
+                            }
+                        }
+                    }
+                    self.recv = recv;
+                }
+            }
+        }
+        n
+    }
+
+    fn on_ipv4(&mut self, buf: &[u8], now: Instant) {
+        match packet::parse_ipv4_reply(buf) {
+            Ok(Ipv4Reply::Tcp { src, tcp, .. }) => self.on_tcp(IpAddr::V4(src), tcp, now),
+            Ok(Ipv4Reply::Icmp { from, error }) => {
+                self.on_icmp(IpAddr::V4(from), error, false, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tcp(&mut self, from: IpAddr, tcp: packet::TcpHeader, now: Instant) {
+        if tcp.dst_port != self.cookie.port {
+            return;
+        }
+        let (state, reason) = if tcp.has(flags::SYN | flags::ACK) {
+            (PortState::Open, Reason::SynAck)
+        } else if tcp.has(flags::RST) {
+            (PortState::Closed, Reason::Rst)
+        } else {
+            return;
+        };
+        let target = SocketAddr::new(from, tcp.src_port);
+        let Some(sent) = self.inflight.get(&target) else {
+            return;
+        };
+        if tcp.ack != self.cookie.seq(sent.local, target).wrapping_add(1) {
+            return;
+        }
+        self.answer(target, state, reason, Some(from), now);
+    }
+
+    fn on_icmp(&mut self, from: IpAddr, err: IcmpError, v6: bool, now: Instant) {
+        let q = err.quoted;
+        let unreachable = if v6 { err.kind == 1 } else { err.kind == 3 };
+        if !unreachable || q.protocol != PROTO_TCP || q.src_port != self.cookie.port {
+            return;
+        }
+        let target = SocketAddr::new(q.dst, q.dst_port);
+        let Some(sent) = self.inflight.get(&target) else {
+            return;
+        };
+        if q.seq != self.cookie.seq(sent.local, target) {
+            return;
+        }
+        let reason = if v6 {
+            reason_from_icmp6(err.kind, err.code)
+        } else {
+            reason_from_icmp4(err.kind, err.code)
+        };
+        self.answer(target, PortState::Filtered, reason, Some(from), now);
+    }
+
+    fn answer(
+        &mut self,
+        target: SocketAddr,
+        state: PortState,
+        reason: Reason,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) {
+        if let Some(sent) = self.inflight.remove(&target) {
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            let outcome = Outcome::Answer {
+                state,
+                reason,
+                rtt: now.saturating_duration_since(sent.at),
+                from,
+            };
+            self.done.push((sent.ticket, outcome));
+        }
+    }
+
+    /// Probes past their deadline went unanswered.
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, target, tries))) = self.deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self
+                .inflight
+                .get(&target)
+                .is_some_and(|s| s.ticket.work.tries == tries)
+                && let Some(sent) = self.inflight.remove(&target)
+            {
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                self.done.push((sent.ticket, Outcome::NoResponse));
+            }
+        }
+    }
+}
+
+impl Sockets {
+    /// Waits at most `wait` for any receiving socket to have something.
+    fn wait_readable(&self, wait: Duration) {
+        let fds: Vec<BorrowedFd<'_>> = [&self.v4, &self.v6]
+            .into_iter()
+            .flatten()
+            .flat_map(|f| [f.tcp.as_fd(), f.icmp.as_fd()])
+            .collect();
+        let mut polls: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        let ms = wait.as_millis().clamp(1, 1000) as u16;
+        let _ = poll(&mut polls, PollTimeout::from(ms));
+    }
+}
+
+/// A send that failed for a reason of routing: nothing was learnt about
+/// the port, and the engine reports it once per host.
+fn route_error(errno: i32) -> Outcome {
+    Outcome::Local(LocalError::Other(errno))
+}
