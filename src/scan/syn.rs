@@ -31,11 +31,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{SockaddrStorage, recvfrom};
-use socket2::SockAddr;
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage,
+    recvmmsg, sendmmsg,
+};
 use sockeye_proto::packet::{
     self, IPV4_HEADER, IcmpError, Ipv4Reply, PROTO_TCP, SYN_LEN, SynProbe, flags,
 };
+use std::io::{IoSlice, IoSliceMut};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{LocalError, Outcome, reason_from_icmp4, reason_from_icmp6};
@@ -49,6 +52,13 @@ use crate::target::TargetSet;
 const BATCH: usize = 256;
 /// Packets read from the sockets per turn, before sending more.
 const READ_TURN: usize = 1024;
+/// Probes sent per `sendmmsg` call.
+const SEND_BATCH: usize = 64;
+/// Datagrams read per `recvmmsg` call.
+const RECV_BATCH: usize = 64;
+/// Room for one received packet: headers and an ICMP error's quote fit
+/// with room to spare (a longer datagram is cut, and fails to parse).
+const RECV_SIZE: usize = 1536;
 /// The MSS option of the probe (nmap's, and what most SYNs carry).
 const PROBE_MSS: u16 = 1460;
 /// The probe's receive window (nmap's default).
@@ -171,8 +181,8 @@ pub async fn syn_scan(
             deadlines: BinaryHeap::new(),
             done: Vec::new(),
             events: Vec::new(),
-            packet: [0u8; IPV4_HEADER + SYN_LEN],
-            recv: vec![0u8; 2048],
+            queued: [Vec::new(), Vec::new()],
+            recv: vec![0u8; RECV_SIZE * RECV_BATCH],
             ip_id: rand::random(),
         };
         held.push(lane.port);
@@ -206,18 +216,26 @@ struct Prober {
     deadlines: BinaryHeap<Reverse<(Instant, SocketAddr, u8)>>,
     done: Vec<(Ticket, Outcome)>,
     events: Vec<Event>,
-    packet: [u8; IPV4_HEADER + SYN_LEN],
+    /// Probes written and not yet sent: IPv4, IPv6.
+    queued: [Vec<Queued>; 2],
     recv: Vec<u8>,
     ip_id: u16,
 }
 
-/// What a send attempt came to.
+/// What writing a probe came to.
 enum SendResult {
-    Sent,
-    /// Decided without the network (no route, a local firewall).
+    /// In its family's send queue.
+    Queued,
+    /// Decided without the network (no route).
     Done(Outcome),
-    /// The kernel is out of buffers: try this ticket again shortly.
-    Busy,
+}
+
+/// A probe written, waiting for its batch to be sent.
+struct Queued {
+    ticket: Ticket,
+    local: IpAddr,
+    len: usize,
+    bytes: [u8; IPV4_HEADER + SYN_LEN],
 }
 
 impl Prober {
@@ -257,14 +275,13 @@ impl Prober {
                         break;
                     }
                 };
-                match self.send(ticket, now) {
-                    SendResult::Sent => sent += 1,
+                match self.send(ticket) {
+                    SendResult::Queued => sent += 1,
                     SendResult::Done(outcome) => self.done.push((ticket, outcome)),
-                    SendResult::Busy => {
-                        tickets.push(ticket);
-                        backoff_until = Some(now + LOCAL_BACKOFF);
-                    }
                 }
+            }
+            if self.flush(Instant::now(), &mut tickets) {
+                backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
             }
             let read = self.read_all(Instant::now());
             self.expire(Instant::now());
@@ -308,21 +325,24 @@ impl Prober {
     }
 
     /// Writes one probe.
-    fn send(&mut self, ticket: Ticket, now: Instant) -> SendResult {
+    /// Writes one probe into the send queue of its family.
+    fn send(&mut self, ticket: Ticket) -> SendResult {
         let target = ticket.addr;
         let local = match self.sources.get(target.ip()) {
             Ok(a) => a,
             Err(errno) => return SendResult::Done(route_error(errno)),
         };
-        let family = match target {
-            SocketAddr::V4(_) => self.sockets.v4.as_ref(),
-            SocketAddr::V6(_) => self.sockets.v6.as_ref(),
+        let v6 = target.is_ipv6();
+        let open = if v6 {
+            self.sockets.v6.is_some()
+        } else {
+            self.sockets.v4.is_some()
         };
-        let Some(family) = family else {
+        if !open {
             return SendResult::Done(Outcome::Local(LocalError::Other(
                 Errno::EAFNOSUPPORT as i32,
             )));
-        };
+        }
         let probe = SynProbe {
             src_port: self.cookie.port,
             dst_port: target.port(),
@@ -330,11 +350,17 @@ impl Prober {
             window: PROBE_WINDOW,
             mss: PROBE_MSS,
         };
-        let bytes: &[u8] = match (local, target.ip()) {
+        let mut q = Queued {
+            ticket,
+            local,
+            len: 0,
+            bytes: [0; IPV4_HEADER + SYN_LEN],
+        };
+        q.len = match (local, target.ip()) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 self.ip_id = self.ip_id.wrapping_add(1);
                 packet::write_ipv4(
-                    &mut self.packet,
+                    &mut q.bytes,
                     src,
                     dst,
                     PROTO_TCP,
@@ -342,29 +368,84 @@ impl Prober {
                     self.ip_id,
                     SYN_LEN,
                 );
-                packet::write_syn(&mut self.packet[IPV4_HEADER..], local, target.ip(), &probe);
-                &self.packet[..IPV4_HEADER + SYN_LEN]
+                packet::write_syn(&mut q.bytes[IPV4_HEADER..], local, target.ip(), &probe);
+                IPV4_HEADER + SYN_LEN
             }
             _ => {
-                packet::write_syn(&mut self.packet, local, target.ip(), &probe);
-                &self.packet[..SYN_LEN]
+                packet::write_syn(&mut q.bytes, local, target.ip(), &probe);
+                SYN_LEN
             }
         };
-        let dest = SockAddr::from(SocketAddr::new(target.ip(), 0));
-        match family.sender().send_to(bytes, &dest) {
-            Ok(_) => {}
-            Err(err) => {
-                return match err.raw_os_error().map(Errno::from_raw) {
-                    Some(Errno::ENOBUFS | Errno::EAGAIN | Errno::ENOMEM) => SendResult::Busy,
-                    // This machine's own firewall dropped the packet: as
-                    // for a connect (whose SYN the same rule drops), nothing
-                    // answered, and the retries decide.
-                    Some(Errno::EPERM | Errno::EACCES) => SendResult::Done(Outcome::NoResponse),
-                    Some(e) => SendResult::Done(route_error(e as i32)),
-                    None => SendResult::Done(Outcome::Local(LocalError::Other(0))),
+        self.queued[usize::from(v6)].push(q);
+        SendResult::Queued
+    }
+
+    /// Sends the queued probes of both families, [`SEND_BATCH`] per system
+    /// call. Returns true when the kernel ran out of buffers: the probes not
+    /// sent go back to `tickets`.
+    fn flush(&mut self, now: Instant, tickets: &mut Vec<Ticket>) -> bool {
+        let mut busy = false;
+        for v6 in [false, true] {
+            let mut queue = std::mem::take(&mut self.queued[usize::from(v6)]);
+            let family = if v6 {
+                self.sockets.v6.as_ref()
+            } else {
+                self.sockets.v4.as_ref()
+            };
+            let Some(fd) = family.map(|f| f.sender().as_raw_fd()) else {
+                continue;
+            };
+            let mut at = 0;
+            while at < queue.len() {
+                let chunk = &queue[at..queue.len().min(at + SEND_BATCH)];
+                let sent = if v6 {
+                    send_batch(fd, chunk, |ip, port| {
+                        SockaddrIn6::from(std::net::SocketAddrV6::new(as_v6(ip), port, 0, 0))
+                    })
+                } else {
+                    send_batch(fd, chunk, |ip, port| {
+                        SockaddrIn::from(std::net::SocketAddrV4::new(as_v4(ip), port))
+                    })
                 };
+                match sent {
+                    Ok(0) => {
+                        busy = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        for q in &chunk[..n] {
+                            self.register(q.ticket, q.local, now);
+                        }
+                        at += n;
+                    }
+                    Err(Errno::ENOBUFS | Errno::EAGAIN | Errno::ENOMEM) => {
+                        busy = true;
+                        break;
+                    }
+                    Err(e) => {
+                        // The first of the chunk failed: this machine's own
+                        // firewall dropped it (EPERM: as for a connect, whose
+                        // SYN the same rule drops, nothing answered and the
+                        // retries decide), or there is no route.
+                        let outcome = match e {
+                            Errno::EPERM | Errno::EACCES => Outcome::NoResponse,
+                            e => route_error(e as i32),
+                        };
+                        self.done.push((chunk[0].ticket, outcome));
+                        at += 1;
+                    }
+                }
             }
+            tickets.extend(queue.drain(at..).rev().map(|q| q.ticket));
+            queue.clear();
+            self.queued[usize::from(v6)] = queue;
         }
+        busy
+    }
+
+    /// A probe is on the wire: wait for its answer until its deadline.
+    fn register(&mut self, ticket: Ticket, local: IpAddr, now: Instant) {
+        let target = ticket.addr;
         let tries = ticket.work.tries;
         let deadline = now + ticket.timeout;
         self.inflight.insert(
@@ -377,13 +458,13 @@ impl Prober {
         );
         self.deadlines.push(Reverse((deadline, target, tries)));
         self.shared.pending.fetch_add(1, Ordering::Relaxed);
-        SendResult::Sent
     }
 
-    /// Reads what the sockets hold, up to [`READ_TURN`] packets; returns
-    /// how many were read.
+    /// Reads what the sockets hold, up to about [`READ_TURN`] packets;
+    /// returns how many were read.
     fn read_all(&mut self, now: Instant) -> usize {
         let mut n = 0;
+        let mut got = Vec::with_capacity(RECV_BATCH);
         for v6 in [false, true] {
             for icmp in [false, true] {
                 while n < READ_TURN {
@@ -394,33 +475,29 @@ impl Prober {
                     };
                     let Some(family) = family else { break };
                     let sock = if icmp { &family.icmp } else { &family.tcp };
-                    let (len, from) =
-                        match recvfrom::<SockaddrStorage>(sock.as_raw_fd(), &mut self.recv) {
-                            Ok(got) => got,
-                            Err(_) => break,
-                        };
-                    n += 1;
-                    // Only IPv6 needs the sender's address from here (an
-                    // IPv4 packet carries its header).
-                    let from = from
-                        .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
-                        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-                    let recv = std::mem::take(&mut self.recv);
-                    let buf = &recv[..len];
-                    match (v6, icmp) {
-                        (false, _) => self.on_ipv4(buf, now),
-                        (true, false) => {
-                            if let Ok(tcp) = packet::parse_tcp(buf) {
-                                self.on_tcp(from, tcp, now);
+                    let mut recv = std::mem::take(&mut self.recv);
+                    recv_batch(sock.as_raw_fd(), &mut recv, &mut got);
+                    n += got.len();
+                    for (i, &(len, from)) in got.iter().enumerate() {
+                        let buf = &recv[i * RECV_SIZE..i * RECV_SIZE + len];
+                        match (v6, icmp) {
+                            (false, _) => self.on_ipv4(buf, now),
+                            (true, false) => {
+                                if let Ok(tcp) = packet::parse_tcp(buf) {
+                                    self.on_tcp(from, tcp, now);
+                                }
                             }
-                        }
-                        (true, true) => {
-                            if let Ok(Some(err)) = packet::parse_icmpv6_error(buf) {
-                                self.on_icmp(from, err, true, now);
+                            (true, true) => {
+                                if let Ok(Some(err)) = packet::parse_icmpv6_error(buf) {
+                                    self.on_icmp(from, err, true, now);
+                                }
                             }
                         }
                     }
                     self.recv = recv;
+                    if got.len() < RECV_BATCH {
+                        break;
+                    }
                 }
             }
         }
@@ -533,6 +610,77 @@ impl Sockets {
             .collect();
         let ms = wait.as_millis().clamp(1, 1000) as u16;
         let _ = poll(&mut polls, PollTimeout::from(ms));
+    }
+}
+
+/// Reads up to [`RECV_BATCH`] datagrams from `fd` without blocking, each
+/// into its [`RECV_SIZE`] slot of `bufs`; `got` receives (length, sender)
+/// of each (the sender matters for IPv6 only: an IPv4 packet carries its
+/// header). One `recvmmsg` call instead of one `recvfrom` per packet.
+fn recv_batch(fd: std::os::fd::RawFd, bufs: &mut [u8], got: &mut Vec<(usize, IpAddr)>) {
+    got.clear();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .chunks_mut(RECV_SIZE)
+        .take(RECV_BATCH)
+        .map(|b| [IoSliceMut::new(b)])
+        .collect();
+    let Ok(results) = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    ) else {
+        return;
+    };
+    for r in results {
+        let from = r
+            .address
+            .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        // A datagram longer than its slot is cut (MSG_TRUNC is not asked
+        // for, so `bytes` is what was copied).
+        got.push((r.bytes.min(RECV_SIZE), from));
+    }
+}
+
+/// Sends `chunk` (at most [`SEND_BATCH`] probes) with one `sendmmsg`;
+/// returns how many went out (the first that failed, if any, is the
+/// error of the next call, or of this one when it is the first).
+fn send_batch<S: SockaddrLike + Copy>(
+    fd: std::os::fd::RawFd,
+    chunk: &[Queued],
+    addr: impl Fn(IpAddr, u16) -> S,
+) -> Result<usize, Errno> {
+    let mut headers = MultiHeaders::<S>::preallocate(chunk.len(), None);
+    let iovs: Vec<[IoSlice<'_>; 1]> = chunk
+        .iter()
+        .map(|q| [IoSlice::new(&q.bytes[..q.len])])
+        .collect();
+    // Raw sockets want port 0 (the port is in the TCP header).
+    let addrs: Vec<Option<S>> = chunk
+        .iter()
+        .map(|q| Some(addr(q.ticket.addr.ip(), 0)))
+        .collect();
+    let cmsgs: [ControlMessage<'_>; 0] = [];
+    let results = sendmmsg(fd, &mut headers, &iovs, &addrs, cmsgs, MsgFlags::empty())?;
+    Ok(results.count())
+}
+
+fn as_v4(ip: IpAddr) -> std::net::Ipv4Addr {
+    match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => a
+            .to_ipv4_mapped()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+fn as_v6(ip: IpAddr) -> std::net::Ipv6Addr {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
     }
 }
 
