@@ -520,6 +520,11 @@ fn host_names_every_address_and_failures_reported() {
 /// result found so far and the summary, exit 130.
 #[test]
 fn ctrl_c_keeps_every_result() {
+    ctrl_c_keeps_every_result_of("-sT");
+}
+
+/// The Ctrl-C check for one scan type (`-sT`, `-sS`).
+pub(crate) fn ctrl_c_keeps_every_result_of(scan_type: &str) {
     if !require_lab() {
         return;
     }
@@ -541,7 +546,7 @@ fn ctrl_c_keeps_every_result() {
         bin(),
         &[
             "scan",
-            "-sT",
+            scan_type,
             "-p",
             "1-3000",
             "--initial-rtt-timeout",

@@ -1,15 +1,15 @@
 //! The SYN scan (`-sS`) across network namespaces each test creates (198.18.0.0/15 and
 //! fd00:5ec::/64 only): every port of a host, the verdicts of nftables (DROP, REJECT
 //! with a reset or an ICMP error, the scanner's own firewall) compared with the connect
-//! scan's on the same lab, IPv6, the default scan type as root, and the connect scan
-//! with a note when CAP_NET_RAW is gone.
+//! scan's on the same lab, IPv6, Ctrl-C, the default scan type as root, and the connect
+//! scan with a note when CAP_NET_RAW is gone.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::scan_lab::{FIREWALL, err_text, scan_in};
+use crate::scan_lab::{FIREWALL, ctrl_c_keeps_every_result_of, err_text, scan_in};
 use crate::support::netns::{Lab, TARGET_V4, TARGET_V6, require_lab, wait_output};
 use crate::util::{assert_valid_nmap_xml, bin, json_lines, port_states, summary};
 
@@ -155,6 +155,13 @@ table ip6 sockeye_test6 {
     tcp dport 26 reject with icmpv6 type port-unreachable
   }
 }";
+
+/// Ctrl-C stops sending, lets probes in flight finish briefly, and writes every result
+/// (the connect scan's test, with `-sS`).
+#[test]
+fn syn_ctrl_c_keeps_every_result() {
+    ctrl_c_keeps_every_result_of("-sS");
+}
 
 /// IPv6: a listener, a closed port, a dropped one and two refused by ICMPv6.
 #[test]
