@@ -112,7 +112,7 @@ const SCAN_AFTER: &str = "\
 Targets (nmap syntax): 198.18.0.2, fd00::2, lab.test, 198.18.0.0/24,
 198.18.0-3.1-254, 198.18.*.1; -iL FILE (- for stdin); --exclude a,b.
 Ports (nmap syntax): 22,80,1000-2000, -p- for all, ssh, http*, T:22,U:53.
-nmap's spellings work too: -sT, -sL, -iL, -Pn, -n, -oX/-oG/-oJ FILE, -T0..-T5,
+nmap's spellings work too: -sS, -sT, -sL, -iL, -Pn, -n, -oX/-oG/-oJ FILE, -T0..-T5,
 --max-retries, --max-rate, --min-rtt-timeout.
 
 Examples:
@@ -123,8 +123,11 @@ Examples:
   sockeye scan --shard 1/3 --seed 42 -p- 198.18.0.0/24   (run 0/3, 1/3, 2/3 anywhere)
   sockeye scan -sL 198.18.0-3.1-254 | wc -l
 
-States: open (syn-ack), closed (conn-refused), filtered (no-response,
-host-unreach, net-unreach, admin-prohibited). By default the table counts the
+As root (or with CAP_NET_RAW) the scan is a SYN scan on raw sockets (-sS);
+otherwise, or with -sT, a connect scan.
+
+States: open (syn-ack), closed (reset; conn-refused under -sT), filtered
+(no-response, host-unreach, net-unreach, admin-prohibited). By default the table counts the
 most common closed or filtered state (and any with more than 25 ports) and
 lists the other ports; --all-states shows every port. A host gets a block only
 when it answered itself; the others are counted in one line.
