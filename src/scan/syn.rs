@@ -23,7 +23,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,7 @@ pub async fn syn_scan(
     let handle = tokio::runtime::Handle::current();
     let mut tasks = tokio::task::JoinSet::new();
     let mut held = Vec::new();
+    let sources = Arc::new(Mutex::new(SourceAddrs::default()));
     for lane in setup.lanes.into_iter().take(n) {
         let mut prober = Prober {
             shared: Arc::clone(&shared),
@@ -176,7 +177,7 @@ pub async fn syn_scan(
                 key: std::collections::hash_map::RandomState::new(),
                 port: lane.port.port,
             },
-            sources: SourceAddrs::default(),
+            sources: Arc::clone(&sources),
             inflight: HashMap::new(),
             deadlines: BinaryHeap::new(),
             done: Vec::new(),
@@ -208,7 +209,9 @@ struct Prober {
     shared: Arc<Shared>,
     sockets: Sockets,
     cookie: Cookie,
-    sources: SourceAddrs,
+    /// Source addresses by destination, shared by the lanes (each host is
+    /// looked up once, not once per lane).
+    sources: Arc<Mutex<SourceAddrs>>,
     /// Probes awaiting an answer, by target address and port.
     inflight: HashMap<SocketAddr, Sent>,
     /// (deadline, target, tries at sending): a probe whose entry still has
@@ -328,7 +331,12 @@ impl Prober {
     /// Writes one probe into the send queue of its family.
     fn send(&mut self, ticket: Ticket) -> SendResult {
         let target = ticket.addr;
-        let local = match self.sources.get(target.ip()) {
+        let looked_up = self
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(target.ip());
+        let local = match looked_up {
             Ok(a) => a,
             Err(errno) => return SendResult::Done(route_error(errno)),
         };
