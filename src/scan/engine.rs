@@ -400,27 +400,32 @@ impl Shared {
         }
     }
 
-    /// The next probe to send, if the rate cap allows one now (else when it
-    /// will, as `Err`): from `tickets`, refilled from the scheduler with at
-    /// most `room` probes (one at a time under a rate cap, so that none
-    /// waits for its turn with a stale timeout). `Ok(None)`: no work now.
+    /// The next probe to send, if the rate cap allows one now (else None,
+    /// and `rate_wait` says when it will): from `tickets`, refilled from the
+    /// scheduler with at most `room` probes (one at a time under a rate cap,
+    /// so that none waits for its turn with a stale timeout). None as well
+    /// when there is no work now.
     pub(super) fn next_ticket(
         &self,
         limiter: Option<&mut RateLimiter>,
         now: Instant,
         room: usize,
         tickets: &mut Vec<Ticket>,
-    ) -> Result<Option<Ticket>, Instant> {
+        rate_wait: &mut Option<Instant>,
+    ) -> Option<Ticket> {
         let capped = limiter.is_some();
-        if let Some(l) = limiter {
-            l.try_take(now)?;
+        if let Some(l) = limiter
+            && let Err(at) = l.try_take(now)
+        {
+            *rate_wait = Some(at);
+            return None;
         }
         if tickets.is_empty() {
             let want = if capped { 1 } else { BATCH.min(room) };
             self.take(want, tickets);
             tickets.reverse();
         }
-        Ok(tickets.pop())
+        tickets.pop()
     }
 
     /// True when every pair is decided.
@@ -743,18 +748,11 @@ async fn worker(shared: Arc<Shared>, workers: usize) {
                 backoff_until = None;
             }
             while started < TURN && backoff_until.is_none() && inflight.len() < window {
-                let ticket = match shared.next_ticket(
-                    limiter.as_mut(),
-                    now,
-                    window - inflight.len(),
-                    &mut tickets,
-                ) {
-                    Ok(Some(t)) => t,
-                    Ok(None) => break,
-                    Err(at) => {
-                        rate_wait = Some(at);
-                        break;
-                    }
+                let room = window - inflight.len();
+                let Some(ticket) =
+                    shared.next_ticket(limiter.as_mut(), now, room, &mut tickets, &mut rate_wait)
+                else {
+                    break;
                 };
                 started += 1;
                 match pool.start(ticket.addr) {

@@ -23,8 +23,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -243,6 +243,7 @@ struct Queued {
 
 impl Prober {
     fn run(&mut self, rt: &tokio::runtime::Handle, window: usize, rate: Option<f64>) {
+        let shared = Arc::clone(&self.shared);
         let mut limiter = rate.map(RateLimiter::new);
         let mut tickets: Vec<Ticket> = Vec::with_capacity(BATCH);
         let mut grace_end: Option<Instant> = None;
@@ -265,18 +266,11 @@ impl Prober {
                 && self.inflight.len() < window
                 && sent < BATCH
             {
-                let ticket = match self.shared.next_ticket(
-                    limiter.as_mut(),
-                    now,
-                    window - self.inflight.len(),
-                    &mut tickets,
-                ) {
-                    Ok(Some(t)) => t,
-                    Ok(None) => break,
-                    Err(at) => {
-                        rate_wait = Some(at);
-                        break;
-                    }
+                let room = window - self.inflight.len();
+                let Some(ticket) =
+                    shared.next_ticket(limiter.as_mut(), now, room, &mut tickets, &mut rate_wait)
+                else {
+                    break;
                 };
                 match self.send(ticket) {
                     SendResult::Queued => sent += 1,
@@ -696,4 +690,39 @@ fn as_v6(ip: IpAddr) -> std::net::Ipv6Addr {
 /// the port, and the engine reports it once per host.
 fn route_error(errno: i32) -> Outcome {
     Outcome::Local(LocalError::Other(errno))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_depends_on_every_part_of_the_four_tuple_and_the_key() {
+        let key = std::collections::hash_map::RandomState::new();
+        let cookie = Cookie { key, port: 40000 };
+        let local: IpAddr = "198.18.0.1".parse().unwrap();
+        let target: SocketAddr = "198.18.0.2:80".parse().unwrap();
+        let seq = cookie.seq(local, target);
+        assert_eq!(seq, cookie.seq(local, target), "stable within a scan");
+        let others = [
+            cookie.seq("198.18.0.3".parse().unwrap(), target),
+            cookie.seq(local, "198.18.0.4:80".parse().unwrap()),
+            cookie.seq(local, "198.18.0.2:81".parse().unwrap()),
+            Cookie {
+                key: cookie.key.clone(),
+                port: 40001,
+            }
+            .seq(local, target),
+            Cookie {
+                key: std::collections::hash_map::RandomState::new(),
+                port: 40000,
+            }
+            .seq(local, target),
+        ];
+        // Each differs from the probe's (a 32-bit collision is a 1-in-4-billion event
+        // per comparison: the test would need to be astonishingly unlucky).
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(*other, seq, "variant {i}");
+        }
+    }
 }
