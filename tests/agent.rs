@@ -10,6 +10,19 @@ use sockeye::agent::wire::{Action, Event, FlowProto, Outcome, SenderSaw};
 
 use crate::support::netns::{Lab, SCANNER_V4, TARGET_V4, require_lab};
 
+/// A lab whose target namespace filters its input with `rules`.
+fn firewalled(rules: &[&str]) -> Lab {
+    let lab = Lab::new();
+    lab.nft(
+        lab.target_ns(),
+        &format!(
+            "table inet fw {{ chain input {{ type filter hook input priority 0; policy accept;\n{}\n}}\n}}",
+            rules.join("\n")
+        ),
+    );
+    lab
+}
+
 fn spec(name: &str, via: Via) -> AgentSpec {
     let mut s = AgentSpec::new(name, via);
     s.program = Some(crate::util::bin().into());
@@ -88,17 +101,12 @@ fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
     if !require_lab() {
         return;
     }
-    let lab = Lab::new();
-    lab.nft(
-        lab.target_ns(),
-        "table inet fw { chain input { type filter hook input priority 0; policy accept;
-            tcp dport 23 drop
-            udp dport 54 drop
-            tcp dport 25 reject with tcp reset
-            tcp dport 3306 reject with icmpx admin-prohibited
-        }
-        }",
-    );
+    let lab = firewalled(&[
+        "tcp dport 23 drop",
+        "udp dport 54 drop",
+        "tcp dport 25 reject with tcp reset",
+        "tcp dport 3306 reject with icmpx admin-prohibited",
+    ]);
     runtime().block_on(async {
         let mut a = spec("a", Via::Netns(lab.scanner_ns().into()));
         a.allow_targets = Some("198.18.0.0/15".into());
@@ -195,4 +203,122 @@ fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
         a.close().await;
         b.close().await;
     });
+}
+
+/// A plan with two agents and flow checks, run by `sockeye exercise run`:
+/// each verdict, what the sender saw and the source seen follow the
+/// target's firewall (allow TCP 22 and UDP 53, drop TCP 23, reset TCP 25,
+/// admin-prohibited TCP 3306); a listener that cannot work makes the flow
+/// inconclusive, never blocked; a wrong expectation fails the run.
+#[test]
+fn a_plan_of_flows_gets_the_firewall_verdicts() {
+    if !require_lab() {
+        return;
+    }
+    // On the way in from the link only (as a firewall in the path), so that
+    // b's control flow to itself is not filtered; port 24 is closed to b's
+    // own traffic too.
+    let lab = firewalled(&[
+        "iifname != \"lo\" tcp dport 23 drop",
+        "iifname != \"lo\" tcp dport 25 reject with tcp reset",
+        "iifname != \"lo\" tcp dport 3306 reject with icmpx admin-prohibited",
+        "tcp dport 24 drop",
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = format!(
+        "agents:
+  a: {{via: \"netns:{a}\", allow_targets: \"198.18.0.0/15\"}}
+  b: {{via: \"netns:{b}\", allow_listen: \"22-25,53,3306\"}}
+defaults: {{timeout: 1500ms}}
+checks:
+  - name: ssh from a to b
+    flow: {{from: a, to: b, port: 22}}
+    expect: allowed
+  - name: dns from a to b
+    flow: {{from: a, to: b, port: 53, proto: udp}}
+    expect: allowed
+  - name: telnet dropped
+    flow: {{from: a, to: b, port: 23}}
+    expect: blocked
+  - name: smtp reset
+    flow: {{from: a, to: b, port: 25}}
+    expect: blocked
+  - name: mysql prohibited
+    flow: {{from: a, to: b, port: 3306}}
+    expect: blocked
+  - name: dropped even for b itself
+    flow: {{from: a, to: b, port: 24}}
+    expect: {{verdict: inconclusive}}
+  - name: b may not listen on 80
+    flow: {{from: a, to: b, port: 80}}
+    expect: blocked
+",
+        a = lab.scanner_ns(),
+        b = lab.target_ns()
+    );
+    let path = dir.path().join("flows.yaml");
+    std::fs::write(&path, plan).expect("write plan");
+    let out = std::process::Command::new(crate::util::bin())
+        .args([
+            "exercise",
+            "run",
+            path.to_str().expect("utf-8"),
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let records = crate::util::json_lines(&text);
+    let by_name = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .clone()
+    };
+    for (name, verdict, saw) in [
+        ("ssh from a to b", "allowed", "connected"),
+        ("dns from a to b", "allowed", "reply"),
+        ("telnet dropped", "blocked", "timeout"),
+        ("smtp reset", "blocked", "reset"),
+        ("mysql prohibited", "blocked", "icmp-admin-prohibited"),
+        ("dropped even for b itself", "inconclusive", "timeout"),
+    ] {
+        let r = by_name(name);
+        assert_eq!(r["passed"], true, "{name}: {r}");
+        assert_eq!(r["flow"]["verdict"], verdict, "{name}: {r}");
+        assert_eq!(r["flow"]["sender_saw"], saw, "{name}: {r}");
+        if verdict == "allowed" {
+            assert_eq!(r["flow"]["source_seen"], SCANNER_V4, "{name}: {r}");
+            assert_eq!(
+                r["flow"]["arrived_at"],
+                format!("b:{}", r["flow"]["port"]),
+                "{name}: {r}"
+            );
+            assert_eq!(r["flow"]["nat"], false, "{name}: {r}");
+        } else {
+            assert!(r["flow"]["arrived_at"].is_null(), "{name}: {r}");
+            let evidence = r["flow"]["evidence"].to_string();
+            assert!(
+                evidence.contains("control flow from b itself"),
+                "{name}: {r}"
+            );
+        }
+    }
+    // Outside b's --allow-listen: an error naming the limit, never "blocked".
+    let r = by_name("b may not listen on 80");
+    assert_eq!(r["passed"], false, "{r}");
+    assert!(
+        r["result"]
+            .as_str()
+            .is_some_and(|t| t.contains("port 80 is outside this agent's --allow-listen")),
+        "{r}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -168,6 +168,21 @@ fn check_plan(args: CheckArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Says bye to every agent, once the checks are done.
+fn close_agents(agents: Arc<crate::exercise::flow::Agents>, runtime: &super::run::Runtime) {
+    runtime.block_on(async {
+        let links: Vec<_> = match Arc::try_unwrap(agents) {
+            Ok(map) => map.into_values().collect(),
+            Err(_) => return,
+        };
+        for link in links {
+            if let Ok(link) = Arc::try_unwrap(link) {
+                link.close().await;
+            }
+        }
+    });
+}
+
 /// Verdicts waiting for the collector at most.
 const VERDICT_QUEUE: usize = 256;
 
@@ -184,7 +199,8 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     // Each check holds one socket (or a pty): stay inside the file limit.
     let limit = crate::sys::nofile_limit() as usize;
     plan.concurrency = plan.concurrency.min(limit.saturating_sub(64).max(1));
-    let ctx = Context::for_plan(&plan).map_err(|e| UsageError::new(format!("bad plan: {e}")))?;
+    let mut ctx =
+        Context::for_plan(&plan).map_err(|e| UsageError::new(format!("bad plan: {e}")))?;
     // Open output files before anything runs: a bad path is found first.
     let mut files = Vec::new();
     for o in &outputs {
@@ -201,6 +217,14 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let plan = Arc::new(plan);
     let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
     let cancel = tokio_util::sync::CancellationToken::new();
+    // Every agent is reached (and shakes hands) before any check runs.
+    if !plan.agents.is_empty() {
+        let agents = runtime
+            .block_on(crate::exercise::flow::start(&plan.agents))
+            .map_err(anyhow::Error::msg)?;
+        ctx.agents = Arc::new(agents);
+    }
+    let agents = Arc::clone(&ctx.agents);
     runtime.block_on(async {
         super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
         let (emit, mut verdicts) = Emit::channel(VERDICT_QUEUE);
@@ -213,6 +237,8 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
         };
         tokio::join!(checks, collect);
     });
+    // Each agent is told bye and exits (a dropped link would kill it).
+    close_agents(agents, &runtime);
     results.sort_by_key(|r| r.index);
     let summary = PlanSummary::new(&name, &results, started.elapsed());
     for (format, file) in &mut files {

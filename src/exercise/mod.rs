@@ -1,5 +1,5 @@
 //! `sockeye exercise run PLAN`: test plans whose checks (connect, probe,
-//! talk, calc, mail, and matrices of them) each carry an expectation; a check
+//! talk, calc, mail, flow, and matrices of them) each carry an expectation; a check
 //! passes when reality matched the expectation ("a bad password must be
 //! refused" passes when the login fails).
 //!
@@ -10,9 +10,10 @@
 //! - [`crate::report::check`] holds the verdicts, and [`crate::report::plan`]
 //!   their printers: table, JSON Lines, JUnit XML, TAP.
 //!
-//! Everything runs here, on this machine, with nothing else to start; the
-//! distributed issue adds remote vantage points to the same format.
+//! Checks run on this machine; flow checks run between the plan's agents
+//! ([`flow`], reached through [`crate::agent::link`]).
 
+pub mod flow;
 pub mod plan;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct Context {
     pub probe: Arc<ProbeConfig>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The plan's agents, connected (none for a plan without agents).
+    pub agents: Arc<flow::Agents>,
 }
 
 impl Context {
@@ -63,6 +66,7 @@ impl Context {
             }),
             connect_timeout: plan.connect_timeout,
             timeout: plan.timeout,
+            agents: Arc::new(flow::Agents::new()),
         })
     }
 }
@@ -157,6 +161,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
         talk: None,
         service: None,
         mail: None,
+        flow: None,
     };
     match &check.kind {
         CheckKind::Connect { host, port } => {
@@ -273,6 +278,28 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
                 }
             }
         }
+        CheckKind::Flow(f) => match flow::run(f, check.index, &ctx.agents, ctx.timeout).await {
+            Err(e) => {
+                r.actual = "error".into();
+                r.result = format!("Fail {e}");
+            }
+            Ok(found) => {
+                let want = check.expect.verdict.unwrap_or(plan::FlowVerdict::Allowed);
+                r.actual = found.verdict.to_string();
+                r.passed = found.verdict == want.word();
+                r.result = if r.passed {
+                    "Success".into()
+                } else {
+                    format!(
+                        "Fail expected {}, got {} (sender saw {})",
+                        want.word(),
+                        found.verdict,
+                        found.sender_saw
+                    )
+                };
+                r.flow = Some(found);
+            }
+        },
         CheckKind::Mail { host, port, mail } => {
             let (found, reached) = run_mail(host, *port, mail, ctx).await;
             let e = &check.expect;
@@ -448,6 +475,9 @@ pub fn describe_expect(e: &ExpectSpec) -> String {
     }
     if let Some(v) = e.result {
         parts.push(format!("result {v}"));
+    }
+    if let Some(v) = e.verdict {
+        parts.push(v.word().to_string());
     }
     parts.join(", ")
 }

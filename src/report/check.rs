@@ -37,6 +37,41 @@ pub struct CheckResult<Talk> {
     /// A mail check's session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailResult>,
+    /// A flow check's findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowRecord>,
+}
+
+/// What a flow check found: where the nonce went and what the sender saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowRecord {
+    /// The sending agent.
+    pub from: String,
+    /// The destination as the plan names it (`b:22`, `198.18.2.2:80`).
+    pub to: String,
+    /// The address and port the sender sent to.
+    pub address: String,
+    pub proto: &'static str,
+    pub port: u16,
+    /// `allowed`, `blocked` or `inconclusive`.
+    pub verdict: &'static str,
+    /// What the sender saw: `connected`, `reply`, `timeout`, `reset`, `icmp-...`.
+    pub sender_saw: String,
+    /// `AGENT:PORT` where the nonce arrived, or null.
+    pub arrived_at: Option<String>,
+    /// The source address the listener saw.
+    pub source_seen: Option<String>,
+    /// The source seen differs from the address the sender sent from.
+    pub nat: bool,
+    /// The nonce arrived at another agent than the destination.
+    pub redirect: bool,
+    /// No agent listened: only the sender's view.
+    pub unconfirmed: bool,
+    /// `firewall`, `destination` or `unknown`.
+    pub blocked_by: &'static str,
+    /// How the verdict was reached, step by step (the control flow's path
+    /// named, so nobody mistakes it for the tested one).
+    pub evidence: Vec<String>,
 }
 
 /// What a mail check's SMTP session did.

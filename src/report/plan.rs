@@ -312,6 +312,7 @@ mod tests {
             talk: None,
             service: None,
             mail: None,
+            flow: None,
         }
     }
 

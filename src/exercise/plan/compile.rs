@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::expect::{expect_from_word, settle};
 use super::spec::{AddressList, CheckSpec, MailSpec, PlanSpec, Scalar, TalkSpec, TlsWord};
-use super::{Check, CheckKind, MailCheck, Plan};
+use super::{Check, CheckKind, FlowCheck, FlowTo, MailCheck, Plan};
 use crate::probe::Service;
 use crate::talk::Endpoint;
 use crate::talk::script::{
@@ -100,6 +100,7 @@ impl Compiler<'_> {
             .defaults
             .connect_timeout
             .map_or(Duration::from_secs(3), |t| t.0);
+        let agents = self.agents(&spec.agents)?;
         let mut checks: Vec<Check> = Vec::new();
         // Names (of a check, or of a matrix) -> the indices they cover.
         let mut names: HashMap<String, Vec<usize>> = HashMap::new();
@@ -138,7 +139,7 @@ impl Compiler<'_> {
                 } else {
                     name
                 };
-                let kind = self.kind(c, &vars, conversation.as_ref())?;
+                let kind = self.kind(c, &vars, conversation.as_ref(), &spec.agents)?;
                 let expect = row_expect
                     .or_else(|| c.expect.clone().map(|e| e.0))
                     .unwrap_or_default();
@@ -197,8 +198,124 @@ impl Compiler<'_> {
             connect_timeout,
             timeout,
             ca_files,
+            agents,
             checks,
         })
+    }
+
+    /// The plan's agents, each reachable by a known transport.
+    fn agents(
+        &self,
+        entries: &BTreeMap<String, super::spec::AgentEntry>,
+    ) -> Result<Vec<crate::agent::link::AgentSpec>, SourceError> {
+        entries
+            .iter()
+            .map(|(name, e)| {
+                let bad = |why: String| {
+                    SourceError::new(self.file, 0, 0, format!("agents.{name}: {why}"))
+                };
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+                {
+                    return Err(bad("an agent's name is letters, digits, '-' or '_'".into()));
+                }
+                let via = e.via.parse().map_err(bad)?;
+                let mut spec = crate::agent::link::AgentSpec::new(name.clone(), via);
+                spec.allow_listen.clone_from(&e.allow_listen);
+                spec.allow_targets.clone_from(&e.allow_targets);
+                spec.max_rate = e.max_rate;
+                Ok(spec)
+            })
+            .collect()
+    }
+
+    /// A flow check: agents known, the port given once, the transport named.
+    fn flow(
+        &self,
+        at: &Spanned<String>,
+        f: &super::spec::FlowSpec,
+        vars: &Vars,
+        agents: &BTreeMap<String, super::spec::AgentEntry>,
+    ) -> Result<CheckKind, SourceError> {
+        use crate::agent::wire::FlowProto;
+        let fail = |why: String| self.at(at, format!("check {:?}: flow: {why}", at.value));
+        let agent = |text: &str| -> Result<String, SourceError> {
+            let name = self.render(at, text, vars)?;
+            if agents.contains_key(&name) {
+                Ok(name)
+            } else {
+                Err(fail(format!(
+                    "no agent named {name:?} (agents: {})",
+                    agents.keys().cloned().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        let from = agent(&f.from)?;
+        let proto = match f
+            .proto
+            .as_deref()
+            .map(|p| self.render(at, p, vars))
+            .transpose()?
+            .as_deref()
+        {
+            None | Some("tcp") => FlowProto::Tcp,
+            Some("udp") => FlowProto::Udp,
+            Some(other) => return Err(fail(format!("proto {other:?}: expected tcp or udp"))),
+        };
+        let port = match &f.port {
+            None => None,
+            Some(p) => {
+                let text = self.render(at, &p.0, vars)?;
+                Some(
+                    text.parse::<u16>()
+                        .ok()
+                        .filter(|&p| p > 0)
+                        .ok_or_else(|| fail(format!("port {text:?}: expected 1-65535")))?,
+                )
+            }
+        };
+        let to_text = self.render(at, &f.to, vars)?;
+        let (to, port) = if agents.contains_key(&to_text) {
+            let port =
+                port.ok_or_else(|| fail(format!("to {to_text:?} is an agent: give the port")))?;
+            (FlowTo::Agent(to_text), port)
+        } else {
+            let (host, p) = crate::target::endpoint::parse_host_port(&to_text).map_err(|_| {
+                fail(format!(
+                    "to {to_text:?}: expected an agent's name or ADDRESS:PORT"
+                ))
+            })?;
+            let ip = host
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| fail(format!("to {to_text:?}: an address, not a name")))?;
+            if port.is_some_and(|q| q != p) {
+                return Err(fail(format!(
+                    "to {to_text:?} has a port: port contradicts it"
+                )));
+            }
+            (FlowTo::Address(ip), p)
+        };
+        let listen_on = f
+            .listen_on
+            .iter()
+            .map(|l| {
+                let l = self.render(at, l, vars)?;
+                let (name, p) = l
+                    .rsplit_once(':')
+                    .and_then(|(n, p)| Some((n, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
+                    .ok_or_else(|| fail(format!("listen_on {l:?}: expected AGENT:PORT")))?;
+                Ok((agent(name)?, p))
+            })
+            .collect::<Result<Vec<_>, SourceError>>()?;
+        Ok(CheckKind::Flow(Arc::new(FlowCheck {
+            from,
+            to,
+            port,
+            proto,
+            listen_on,
+        })))
     }
 
     /// Renders a template field, naming the check on an unknown variable.
@@ -238,6 +355,7 @@ impl Compiler<'_> {
         c: &CheckSpec,
         vars: &Vars,
         conversation: Option<&Arc<Conversation>>,
+        agents: &BTreeMap<String, super::spec::AgentEntry>,
     ) -> Result<CheckKind, SourceError> {
         let at = &c.name;
         let count = [
@@ -246,6 +364,7 @@ impl Compiler<'_> {
             c.talk.is_some(),
             c.calc.is_some(),
             c.mail.is_some(),
+            c.flow.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -254,7 +373,7 @@ impl Compiler<'_> {
             return Err(self.at(
                 at,
                 format!(
-                    "check {:?}: expected exactly one of connect, probe, talk, calc, mail (found {count})",
+                    "check {:?}: expected exactly one of connect, probe, talk, calc, mail, flow (found {count})",
                     at.value
                 ),
             ));
@@ -315,6 +434,9 @@ impl Compiler<'_> {
         }
         if let Some(m) = &c.mail {
             return self.mail(at, m, vars);
+        }
+        if let Some(f) = &c.flow {
+            return self.flow(at, f, vars, agents);
         }
         let Some(t) = &c.talk else {
             return Err(self.at(at, "no check kind"));

@@ -31,6 +31,31 @@ pub struct ExpectSpec {
     pub cert_days_left: Option<i64>,
     /// calc: the answer.
     pub result: Option<i64>,
+    /// flow: the firewall's verdict.
+    pub verdict: Option<FlowVerdict>,
+}
+
+/// A flow's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowVerdict {
+    /// The nonce arrived.
+    Allowed,
+    /// It arrived nowhere, and a control flow proved the listener reachable.
+    Blocked,
+    /// Neither could be shown (the listener was not reachable even from
+    /// its own host, or no agent listened).
+    Inconclusive,
+}
+
+impl FlowVerdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            FlowVerdict::Allowed => "allowed",
+            FlowVerdict::Blocked => "blocked",
+            FlowVerdict::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 /// connect's verdicts.
@@ -61,8 +86,9 @@ impl<'de> Deserialize<'de> for ExpectField {
             type Value = ExpectField;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "open, closed, filtered, success, fail, or a map (state, outcome, fail_at, \
-                     service, starttls, tls, verified, cert_days_left, result)",
+                    "open, closed, filtered, success, fail, allowed, blocked, or a map (state, \
+                     outcome, fail_at, service, starttls, tls, verified, cert_days_left, result, \
+                     verdict)",
                 )
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ExpectField, E> {
@@ -89,9 +115,11 @@ pub(super) fn expect_from_word(word: &str) -> Result<ExpectSpec, String> {
         "filtered" => e.state = Some(PortWord::Filtered),
         "success" | "pass" | "ok" => e.outcome = Some(Outcome::Success),
         "fail" | "failure" => e.outcome = Some(Outcome::Fail),
+        "allowed" => e.verdict = Some(FlowVerdict::Allowed),
+        "blocked" => e.verdict = Some(FlowVerdict::Blocked),
         other => {
             return Err(format!(
-                "expect {other:?}: expected open, closed, filtered, success or fail"
+                "expect {other:?}: expected open, closed, filtered, success, fail, allowed or blocked"
             ));
         }
     }
@@ -100,7 +128,7 @@ pub(super) fn expect_from_word(word: &str) -> Result<ExpectSpec, String> {
 
 /// The `expect` fields each kind of check can test; setting any other is
 /// refused when the plan is read.
-const ALLOWED: [(&str, &[&str]); 5] = [
+const ALLOWED: [(&str, &[&str]); 6] = [
     ("connect", &["state"]),
     (
         "probe",
@@ -116,12 +144,13 @@ const ALLOWED: [(&str, &[&str]); 5] = [
     ("talk", &["outcome", "fail_at"]),
     ("calc", &["outcome", "result"]),
     ("mail", &["outcome", "fail_at"]),
+    ("flow", &["verdict"]),
 ];
 
 impl ExpectSpec {
     /// Each field and whether it is set, in the order a refusal names the
     /// first one a kind cannot test.
-    fn fields_set(&self) -> [(&'static str, bool); 9] {
+    fn fields_set(&self) -> [(&'static str, bool); 10] {
         [
             ("state", self.state.is_some()),
             ("outcome", self.outcome.is_some()),
@@ -132,6 +161,7 @@ impl ExpectSpec {
             ("cert_days_left", self.cert_days_left.is_some()),
             ("result", self.result.is_some()),
             ("fail_at", self.fail_at.is_some()),
+            ("verdict", self.verdict.is_some()),
         ]
     }
 }
@@ -201,6 +231,9 @@ pub(super) fn settle(kind: &CheckKind, mut e: ExpectSpec) -> Result<ExpectSpec, 
         CheckKind::Connect { .. } => {
             e.state.get_or_insert(PortWord::Open);
         }
+        CheckKind::Flow(_) => {
+            e.verdict.get_or_insert(FlowVerdict::Allowed);
+        }
         _ => {
             e.outcome.get_or_insert(Outcome::Success);
         }
@@ -228,27 +261,32 @@ mod tests {
             (
                 "connect",
                 "connect: h:1",
-                refuses(&["outcome", "result", "fail_at"], true),
+                refuses(&["outcome", "result", "fail_at", "verdict"], true),
             ),
             (
                 "probe",
                 "probe: {target: h:1}",
-                refuses(&["state", "result", "fail_at"], false),
+                refuses(&["state", "result", "fail_at", "verdict"], false),
             ),
             (
                 "talk",
                 "talk: {target: h:1, steps: [{name: s, expect: x}]}",
-                refuses(&["state", "result"], true),
+                refuses(&["state", "result", "verdict"], true),
             ),
             (
                 "calc",
                 "calc: {server: h:1, op: SUM}",
-                refuses(&["state", "fail_at"], true),
+                refuses(&["state", "fail_at", "verdict"], true),
             ),
             (
                 "mail",
                 "mail: {server: h:1, to: a@b}",
-                refuses(&["state", "result"], true),
+                refuses(&["state", "result", "verdict"], true),
+            ),
+            (
+                "flow",
+                "flow: {from: a, to: b, port: 22}",
+                refuses(&["state", "outcome", "result", "fail_at"], true),
             ),
         ];
         let fields = [
@@ -261,11 +299,13 @@ mod tests {
             ("cert_days_left", "3"),
             ("result", "3"),
             ("fail_at", "connect"),
+            ("verdict", "blocked"),
         ];
         for (kind, body, refused) in kinds {
             for (field, value) in fields {
-                let text =
-                    format!("checks:\n  - name: a\n    {body}\n    expect: {{{field}: {value}}}\n");
+                let text = format!(
+                    "agents:\n  a: {{via: local}}\n  b: {{via: local}}\nchecks:\n  - name: a\n    {body}\n    expect: {{{field}: {value}}}\n"
+                );
                 let got = super::super::compile_text(
                     "plan.yaml",
                     &text,

@@ -22,7 +22,7 @@ use crate::talk::Endpoint;
 use crate::talk::script::{Conversation, Vars};
 
 pub use compile::{DEFAULT_CONCURRENCY, MAX_CHECKS, compile_text, load};
-pub use expect::{ExpectSpec, Outcome, PortWord};
+pub use expect::{ExpectSpec, FlowVerdict, Outcome, PortWord};
 
 /// What a check does.
 #[derive(Debug, Clone)]
@@ -54,6 +54,29 @@ pub enum CheckKind {
         port: u16,
         mail: Arc<MailCheck>,
     },
+    /// A flow from agent `from`: to agent `to`'s address and `port`, or to
+    /// an address; the nonce may arrive at `to` or at `listen_on`.
+    Flow(Arc<FlowCheck>),
+}
+
+/// A flow check, its agents named and known to the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowCheck {
+    pub from: String,
+    pub to: FlowTo,
+    pub port: u16,
+    pub proto: crate::agent::wire::FlowProto,
+    /// Other agents (and their ports) where the flow may arrive.
+    pub listen_on: Vec<(String, u16)>,
+}
+
+/// Where a flow goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowTo {
+    /// An agent: its address, learned from it; it listens on the port.
+    Agent(String),
+    /// An address nobody listens on for us, unless `listen_on` says so.
+    Address(std::net::IpAddr),
 }
 
 /// A mail check's session, validated (addresses, names, secrets).
@@ -75,6 +98,7 @@ impl CheckKind {
             CheckKind::Talk { .. } => "talk",
             CheckKind::Calc { .. } => "calc",
             CheckKind::Mail { .. } => "mail",
+            CheckKind::Flow(_) => "flow",
         }
     }
 
@@ -86,6 +110,15 @@ impl CheckKind {
             | CheckKind::Calc { host, port, .. }
             | CheckKind::Mail { host, port, .. } => crate::target::endpoint::host_port(host, *port),
             CheckKind::Talk { endpoint, .. } => endpoint.describe(),
+            CheckKind::Flow(f) => {
+                let to = match &f.to {
+                    FlowTo::Agent(name) => format!("{name}:{}", f.port),
+                    FlowTo::Address(ip) => {
+                        crate::target::endpoint::host_port(&ip.to_string(), f.port)
+                    }
+                };
+                format!("{} -> {to}/{}", f.from, f.proto.word())
+            }
         }
     }
 }
@@ -109,5 +142,7 @@ pub struct Plan {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub ca_files: Vec<std::path::PathBuf>,
+    /// The agents the checks name, in name order.
+    pub agents: Vec<crate::agent::link::AgentSpec>,
     pub checks: Vec<Check>,
 }

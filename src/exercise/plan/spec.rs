@@ -27,7 +27,45 @@ pub struct PlanSpec {
     pub vars: BTreeMap<String, String>,
     #[serde(default)]
     pub defaults: Defaults,
+    /// Agents by name: where checks and flows run besides this machine.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentEntry>,
     pub checks: Vec<CheckSpec>,
+}
+
+/// An agent as written: how it is reached and the limits its command line
+/// gets (`docs/agent-protocol.md`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// `local`, `netns:NAME`, `exec:COMMAND ARGS`, `ssh://[USER@]HOST[:PORT]`.
+    pub via: String,
+    /// `--allow-listen`: the ports it may listen on (flows to it need them).
+    pub allow_listen: Option<String>,
+    /// `--allow-targets`: the networks it may send to.
+    pub allow_targets: Option<String>,
+    /// `--max-rate`.
+    pub max_rate: Option<u32>,
+    /// Labels for selecting agents (`scan --agents LABEL`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// `flow`: does traffic from one agent reach another (or an address)?
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    /// The sending agent.
+    pub from: String,
+    /// An agent (its address) or `ADDRESS:PORT`.
+    pub to: String,
+    /// The port, when `to` is an agent.
+    pub port: Option<Scalar>,
+    /// `tcp` (default) or `udp`.
+    pub proto: Option<String>,
+    /// Other agents where the traffic may arrive (`AGENT:PORT`), as after a DNAT.
+    #[serde(default)]
+    pub listen_on: Vec<String>,
 }
 
 /// Timeouts and trust shared by every check.
@@ -54,6 +92,7 @@ pub struct CheckSpec {
     pub talk: Option<TalkSpec>,
     pub calc: Option<CalcSpec>,
     pub mail: Option<MailSpec>,
+    pub flow: Option<FlowSpec>,
     /// Check names (or matrix names) that must finish before this one starts.
     #[serde(default)]
     pub after: Vec<Spanned<String>>,
