@@ -322,3 +322,144 @@ checks:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `sshd` in the target namespace with keys made here: the controller (in
+/// the scanner namespace) reaches agent b over `ssh://` with OpenSSH in
+/// batch mode and runs flows through it; with the host key unknown, the
+/// run stops before any check with one line naming the agent, no prompt.
+#[test]
+fn an_agent_over_real_openssh_runs_flows_and_an_unknown_host_key_is_one_line() {
+    if !require_lab() {
+        return;
+    }
+    let lab = firewalled(&["iifname != \"lo\" tcp dport 23 drop"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let keygen = |file: &str| {
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(d.join(file))
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+    };
+    keygen("host_key");
+    keygen("client_key");
+    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port 22\nListenAddress {TARGET_V4}\nHostKey {0}/host_key\nPidFile {0}/sshd.pid\n\
+             UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n",
+            d.display()
+        ),
+    )
+    .expect("sshd_config");
+    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+    let mut sshd = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.target_ns(),
+            "/usr/sbin/sshd",
+            "-D",
+            "-e",
+            "-f",
+        ])
+        .arg(d.join("sshd_config"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd");
+    let host_key = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
+    let known = |file: &str, key: &str| {
+        std::fs::write(d.join(file), format!("{TARGET_V4} {key}")).expect("known_hosts");
+        std::fs::write(
+            d.join(format!("{file}.config")),
+            format!(
+                "Host {TARGET_V4}\n  User root\n  IdentityFile {0}/client_key\n  UserKnownHostsFile {0}/{file}\n  StrictHostKeyChecking yes\n",
+                d.display()
+            ),
+        )
+        .expect("ssh config");
+    };
+    known("known_hosts", &host_key);
+    let (_, other) = std::fs::read_to_string(d.join("client_key.pub"))
+        .expect("client key")
+        .split_once(' ')
+        .map(|(t, rest)| (t.to_string(), format!("{t} {rest}")))
+        .expect("a key line");
+    known("stranger", &other);
+    let plan = |config: &str| {
+        format!(
+            "agents:
+  a: {{via: local, allow_targets: \"198.18.0.0/15\"}}
+  b: {{via: \"ssh://{TARGET_V4}\", ssh_config: \"{config}\", command: \"{bin}\", allow_listen: \"23,80\"}}
+defaults: {{timeout: 1500ms}}
+checks:
+  - name: to b's 80 over ssh
+    flow: {{from: a, to: b, port: 80}}
+    expect: allowed
+  - name: to b's 23, dropped on the way
+    flow: {{from: a, to: b, port: 23}}
+    expect: blocked
+",
+            bin = crate::util::bin()
+        )
+    };
+    std::fs::write(d.join("good.yaml"), plan("known_hosts.config")).expect("plan");
+    std::fs::write(d.join("stranger.yaml"), plan("stranger.config")).expect("plan");
+    // sshd takes a moment to listen: retry the good plan a few times (bounded).
+    let run = |name: &str| {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                lab.scanner_ns(),
+                crate::util::bin(),
+                "exercise",
+                "run",
+            ])
+            .arg(d.join(name))
+            .args(["-o", "json"])
+            .output()
+            .expect("run")
+    };
+    let mut out = run("good.yaml");
+    for _ in 0..20 {
+        if out.status.code() != Some(1) || !String::from_utf8_lossy(&out.stderr).contains("refused")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = run("good.yaml");
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = crate::util::json_lines(&text);
+    assert_eq!(records[0]["flow"]["verdict"], "allowed", "{text}");
+    assert_eq!(records[0]["flow"]["source_seen"], SCANNER_V4, "{text}");
+    assert_eq!(records[1]["flow"]["verdict"], "blocked", "{text}");
+
+    let out = run("stranger.yaml");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.starts_with(&format!("sockeye: agent b (ssh://{TARGET_V4}): ")),
+        "{err}"
+    );
+    assert!(err.contains("Host key verification failed"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+}

@@ -118,6 +118,12 @@ pub struct AgentSpec {
     /// The sockeye binary for `local` and `netns:`: the running one unless
     /// set (tests run from another binary).
     pub program: Option<PathBuf>,
+    /// The sockeye command on the far side of `ssh://` and `exec:`
+    /// (`sockeye` on its PATH unless set).
+    pub remote_command: Option<String>,
+    /// An OpenSSH configuration file for `ssh://` (`ssh -F`); the user's
+    /// own `~/.ssh/config` otherwise.
+    pub ssh_config: Option<PathBuf>,
 }
 
 impl AgentSpec {
@@ -129,6 +135,8 @@ impl AgentSpec {
             allow_targets: None,
             max_rate: None,
             program: None,
+            remote_command: None,
+            ssh_config: None,
         }
     }
 
@@ -159,6 +167,21 @@ impl AgentSpec {
         Ok(args)
     }
 
+    /// The far side's sockeye command, checked to mean the same to its shell.
+    fn remote(&self) -> Result<String, LinkError> {
+        let command = self.remote_command.as_deref().unwrap_or("sockeye");
+        if command.is_empty()
+            || !command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"./_-".contains(&b))
+        {
+            return Err(self.error(format!(
+                "command {command:?}: a path of letters, digits, '.', '/', '_' or '-'"
+            )));
+        }
+        Ok(command.to_string())
+    }
+
     fn program(&self) -> Result<PathBuf, LinkError> {
         match &self.program {
             Some(p) => Ok(p.clone()),
@@ -185,12 +208,15 @@ impl AgentSpec {
             }
             Via::Exec(argv) => {
                 let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]).arg("sockeye").args(&args);
+                c.args(&argv[1..]).arg(self.remote()?).args(&args);
                 c
             }
             Via::Ssh { user, host, port } => {
                 let mut c = Command::new("ssh");
                 c.args(["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+                if let Some(f) = &self.ssh_config {
+                    c.arg("-F").arg(f);
+                }
                 if let Some(p) = port {
                     c.arg("-p").arg(p.to_string());
                 }
@@ -200,7 +226,7 @@ impl AgentSpec {
                 };
                 c.arg("--")
                     .arg(dest)
-                    .arg(format!("sockeye {}", args.join(" ")));
+                    .arg(format!("{} {}", self.remote()?, args.join(" ")));
                 c
             }
         };
@@ -261,8 +287,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 impl Link {
     /// Starts the agent and shakes hands.
     pub async fn start(spec: &AgentSpec) -> Result<Link, LinkError> {
-        let mut child = spec
-            .command()?
+        let mut command = spec.command()?;
+        tracing::debug!(agent = %spec.name, command = ?command.as_std(), "starting an agent");
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -226,6 +226,8 @@ impl Compiler<'_> {
                 spec.allow_listen.clone_from(&e.allow_listen);
                 spec.allow_targets.clone_from(&e.allow_targets);
                 spec.max_rate = e.max_rate;
+                spec.remote_command.clone_from(&e.command);
+                spec.ssh_config = e.ssh_config.as_ref().map(|f| self.base.join(f));
                 Ok(spec)
             })
             .collect()

@@ -46,6 +46,12 @@ pub struct AgentEntry {
     pub allow_targets: Option<String>,
     /// `--max-rate`.
     pub max_rate: Option<u32>,
+    /// The sockeye command on the far side of `ssh://` and `exec:`
+    /// (default `sockeye`, found on its PATH).
+    pub command: Option<String>,
+    /// An OpenSSH configuration file for `ssh://` (`ssh -F`), relative to
+    /// the plan's folder; the user's own otherwise.
+    pub ssh_config: Option<String>,
     /// Labels for selecting agents (`scan --agents LABEL`).
     #[serde(default)]
     pub labels: Vec<String>,
