@@ -463,3 +463,83 @@ checks:
     let _ = sshd.kill();
     let _ = sshd.wait();
 }
+
+/// SIGKILL the controller while a flow's listener is open and its sender
+/// waits: both agents see their pipe end and exit, closing the listener.
+#[test]
+fn a_killed_controller_leaves_no_agent_and_no_listener_behind() {
+    if !require_lab() {
+        return;
+    }
+    let lab = firewalled(&["iifname != \"lo\" tcp dport 23 drop"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("slow.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "agents:
+  a: {{via: \"netns:{a}\"}}
+  b: {{via: \"netns:{b}\", allow_listen: \"23\"}}
+defaults: {{timeout: 30s}}
+checks:
+  - name: waits on a dropped port
+    flow: {{from: a, to: b, port: 23}}
+    expect: blocked
+",
+            a = lab.scanner_ns(),
+            b = lab.target_ns()
+        ),
+    )
+    .expect("plan");
+    let mut controller = std::process::Command::new(crate::util::bin())
+        .args(["exercise", "run", plan.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("controller");
+    let agents_in = |ns: &str| -> Vec<u32> {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .expect("ip netns pids");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|pid: &u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.contains("agent\0--stdio"))
+            })
+            .collect()
+    };
+    let listening = |ns: &str| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "ss", "-Htln", "sport = :23"])
+            .output()
+            .expect("ss");
+        !out.stdout.is_empty()
+    };
+    // Bounded: the listener opens within seconds.
+    let mut open = false;
+    for _ in 0..100 {
+        if listening(lab.target_ns()) && agents_in(lab.scanner_ns()).len() == 1 {
+            open = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(open, "the flow's listener never opened");
+    controller.kill().expect("SIGKILL");
+    let _ = controller.wait();
+    let mut gone = false;
+    for _ in 0..100 {
+        if agents_in(lab.scanner_ns()).is_empty()
+            && agents_in(lab.target_ns()).is_empty()
+            && !listening(lab.target_ns())
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone, "agents or the listener outlived the controller");
+}

@@ -253,7 +253,16 @@ where
         running.insert(f.id, token.clone());
         let shared = Arc::clone(&shared);
         tasks.spawn(async move {
-            let outcome = carry_out(&shared, f.id, action, &token).await;
+            // A listener ends itself when stopped (with its count); any
+            // other request is abandoned.
+            let outcome = if matches!(action, Action::Listen { .. }) {
+                carry_out(&shared, f.id, action, &token).await
+            } else {
+                tokio::select! {
+                    o = carry_out(&shared, f.id, action, &token) => o,
+                    () = token.cancelled() => Outcome::Refused { reason: "stopped before it finished".into() },
+                }
+            };
             token.cancel();
             shared.send(Kind::Result, f.id, &outcome).await;
         });
