@@ -29,6 +29,7 @@
 //! - [`sniff`]: which service a server is, from the first bytes it sends.
 //! - [`tls_hello`]: a raw TLS ClientHello offering one version and the server's first
 //!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
+//! - [`udp_payloads`]: the requests a UDP scan sends to well-known ports so that services answer.
 
 pub mod agent;
 pub mod calc;
@@ -46,3 +47,4 @@ pub mod smtp;
 pub mod sniff;
 pub mod telnet;
 pub mod tls_hello;
+pub mod udp_payloads;
