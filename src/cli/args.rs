@@ -112,7 +112,7 @@ const SCAN_AFTER: &str = "\
 Targets (nmap syntax): 198.18.0.2, fd00::2, lab.test, 198.18.0.0/24,
 198.18.0-3.1-254, 198.18.*.1; -iL FILE (- for stdin); --exclude a,b.
 Ports (nmap syntax): 22,80,1000-2000, -p- for all, ssh, http*, T:22,U:53.
-nmap's spellings work too: -sS, -sT, -sL, -iL, -Pn, -n, -oX/-oG/-oJ FILE, -T0..-T5,
+nmap's spellings work too: -sS, -sT, -sU, -sL, -iL, -Pn, -n, -oX/-oG/-oJ FILE, -T0..-T5,
 --max-retries, --max-rate, --min-rtt-timeout.
 
 Examples:
@@ -182,6 +182,10 @@ pub struct ScanArgs {
     /// them a connect scan, with a note. (nmap: -sS)
     #[arg(long, conflicts_with = "connect")]
     pub syn: bool,
+
+    /// UDP scan: plain and U: ports are UDP; a service's request to the well-known ports, an empty datagram elsewhere. (nmap: -sU)
+    #[arg(long, conflicts_with_all = ["connect", "syn"])]
+    pub udp: bool,
 
     /// Output FORMAT (table, json, xml, grep) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]

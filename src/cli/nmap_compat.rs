@@ -31,6 +31,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             "-iL" => push("--input-list"),
             "-sT" => push("--connect"),
             "-sS" => push("--syn"),
+            "-sU" => push("--udp"),
             "-sL" => push("--list"),
             "-sV" => push("--probe"),
             // nmap's version intensity: our checks are what they are.
@@ -73,7 +74,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             }
             _ if s.len() == 3 && s.starts_with("-s") && s.as_bytes()[2].is_ascii_uppercase() => {
                 return Err(format!(
-                    "{s}: {} is not available; sockeye scan has -sS (SYN, the default as root), -sT (connect), -sL (list) and -sV (probe)",
+                    "{s}: {} is not available; sockeye scan has -sS (SYN, the default as root), -sT (connect), -sU (UDP), -sL (list) and -sV (probe)",
                     scan_type_name(&s[2..])
                 ));
             }

@@ -21,8 +21,8 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
 use crate::scan::{
-    Progress, RttLimits, ScanConfig, ScanStats, Shard, SynError, SynSetup, Template, connect_scan,
-    syn_scan,
+    Progress, RttLimits, ScanConfig, ScanStats, Shard, SynError, SynSetup, Template, UdpStats,
+    connect_scan, syn_scan, udp_scan,
 };
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
@@ -48,6 +48,8 @@ pub struct ScanPlan {
     pub excludes: Vec<(String, HostSpec)>,
     pub first_address: bool,
     pub ports: Vec<u16>,
+    /// `-sU`: the ports are UDP ports and the UDP engine runs.
+    pub udp: bool,
     pub list_only: bool,
     pub outputs: Vec<OutputSpec>,
     pub all_states: bool,
@@ -96,8 +98,25 @@ impl ScanPlan {
             }
         }
 
+        // A UDP scan: asked for, or only U: ports typed.
+        let udp = args.udp
+            || (!args.connect
+                && !args.syn
+                && args
+                    .ports
+                    .as_deref()
+                    .is_some_and(|s| parse_ports(s).is_ok_and(|p| p.tcp.is_empty())));
         let mut ports = match (&args.ports, args.top_ports) {
+            (Some(spec), _) if udp => udp_ports(spec)?,
             (Some(spec), _) => parse_ports(spec).map_err(usage)?,
+            (None, Some(n)) if udp && n > 0 => PortList {
+                tcp: Vec::new(),
+                udp: sorted(top_ports(Proto::Udp, n)),
+            },
+            (None, None) if udp => PortList {
+                tcp: Vec::new(),
+                udp: sorted(top_ports(Proto::Udp, 1000)),
+            },
             (None, Some(0)) => {
                 return Err(UsageError::new("--top-ports 0: must be at least 1").into());
             }
@@ -121,9 +140,35 @@ impl ScanPlan {
             },
         };
         if let Some(spec) = &args.exclude_ports {
-            ports.exclude(&parse_ports(spec).map_err(usage)?);
+            let excluded = if udp {
+                udp_ports(spec)?
+            } else {
+                parse_ports(spec).map_err(usage)?
+            };
+            ports.exclude(&excluded);
         }
-        if !ports.udp.is_empty() {
+        if udp {
+            if !ports.tcp.is_empty() {
+                tracing::warn!(
+                    count = ports.tcp.len(),
+                    "TCP ports (T:) ignored: -sU scans UDP only; run -sT for them"
+                );
+            }
+            if args.shard.is_some() {
+                return Err(UsageError::new("--shard is not available with -sU").into());
+            }
+            if args.probe {
+                return Err(UsageError::new(
+                    "--probe checks TCP services and is not available with -sU",
+                )
+                .into());
+            }
+            // The engine takes its port list from `tcp`: swap the lists.
+            ports = PortList {
+                tcp: std::mem::take(&mut ports.udp),
+                udp: Vec::new(),
+            };
+        } else if !ports.udp.is_empty() {
             if ports.tcp.is_empty() {
                 return Err(UsageError::new(
                     "only UDP ports (U:) given, but this sockeye has no UDP scan yet; use T: or plain ports",
@@ -215,6 +260,7 @@ impl ScanPlan {
             excludes,
             first_address: args.first_address,
             ports: ports.tcp.clone(),
+            udp,
             list_only: args.list,
             outputs,
             all_states: args.all_states,
@@ -241,13 +287,35 @@ impl ScanPlan {
             },
             random_seed,
             probe,
-            syn: match (args.syn, args.connect) {
+            // A UDP scan opens no raw socket.
+            syn: match (args.syn, args.connect || udp) {
                 (true, _) => Some(true),
                 (_, true) => Some(false),
                 _ => None,
             },
         })
     }
+}
+
+/// `-p` of a UDP scan: ports without a prefix are UDP ports (service names
+/// too), as in nmap with `-sU` alone; T: items stay TCP (and are ignored).
+fn udp_ports(spec: &str) -> Result<PortList, UsageError> {
+    let has_tcp_prefix = spec.split(',').any(|item| {
+        item.trim()
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case("t:"))
+    });
+    let spec = if has_tcp_prefix
+        || spec
+            .trim_start()
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case("u:"))
+    {
+        spec.to_owned()
+    } else {
+        format!("U:{spec}")
+    };
+    parse_ports(&spec).map_err(usage)
 }
 
 fn sorted(mut v: Vec<u16>) -> Vec<u16> {
@@ -323,8 +391,14 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
         command: "scan",
         args: command_line,
         started,
-        scan_type: if syn.is_some() { "syn" } else { "connect" },
-        proto: Proto::Tcp,
+        scan_type: if plan.udp {
+            "udp"
+        } else if syn.is_some() {
+            "syn"
+        } else {
+            "connect"
+        },
+        proto: if plan.udp { Proto::Udp } else { Proto::Tcp },
         ports_spec: compact_spec(&plan.ports),
         num_ports: plan.ports.len() as u32,
         all_states: plan.all_states,
@@ -434,9 +508,21 @@ async fn scan_main(
             (etx, Some(tokio::spawn(relay)))
         }
     };
+    let mut note = None;
     let stats = if targets.is_empty() {
         drop(engine_tx); // lets the printer thread see the end of the events
         ScanStats::default()
+    } else if plan.udp {
+        let udp = udp_scan(
+            Arc::clone(&targets),
+            plan.engine.clone(),
+            engine_tx,
+            Arc::clone(&progress),
+            cancel.clone(),
+        )
+        .await;
+        note = rate_limit_note(&udp);
+        udp.scan
     } else {
         let (t, cfg, p, c) = (
             Arc::clone(&targets),
@@ -461,7 +547,11 @@ async fn scan_main(
     let interrupted = stats.interrupted || cancel.is_cancelled();
     let tally = stats.tally();
     let ended = printer
-        .finish(move || tally.summary("scan", clock.elapsed(), interrupted))
+        .finish(move || {
+            let mut summary = tally.summary("scan", clock.elapsed(), interrupted);
+            summary.note = note;
+            summary
+        })
         .await?;
     if let Some(code) = ended {
         return Ok(code);
@@ -471,6 +561,33 @@ async fn scan_main(
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
+}
+
+/// What the summary says when targets rate-limited their ICMP errors.
+fn rate_limit_note(udp: &UdpStats) -> Option<String> {
+    if udp.limited_hosts == 0 {
+        return None;
+    }
+    let pace = udp
+        .slowest_period
+        .map(|p| {
+            format!(
+                "; probes paced to one per {:.2} s per host",
+                p.as_secs_f64()
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "ICMP rate limiting detected on {} {}{pace}; {} closed {} answered only when probed again",
+        udp.limited_hosts,
+        if udp.limited_hosts == 1 {
+            "host"
+        } else {
+            "hosts"
+        },
+        udp.recovered,
+        if udp.recovered == 1 { "port" } else { "ports" },
+    ))
 }
 
 /// `-sL`: every target, one per line; names as typed (no DNS), nothing sent.

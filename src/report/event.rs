@@ -213,6 +213,9 @@ pub struct Summary {
     pub ended: SystemTime,
     /// True when Ctrl-C stopped the run before it finished.
     pub interrupted: bool,
+    /// Something about how the run went that its numbers do not say (a
+    /// UDP scan slowed down to a target's ICMP rate limit), in words.
+    pub note: Option<String>,
 }
 
 /// What a run decided, counted as it went: the numbers of its [`Summary`].
@@ -224,8 +227,10 @@ pub struct Tally {
     pub ports: u64,
     pub open: u64,
     pub closed: u64,
-    /// Every other state.
+    /// Filtered, and for a TCP scan every other state.
     pub filtered: u64,
+    /// Open|filtered (UDP: no answer after the retries).
+    pub open_filtered: u64,
 }
 
 impl Tally {
@@ -238,10 +243,11 @@ impl Tally {
             open: self.open,
             closed: self.closed,
             filtered: self.filtered,
-            open_filtered: 0,
+            open_filtered: self.open_filtered,
             elapsed,
             ended: SystemTime::now(),
             interrupted,
+            note: None,
         }
     }
 }

@@ -145,6 +145,7 @@ pub(crate) fn summary() -> Summary {
         elapsed: Duration::from_millis(412),
         ended: t0() + Duration::from_millis(412),
         interrupted: false,
+        note: None,
     }
 }
 
@@ -161,6 +162,7 @@ pub(crate) fn interrupted_summary() -> Summary {
         elapsed: Duration::from_millis(50),
         ended: t0() + Duration::from_millis(50),
         interrupted: true,
+        note: None,
     }
 }
 

@@ -151,6 +151,9 @@ impl Sink for GrepSink {
         if s.interrupted {
             text.push_str("# Interrupted: not every port was scanned\n");
         }
+        if let Some(note) = &s.note {
+            let _ = writeln!(text, "# Note: {}", printable(note));
+        }
         let _ = writeln!(
             text,
             "# sockeye done at {} -- {} ({} up) scanned in {} seconds",

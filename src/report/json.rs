@@ -83,7 +83,7 @@ struct ErrorRecord<'a> {
 }
 
 #[derive(Serialize)]
-struct SummaryRecord {
+struct SummaryRecord<'a> {
     r#type: &'static str,
     command: &'static str,
     hosts: u64,
@@ -95,6 +95,8 @@ struct SummaryRecord {
     open_filtered: u64,
     elapsed_ms: f64,
     interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
 impl JsonSink {
@@ -195,6 +197,7 @@ impl Sink for JsonSink {
             open_filtered: s.open_filtered,
             elapsed_ms: millis(s.elapsed),
             interrupted: s.interrupted,
+            note: s.note.as_deref(),
         })?;
         self.out.flush()
     }

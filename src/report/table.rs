@@ -310,6 +310,9 @@ impl Sink for TableSink {
             let _ = write!(text, ", {} open|filtered", grouped(summary.open_filtered));
         }
         text.push('\n');
+        if let Some(note) = &summary.note {
+            let _ = writeln!(text, "Note: {}", printable(note));
+        }
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }

@@ -350,12 +350,16 @@ impl Sink for XmlSink {
             self.unfinished((addr, host.as_deref()), &ports, s.ended)?;
         }
         let timestr = ctime(s.ended, self.offset);
-        let summary = format!(
+        let mut summary = format!(
             "sockeye done at {timestr}; {} ({} up) scanned in {} seconds",
             plural(s.hosts, "IP address", "IP addresses"),
             plural(s.hosts.saturating_sub(self.down), "host", "hosts"),
             secs2(s.elapsed)
         );
+        if let Some(note) = &s.note {
+            summary.push_str("; ");
+            summary.push_str(note);
+        }
         let exit = if s.interrupted {
             "exit=\"error\" errormsg=\"Interrupted: not every port was scanned\""
         } else {

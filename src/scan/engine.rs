@@ -117,6 +117,8 @@ pub struct ScanStats {
     pub open: u64,
     pub closed: u64,
     pub filtered: u64,
+    /// UDP ports that never answered (a TCP scan counts none).
+    pub open_filtered: u64,
     /// Probes that had to be re-sent because this machine ran out of
     /// something (never a port state).
     pub local_retries: u64,
@@ -135,6 +137,7 @@ impl ScanStats {
             open: self.open,
             closed: self.closed,
             filtered: self.filtered,
+            open_filtered: self.open_filtered,
         }
     }
 }
@@ -552,23 +555,7 @@ impl Shared {
         let Some(h) = st.hosts.get_mut(&work.host) else {
             return;
         };
-        match h
-            .counts
-            .iter_mut()
-            .find(|(s, r, _)| *s == state && *r == reason)
-        {
-            Some((_, _, n)) => *n += 1,
-            None => h.counts.push((state, reason, 1)),
-        }
-        // Closed and filtered ports go out while their state has few
-        // enough on this host for the table to list them.
-        let in_state: u32 = h
-            .counts
-            .iter()
-            .filter(|(s, _, _)| *s == state)
-            .map(|(_, _, n)| n)
-            .sum();
-        if self.cfg.emit_all || state == PortState::Open || in_state <= LIST_MAX {
+        if count_port(&mut h.counts, state, reason, self.cfg.emit_all) {
             out.push(Event::Port(PortResult {
                 host_index: work.host,
                 addr: h.target.addr,
@@ -586,6 +573,31 @@ impl Shared {
             g.outstanding -= 1;
         }
     }
+}
+
+/// Counts a decided port in its host's `counts` and says whether its
+/// `Event::Port` goes out: open ports always, closed and filtered ones while
+/// their state has few enough on this host for the table to list them, and
+/// every one with `--all-states`.
+pub(super) fn count_port(
+    counts: &mut Vec<(PortState, Reason, u32)>,
+    state: PortState,
+    reason: Reason,
+    emit_all: bool,
+) -> bool {
+    match counts
+        .iter_mut()
+        .find(|(s, r, _)| *s == state && *r == reason)
+    {
+        Some((_, _, n)) => *n += 1,
+        None => counts.push((state, reason, 1)),
+    }
+    let in_state: u32 = counts
+        .iter()
+        .filter(|(s, _, _)| *s == state)
+        .map(|(_, _, n)| n)
+        .sum();
+    emit_all || state == PortState::Open || in_state <= LIST_MAX
 }
 
 fn finish_hosts(
@@ -613,19 +625,44 @@ fn unprobed(st: &mut State, group: u64) {
 }
 
 fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
-    let mut counts = h.counts;
-    counts.sort();
-    HostDone {
-        host_index: index,
-        addr: h.target.addr,
-        host: h.target.name,
-        started: h.started,
-        ended: SystemTime::now(),
-        counts,
+    let ended = HostEnd {
+        counts: h.counts,
         up: h.answered,
-        srtt: h.rtt.srtt(),
-        rttvar: h.rtt.rttvar(),
-        timeout: h.rtt.timeout(limits),
+        rtt: h.rtt,
+    };
+    ended.done(index, h.target, h.started, limits)
+}
+
+/// What a host's `HostDone` says besides who and when.
+pub(super) struct HostEnd {
+    pub(super) counts: Vec<(PortState, Reason, u32)>,
+    pub(super) up: bool,
+    pub(super) rtt: RttEstimator,
+}
+
+impl HostEnd {
+    /// The `HostDone` of host `index`, ending now.
+    pub(super) fn done(
+        self,
+        index: u64,
+        target: Target,
+        started: SystemTime,
+        limits: &RttLimits,
+    ) -> HostDone {
+        let mut counts = self.counts;
+        counts.sort();
+        HostDone {
+            host_index: index,
+            addr: target.addr,
+            host: target.name,
+            started,
+            ended: SystemTime::now(),
+            counts,
+            up: self.up,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            timeout: self.rtt.timeout(limits),
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! - [`syn`]: the SYN scan: the same scheduler, with half-open probes on
 //!   raw sockets and replies validated by a sequence-number cookie.
 //! - [`timing`]: RTT estimation and rate limiting.
+//! - [`udp`]: the UDP scan, its ICMP reading and its pacing to the
+//!   targets' ICMP rate limits.
 //! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
@@ -15,8 +17,10 @@ pub mod engine;
 pub mod syn;
 pub mod template;
 pub mod timing;
+pub mod udp;
 
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
 pub use syn::{SynError, SynSetup, syn_scan};
 pub use template::Template;
 pub use timing::RttLimits;
+pub use udp::{UdpStats, udp_scan};

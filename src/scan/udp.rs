@@ -1,0 +1,1007 @@
+//! The UDP scan (`-sU`): a datagram to each port, and what came back.
+//!
+//! Without privilege: one unconnected UDP socket per address family sends
+//! every probe (the payload of [`sockeye_proto::udp_payloads`] for a
+//! well-known port, an empty datagram elsewhere). A datagram back from the
+//! probed address and port means open (`udp-response`); one from anywhere
+//! else is ignored. ICMP errors come through `IP_RECVERR`/`IPV6_RECVERR`:
+//! the kernel queues each on the socket's error queue with the ICMP type
+//! and code, the address that sent it, and the destination of the datagram
+//! it is about, so one socket tells every port apart. Port unreachable is
+//! closed (`port-unreach`); another unreachable is filtered, named by its
+//! code; silence after the retries is open|filtered (`no-response`), as
+//! nmap defines them.
+//!
+//! Linux (and most stacks) limit the ICMP errors they send to one
+//! destination: on Linux a burst of 6, then one a second
+//! (`net.ipv4.icmp_ratelimit`). Past the burst, a closed port is silent. The
+//! scheduler sees it happen (a host that refused ports stops answering), stops
+//! counting silence as an answer, measures the pace at which the host's
+//! errors come, and from then on sends to that host at that pace, so each
+//! probe meets a fresh token and silence means something again. A port
+//! that was silent and later refused proves the limit (and lengthens the
+//! pace); the run's [`UdpStats`] says which hosts were paced and how.
+//!
+//! The scheduler is one task: a UDP scan waits on other hosts' clocks, not
+//! on this machine, so one thread keeps up with any pace the targets allow.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{reason_from_icmp4, reason_from_icmp6};
+use super::engine::{GROUP_PROBES, HostEnd, Progress, ScanConfig, ScanStats, count_port};
+use super::timing::{RateLimiter, RttEstimator};
+use crate::report::{
+    Emit, Event, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
+};
+use crate::target::permute::Permutation;
+use crate::target::{Target, TargetSet};
+
+/// Hosts scanned at once at most (fewer when they have many ports: about
+/// [`GROUP_PROBES`] pairs are held in memory at a time).
+const MAX_ACTIVE_HOSTS: u64 = 4096;
+
+/// While measuring a host's ICMP pace: the spacing of the probes sent to it.
+/// Much shorter than any pace worth measuring, so that every token the host
+/// earns is spent by the next probe.
+const MEASURE_GAP: Duration = Duration::from_millis(20);
+
+/// ICMP errors to see (after the limit showed) before the pace is known: the
+/// pace is the median of the gaps between them.
+const MEASURE_ARRIVALS: usize = 5;
+
+/// Measuring gives up after this long without an ICMP error from the host:
+/// the silent ports are silent for another reason than a rate limit.
+const MEASURE_QUIET: Duration = Duration::from_secs(3);
+
+/// The pace a host is probed at is never shorter or longer than these.
+const MIN_PERIOD: Duration = Duration::from_millis(5);
+const MAX_PERIOD: Duration = Duration::from_secs(5);
+
+/// How long sending pauses when this machine is short of buffers.
+const LOCAL_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`):
+/// every ICMP error of a fast first pass must fit in the error queue.
+const RECV_BUFFER: usize = 4 << 20;
+
+/// What a UDP scan found besides the port states.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    pub scan: ScanStats,
+    /// Hosts whose ICMP errors proved rate limited: a port silent on one
+    /// probe answered port-unreachable to a later one.
+    pub limited_hosts: u64,
+    /// The longest pace a limited host was probed at.
+    pub slowest_period: Option<Duration>,
+    /// Ports decided only because they were sent again at the host's pace.
+    pub recovered: u64,
+}
+
+/// How a host is being probed.
+#[derive(Debug, Clone, PartialEq)]
+enum Pace {
+    /// As fast as the window allows; silence counts as a try.
+    Free,
+    /// The host's errors stopped coming: probes every [`MEASURE_GAP`],
+    /// silence counts for nothing, ICMP arrival times are kept.
+    Measuring {
+        since: Instant,
+        arrivals: Vec<Instant>,
+    },
+    /// One probe per period, each expected to meet a token; silence counts.
+    Paced { period: Duration },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flight {
+    sent: Instant,
+    /// Counted probes of this port before this one that got no answer.
+    silent: u8,
+    /// Whether this probe's silence counts as a try.
+    counted: bool,
+    /// Some probe of this port went unanswered, counted or not.
+    missed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    port: u16,
+    silent: u8,
+    missed: bool,
+    /// Never sent before (for the progress count).
+    fresh: bool,
+}
+
+struct Host {
+    index: u64,
+    target: Target,
+    started: SystemTime,
+    /// Ports in probe order; `next` is the first never sent.
+    order: Permutation,
+    next: u64,
+    queue: VecDeque<Queued>,
+    flights: HashMap<u16, Flight>,
+    undecided: u64,
+    counts: Vec<(PortState, Reason, u32)>,
+    answered: bool,
+    rtt: RttEstimator,
+    pace: Pace,
+    next_send: Instant,
+    /// ICMP errors from the host so far (any port, any code).
+    icmp: u64,
+    recovered: u64,
+    /// Measured once and found no limit: do not measure again without proof.
+    cleared: bool,
+    /// A local error made the host unprobeable (reported once).
+    failed: bool,
+}
+
+impl Host {
+    fn has_work(&self, n_ports: u64) -> bool {
+        !self.queue.is_empty() || self.next < n_ports
+    }
+
+    fn pop(&mut self, ports: &[u16]) -> Option<Queued> {
+        if let Some(q) = self.queue.pop_front() {
+            return Some(q);
+        }
+        if self.next < ports.len() as u64 {
+            let i = self.order.get(self.next);
+            self.next += 1;
+            return Some(Queued {
+                port: ports[i as usize],
+                silent: 0,
+                missed: false,
+                fresh: true,
+            });
+        }
+        None
+    }
+}
+
+/// What one read from a socket said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// A datagram from this address and port.
+    Reply(SocketAddr),
+    /// An ICMP error about a datagram sent to `dest`.
+    Icmp {
+        dest: SocketAddr,
+        state: PortState,
+        reason: Reason,
+        from: Option<IpAddr>,
+    },
+}
+
+/// The scan's sockets, one per address family, made when first needed.
+struct Sockets {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+fn open_socket(v6: bool) -> io::Result<UdpSocket> {
+    let (domain, any) = if v6 {
+        (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+    } else {
+        (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+    };
+    let socket = Socket::new(
+        domain,
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    if v6 {
+        socket.set_only_v6(true)?;
+        setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
+    } else {
+        setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
+    }
+    // Best effort: the default also works, with less room for a burst.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    socket.bind(&any.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+impl Sockets {
+    fn get(&mut self, v6: bool) -> io::Result<&UdpSocket> {
+        let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if slot.is_none() {
+            *slot = Some(open_socket(v6)?);
+        }
+        Ok(slot.as_ref().expect("just set"))
+    }
+
+    /// Waits until either socket has a datagram or an error queued.
+    async fn ready(&self) {
+        tokio::select! {
+            _ = wait_ready(self.v4.as_ref()) => {}
+            _ = wait_ready(self.v6.as_ref()) => {}
+        }
+    }
+
+    /// Everything queued on both sockets now, without waiting.
+    fn drain(&self, out: &mut Vec<(Heard, Instant)>) {
+        for s in [&self.v4, &self.v6].into_iter().flatten() {
+            drain_socket(s, out);
+        }
+    }
+}
+
+async fn wait_ready(s: Option<&UdpSocket>) {
+    match s {
+        Some(s) => {
+            let _ = s.ready(Interest::READABLE | Interest::ERROR).await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Most reads per socket and per drain, so that a flood cannot keep the
+/// scheduler from its timers.
+const DRAIN_MAX: usize = 4096;
+
+fn drain_socket(s: &UdpSocket, out: &mut Vec<(Heard, Instant)>) {
+    let mut buf = [0u8; 2048];
+    for _ in 0..DRAIN_MAX {
+        match s.try_recv_from(&mut buf) {
+            Ok((_, from)) => out.push((Heard::Reply(from), Instant::now())),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // The pending ICMP error, reported once by a normal read; its
+            // details are on the error queue, read below.
+            Err(_) => {}
+        }
+    }
+    for _ in 0..DRAIN_MAX {
+        match s.try_io(Interest::ERROR, || read_error_queue(s.as_raw_fd())) {
+            Ok(Some(heard)) => out.push((heard, Instant::now())),
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// One entry of the error queue: `Ok(None)` for an entry that is not an
+/// ICMP destination-unreachable, `WouldBlock` when the queue is empty.
+fn read_error_queue(fd: std::os::fd::RawFd) -> io::Result<Option<Heard>> {
+    let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+    let mut data = [0u8; 64];
+    let mut iov = [io::IoSliceMut::new(&mut data)];
+    let msg = recvmsg::<SockaddrStorage>(
+        fd,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let Some(dest) = msg.address.as_ref().and_then(sockaddr) else {
+        return Ok(None);
+    };
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        let heard = match c {
+            ControlMessageOwned::Ipv4RecvErr(err, from)
+                if err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP =>
+            {
+                let from = from
+                    .filter(|a| i32::from(a.sin_family) == nix::libc::AF_INET)
+                    .map(|a| IpAddr::from(a.sin_addr.s_addr.to_ne_bytes()));
+                classify(err.ee_type, err.ee_code, false, dest, from)
+            }
+            ControlMessageOwned::Ipv6RecvErr(err, from)
+                if err.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP6 =>
+            {
+                let from = from
+                    .filter(|a| i32::from(a.sin6_family) == nix::libc::AF_INET6)
+                    .map(|a| IpAddr::from(a.sin6_addr.s6_addr));
+                classify(err.ee_type, err.ee_code, true, dest, from)
+            }
+            _ => continue,
+        };
+        return Ok(heard);
+    }
+    Ok(None)
+}
+
+fn sockaddr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(a) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from((a.ip(), a.port())));
+    }
+    s.as_sockaddr_in6()
+        .map(|a| SocketAddr::from((a.ip(), a.port())))
+}
+
+/// nmap's reading of an ICMP error about a UDP probe: port unreachable is
+/// closed, another destination-unreachable is filtered; other types (time
+/// exceeded, say) decide nothing.
+fn classify(kind: u8, code: u8, v6: bool, dest: SocketAddr, from: Option<IpAddr>) -> Option<Heard> {
+    let (unreach, reason) = if v6 {
+        (kind == 1, reason_from_icmp6(kind, code))
+    } else {
+        (kind == 3, reason_from_icmp4(kind, code))
+    };
+    if !unreach {
+        return None;
+    }
+    let state = if reason == Reason::PortUnreach {
+        PortState::Closed
+    } else {
+        PortState::Filtered
+    };
+    Some(Heard::Icmp {
+        dest,
+        state,
+        reason,
+        from,
+    })
+}
+
+/// What sending one probe did.
+enum Sent {
+    Ok,
+    /// Short of buffers: try again shortly, nothing was learnt.
+    Busy,
+    /// A verdict without the network (this machine's firewall, no route).
+    Verdict(PortState, Reason),
+    /// This address cannot be probed from here at all.
+    Fail(String),
+}
+
+fn send_probe(sockets: &mut Sockets, addr: SocketAddr) -> Sent {
+    let socket = match sockets.get(addr.is_ipv6()) {
+        Ok(s) => s,
+        Err(e) => return Sent::Fail(format!("cannot open a UDP socket: {e}")),
+    };
+    let payloads = sockeye_proto::udp_payloads::for_port(addr.port());
+    let empty: [&[u8]; 1] = [&[]];
+    let payloads = if payloads.is_empty() {
+        &empty[..]
+    } else {
+        payloads
+    };
+    // Straight to the kernel: the socket is non-blocking, and a send needs
+    // no readiness from the runtime (a full buffer is EAGAIN, read below).
+    let sock = socket2::SockRef::from(socket);
+    let to = socket2::SockAddr::from(addr);
+    for p in payloads {
+        if let Err(e) = sock.send_to(p, &to) {
+            return match e.raw_os_error().map(Errno::from_raw) {
+                Some(Errno::ENOBUFS | Errno::ENOMEM | Errno::EAGAIN) => Sent::Busy,
+                // This machine's own firewall, as the connect scan reads it.
+                Some(Errno::EPERM | Errno::EACCES) => {
+                    Sent::Verdict(PortState::Filtered, Reason::AdminProhibited)
+                }
+                Some(Errno::EHOSTUNREACH) => {
+                    Sent::Verdict(PortState::Filtered, Reason::HostUnreach)
+                }
+                Some(Errno::ENETUNREACH) => Sent::Verdict(PortState::Filtered, Reason::NetUnreach),
+                // A pending ICMP error of an earlier probe, reported here
+                // instead of on a read: the datagram was not sent.
+                Some(Errno::ECONNREFUSED) => Sent::Busy,
+                _ => Sent::Fail(e.to_string()),
+            };
+        }
+    }
+    Sent::Ok
+}
+
+struct Scan {
+    cfg: ScanConfig,
+    targets: Arc<TargetSet>,
+    progress: Arc<Progress>,
+    hosts: HashMap<u64, Host>,
+    by_addr: HashMap<IpAddr, Vec<u64>>,
+    next_host: u64,
+    active_max: u64,
+    inflight: usize,
+    /// Probe deadlines: (when, host, port, sent) — stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, u64, u16, Instant)>>,
+    stats: UdpStats,
+    out: Vec<Event>,
+}
+
+impl Scan {
+    fn activate(&mut self) {
+        while (self.hosts.len() as u64) < self.active_max && self.next_host < self.targets.len() {
+            let index = self.next_host;
+            self.next_host += 1;
+            let Some(target) = self.targets.get(index) else {
+                continue;
+            };
+            let n = self.cfg.ports.len() as u64;
+            let key = self.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.by_addr.entry(target.addr).or_default().push(index);
+            self.hosts.insert(
+                index,
+                Host {
+                    index,
+                    target,
+                    started: SystemTime::now(),
+                    order: Permutation::new(n, key),
+                    next: 0,
+                    queue: VecDeque::new(),
+                    flights: HashMap::new(),
+                    undecided: n,
+                    counts: Vec::new(),
+                    answered: false,
+                    rtt: RttEstimator::default(),
+                    pace: Pace::Free,
+                    next_send: Instant::now(),
+                    icmp: 0,
+                    recovered: 0,
+                    cleared: false,
+                    failed: false,
+                },
+            );
+        }
+    }
+
+    /// Records a verdict and emits what the printers need.
+    fn decide(&mut self, id: u64, port: u16, state: PortState, reason: Reason, tries: u8) {
+        let Some(h) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let rtt = h.flights.remove(&port).map(|f| {
+            self.inflight -= 1;
+            f.sent.elapsed()
+        });
+        h.queue.retain(|q| q.port != port);
+        h.undecided -= 1;
+        let st = &mut self.stats.scan;
+        st.ports += 1;
+        match state {
+            PortState::Open => st.open += 1,
+            PortState::Closed => st.closed += 1,
+            PortState::Filtered => st.filtered += 1,
+            PortState::OpenFiltered => st.open_filtered += 1,
+        }
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        if state == PortState::Open {
+            self.progress.open.fetch_add(1, Ordering::Relaxed);
+        }
+        if count_port(&mut h.counts, state, reason, self.cfg.emit_all) {
+            self.out.push(Event::Port(PortResult {
+                host_index: id,
+                addr: h.target.addr,
+                host: h.target.name.clone(),
+                port,
+                proto: Proto::Udp,
+                state,
+                reason,
+                rtt: rtt.filter(|_| reason != Reason::NoResponse),
+                tries,
+            }));
+        }
+    }
+
+    /// The host whose undecided `port` an answer from `addr` is about.
+    fn owner(&self, addr: IpAddr, port: u16) -> Option<u64> {
+        let ids = self.by_addr.get(&addr)?;
+        let undecided = |id: &&u64| {
+            self.hosts.get(id).is_some_and(|h| {
+                h.flights.contains_key(&port) || h.queue.iter().any(|q| q.port == port)
+            })
+        };
+        ids.iter().find(undecided).copied()
+    }
+
+    fn heard(&mut self, heard: Heard, at: Instant) {
+        let (dest, state, reason, from) = match heard {
+            Heard::Reply(from) => (from, PortState::Open, Reason::UdpResponse, Some(from.ip())),
+            Heard::Icmp {
+                dest,
+                state,
+                reason,
+                from,
+            } => (dest, state, reason, from),
+        };
+        let Some(id) = self.owner(dest.ip(), dest.port()) else {
+            return;
+        };
+        let retries = self.cfg.retries;
+        let Some(h) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let flight = h.flights.get(&dest.port()).copied();
+        let (silent, missed) = flight.map_or_else(
+            || {
+                h.queue
+                    .iter()
+                    .find(|q| q.port == dest.port())
+                    .map_or((0, false), |q| (q.silent, q.missed))
+            },
+            |f| (f.silent, f.missed),
+        );
+        if let Some(f) = flight {
+            h.rtt.sample(at.saturating_duration_since(f.sent));
+        }
+        let icmp = matches!(heard, Heard::Icmp { .. });
+        if from == Some(h.target.addr) {
+            h.answered = true;
+        }
+        if icmp {
+            h.icmp += 1;
+            if let Pace::Measuring { arrivals, .. } = &mut h.pace {
+                arrivals.push(at);
+            }
+        }
+        if icmp && missed && state == PortState::Closed {
+            // Silent before, refused now: the host's errors are limited.
+            h.recovered += 1;
+            self.stats.recovered += 1;
+            match &mut h.pace {
+                // A counted probe met no token: the pace is too quick.
+                Pace::Paced { period } if silent > 0 => {
+                    *period = (*period * 11 / 10).min(MAX_PERIOD);
+                    tracing::debug!(host = %h.target.addr, period = ?*period, port = dest.port(), "a paced probe met no token; slower");
+                }
+                Pace::Paced { .. } => {}
+                Pace::Free => {
+                    h.pace = Pace::Measuring {
+                        since: at,
+                        arrivals: vec![at],
+                    };
+                    uncount_flights(h);
+                }
+                Pace::Measuring { .. } => {}
+            }
+        }
+        let tries = silent.saturating_add(1).min(retries.saturating_add(1));
+        self.decide(id, dest.port(), state, reason, tries);
+    }
+
+    fn timeout(&mut self, id: u64, port: u16, sent: Instant, now: Instant) {
+        let retries = self.cfg.retries;
+        let Some(h) = self.hosts.get_mut(&id) else {
+            return;
+        };
+        let Some(f) = h.flights.get(&port).copied() else {
+            return;
+        };
+        if f.sent != sent {
+            return;
+        }
+        if f.counted && h.pace == Pace::Free && h.icmp > 0 && !h.cleared {
+            // Closed ports answered, now one is silent: measure the
+            // host's ICMP pace before believing any more silence.
+            h.pace = Pace::Measuring {
+                since: now,
+                arrivals: Vec::new(),
+            };
+            uncount_flights(h);
+        }
+        let f = h.flights.get(&port).copied().unwrap_or(f);
+        h.flights.remove(&port);
+        self.inflight -= 1;
+        let silent = if f.counted {
+            f.silent.saturating_add(1)
+        } else {
+            f.silent
+        };
+        if silent > retries {
+            // Put it back for decide() to find.
+            h.flights.insert(port, f);
+            self.inflight += 1;
+            self.decide(
+                id,
+                port,
+                PortState::OpenFiltered,
+                Reason::NoResponse,
+                silent,
+            );
+        } else {
+            h.queue.push_back(Queued {
+                port,
+                silent,
+                missed: true,
+                fresh: false,
+            });
+        }
+    }
+
+    /// Moves measuring hosts on once their pace is known (or shown not to
+    /// be limited).
+    fn settle(&mut self, now: Instant) {
+        for h in self.hosts.values_mut() {
+            let Pace::Measuring { since, arrivals } = &h.pace else {
+                continue;
+            };
+            let last = arrivals.last().copied().unwrap_or(*since);
+            if arrivals.len() >= MEASURE_ARRIVALS {
+                let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+                gaps.sort_unstable();
+                let median = gaps[gaps.len() / 2];
+                if median <= MEASURE_GAP * 2 {
+                    // Errors came as fast as we asked: no limit at this pace.
+                    h.pace = Pace::Free;
+                    h.cleared = true;
+                    continue;
+                }
+                // A little slower than the host refills, so each probe
+                // finds a token waiting.
+                let period =
+                    (median * 51 / 50 + Duration::from_millis(2)).clamp(MIN_PERIOD, MAX_PERIOD);
+                tracing::debug!(host = %h.target.addr, ?period, "ICMP pace measured");
+                // The last error spent the host's token: the next one is
+                // due a period after it.
+                h.next_send = last + period;
+                h.pace = Pace::Paced { period };
+            } else if now.saturating_duration_since(last) >= MEASURE_QUIET {
+                if arrivals.len() >= 2 {
+                    // Few errors but some: pace at the slowest gap seen.
+                    let slowest = arrivals
+                        .windows(2)
+                        .map(|w| w[1] - w[0])
+                        .max()
+                        .unwrap_or(MAX_PERIOD);
+                    h.pace = Pace::Paced {
+                        period: (slowest * 51 / 50).clamp(MIN_PERIOD, MAX_PERIOD),
+                    };
+                } else {
+                    // The silent ports stay silent however slowly they are
+                    // asked: not a rate limit.
+                    h.pace = Pace::Free;
+                    h.cleared = true;
+                }
+            }
+        }
+    }
+
+    /// Sends what is due; returns the next time something will be due.
+    fn send_due(
+        &mut self,
+        sockets: &mut Sockets,
+        limiter: &mut Option<RateLimiter>,
+        now: Instant,
+        backoff: &mut Option<Instant>,
+    ) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let soonest = |t: Instant, wake: &mut Option<Instant>| {
+            *wake = Some(wake.map_or(t, |w| w.min(t)));
+        };
+        if let Some(b) = *backoff {
+            if b > now {
+                return Some(b);
+            }
+            *backoff = None;
+        }
+        let ids: Vec<u64> = {
+            let mut v: Vec<u64> = self.hosts.keys().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        let n_ports = self.cfg.ports.len() as u64;
+        // Round-robin: one probe per host per round, so that one host with
+        // many ports does not starve the others of the window.
+        loop {
+            let mut sent_any = false;
+            for &id in &ids {
+                if self.inflight >= self.cfg.max_inflight {
+                    return wake;
+                }
+                let Some(h) = self.hosts.get_mut(&id) else {
+                    continue;
+                };
+                if h.failed || !h.has_work(n_ports) {
+                    continue;
+                }
+                let (gap, counted) = match &h.pace {
+                    Pace::Free => (None, true),
+                    Pace::Measuring { .. } => (Some(MEASURE_GAP), false),
+                    Pace::Paced { period } => (Some(*period), true),
+                };
+                if gap.is_some() {
+                    if h.next_send > now {
+                        soonest(h.next_send, &mut wake);
+                        continue;
+                    }
+                    // A paced probe waits for the host's previous one: two
+                    // at once would share one token.
+                    if counted && !h.flights.is_empty() {
+                        continue;
+                    }
+                }
+                if let Some(l) = limiter.as_mut()
+                    && let Err(at) = l.try_take(now)
+                {
+                    soonest(at, &mut wake);
+                    return wake;
+                }
+                let Some(q) = h.pop(&self.cfg.ports) else {
+                    continue;
+                };
+                if q.fresh {
+                    self.progress.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                let addr = SocketAddr::new(h.target.addr, q.port);
+                match send_probe(sockets, addr) {
+                    Sent::Ok => {
+                        let flight = Flight {
+                            sent: now,
+                            silent: q.silent,
+                            counted,
+                            missed: q.missed,
+                        };
+                        h.flights.insert(q.port, flight);
+                        self.inflight += 1;
+                        let timeout = h.rtt.timeout(&self.cfg.rtt);
+                        self.timers.push(Reverse((now + timeout, id, q.port, now)));
+                        if let Some(g) = gap {
+                            h.next_send = now + g;
+                            soonest(h.next_send, &mut wake);
+                        }
+                        sent_any = true;
+                    }
+                    Sent::Busy => {
+                        h.queue.push_front(Queued { fresh: false, ..q });
+                        *backoff = Some(now + LOCAL_BACKOFF);
+                        return Some(now + LOCAL_BACKOFF);
+                    }
+                    Sent::Verdict(state, reason) => {
+                        h.queue.push_front(q);
+                        self.decide(id, q.port, state, reason, q.silent.saturating_add(1));
+                        sent_any = true;
+                    }
+                    Sent::Fail(message) => {
+                        h.failed = true;
+                        self.out.push(Event::TargetError(TargetError {
+                            kind: TargetErrorKind::Probe,
+                            target: h.target.addr.to_string(),
+                            message,
+                        }));
+                        // Its pairs are counted as unprobed, in no state.
+                        let left = h.undecided;
+                        self.stats.scan.unprobed += left;
+                        self.progress.done.fetch_add(left, Ordering::Relaxed);
+                        self.inflight -= h.flights.len();
+                        h.flights.clear();
+                        h.queue.clear();
+                        h.next = n_ports;
+                        h.undecided = 0;
+                    }
+                }
+            }
+            if !sent_any {
+                return wake;
+            }
+        }
+    }
+
+    /// Hosts with every port decided: their `HostDone`, in target order.
+    fn finish_done(&mut self, all: bool) {
+        let mut done: Vec<u64> = self
+            .hosts
+            .values()
+            .filter(|h| all || h.undecided == 0)
+            .map(|h| h.index)
+            .collect();
+        done.sort_unstable();
+        for id in done {
+            let Some(h) = self.hosts.remove(&id) else {
+                continue;
+            };
+            if let Some(v) = self.by_addr.get_mut(&h.target.addr) {
+                v.retain(|&x| x != id);
+                if v.is_empty() {
+                    self.by_addr.remove(&h.target.addr);
+                }
+            }
+            self.inflight -= h.flights.len();
+            if h.recovered > 0 {
+                self.stats.limited_hosts += 1;
+                if let Pace::Paced { period } = h.pace {
+                    self.stats.slowest_period =
+                        Some(self.stats.slowest_period.map_or(period, |p| p.max(period)));
+                }
+            }
+            if h.failed && h.counts.is_empty() {
+                continue;
+            }
+            self.stats.scan.hosts += 1;
+            let end = HostEnd {
+                counts: h.counts,
+                up: h.answered,
+                rtt: h.rtt,
+            };
+            let done = end.done(id, h.target, h.started, &self.cfg.rtt);
+            self.out.push(Event::HostDone(done));
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.hosts.is_empty() && self.next_host >= self.targets.len()
+    }
+}
+
+/// Silence from probes already out no longer counts (they were sent before
+/// the host's limit showed).
+fn uncount_flights(h: &mut Host) {
+    for f in h.flights.values_mut() {
+        f.counted = false;
+    }
+}
+
+/// Runs a UDP scan of `cfg.ports` on every host of `targets`, sending events
+/// as ports are decided. Returns when every port is decided, or soon after
+/// `cancel` fires (hosts started so far still get their `HostDone`).
+/// `cfg.shard` and `cfg.workers` are not used: one task paces every host.
+pub async fn udp_scan(
+    targets: Arc<TargetSet>,
+    cfg: ScanConfig,
+    events: Emit<Event>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> UdpStats {
+    let n_ports = cfg.ports.len() as u64;
+    progress
+        .total
+        .store(targets.len().saturating_mul(n_ports), Ordering::Relaxed);
+    let active_max = (GROUP_PROBES / n_ports.max(1)).clamp(1, MAX_ACTIVE_HOSTS);
+    let mut limiter = cfg.rate.map(RateLimiter::new);
+    let grace = cfg.grace;
+    let mut scan = Scan {
+        cfg,
+        targets,
+        progress,
+        hosts: HashMap::new(),
+        by_addr: HashMap::new(),
+        next_host: 0,
+        active_max,
+        inflight: 0,
+        timers: BinaryHeap::new(),
+        stats: UdpStats::default(),
+        out: Vec::new(),
+    };
+    let mut sockets = Sockets { v4: None, v6: None };
+    let mut heard = Vec::new();
+    let mut backoff = None;
+    let mut stop_at: Option<Instant> = None;
+    if n_ports > 0 {
+        loop {
+            let now = Instant::now();
+            if stop_at.is_none() && cancel.is_cancelled() {
+                stop_at = Some(now + grace);
+            }
+            sockets.drain(&mut heard);
+            for (h, at) in heard.drain(..) {
+                scan.heard(h, at);
+            }
+            while let Some(Reverse((when, id, port, sent))) = scan.timers.peek().copied() {
+                if when > now {
+                    break;
+                }
+                scan.timers.pop();
+                scan.timeout(id, port, sent, now);
+            }
+            scan.settle(now);
+            let mut wake = None;
+            if stop_at.is_none() {
+                scan.activate();
+                wake = scan.send_due(&mut sockets, &mut limiter, now, &mut backoff);
+            }
+            scan.finish_done(false);
+            for ev in scan.out.drain(..) {
+                // A closed receiver means the printers are gone; the
+                // summary is still right.
+                let _ = events.send(ev).await;
+            }
+            if scan.finished() || stop_at.is_some_and(|t| t <= now || scan.inflight == 0) {
+                break;
+            }
+            let timer = scan.timers.peek().map(|Reverse((t, ..))| *t);
+            let next = [wake, timer, stop_at, backoff]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_millis(100));
+            tokio::select! {
+                _ = sockets.ready() => {}
+                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = cancel.cancelled(), if stop_at.is_none() => {}
+            }
+        }
+    }
+    let interrupted = !scan.finished();
+    scan.finish_done(true);
+    for ev in scan.out.drain(..) {
+        let _ = events.send(ev).await;
+    }
+    scan.stats.scan.interrupted = interrupted;
+    scan.stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_errors_read_as_nmap_does() {
+        let dest: SocketAddr = "198.18.0.2:53".parse().unwrap();
+        let at = |kind, code, v6| match classify(kind, code, v6, dest, None) {
+            Some(Heard::Icmp { state, reason, .. }) => Some((state, reason)),
+            _ => None,
+        };
+        let closed = Some((PortState::Closed, Reason::PortUnreach));
+        let filtered = |r| Some((PortState::Filtered, r));
+        let table = [
+            (3, 3, false, closed),
+            (3, 13, false, filtered(Reason::AdminProhibited)),
+            (3, 1, false, filtered(Reason::HostUnreach)),
+            (3, 2, false, filtered(Reason::ProtoUnreach)),
+            // Time exceeded decides nothing.
+            (11, 0, false, None),
+            (1, 4, true, closed),
+            (1, 1, true, filtered(Reason::AdminProhibited)),
+        ];
+        for (kind, code, v6, want) in table {
+            assert_eq!(at(kind, code, v6), want, "type {kind} code {code} v6 {v6}");
+        }
+        assert_eq!(at(3, 0, true), None, "ICMPv6 type 3 is time exceeded");
+    }
+
+    /// Loopback sends ICMP errors without a limit: a listener is open, a
+    /// free port closed, and a reply from another port does not count.
+    #[tokio::test]
+    async fn loopback_open_and_closed() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let open = server.local_addr().expect("addr");
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr");
+        let echo = std::thread::spawn(move || {
+            let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let mut buf = [0u8; 64];
+            server
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            if let Ok((n, from)) = server.recv_from(&mut buf) {
+                // First from a port that was not probed, then properly.
+                let _ = other.send_to(&buf[..n], from);
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = server.send_to(&buf[..n], from);
+            }
+        });
+        let mut sockets = Sockets { v4: None, v6: None };
+        assert!(matches!(send_probe(&mut sockets, open), Sent::Ok));
+        assert!(matches!(send_probe(&mut sockets, closed), Sent::Ok));
+        let mut heard = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while heard.len() < 3 && Instant::now() < deadline {
+            tokio::select! {
+                _ = sockets.ready() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            sockets.drain(&mut heard);
+        }
+        echo.join().expect("echo thread");
+        let kinds: Vec<Heard> = heard.into_iter().map(|(h, _)| h).collect();
+        assert!(kinds.contains(&Heard::Reply(open)), "{kinds:?}");
+        assert!(
+            kinds.iter().any(|h| matches!(h, Heard::Icmp { dest, state: PortState::Closed, reason: Reason::PortUnreach, .. } if *dest == closed)),
+            "{kinds:?}"
+        );
+        // The stray reply is heard from its own (unprobed) port; the
+        // scheduler's owner() lookup is what ignores it.
+        assert!(
+            kinds
+                .iter()
+                .all(|h| !matches!(h, Heard::Reply(a) if a.port() != open.port() && *a == closed)),
+            "{kinds:?}"
+        );
+    }
+}
