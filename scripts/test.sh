@@ -6,7 +6,8 @@
 # nmap for validating our nmap XML against nmap's own DTD, python3 for the
 # scripted listeners, ncat and curl as clients of `cat`'s HTTP proxy server,
 # and the real servers of tests/lab/: OpenSSH, Postfix,
-# Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl). A policy-rc.d
+# Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl; socat, dnsmasq and
+# snmpd for the UDP scan's tests). A policy-rc.d
 # that exits 101 keeps the packages from starting their system instances: the
 # lab runs its own, in namespaces. Without root those tests say loudly that
 # they were skipped, and under CI=true they fail instead: a test that cannot
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables libxml2-utils nmap python3 procps ncat curl
   openssh-server postfix dovecot-core dovecot-pop3d dovecot-imapd vsftpd libpam-pwdfile
-  nginx slapd ldap-utils openssl util-linux)
+  nginx slapd ldap-utils openssl util-linux socat dnsmasq snmpd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

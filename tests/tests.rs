@@ -17,6 +17,8 @@
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
 //! - `scan_syn`: the SYN scan (raw sockets) in the same kind of lab, its verdicts
 //!   against the connect scan's, and the connect scan without CAP_NET_RAW.
+//! - `scan_udp`: `scan -sU` against socat, dnsmasq and snmpd in a namespace,
+//!   nftables drops and rejects, and the target's ICMP rate limit.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
@@ -50,4 +52,5 @@ mod probe_local;
 mod scan_lab;
 mod scan_local;
 mod scan_syn;
+mod scan_udp;
 mod talk;

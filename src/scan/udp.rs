@@ -378,7 +378,12 @@ fn send_probe(sockets: &mut Sockets, addr: SocketAddr) -> Sent {
     let sock = socket2::SockRef::from(socket);
     let to = socket2::SockAddr::from(addr);
     for p in payloads {
-        if let Err(e) = sock.send_to(p, &to) {
+        // An ICMP error that came for an earlier probe is reported once by
+        // the next call on the socket, this send included (the datagram is
+        // then not sent; the error's details wait on the error queue). Only
+        // an error that comes back on a second try is about this probe.
+        let sent = sock.send_to(p, &to).or_else(|_| sock.send_to(p, &to));
+        if let Err(e) = sent {
             return match e.raw_os_error().map(Errno::from_raw) {
                 Some(Errno::ENOBUFS | Errno::ENOMEM | Errno::EAGAIN) => Sent::Busy,
                 // This machine's own firewall, as the connect scan reads it.
@@ -389,9 +394,8 @@ fn send_probe(sockets: &mut Sockets, addr: SocketAddr) -> Sent {
                     Sent::Verdict(PortState::Filtered, Reason::HostUnreach)
                 }
                 Some(Errno::ENETUNREACH) => Sent::Verdict(PortState::Filtered, Reason::NetUnreach),
-                // A pending ICMP error of an earlier probe, reported here
-                // instead of on a read: the datagram was not sent.
-                Some(Errno::ECONNREFUSED) => Sent::Busy,
+                // Errors of earlier probes, twice in a row: try again soon.
+                Some(Errno::ECONNREFUSED | Errno::EHOSTDOWN | Errno::EPROTO) => Sent::Busy,
                 _ => Sent::Fail(e.to_string()),
             };
         }
