@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::netns::{Lab, TARGET_V4, require_lab, wait_output};
+use crate::support::netns::{Lab, TARGET_V4, TARGET_V6, require_lab, wait_output};
 use crate::util::{assert_valid_nmap_xml, bin, json_lines, port_states, show, sockeye, summary};
 
 const SCAN_LIMIT: Duration = Duration::from_secs(120);
@@ -44,8 +44,7 @@ fn wait_udp_listener(lab: &Lab, ns: &str, port: u16) {
 /// all on the target address; the lab kills them when it drops.
 fn start_services(lab: &Lab, dir: &Path) -> Vec<Daemon> {
     let ns = lab.target_ns();
-    let echo_addr = format!("UDP4-RECVFROM:7,bind={TARGET_V4},fork");
-    let echo = Daemon(lab.spawn(ns, "socat", &["-T", "1", &echo_addr, "PIPE"]));
+    let echo = start_echo(lab, TARGET_V4);
     let dns = Daemon(lab.spawn(
         ns,
         "dnsmasq",
@@ -80,7 +79,7 @@ fn start_services(lab: &Lab, dir: &Path) -> Vec<Daemon> {
             &format!("udp:{TARGET_V4}:161"),
         ],
     ));
-    for port in [7, 53, 161] {
+    for port in [53, 161] {
         wait_udp_listener(lab, ns, port);
     }
     vec![echo, dns, snmp]
@@ -102,6 +101,32 @@ fn tools_present() -> bool {
     })
 }
 
+/// A new lab when the lab and the UDP daemons are there (`None`: skipped,
+/// loudly, by require_lab).
+fn udp_lab() -> Option<Lab> {
+    if !require_lab() {
+        return None;
+    }
+    assert!(
+        tools_present(),
+        "socat, dnsmasq, snmpd and ss are needed (scripts/test.sh installs them)"
+    );
+    Some(Lab::new())
+}
+
+/// socat's UDP echo on port 7 of `addr` in the target namespace, listening.
+fn start_echo(lab: &Lab, addr: &str) -> Daemon {
+    let ns = lab.target_ns();
+    let spec = if addr.contains(':') {
+        format!("UDP6-RECVFROM:7,bind=[{addr}],fork")
+    } else {
+        format!("UDP4-RECVFROM:7,bind={addr},fork")
+    };
+    let echo = Daemon(lab.spawn(ns, "socat", &["-T", "1", &spec, "PIPE"]));
+    wait_udp_listener(lab, ns, 7);
+    echo
+}
+
 const FIREWALL: &str = "
 table ip sockeye_udp {
   chain input {
@@ -116,14 +141,9 @@ table ip sockeye_udp {
 /// nftables, in every printer; the XML validates against nmap's DTD.
 #[test]
 fn udp_states_and_reasons_from_real_services() {
-    if !require_lab() {
+    let Some(lab) = udp_lab() else {
         return;
-    }
-    assert!(
-        tools_present(),
-        "socat, dnsmasq, snmpd and ss are needed (scripts/test.sh installs them)"
-    );
-    let lab = Lab::new();
+    };
     // Every ICMP error answers here; the limit has its own test below.
     lab.unlimit_icmp(lab.target_ns());
     lab.nft(lab.target_ns(), FIREWALL);
@@ -232,14 +252,9 @@ fn udp_states_and_reasons_from_real_services() {
 /// open|filtered, and say that it slowed down for the limit.
 #[test]
 fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
-    if !require_lab() {
+    let Some(lab) = udp_lab() else {
         return;
-    }
-    assert!(
-        tools_present(),
-        "socat is needed (scripts/test.sh installs it)"
-    );
-    let lab = Lab::new();
+    };
     let ratelimit = lab.exec(
         lab.target_ns(),
         &["sysctl", "-n", "net.ipv4.icmp_ratelimit"],
@@ -249,10 +264,7 @@ fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
         "0",
         "a new namespace should have the kernel's default ICMP limit"
     );
-    let ns = lab.target_ns();
-    let echo_addr = format!("UDP4-RECVFROM:7,bind={TARGET_V4},fork");
-    let _echo = Daemon(lab.spawn(ns, "socat", &["-T", "1", &echo_addr, "PIPE"]));
-    wait_udp_listener(&lab, ns, 7);
+    let _echo = start_echo(&lab, TARGET_V4);
     // 20 closed ports: 6 answer at once, the other 14 only at the host's pace.
     let (out, records) = scan_in(
         &lab,
@@ -388,4 +400,58 @@ fn udp_scan_refuses_what_it_cannot_do() {
         let out = sockeye(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
     }
+}
+
+/// The same over IPv6: ICMPv6 port unreachable is closed, an echo open.
+#[test]
+fn udp_over_ipv6() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    let _echo = start_echo(&lab, TARGET_V6);
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-sU",
+            "-p",
+            "7,1001",
+            "--all-states",
+            "-o",
+            "json",
+            TARGET_V6,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let states = port_states(&records);
+    assert_eq!(
+        states.get(&7),
+        Some(&("open".to_owned(), "udp-response".to_owned()))
+    );
+    assert_eq!(
+        states.get(&1001),
+        Some(&("closed".to_owned(), "port-unreach".to_owned()))
+    );
+}
+
+/// All 65,535 ports of a namespace's own loopback, which sends every ICMP
+/// error at once: each must fit in the socket's error queue (the window is
+/// bounded by its receive buffer), so every port is closed on its first
+/// probe and no rate limit is imagined. The one open port may be the
+/// scan's own socket, which receives what is sent to it.
+#[test]
+fn loopback_full_range_is_all_closed_without_a_limit_note() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let (out, records) = scan_in(&lab, &["scan", "-sU", "-p-", "-o", "json", "127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let s = summary(&records);
+    assert_eq!(s["ports"], 65535, "{s}");
+    let open = s["open"].as_u64().unwrap_or(u64::MAX);
+    assert!(open <= 1, "{s}");
+    assert_eq!(s["closed"].as_u64(), Some(65535 - open), "{s}");
+    assert!(s.get("note").is_none(), "{s}");
 }

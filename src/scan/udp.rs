@@ -76,20 +76,27 @@ const MAX_PERIOD: Duration = Duration::from_secs(5);
 /// How long sending pauses when this machine is short of buffers.
 const LOCAL_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Receive buffer asked for (the kernel caps it at `net.core.rmem_max`):
-/// every ICMP error of a fast first pass must fit in the error queue.
+/// Receive buffer asked for (as root beyond `net.core.rmem_max`, else
+/// capped by it): every ICMP error of the probes in flight must fit in the
+/// error queue, or the kernel drops errors and closed ports look silent.
 const RECV_BUFFER: usize = 4 << 20;
+
+/// Bytes of receive buffer a probe in flight may need: the kernel charges
+/// an error queue entry one to two kilobytes (more on loopback), and a port
+/// with two requests may get two errors.
+const BUFFER_PER_PROBE: usize = 4096;
 
 /// What a UDP scan found besides the port states.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UdpStats {
     pub scan: ScanStats,
     /// Hosts whose ICMP errors proved rate limited: a port silent on one
-    /// probe answered port-unreachable to a later one.
+    /// probe answered port-unreachable to a later one, and the pace of the
+    /// host's errors could be measured.
     pub limited_hosts: u64,
     /// The longest pace a limited host was probed at.
     pub slowest_period: Option<Duration>,
-    /// Ports decided only because they were sent again at the host's pace.
+    /// Closed ports of those hosts that answered only when sent again.
     pub recovered: u64,
 }
 
@@ -148,6 +155,8 @@ struct Host {
     recovered: u64,
     /// Measured once and found no limit: do not measure again without proof.
     cleared: bool,
+    /// A pace was measured: the host limits its errors.
+    paced: bool,
     /// A local error made the host unprobeable (reported once).
     failed: bool,
 }
@@ -190,9 +199,12 @@ enum Heard {
 }
 
 /// The scan's sockets, one per address family, made when first needed.
+#[derive(Default)]
 struct Sockets {
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
+    /// Probes in flight whose errors the smallest receive buffer holds.
+    room: Option<usize>,
 }
 
 fn open_socket(v6: bool) -> io::Result<UdpSocket> {
@@ -212,8 +224,10 @@ fn open_socket(v6: bool) -> io::Result<UdpSocket> {
     } else {
         setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
     }
-    // Best effort: the default also works, with less room for a burst.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    // Best effort: the window shrinks to what the buffer holds.
+    if setsockopt(&socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    }
     socket.bind(&any.into())?;
     UdpSocket::from_std(socket.into())
 }
@@ -222,7 +236,13 @@ impl Sockets {
     fn get(&mut self, v6: bool) -> io::Result<&UdpSocket> {
         let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
         if slot.is_none() {
-            *slot = Some(open_socket(v6)?);
+            let socket = open_socket(v6)?;
+            let buffer = socket2::SockRef::from(&socket)
+                .recv_buffer_size()
+                .unwrap_or(BUFFER_PER_PROBE);
+            let room = (buffer / BUFFER_PER_PROBE).max(1);
+            self.room = Some(self.room.map_or(room, |r| r.min(room)));
+            *slot = Some(socket);
         }
         Ok(slot.as_ref().expect("just set"))
     }
@@ -448,6 +468,7 @@ impl Scan {
                     icmp: 0,
                     recovered: 0,
                     cleared: false,
+                    paced: false,
                     failed: false,
                 },
             );
@@ -546,7 +567,6 @@ impl Scan {
         if icmp && missed && state == PortState::Closed {
             // Silent before, refused now: the host's errors are limited.
             h.recovered += 1;
-            self.stats.recovered += 1;
             match &mut h.pace {
                 // A counted probe met no token: the pace is too quick.
                 Pace::Paced { period } if silent > 0 => {
@@ -644,6 +664,7 @@ impl Scan {
                 // due a period after it.
                 h.next_send = last + period;
                 h.pace = Pace::Paced { period };
+                h.paced = true;
             } else if now.saturating_duration_since(last) >= MEASURE_QUIET {
                 if arrivals.len() >= 2 {
                     // Few errors but some: pace at the slowest gap seen.
@@ -655,6 +676,7 @@ impl Scan {
                     h.pace = Pace::Paced {
                         period: (slowest * 51 / 50).clamp(MIN_PERIOD, MAX_PERIOD),
                     };
+                    h.paced = true;
                 } else {
                     // The silent ports stay silent however slowly they are
                     // asked: not a rate limit.
@@ -694,7 +716,12 @@ impl Scan {
         loop {
             let mut sent_any = false;
             for &id in &ids {
-                if self.inflight >= self.cfg.max_inflight {
+                if self.inflight
+                    >= self
+                        .cfg
+                        .max_inflight
+                        .min(sockets.room.unwrap_or(usize::MAX))
+                {
                     return wake;
                 }
                 let Some(h) = self.hosts.get_mut(&id) else {
@@ -805,8 +832,9 @@ impl Scan {
                 }
             }
             self.inflight -= h.flights.len();
-            if h.recovered > 0 {
+            if h.recovered > 0 && h.paced {
                 self.stats.limited_hosts += 1;
+                self.stats.recovered += h.recovered;
                 if let Pace::Paced { period } = h.pace {
                     self.stats.slowest_period =
                         Some(self.stats.slowest_period.map_or(period, |p| p.max(period)));
@@ -870,7 +898,7 @@ pub async fn udp_scan(
         stats: UdpStats::default(),
         out: Vec::new(),
     };
-    let mut sockets = Sockets { v4: None, v6: None };
+    let mut sockets = Sockets::default();
     let mut heard = Vec::new();
     let mut backoff = None;
     let mut stop_at: Option<Instant> = None;
@@ -980,7 +1008,7 @@ mod tests {
                 let _ = server.send_to(&buf[..n], from);
             }
         });
-        let mut sockets = Sockets { v4: None, v6: None };
+        let mut sockets = Sockets::default();
         assert!(matches!(send_probe(&mut sockets, open), Sent::Ok));
         assert!(matches!(send_probe(&mut sockets, closed), Sent::Ok));
         let mut heard = Vec::new();
