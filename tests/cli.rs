@@ -78,7 +78,6 @@ fn bad_input_is_one_line_and_exit_2() {
         (&["scan", "-o", "yaml", "127.0.0.1"], "yaml"),
         (&["scan", "--max-rtt-timeout", "soon", "127.0.0.1"], "soon"),
         (&["scan", "--top-ports", "0", "127.0.0.1"], "--top-ports"),
-        (&["scan", "-p", "U:53", "127.0.0.1"], "UDP"),
         (&["scan"], "no targets"),
         (&["scan", "--bogus", "127.0.0.1"], "--bogus"),
         (&["scan", "-T9", "127.0.0.1"], "'9'"),
