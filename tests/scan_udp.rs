@@ -265,7 +265,13 @@ fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
         "a new namespace should have the kernel's default ICMP limit"
     );
     let _echo = start_echo(&lab, TARGET_V4);
-    // 20 closed ports: 6 answer at once, the other 14 only at the host's pace.
+    // Dropped ports among the closed ones: their silence must not be taken
+    // for the limit's, nor the limit's for theirs.
+    lab.nft(
+        lab.target_ns(),
+        "table ip drops {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport { 1005, 1010, 1015 } drop\n  }\n}\n",
+    );
+    // 17 closed ports: 6 answer at once, the other 11 only at the host's pace.
     let (out, records) = scan_in(
         &lab,
         &[
@@ -286,14 +292,23 @@ fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
         Some(&("open".to_owned(), "udp-response".to_owned()))
     );
     for port in 1001..=1020 {
+        let want = if [1005, 1010, 1015].contains(&port) {
+            ("open|filtered", "no-response")
+        } else {
+            ("closed", "port-unreach")
+        };
         assert_eq!(
             states.get(&port),
-            Some(&("closed".to_owned(), "port-unreach".to_owned())),
+            Some(&(want.0.to_owned(), want.1.to_owned())),
             "port {port}: {states:?}"
         );
     }
     let s = summary(&records);
-    assert_eq!((&s["open"], &s["closed"]), (&1.into(), &20.into()), "{s}");
+    assert_eq!(
+        (&s["open"], &s["closed"], &s["open_filtered"]),
+        (&1.into(), &17.into(), &3.into()),
+        "{s}"
+    );
     let note = s["note"].as_str().unwrap_or_default();
     assert!(
         note.starts_with("ICMP rate limiting detected on 1 host"),

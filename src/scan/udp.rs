@@ -564,6 +564,15 @@ impl Scan {
                 arrivals.push(at);
             }
         }
+        if let Pace::Paced { period } = h.pace {
+            // The host's bucket as we model it: an error spends its token
+            // and the next is due a period later; a reply spends none.
+            h.next_send = if icmp {
+                at + period
+            } else {
+                at.min(h.next_send)
+            };
+        }
         if icmp && missed && state == PortState::Closed {
             // Silent before, refused now: the host's errors are limited.
             h.recovered += 1;
@@ -598,6 +607,10 @@ impl Scan {
         };
         if f.sent != sent {
             return;
+        }
+        if f.counted && matches!(h.pace, Pace::Paced { .. }) {
+            // Silence spent no token: the next probe need not wait.
+            h.next_send = h.next_send.min(now);
         }
         if f.counted && h.pace == Pace::Free && h.icmp > 0 && !h.cleared {
             // Closed ports answered, now one is silent: measure the
