@@ -443,10 +443,13 @@ impl Scan {
         while (self.hosts.len() as u64) < self.active_max && self.next_host < self.targets.len() {
             let index = self.next_host;
             self.next_host += 1;
+            let n = self.cfg.ports.len() as u64;
             let Some(target) = self.targets.get(index) else {
+                // Excluded: its pairs are done without a probe.
+                self.progress.done.fetch_add(n, Ordering::Relaxed);
+                self.progress.sent.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
-            let n = self.cfg.ports.len() as u64;
             let key = self.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             self.by_addr.entry(target.addr).or_default().push(index);
             self.hosts.insert(
