@@ -61,9 +61,10 @@ const MAX_ACTIVE_HOSTS: u64 = 4096;
 /// earns is spent by the next probe.
 const MEASURE_GAP: Duration = Duration::from_millis(20);
 
-/// ICMP errors to see (after the limit showed) before the pace is known: the
-/// pace is the median of the gaps between them.
-const MEASURE_ARRIVALS: usize = 5;
+/// ICMP errors to see (after the limit showed) before the pace is known
+/// (see [`pace_from`]). Measuring costs nothing: the host answers at its
+/// pace meanwhile, and each error decides a port.
+const MEASURE_ARRIVALS: usize = 8;
 
 /// Measuring gives up after this long without an ICMP error from the host:
 /// the silent ports are silent for another reason than a rate limit.
@@ -671,10 +672,7 @@ impl Scan {
                     h.cleared = true;
                     continue;
                 }
-                // A little slower than the host refills, so each probe
-                // finds a token waiting.
-                let period =
-                    (median * 51 / 50 + Duration::from_millis(2)).clamp(MIN_PERIOD, MAX_PERIOD);
+                let period = pace_from(arrivals, median).clamp(MIN_PERIOD, MAX_PERIOD);
                 tracing::debug!(host = %h.target.addr, ?period, "ICMP pace measured");
                 // The last error spent the host's token: the next one is
                 // due a period after it.
@@ -875,6 +873,29 @@ impl Scan {
     }
 }
 
+/// The pace of a host's errors from their arrival times while it was probed
+/// every [`MEASURE_GAP`]: each error came with the first probe after the
+/// host earned a token, so one gap is the period give or take a gap of
+/// ours, but over a run of consecutive gaps those errors cancel (the host
+/// keeps the remainder of a token): the run's length over its count, plus
+/// the most it can be short by. Gaps far from the median (tokens saved up
+/// before measuring began) are left out, from the start only, so the run
+/// stays consecutive. A little over the host's period, so that each paced
+/// probe finds a token waiting.
+fn pace_from(arrivals: &[Instant], median: Duration) -> Duration {
+    let near = |g: Duration| g.abs_diff(median) <= MEASURE_GAP * 2;
+    let mut start = arrivals.len() - 1;
+    while start > 0 && near(arrivals[start] - arrivals[start - 1]) {
+        start -= 1;
+    }
+    let count = (arrivals.len() - 1 - start) as u32;
+    if count == 0 {
+        return median + MEASURE_GAP;
+    }
+    let span = arrivals[arrivals.len() - 1] - arrivals[start];
+    (span + MEASURE_GAP) / count + Duration::from_millis(1)
+}
+
 /// Silence from probes already out no longer counts (they were sent before
 /// the host's limit showed).
 fn uncount_flights(h: &mut Host) {
@@ -999,6 +1020,21 @@ mod tests {
             assert_eq!(at(kind, code, v6), want, "type {kind} code {code} v6 {v6}");
         }
         assert_eq!(at(3, 0, true), None, "ICMPv6 type 3 is time exceeded");
+    }
+
+    #[test]
+    fn pace_is_a_little_over_the_hosts_period() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // One saved-up token (the first two at once), then a 1 s limit
+        // answered by 20 ms probes: each error up to 19 ms late.
+        let late = [0, 5, 1010, 2000, 3019, 4003, 5015, 6000];
+        let arrivals: Vec<Instant> = late.iter().map(|&d| t0 + ms(d)).collect();
+        let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+        gaps.sort_unstable();
+        let pace = pace_from(&arrivals, gaps[gaps.len() / 2]);
+        assert!(pace >= ms(1000), "{pace:?}");
+        assert!(pace <= ms(1010), "{pace:?}");
     }
 
     /// Loopback sends ICMP errors without a limit: a socket that echoes is
