@@ -411,6 +411,7 @@ fn udp_scan_refuses_what_it_cannot_do() {
         &["scan", "-sU", "--shard", "0/2", "--seed", "1", "127.0.0.1"][..],
         &["scan", "-sU", "--probe", "127.0.0.1"][..],
         &["scan", "-sU", "-sT", "127.0.0.1"][..],
+        &["scan", "-sU", "-sS", "127.0.0.1"][..],
     ] {
         let out = sockeye(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
