@@ -1,16 +1,22 @@
-//! Zero-copy stdio sessions over plain TCP: `splice(2)` moves pages from a
-//! stdin pipe into the socket and from the socket into stdout (directly
-//! when stdout is a pipe, through a pipe of our own when it is a file or
-//! /dev/null), so the bytes of a large transfer never enter user space.
+//! The fast stdio session over plain TCP: one thread per direction with
+//! blocking system calls, and the bytes of a large transfer kept out of
+//! user space where the descriptors allow it.
 //!
-//! Taken only when nothing needs to look at the bytes (no `-o`/`-x`, `-C`,
-//! `-d`, `-i`, `-q`, TLS or exec) and the descriptors allow it (stdin a
-//! blocking pipe; stdout a blocking pipe, a regular file or /dev/null).
-//! Each direction runs on a thread of its own with blocking splices; the
-//! socket is non-blocking (it belongs to tokio), so "would block" on it
-//! is waited out with poll(2). The half-close contract is the session's:
-//! stdin's EOF sends FIN, the peer's FIN ends the way down, and the session
-//! ends when both directions have.
+//! The way up (stdin -> socket): `splice(2)` from a pipe, `sendfile(2)`
+//! from a regular file, plain `read`/`write` from anything else (a
+//! terminal, /dev/null, a socket). The way down (socket -> stdout):
+//! `splice(2)` into a pipe directly, into a regular file or /dev/null
+//! through a pipe of our own, plain `read`/`write` into anything else (a
+//! terminal, a file opened for appending, a non-blocking descriptor).
+//!
+//! Taken whenever nothing needs to look at the bytes (no `-o`/`-x`, `-C`,
+//! `-d`, `-i`, `-q`, TLS or exec), whatever stdin and stdout are. The
+//! socket is non-blocking (it belongs to tokio), so "would block" on it is
+//! waited out with poll(2), as it is on a non-blocking stdin or stdout.
+//! The half-close contract is the session's: stdin's EOF sends FIN, the
+//! peer's FIN ends the way down, the session ends when both directions
+//! have, and a stdout that stopped taking bytes (EPIPE) does not stop the
+//! draining of the socket.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,8 +30,10 @@ use tokio::sync::oneshot;
 
 use super::{Ctx, RelayError};
 
-/// Bytes asked of one splice call.
+/// Bytes asked of one splice or sendfile call.
 const CHUNK: usize = 1 << 20;
+/// Buffer of the read/write paths (terminals, appended files, sockets).
+const BUF: usize = 128 * 1024;
 /// Pipe capacity asked for (the default 64 KiB means a wake-up per 64 KiB);
 /// the kernel may refuse past /proc/sys/fs/pipe-max-size, which is fine.
 const PIPE_SIZE: i32 = 1 << 20;
@@ -34,62 +42,71 @@ fn grow_pipe(fd: BorrowedFd<'_>) {
     let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
 }
 
+/// What stdin is, for the way up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A blocking pipe: spliced.
+    Pipe,
+    /// A regular file: sent with sendfile(2) from its current offset.
+    File,
+    /// Anything else: read and written.
+    Read,
+}
+
 /// What stdout is, for the way down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sink {
+    /// A blocking pipe: spliced into directly.
     Pipe,
-    /// A file or /dev/null: through a pipe of our own.
+    /// A regular file or /dev/null: spliced through a pipe of our own.
     Staged,
+    /// Anything else: read and written.
+    Write,
 }
 
-fn blocking(fd: BorrowedFd<'_>) -> bool {
+fn flags(fd: BorrowedFd<'_>) -> OFlag {
     fcntl(fd, FcntlArg::F_GETFL)
-        .map(|f| !OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
-        .unwrap_or(false)
+        .map(OFlag::from_bits_truncate)
+        .unwrap_or(OFlag::O_NONBLOCK)
 }
 
-fn kind(fd: BorrowedFd<'_>) -> Option<SFlag> {
-    fstat(fd)
-        .ok()
-        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
-}
-
-fn is_pipe(fd: BorrowedFd<'_>) -> bool {
-    kind(fd) == Some(SFlag::S_IFIFO) && blocking(fd)
-}
-
-fn sink(fd: BorrowedFd<'_>) -> Option<Sink> {
-    if !blocking(fd) {
-        return None;
-    }
-    match kind(fd)? {
-        SFlag::S_IFIFO => Some(Sink::Pipe),
-        SFlag::S_IFREG => Some(Sink::Staged),
-        SFlag::S_IFCHR => {
-            // /dev/null (1, 3) takes splices; a terminal does not.
-            let st = fstat(fd).ok()?;
-            (st.st_rdev == nix::sys::stat::makedev(1, 3)).then_some(Sink::Staged)
-        }
-        _ => None,
+fn source(fd: BorrowedFd<'_>) -> Source {
+    let Ok(st) = fstat(fd) else {
+        return Source::Read;
+    };
+    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFIFO if !flags(fd).contains(OFlag::O_NONBLOCK) => Source::Pipe,
+        SFlag::S_IFREG => Source::File,
+        _ => Source::Read,
     }
 }
 
-/// True when this session can be spliced.
+fn sink(fd: BorrowedFd<'_>) -> Sink {
+    let Ok(st) = fstat(fd) else {
+        return Sink::Write;
+    };
+    let fl = flags(fd);
+    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFIFO if !fl.contains(OFlag::O_NONBLOCK) => Sink::Pipe,
+        // splice(2) refuses a file opened with O_APPEND (`>> file`).
+        SFlag::S_IFREG if !fl.contains(OFlag::O_APPEND) => Sink::Staged,
+        // /dev/null (1, 3) takes splices; a terminal does not.
+        SFlag::S_IFCHR if st.st_rdev == nix::sys::stat::makedev(1, 3) => Sink::Staged,
+        _ => Sink::Write,
+    }
+}
+
+/// True when this session can take the fast path.
 pub(crate) fn eligible(ctx: &Ctx) -> bool {
     let c = &ctx.cfg;
-    let plain = ctx.tap.is_none()
+    ctx.tap.is_none()
         && !c.data.crlf
         && c.timing.delay.is_none()
         && c.timing.idle.is_none()
         && c.timing.quit_after_eof.is_none()
         && c.exec.is_none()
-        && c.tls.is_none();
-    if !plain || std::env::var_os("SOCKEYE_NO_SPLICE").is_some() {
-        return false;
-    }
-    let stdin_ok = c.data.recv_only || is_pipe(io::stdin().as_fd());
-    let stdout_ok = c.data.send_only || sink(io::stdout().as_fd()).is_some();
-    stdin_ok && stdout_ok
+        && c.tls.is_none()
+        && std::env::var_os("SOCKEYE_NO_SPLICE").is_none()
 }
 
 fn wait(fd: BorrowedFd<'_>, flags: PollFlags) -> io::Result<()> {
@@ -100,25 +117,76 @@ fn wait(fd: BorrowedFd<'_>, flags: PollFlags) -> io::Result<()> {
     }
 }
 
+/// One read(2); "would block" is waited out. 0 is EOF.
+fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLIN)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// All of `data` with write(2); "would block" is waited out.
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait(fd, PollFlags::POLLOUT)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// stdin -> socket until stdin's EOF, then FIN (unless --no-shutdown).
 fn up(sock: OwnedFd, no_shutdown: bool) -> io::Result<()> {
     let stdin = io::stdin();
     let input = stdin.as_fd();
-    grow_pipe(input);
+    let mut how = source(input);
+    if how == Source::Pipe {
+        grow_pipe(input);
+    }
+    let mut sent = 0usize;
     loop {
-        match splice(
-            input,
-            None,
-            &sock,
-            None,
-            CHUNK,
-            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE,
-        ) {
+        let r = match how {
+            Source::Pipe => splice(
+                input,
+                None,
+                &sock,
+                None,
+                CHUNK,
+                SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE,
+            ),
+            Source::File => nix::sys::sendfile::sendfile(&sock, input, None, CHUNK),
+            Source::Read => break,
+        };
+        match r {
             Ok(0) => break,
-            Ok(_) | Err(Errno::EINTR) => {}
-            // stdin blocks, so this is the socket: wait until it drains.
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => {}
+            // stdin blocks (or is a file), so this is the socket: wait
+            // until it drains.
             Err(Errno::EAGAIN) => wait(sock.as_fd(), PollFlags::POLLOUT)?,
+            // A file system that cannot feed sendfile(2): read it instead.
+            Err(Errno::EINVAL | Errno::ENOSYS) if how == Source::File && sent == 0 => {
+                how = Source::Read;
+            }
             Err(e) => return Err(e.into()),
+        }
+    }
+    if how == Source::Read {
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = read_some(input, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            write_all(sock.as_fd(), &buf[..n])?;
         }
     }
     if !no_shutdown {
@@ -127,11 +195,52 @@ fn up(sock: OwnedFd, no_shutdown: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads the socket to its end, keeping nothing: stdout is gone, but the
+/// session still ends at the peer's FIN, as the buffered path does.
+fn discard(sock: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF];
+    while read_some(sock, &mut buf)? > 0 {}
+    Ok(())
+}
+
+/// socket -> stdout with read/write until the peer's FIN.
+fn down_copy(sock: BorrowedFd<'_>, out: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = read_some(sock, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if write_all(out, &buf[..n]).is_err() {
+            return discard(sock);
+        }
+    }
+}
+
+/// Moves `n` bytes from the staging pipe `r` to `out`. Err(true): splice
+/// cannot write to `out` at all (first call, nothing moved); Err(false):
+/// `out` failed.
+fn unstage(r: BorrowedFd<'_>, out: BorrowedFd<'_>, n: usize, first: bool) -> Result<(), bool> {
+    let mut left = n;
+    while left > 0 {
+        match splice(r, None, out, None, left, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(0) => return Err(false),
+            Ok(m) => left -= m,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EINVAL) if first && left == n => return Err(true),
+            Err(_) => return Err(false),
+        }
+    }
+    Ok(())
+}
+
 /// socket -> stdout until the peer's FIN.
 fn down(sock: OwnedFd, how: Sink) -> io::Result<()> {
     let stdout = io::stdout();
     let out = stdout.as_fd();
+    let s = sock.as_fd();
     let staging = match how {
+        Sink::Write => return down_copy(s, out),
         Sink::Pipe => {
             grow_pipe(out);
             None
@@ -142,34 +251,47 @@ fn down(sock: OwnedFd, how: Sink) -> io::Result<()> {
             Some((r, w))
         }
     };
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    let mut first = true;
     loop {
         let target = match &staging {
             Some((_, w)) => w.as_fd(),
             None => out,
         };
-        let n = match splice(&sock, None, target, None, CHUNK, flags) {
+        // The staging pipe is emptied after every call, so it never
+        // blocks; stdout's pipe blocks when its reader is slow.
+        let n = match splice(s, None, target, None, CHUNK, SpliceFFlags::SPLICE_F_MOVE) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
-            // Nothing to read yet (stdout blocks, the staging pipe was empty).
+            // Nothing to read yet (the socket is non-blocking).
             Err(Errno::EAGAIN) => {
-                wait(sock.as_fd(), PollFlags::POLLIN)?;
+                wait(s, PollFlags::POLLIN)?;
                 continue;
             }
+            // stdout's pipe has no reader left.
+            Err(Errno::EPIPE) if staging.is_none() => return discard(s),
             Err(e) => return Err(e.into()),
         };
         if let Some((r, _)) = &staging {
-            let mut left = n;
-            while left > 0 {
-                match splice(r, None, out, None, left, SpliceFFlags::SPLICE_F_MOVE) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(m) => left -= m,
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(e.into()),
+            match unstage(r.as_fd(), out, n, first) {
+                Ok(()) => {}
+                Err(true) => {
+                    // stdout takes no splices after all: pass these bytes
+                    // on by hand and copy from now on.
+                    let mut buf = vec![0u8; n];
+                    let mut got = 0;
+                    while got < n {
+                        got += read_some(r.as_fd(), &mut buf[got..])?;
+                    }
+                    if write_all(out, &buf).is_err() {
+                        return discard(s);
+                    }
+                    return down_copy(s, out);
                 }
+                Err(false) => return discard(s),
             }
         }
+        first = false;
     }
 }
 
@@ -205,12 +327,12 @@ pub(crate) async fn relay(ctx: &Ctx, stream: TcpStream) -> Result<(), RelayError
         let no_shutdown = ctx.cfg.data.no_shutdown;
         Some(thread(move || up(s, no_shutdown)))
     };
-    let mut down_rx = match sink(io::stdout().as_fd()) {
-        Some(how) if !ctx.cfg.data.send_only => {
-            let s = dup()?;
-            Some(thread(move || down(s, how)))
-        }
-        _ => None,
+    let mut down_rx = if ctx.cfg.data.send_only {
+        None
+    } else {
+        let how = sink(io::stdout().as_fd());
+        let s = dup()?;
+        Some(thread(move || down(s, how)))
     };
     loop {
         tokio::select! {

@@ -2,8 +2,9 @@
 //! `-o`/`-x`, `--send-only`/`--recv-only`, `--allow`/`--deny`, `-m`, `-U`,
 //! `-s`/`-p`, IPv6.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::proc::{Cat, WAIT, connect, read_all, read_line, wait_for};
@@ -103,6 +104,82 @@ fn a_peer_fin_does_not_cut_what_stdin_still_sends() {
             data.len()
         );
     }
+}
+
+/// Runs `sockeye cat 127.0.0.1 PORT` with the given stdin and stdout
+/// against a server that reads everything, then answers `reply` and
+/// closes; returns the exit code and what the server got.
+fn run_with_stdio(stdin: Stdio, stdout: Stdio, reply: Vec<u8>) -> (Option<i32>, Vec<u8>) {
+    let (port, h) = server(move |mut s| {
+        let got = read_all(&mut s);
+        s.write_all(&reply).unwrap();
+        got
+    });
+    let mut child = Command::new(super::proc::bin())
+        .args(["cat", "127.0.0.1", &port.to_string()])
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let code = wait_for(Duration::from_secs(60), || child.try_wait().unwrap())
+        .map(|st| st.code())
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("sockeye cat did not end");
+        });
+    (code, h.join().unwrap())
+}
+
+/// The default path with stdio that is not a pipe: a file as stdin
+/// (sendfile), a file opened for appending and a truncated file as stdout
+/// (written by hand, spliced through a pipe), /dev/null as stdin (its EOF
+/// at once), and a stdout whose reader is gone (the socket is still read
+/// to the peer's FIN, exit 0, as on the buffered path).
+#[test]
+fn default_path_with_files_dev_null_and_a_closed_stdout() {
+    let data: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let reply: Vec<u8> = data.iter().rev().copied().take(3 << 20).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::write(&input, &data).unwrap();
+    // stdin: a file read from an offset (what the shell left); stdout: `>>`.
+    let out = dir.path().join("out");
+    std::fs::write(&out, b"kept\n").unwrap();
+    let mut f = std::fs::File::open(&input).unwrap();
+    f.seek(SeekFrom::Start(5)).unwrap();
+    let append = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    let (code, got) = run_with_stdio(f.into(), append.into(), reply.clone());
+    assert_eq!(code, Some(0));
+    assert!(
+        got == data[5..],
+        "server got {} bytes, not the same",
+        got.len()
+    );
+    let mut want = b"kept\n".to_vec();
+    want.extend_from_slice(&reply);
+    assert!(
+        std::fs::read(&out).unwrap() == want,
+        "appended output differs"
+    );
+    // stdin: /dev/null; stdout: a truncated file.
+    let out2 = dir.path().join("out2");
+    let file = std::fs::File::create(&out2).unwrap();
+    let (code, got) = run_with_stdio(Stdio::null(), file.into(), reply.clone());
+    assert_eq!(code, Some(0));
+    assert!(got.is_empty());
+    assert!(
+        std::fs::read(&out2).unwrap() == reply,
+        "file output differs"
+    );
+    // stdout: a pipe nobody reads any more.
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    let (code, got) = run_with_stdio(Stdio::null(), w.into(), reply);
+    assert_eq!(code, Some(0));
+    assert!(got.is_empty());
 }
 
 #[test]
