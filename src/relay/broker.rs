@@ -24,8 +24,8 @@
 //! Kinds ([`HubKind`]): `Broker` (to every other client; standard input,
 //! read while a client is connected, to every client; `--send-only` passes
 //! on standard input only, `--recv-only` sends clients nothing), `Chat` (a broker that names
-//! clients `<userN>`, prefixes their lines and announces arrivals and
-//! departures) and `Stdio` (`-k` without exec: standard input goes to every
+//! clients `<userN>`, prefixes their lines, standard input's as `<user0>`,
+//! and announces arrivals and departures) and `Stdio` (`-k` without exec: standard input goes to every
 //! client, what clients send goes to standard output).
 
 use std::collections::HashMap;
@@ -46,6 +46,9 @@ use super::{Ctx, HubKind, Notice, RelayError};
 
 /// Largest chunk read from a client at once.
 const CHUNK: usize = 16 * 1024;
+/// The chat name of the listener's own standard input (ncat's: clients
+/// are numbered from 1 here, so nobody else has it).
+const STDIN_NAME: &str = "<user0>";
 /// A chat line longer than this is passed on in pieces.
 const MAX_CHAT_LINE: usize = 4096;
 /// Chunks of standard output waiting to be written (then readers wait).
@@ -475,10 +478,9 @@ pub(crate) async fn serve(
     } else {
         None
     };
-    // A broker's standard input goes to every client too (ncat's); with
-    // --recv-only nothing at all is sent to clients.
-    let stdin_task = if matches!(mode, HubKind::Stdio | HubKind::Broker) && !ctx.cfg.data.recv_only
-    {
+    // A broker's standard input goes to every client too (ncat's; a chat
+    // names it <user0>); with --recv-only nothing at all is sent to clients.
+    let stdin_task = if !ctx.cfg.data.recv_only {
         Some(tokio::spawn(stdin_to_all(ctx.clone(), hub.clone())))
     } else {
         None
@@ -710,10 +712,13 @@ fn spawn_stdout(ctx: &Ctx) -> mpsc::Sender<Bytes> {
     tx
 }
 
-/// Standard input of the `Stdio` hub: to every client, then FIN to each.
+/// Standard input of a hub, to every client: as it comes (`Stdio`,
+/// `Broker`) or as the chat lines of `<user0>` (`Chat`, as ncat names its
+/// own stdin). At its EOF the `Stdio` hub sends every client FIN.
 async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut line = Vec::new();
     let mut crlf = ctx.cfg.data.crlf.then(super::session::Crlf::default);
     let mut converted = Vec::new();
     loop {
@@ -730,10 +735,25 @@ async fn stdin_to_all(ctx: Ctx, hub: Arc<Hub>) {
         if let Some(t) = ctx.tap.as_ref() {
             t.record(Dir::Sent, data);
         }
+        if hub.mode == HubKind::Chat {
+            for msg in chat_lines(STDIN_NAME, &mut line, data) {
+                let behind = hub.fan_out(&ctx, None, msg);
+                hub.pace(behind).await;
+            }
+            continue;
+        }
         let behind = hub.fan_out(&ctx, None, Bytes::copy_from_slice(data));
         hub.pace(behind).await;
     }
-    // A broker's clients still talk to each other after its stdin's EOF.
+    if !line.is_empty() {
+        // A last chat line without its newline, as a client's at its end.
+        let mut msg = format!("{STDIN_NAME} ").into_bytes();
+        msg.append(&mut line);
+        msg.push(b'\n');
+        let _ = hub.fan_out(&ctx, None, Bytes::from(msg));
+    }
+    // A broker's or chat's clients still talk to each other after its
+    // stdin's EOF.
     if hub.mode == HubKind::Stdio && !ctx.cfg.data.no_shutdown {
         for c in hub.lock().values() {
             // Counted as a byte, so nothing is written directly after it.

@@ -187,6 +187,17 @@ fn broker_fan_out_to_many_clients() {
     assert_eq!(read_line(&mut clients[0]), "reply\n");
 }
 
+/// The `<userN>` of an "<announce> ADDR is connected as <userN>." line.
+fn chat_name(announce: &str) -> String {
+    announce
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('.')
+        .to_string()
+}
+
 #[test]
 fn chat_names_clients_and_announces() {
     let (_srv, port) = Cat::listen(&["--chat"]);
@@ -203,13 +214,7 @@ fn chat_names_clients_and_announces() {
         joined.starts_with("<announce> 127.0.0.1 is connected as <user"),
         "{joined}"
     );
-    let b_name = joined
-        .trim_end()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim_end_matches('.')
-        .to_string();
+    let b_name = chat_name(&joined);
     b.write_all(b"hi all\n").unwrap();
     assert_eq!(read_line(&mut a), format!("{b_name} hi all\n"));
     drop(b);
@@ -217,4 +222,28 @@ fn chat_names_clients_and_announces() {
         read_line(&mut a),
         format!("<announce> {b_name} is disconnected.\n")
     );
+}
+
+/// The listener's own stdin takes part in a chat as `<user0>`, as ncat's:
+/// each line to every client, a last line without its newline at stdin's
+/// EOF, after which the clients still talk (no FIN); nothing reaches
+/// stdout.
+#[test]
+fn chat_stdin_speaks_as_user0() {
+    let (mut srv, port) = Cat::listen(&["--chat"]);
+    let mut a = connect(port);
+    assert_eq!(read_line(&mut a), "<announce> already connected: nobody.\n");
+    let mut b = connect(port);
+    read_line(&mut b);
+    let joined = read_line(&mut a);
+    let b_name = chat_name(&joined);
+    srv.write(b"from stdin\nno newline");
+    assert_eq!(read_line(&mut a), "<user0> from stdin\n");
+    assert_eq!(read_line(&mut b), "<user0> from stdin\n");
+    srv.close_stdin();
+    assert_eq!(read_line(&mut a), "<user0> no newline\n");
+    assert_eq!(read_line(&mut b), "<user0> no newline\n");
+    b.write_all(b"still here\n").unwrap();
+    assert_eq!(read_line(&mut a), format!("{b_name} still here\n"));
+    assert!(srv.stdout().is_empty());
 }
