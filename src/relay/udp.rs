@@ -267,8 +267,13 @@ fn lock(p: &Peers) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Option<mpsc:
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `-k`: every peer served on the one socket.
+/// `-k`: every peer served on the one socket. `-i` ends the run (status 2,
+/// as ncat's) once nothing came from any peer or stdin for that long; as
+/// in ncat, the clock starts with the first peer.
 async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
+    let idle = ctx.cfg.timing.idle;
+    let activity = Activity::new();
+    let mut first_peer = false;
     // Per peer: the queue into its child (exec), or nothing (stdio).
     let peers: Arc<Peers> = Arc::new(Mutex::new(HashMap::new()));
     let mut stdout = tokio::io::stdout();
@@ -281,6 +286,10 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                 // An IPv4 peer of the dual-stack socket is named (and, Linux
                 // allows it, answered) as IPv4.
                 let Ok((n, peer)) = r.map(|(n, p)| (n, canonical(p))) else { continue };
+                if ctx.cfg.access.permits(peer.ip()) {
+                    first_peer = true;
+                    activity.touch();
+                }
                 let known = lock(&peers).get(&peer).cloned();
                 let queue = match known {
                     Some(q) => q,
@@ -329,6 +338,7 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                     stdin = None;
                     continue;
                 }
+                activity.touch();
                 if let Some(t) = ctx.tap.as_ref() {
                     t.record(Dir::Sent, &inbuf[..n]);
                 }
@@ -336,6 +346,9 @@ async fn many(ctx: &Ctx, sock: Arc<UdpSocket>) -> Result<(), RelayError> {
                 for peer in targets {
                     let _ = sock.send_to(&inbuf[..n], peer).await;
                 }
+            }
+            () = activity.expired(idle), if first_peer => {
+                return Err(RelayError::Idle(idle.unwrap_or_default().as_millis()));
             }
             () = ctx.shutdown.cancelled() => return Ok(()),
         }

@@ -101,6 +101,45 @@ fn idle_timeout_listen_exits_2_and_waits_for_a_client() {
     }
 }
 
+/// `-u -l -k -i`: as ncat's (`-u -k` needs `-e`/`-c` there), no timeout
+/// before the first peer, then status 2 and "idle timeout expired" once
+/// nothing came for that long. Traffic from a known peer counts too (in
+/// ncat only a new peer does: its known peers talk to their children on
+/// sockets of their own). Without exec (beyond ncat) the same, with what
+/// arrived on stdout.
+#[test]
+fn udp_keep_open_idle_timeout_exits_2_after_the_first_peer() {
+    for exec in [true, false] {
+        let mut flags = vec!["-u", "-k", "-i", "600ms"];
+        if exec {
+            flags.extend(["-c", "cat"]);
+        }
+        let (srv, port) = Cat::listen(&flags);
+        std::thread::sleep(Duration::from_millis(1200));
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.connect(("127.0.0.1", port)).unwrap();
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        let mut buf = [0u8; 64];
+        for i in 0..6 {
+            peer.send(format!("m{i}\n").as_bytes()).unwrap();
+            if exec {
+                let n = peer.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], format!("m{i}\n").as_bytes());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let done = srv.wait(WAIT);
+        assert_eq!(done.code, Some(2), "exec {exec}: {}", done.stderr);
+        assert!(
+            done.stderr.contains("idle timeout expired (600 ms)"),
+            "{}",
+            done.stderr
+        );
+        let want = if exec { "" } else { "m0\nm1\nm2\nm3\nm4\nm5\n" };
+        assert_eq!(done.out(), want);
+    }
+}
+
 /// `-z -u` sends one datagram, a NUL byte as ncat's; no "port
 /// unreachable" within `-w` means open (exit 0).
 #[test]
