@@ -5,6 +5,7 @@
 # (iproute2 and nftables for the network-namespace lab, libxml2-utils and
 # nmap for validating our nmap XML against nmap's own DTD, python3 for the
 # scripted listeners, ncat and curl as clients of `cat`'s HTTP proxy server,
+# lua5.4 for `cat --lua-exec`,
 # and the real servers of tests/lab/: OpenSSH, Postfix,
 # Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl; socat, dnsmasq and
 # snmpd for the UDP scan's tests). A policy-rc.d
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables libxml2-utils nmap python3 procps ncat curl
   openssh-server postfix dovecot-core dovecot-pop3d dovecot-imapd vsftpd libpam-pwdfile
-  nginx slapd ldap-utils openssl util-linux socat dnsmasq snmpd)
+  nginx slapd ldap-utils openssl util-linux socat dnsmasq snmpd lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -101,8 +101,18 @@ pub struct CatArgs {
     pub exec: Option<String>,
 
     /// Run CMD with /bin/sh -c, its stdin/stdout connected to the peer.
-    #[arg(short = 'c', long = "sh-exec", value_name = "CMD")]
+    #[arg(
+        short = 'c',
+        long = "sh-exec",
+        value_name = "CMD",
+        conflicts_with = "lua_exec"
+    )]
     pub sh_exec: Option<String>,
+
+    /// Run the Lua script FILE with the system's interpreter (lua5.4,
+    /// lua5.3 or lua on PATH), as -e runs a program.
+    #[arg(long = "lua-exec", value_name = "FILE", conflicts_with = "exec")]
+    pub lua_exec: Option<std::path::PathBuf>,
 
     /// Give the -e/-c child a terminal (a pty).
     #[arg(long)]
@@ -316,6 +326,38 @@ fn host_set(
     Ok(Some(Excludes::new(items)))
 }
 
+/// The interpreters `--lua-exec` looks for on PATH, in this order.
+const LUA_INTERPRETERS: [&str; 3] = ["lua5.4", "lua5.3", "lua"];
+
+/// `--lua-exec FILE` as the program `-e` would run: the first Lua
+/// interpreter on PATH with FILE (sockeye embeds no Lua; see the README).
+fn lua_command(file: &std::path::Path) -> Result<ExecCommand, UsageError> {
+    let found = LUA_INTERPRETERS.iter().find_map(|name| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(name))
+            .find(|path| is_executable(path))
+    });
+    let Some(interpreter) = found else {
+        return Err(usage(
+            "--lua-exec needs a Lua interpreter (lua5.4, lua5.3 or lua) on PATH: install one (Debian: apt-get install lua5.4)",
+        ));
+    };
+    if let Err(e) = std::fs::File::open(file) {
+        return Err(usage(format!("--lua-exec {}: {e}", file.display())));
+    }
+    Ok(ExecCommand::Program(vec![
+        interpreter.display().to_string(),
+        file.display().to_string(),
+    ]))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// Turns what was typed into the engine's configuration.
 pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
     let time =
@@ -347,7 +389,10 @@ pub fn config(a: &CatArgs) -> Result<(Config, Extras), UsageError> {
             Some(ExecCommand::Program(argv))
         }
         (_, Some(c)) => Some(ExecCommand::Shell(c.clone())),
-        _ => None,
+        _ => match &a.lua_exec {
+            Some(file) => Some(lua_command(file)?),
+            None => None,
+        },
     };
     if (a.pty || a.stderr) && exec.is_none() {
         return Err(usage("--pty and --stderr go with -e or -c"));

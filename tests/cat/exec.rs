@@ -1,6 +1,8 @@
 //! `-e`/`-c`: the child's NCAT_* environment, program arguments,
 //! `--stderr`, `--pty`, and a child per UDP peer.
 
+use std::io::Write;
+
 use super::proc::{Cat, WAIT, connect, read_all, udp};
 use super::server;
 
@@ -87,4 +89,64 @@ fn exec_caps_children_at_ncats_default_of_100() {
     assert_eq!(read_all(&mut extra), b"", "the 101st client was served");
     srv.wait_stderr("too many clients", WAIT).expect("notice");
     drop(held);
+}
+
+/// `--lua-exec FILE` runs FILE with the system's Lua (lua5.4 here, which
+/// scripts/test.sh installs) as `-e` runs a program: the connection on its
+/// stdin and stdout, the NCAT_* variables set.
+#[test]
+fn lua_exec_runs_the_script_with_the_system_lua() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("echo.lua");
+    std::fs::write(
+        &script,
+        "local line = io.read('l')\n\
+         io.write('lua got ', line, ' from ', os.getenv('NCAT_REMOTE_ADDR'), ' over ', os.getenv('NCAT_PROTO'), '\\n')\n",
+    )
+    .unwrap();
+    let (srv, port) = Cat::listen(&["--lua-exec", script.to_str().unwrap()]);
+    let mut s = connect(port);
+    s.write_all(b"hello\n").unwrap();
+    let got = String::from_utf8(read_all(&mut s)).unwrap();
+    assert_eq!(
+        got,
+        "lua got hello from 127.0.0.1 over TCP\n",
+        "{}",
+        srv.stderr()
+    );
+    let done = srv.wait(WAIT);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+}
+
+/// Without a Lua interpreter on PATH, `--lua-exec` is one line naming what
+/// to install, exit 2, and no socket (nothing listens); so is a script
+/// that cannot be read.
+#[test]
+fn lua_exec_without_an_interpreter_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.lua");
+    std::fs::write(&script, "print('hi')\n").unwrap();
+    let port = super::free_port();
+    let run = |path: &str, file: &std::path::Path| {
+        std::process::Command::new(super::proc::bin())
+            .args(["cat", "-v", "-l", "--lua-exec"])
+            .arg(file)
+            .args(["127.0.0.1", &port.to_string()])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let out = run(dir.path().to_str().unwrap(), &script);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("lua5.4"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    let out = run(
+        std::env::var("PATH").as_deref().unwrap_or("/usr/bin"),
+        &dir.path().join("missing.lua"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing.lua"), "{err}");
 }
