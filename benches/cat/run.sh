@@ -2,8 +2,8 @@
 # `sockeye cat` benchmarks (issue 4) against ncat, OpenBSD nc and socat, in one run, inside
 # a network namespace this script creates (lo only; everything on 127.0.0.1 there).
 #
-#   sudo benches/cat/run.sh [--size 4G] [--runs 3] [--clients 10000] [--only throughput|broker]
-#                           [--sockeye PATH]
+#   sudo benches/cat/run.sh [--size 4G] [--runs 3] [--clients 10000]
+#                           [--only throughput|default|broker] [--sockeye PATH]
 #
 # throughput  SIZE bytes of /dev/zero through stdin of a client to a listener writing to
 #             /dev/null, per tool: sockeye (`cat --send-only` -> `cat -l --recv-only`), ncat
@@ -11,12 +11,28 @@
 #             STDOUT`). Wall time from the client's start until both ends exited; tools
 #             alternate run by run. A run counts only if both ends exit 0; one extra run per
 #             tool pipes the listener into `wc -c` to check the byte count.
+# default     ncat's default path (no --send-only/--recv-only on either side), SIZE bytes,
+#             four cases per tool: the listener receiving (`TOOL -l > /dev/null`, its stdin
+#             left open like a terminal's) from `head -c SIZE /dev/zero | TOOL HOST PORT` or
+#             from `TOOL HOST PORT < FILE`; the listener sending (`head ... | TOOL -l` or
+#             `TOOL -l < FILE`) to `TOOL HOST PORT > OUT` (stdin left open). Tools: sockeye,
+#             ncat, nc (-N on both sides: FIN at stdin's EOF), socat (STDIO). Receiving:
+#             wall time from the client's start until both ends exited (stdin's EOF ->
+#             FIN -> the listener ends at the FIN -> the client at the listener's FIN;
+#             socat waits its 0.5 s -t before it exits). Sending: wall time until OUT (on
+#             /dev/shm) holds SIZE bytes, because ncat and nc never end this session by
+#             themselves (the client waits for its stdin's EOF, the listener for the
+#             client's FIN); the script then stops what still runs and says which ends
+#             exited by themselves. Tools alternate run by run.
 # broker      benches/cat/broker_load.py against `sockeye cat --broker`: --clients
 #             connected clients, 5 messages each fanned out to the other N-1 (latency until
 #             the last copy was read), RSS per idle client from /proc; then 100 clients that
 #             never read are attached and one client floods 64 MiB: the three readers must
 #             get every byte. ncat --broker is run with its default (100 clients) and with
 #             -m N (it uses select(): it cannot go past fd 1,024).
+#
+# FILE is SIZE zero bytes made once under /tmp (read once before the runs, so it is in the
+# page cache); OUT goes to /dev/shm and is deleted after each run.
 #
 # Needs root, iproute2, python3, ncat, netcat-openbsd, socat (apt-get install ncat
 # netcat-openbsd socat). An exit trap kills what the script started (by PID) and deletes the
@@ -58,6 +74,7 @@ cleanup() {
   sleep 0.2
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
+  rm -f "/tmp/skcat-$$.zero" "/dev/shm/skcat-$$.out"
 }
 trap cleanup EXIT
 ip netns add "$NS"
@@ -130,6 +147,125 @@ throughput() {
   done
 }
 
+# ncat's default path, both directions (see the header).
+default_cmd() { # tool listen|connect
+  case "$1:$2" in
+    sockeye:listen) echo "$SOCKEYE cat -l 127.0.0.1 $PORT" ;;
+    sockeye:connect) echo "$SOCKEYE cat 127.0.0.1 $PORT" ;;
+    ncat:listen) echo "ncat -l 127.0.0.1 $PORT" ;;
+    ncat:connect) echo "ncat 127.0.0.1 $PORT" ;;
+    nc:listen) echo "nc -N -l 127.0.0.1 $PORT" ;;
+    nc:connect) echo "nc -N 127.0.0.1 $PORT" ;;
+    socat:listen) echo "socat TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr STDIO" ;;
+    socat:connect) echo "socat STDIO TCP:127.0.0.1:$PORT" ;;
+  esac
+}
+
+alive() { # pid: running (not gone, not a zombie)
+  local st; st=$(ps -o stat= -p "$1" 2>/dev/null || true)
+  [ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
+
+# One run of one case: sets SECS, OK (1 or 0) and NOTE.
+default_run() { # tool case
+  local t=$1 c=$2
+  PORT=$((PORT + 1))
+  local feed="head -c $SIZE /dev/zero |" from=""
+  case "$c" in *file) feed=""; from="< $FILE" ;; esac
+  local l; l=$(default_cmd "$t" listen)
+  local cl; cl=$(default_cmd "$t" connect)
+  local start end
+  OK=1; NOTE=""
+  if [ "${c%-*}" = recv ]; then
+    setsid ip netns exec "$NS" bash -c "exec $l <> $IDLE > /dev/null" &
+    local lp=$!; PIDS+=("$lp")
+    wait_listen "$PORT"
+    start=$(date +%s.%N)
+    in_ns bash -c "$feed $cl $from > /dev/null" || OK=0
+    wait "$lp" || OK=0
+    end=$(date +%s.%N)
+  else
+    local out=/dev/shm/skcat-$$.out
+    rm -f "$out"; : > "$out"
+    setsid ip netns exec "$NS" bash -c "$feed $l $from > /dev/null" &
+    local lp=$!; PIDS+=("$lp")
+    wait_listen "$PORT"
+    start=$(date +%s.%N)
+    setsid ip netns exec "$NS" bash -c "exec $cl <> $IDLE > $out" &
+    local cp=$!; PIDS+=("$cp")
+    # Until OUT holds SIZE bytes, or the client is gone and OUT stopped growing.
+    local got
+    read -r end got < <(python3 - "$out" "$SIZE_BYTES" "$cp" <<'EOF'
+import os, sys, time
+path, want, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def gone():
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"
+    except OSError:
+        return True
+limit = time.time() + 600
+while os.stat(path).st_size < want and time.time() < limit:
+    if gone():
+        break
+    time.sleep(0.005)
+print(f"{time.time():.6f} {os.stat(path).st_size}")
+EOF
+)
+    [ "$got" = "$SIZE_BYTES" ] || OK=0
+    sleep 1
+    local ended=""
+    alive "$lp" || ended="listener"
+    alive "$cp" || ended="$ended${ended:+,}client"
+    NOTE="(ended by itself: ${ended:-neither})"
+    for p in "$lp" "$cp"; do kill -- -"$p" 2>/dev/null || true; done
+    wait "$lp" "$cp" 2>/dev/null || true
+    rm -f "$out"
+  fi
+  SECS=$(python3 -c "print(round($end - $start, 3))")
+}
+
+default_paths() {
+  local tools=(sockeye ncat nc socat)
+  local cases=(recv-head recv-file send-head send-file)
+  local dtmp; dtmp=$(mktemp -d)
+  IDLE=$dtmp/idle
+  mkfifo "$IDLE"
+  FILE=/tmp/skcat-$$.zero
+  SIZE_BYTES=$(numfmt --from=iec "$SIZE")
+  head -c "$SIZE" /dev/zero > "$FILE"
+  cat "$FILE" > /dev/null
+  echo "== default path: $SIZE, $RUNS runs; recv = listener receiving, send = listener sending"
+  for t in "${tools[@]}"; do # byte count of the receiving case (the sending case checks its own)
+    PORT=$((PORT + 1))
+    in_ns bash -c "$(default_cmd "$t" listen) <> $IDLE | wc -c" > "$dtmp/count" &
+    local lp=$!; PIDS+=("$lp")
+    wait_listen "$PORT"
+    in_ns bash -c "$(default_cmd "$t" connect) < $FILE > /dev/null" || echo "$t: client failed" >&2
+    wait "$lp" || true
+    echo "check $t: $(cat "$dtmp/count") bytes received"
+  done
+  declare -A total fails
+  for r in $(seq 0 $((RUNS - 1))); do
+    for c in "${cases[@]}"; do
+      local n=${#tools[@]}
+      for i in $(seq 0 $((n - 1))); do
+        local t=${tools[$(((i + r) % n))]}
+        default_run "$t" "$c"
+        echo "run $r $c $t: ${SECS} s $NOTE $( [ "$OK" = 1 ] || echo FAILED)"
+        total[$c:$t]=$(python3 -c "print(${total[$c:$t]:-0} + $SECS)")
+        [ "$OK" = 1 ] || fails[$c:$t]=1
+      done
+    done
+  done
+  rm -f "$FILE"; rm -rf "$dtmp"
+  echo "-- mean seconds (lower is better), ratio to ncat and to nc:"
+  for c in "${cases[@]}"; do
+    for t in "${tools[@]}"; do
+      python3 -c "m=${total[$c:$t]}/$RUNS; n=${total[$c:ncat]}/$RUNS; o=${total[$c:nc]}/$RUNS; print(f'$c $t: {m:.2f} s, {m/n:.2f} x ncat, {m/o:.2f} x nc ${fails[$c:$t]:+(a run FAILED)}')"
+    done
+  done
+}
+
 start_in_ns() { # pidfile logfile command...: the command's own PID goes to pidfile
   local pidfile=$1 log=$2; shift 2
   in_ns bash -c 'echo $$ > "$0"; ulimit -n 20000; exec "$@"' "$pidfile" "$@" 2>"$log" &
@@ -174,9 +310,10 @@ broker() {
 
 case "$ONLY" in
   throughput) throughput ;;
+  default) default_paths ;;
   broker) broker ;;
-  "") throughput; broker ;;
-  *) echo "--only throughput|broker" >&2; exit 2 ;;
+  "") throughput; default_paths; broker ;;
+  *) echo "--only throughput|default|broker" >&2; exit 2 ;;
 esac
 }
 

@@ -11,8 +11,9 @@
 //!
 //! Taken whenever nothing needs to look at the bytes (no `-o`/`-x`, `-C`,
 //! `-d`, `-i`, `-q`, TLS or exec), whatever stdin and stdout are. The
-//! socket is non-blocking (it belongs to tokio), so "would block" on it is
-//! waited out with poll(2), as it is on a non-blocking stdin or stdout.
+//! socket is taken out of tokio's reactor but stays non-blocking, so
+//! "would block" on it is waited out with poll(2), as it is on a
+//! non-blocking stdin or stdout.
 //! The half-close contract is the session's: stdin's EOF sends FIN, the
 //! peer's FIN ends the way down, the session ends when both directions
 //! have, and a stdout that stopped taking bytes (EPIPE) does not stop the
@@ -314,6 +315,12 @@ fn flatten(r: Result<io::Result<()>, oneshot::error::RecvError>) -> io::Result<(
 
 /// The stdio session of [`super::session::relay`], spliced.
 pub(crate) async fn relay(ctx: &Ctx, stream: TcpStream) -> Result<(), RelayError> {
+    // Out of tokio's reactor: the runtime is not woken by every edge of a
+    // socket nobody polls there (a wake-up per burst of a fast transfer).
+    // It stays non-blocking: a splice from the socket into stdout's pipe
+    // holds the pipe's lock while it reads, so a blocking read waiting for
+    // the peer would keep stdout's reader from what the pipe already holds.
+    let stream = stream.into_std().map_err(RelayError::io("socket"))?;
     let dup = || {
         stream
             .as_fd()
