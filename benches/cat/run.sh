@@ -12,17 +12,16 @@
 #             alternate run by run. A run counts only if both ends exit 0; one extra run per
 #             tool pipes the listener into `wc -c` to check the byte count.
 # default     ncat's default path (no --send-only/--recv-only on either side), SIZE bytes,
-#             four cases per tool: the listener receiving (`TOOL -l > /dev/null`, its stdin
-#             left open like a terminal's) from `head -c SIZE /dev/zero | TOOL HOST PORT` or
+#             four cases per tool: the listener receiving (`TOOL -l`, its stdin
+#             left open like a terminal's; `> OUT`) from `head -c SIZE /dev/zero | TOOL HOST PORT` or
 #             from `TOOL HOST PORT < FILE`; the listener sending (`head ... | TOOL -l` or
 #             `TOOL -l < FILE`) to `TOOL HOST PORT > OUT` (stdin left open). Tools: sockeye,
-#             ncat, nc (-N on both sides: FIN at stdin's EOF), socat (STDIO). Receiving:
-#             wall time from the client's start until both ends exited (stdin's EOF ->
-#             FIN -> the listener ends at the FIN -> the client at the listener's FIN;
-#             socat waits its 0.5 s -t before it exits). Sending: wall time until OUT (on
-#             /dev/shm) holds SIZE bytes, because ncat and nc never end this session by
-#             themselves (the client waits for its stdin's EOF, the listener for the
-#             client's FIN); the script then stops what still runs and says which ends
+#             ncat, nc (-N on both sides: FIN at stdin's EOF), socat (STDIO). The
+#             receiving end writes to OUT (on /dev/shm); wall time from the client's start
+#             until OUT holds SIZE bytes, because an end whose stdin stays open does not
+#             always end the session by itself (ncat's and nc's clients wait for their
+#             stdin's EOF, sockeye's listener too since a peer's FIN ends only what the
+#             peer sends); the script then stops what still runs and says which ends
 #             exited by themselves. Tools alternate run by run.
 # broker      benches/cat/broker_load.py against `sockeye cat --broker`: --clients
 #             connected clients, 5 messages each fanned out to the other N-1 (latency until
@@ -174,28 +173,28 @@ default_run() { # tool case
   case "$c" in *file) feed=""; from="< $FILE" ;; esac
   local l; l=$(default_cmd "$t" listen)
   local cl; cl=$(default_cmd "$t" connect)
-  local start end
-  OK=1; NOTE=""
+  local out=/dev/shm/skcat-$$.out
+  rm -f "$out"; : > "$out"
+  local start lp cp rp
+  OK=1
   if [ "${c%-*}" = recv ]; then
-    setsid ip netns exec "$NS" bash -c "exec $l <> $IDLE > /dev/null" &
-    local lp=$!; PIDS+=("$lp")
+    setsid ip netns exec "$NS" bash -c "exec $l <> $IDLE > $out" &
+    lp=$!; PIDS+=("$lp")
     wait_listen "$PORT"
     start=$(date +%s.%N)
-    in_ns bash -c "$feed $cl $from > /dev/null" || OK=0
-    wait "$lp" || OK=0
-    end=$(date +%s.%N)
+    setsid ip netns exec "$NS" bash -c "$feed $cl $from > /dev/null" &
+    cp=$!; PIDS+=("$cp"); rp=$lp
   else
-    local out=/dev/shm/skcat-$$.out
-    rm -f "$out"; : > "$out"
     setsid ip netns exec "$NS" bash -c "$feed $l $from > /dev/null" &
-    local lp=$!; PIDS+=("$lp")
+    lp=$!; PIDS+=("$lp")
     wait_listen "$PORT"
     start=$(date +%s.%N)
     setsid ip netns exec "$NS" bash -c "exec $cl <> $IDLE > $out" &
-    local cp=$!; PIDS+=("$cp")
-    # Until OUT holds SIZE bytes, or the client is gone and OUT stopped growing.
-    local got
-    read -r end got < <(python3 - "$out" "$SIZE_BYTES" "$cp" <<'EOF'
+    cp=$!; PIDS+=("$cp"); rp=$cp
+  fi
+  # Until OUT holds SIZE bytes, or the receiving end is gone and OUT stopped growing.
+  local end got
+  read -r end got < <(python3 - "$out" "$SIZE_BYTES" "$rp" <<'EOF'
 import os, sys, time
 path, want, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def gone():
@@ -211,16 +210,15 @@ while os.stat(path).st_size < want and time.time() < limit:
 print(f"{time.time():.6f} {os.stat(path).st_size}")
 EOF
 )
-    [ "$got" = "$SIZE_BYTES" ] || OK=0
-    sleep 1
-    local ended=""
-    alive "$lp" || ended="listener"
-    alive "$cp" || ended="$ended${ended:+,}client"
-    NOTE="(ended by itself: ${ended:-neither})"
-    for p in "$lp" "$cp"; do kill -- -"$p" 2>/dev/null || true; done
-    wait "$lp" "$cp" 2>/dev/null || true
-    rm -f "$out"
-  fi
+  [ "$got" = "$SIZE_BYTES" ] || OK=0
+  sleep 1
+  local ended=""
+  alive "$lp" || ended="listener"
+  alive "$cp" || ended="$ended${ended:+,}client"
+  NOTE="(ended by itself: ${ended:-neither})"
+  for p in "$lp" "$cp"; do kill -- -"$p" 2>/dev/null || true; done
+  wait "$lp" "$cp" 2>/dev/null || true
+  rm -f "$out"
   SECS=$(python3 -c "print(round($end - $start, 3))")
 }
 
@@ -235,15 +233,6 @@ default_paths() {
   head -c "$SIZE" /dev/zero > "$FILE"
   cat "$FILE" > /dev/null
   echo "== default path: $SIZE, $RUNS runs; recv = listener receiving, send = listener sending"
-  for t in "${tools[@]}"; do # byte count of the receiving case (the sending case checks its own)
-    PORT=$((PORT + 1))
-    in_ns bash -c "$(default_cmd "$t" listen) <> $IDLE | wc -c" > "$dtmp/count" &
-    local lp=$!; PIDS+=("$lp")
-    wait_listen "$PORT"
-    in_ns bash -c "$(default_cmd "$t" connect) < $FILE > /dev/null" || echo "$t: client failed" >&2
-    wait "$lp" || true
-    echo "check $t: $(cat "$dtmp/count") bytes received"
-  done
   declare -A total fails
   for r in $(seq 0 $((RUNS - 1))); do
     for c in "${cases[@]}"; do
