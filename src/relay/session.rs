@@ -6,9 +6,9 @@
 //!   then FIN) unless `--no-shutdown`. A stdio session goes on receiving; an
 //!   exec session ends, after briefly draining what the peer still sends so
 //!   that closing does not reset the connection under unread bytes.
-//! - Peer FIN: a stdio session stops writing to stdout and goes on sending
-//!   standard input until its EOF (as ncat 7.9x: the session ends when
-//!   both directions have); an exec session closes the child's input and
+//! - Peer FIN: a listener's stdio session ends (its client is done); a
+//!   client's closes stdout and goes on sending standard input until its
+//!   EOF (both as ncat 7.9x); an exec session closes the child's input and
 //!   keeps sending its output.
 //! - Peer RST: the session fails with "connection reset by peer".
 //! - `-q SECS`: SECS after stdin's EOF the session ends; `-i`: it ends
@@ -246,6 +246,16 @@ pub(crate) async fn relay_stdio(ctx: &Ctx, stream: NetStream) -> Result<(), Rela
     }
 }
 
+/// Whether the peer's FIN ends a stdio session, as in ncat 7.9x: yes for a
+/// listener (its client is done: `sockeye cat -l PORT > file` ends when the
+/// file has arrived, its stdin a terminal); no for a client, which goes on
+/// sending standard input to its EOF, as a FIN is only the end of what the
+/// peer sends (a listener in the background, its stdin /dev/null, sends its
+/// FIN first, and a client that stopped there would cut its own upload).
+pub(crate) fn peer_done(ctx: &Ctx) -> bool {
+    matches!(ctx.cfg.mode, super::Mode::Listen { .. })
+}
+
 /// The peer's FIN, passed on to whoever reads standard output (not with
 /// `--send-only`, where stdout was never the peer's).
 pub(crate) fn end_of_stdout(ctx: &Ctx) {
@@ -316,11 +326,10 @@ where
                 if let Err(e) = r {
                     break Err(RelayError::io("receiving")(e));
                 }
-                // Standard input may still have bytes for the peer: a FIN
-                // is only the end of what the peer sends. As ncat, stdout
-                // is closed then, so that a pipeline reading it sees its end.
+                // See `peer_done`: a listener's session ends; a client's
+                // stdin may still have bytes for the peer.
                 if kind == LocalKind::Stdio {
-                    if up_done {
+                    if up_done || peer_done(ctx) {
                         break Ok(());
                     }
                     end_of_stdout(ctx);

@@ -354,7 +354,7 @@ pub(crate) async fn relay(ctx: &Ctx, stream: TcpStream) -> Result<(), RelayError
             r = async { down_rx.as_mut().expect("guarded").await }, if down_rx.is_some() => {
                 down_rx = None;
                 flatten(r).map_err(RelayError::io("receiving"))?;
-                if up_rx.is_none() {
+                if up_rx.is_none() || super::session::peer_done(ctx) {
                     return Ok(());
                 }
                 super::session::end_of_stdout(ctx);
