@@ -272,6 +272,8 @@ type PendingMap = Arc<Mutex<HashMap<u32, Pending>>>;
 #[derive(Debug)]
 pub struct Link {
     pub name: String,
+    /// How it was reached, for errors (`ssh://host`).
+    via: String,
     pub welcome: Welcome,
     stdin: tokio::sync::Mutex<ChildStdin>,
     pending: PendingMap,
@@ -361,6 +363,7 @@ impl Link {
         tokio::spawn(dispatch(frames, Arc::clone(&pending)));
         Ok(Link {
             name: spec.name.clone(),
+            via: spec.via.to_string(),
             welcome,
             stdin: tokio::sync::Mutex::new(stdin),
             pending,
@@ -447,7 +450,7 @@ impl Link {
     fn error(&self, why: String) -> LinkError {
         LinkError {
             agent: self.name.clone(),
-            via: String::new(),
+            via: self.via.clone(),
             why,
         }
     }
