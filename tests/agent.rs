@@ -543,3 +543,127 @@ checks:
     }
     assert!(gone, "agents or the listener outlived the controller");
 }
+
+/// `--run-log`: the controller SIGKILLed half way through a plan, then
+/// `--resume` runs only the checks without a verdict: every check is in the
+/// log exactly once, and the resumed run reports all of them. A log of
+/// another plan is refused naming the difference, and a torn last line (a
+/// kill mid-write) is dropped and its check run again.
+#[test]
+fn a_killed_controller_resumes_from_its_run_log_with_each_check_once() {
+    if !require_lab() {
+        return;
+    }
+    let lab = firewalled(&["iifname != \"lo\" tcp dport 3001-3006 drop"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_text = |first: &str| {
+        format!(
+            "agents:
+  a: {{via: \"netns:{a}\", allow_targets: \"198.18.0.0/15\"}}
+  b: {{via: \"netns:{b}\", allow_listen: \"2001-2006,3001-3006\"}}
+sequential: true
+defaults: {{timeout: 1s}}
+checks:
+  - name: \"{first} {{{{port}}}}\"
+    flow: {{from: a, to: b, port: \"{{{{port}}}}\"}}
+    matrix: [{{port: 2001}}, {{port: 2002}}, {{port: 2003}}, {{port: 2004}}, {{port: 2005}}, {{port: 2006}}]
+    expect: allowed
+  - name: \"dropped {{{{port}}}}\"
+    flow: {{from: a, to: b, port: \"{{{{port}}}}\"}}
+    matrix: [{{port: 3001}}, {{port: 3002}}, {{port: 3003}}, {{port: 3004}}, {{port: 3005}}, {{port: 3006}}]
+    expect: blocked
+",
+            a = lab.scanner_ns(),
+            b = lab.target_ns()
+        )
+    };
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, plan_text("allowed")).expect("plan");
+    let log = dir.path().join("run.jsonl");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::util::bin());
+        cmd.args(["exercise", "run", plan.to_str().expect("utf-8")]);
+        cmd.args(extra);
+        cmd
+    };
+    let verdicts = |text: &str| -> Vec<serde_json::Value> {
+        crate::util::json_lines(text)
+            .into_iter()
+            .filter(|r| r["type"] == "check")
+            .collect()
+    };
+    let mut controller = run(&["--run-log", log.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("controller");
+    // Bounded: the six allowed flows take well under a second each.
+    let mut logged = 0;
+    for _ in 0..400 {
+        logged = verdicts(&std::fs::read_to_string(&log).unwrap_or_default()).len();
+        if logged >= 7 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        (7..12).contains(&logged),
+        "{logged} verdicts before the kill"
+    );
+    controller.kill().expect("SIGKILL");
+    let _ = controller.wait();
+    let before = verdicts(&std::fs::read_to_string(&log).expect("log")).len();
+    assert!(before < 12, "the run finished before the kill");
+    // A kill in the middle of a write leaves half a line: not a verdict.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("log");
+    std::io::Write::write_all(
+        &mut torn,
+        b"{\"type\":\"check\",\"check_id\":\"11:dropped 30",
+    )
+    .expect("torn line");
+    drop(torn);
+
+    // Another plan (a check renamed) is refused before anything runs.
+    std::fs::write(&plan, plan_text("permitted")).expect("plan");
+    let other = run(&["--resume", log.to_str().expect("utf-8")])
+        .output()
+        .expect("resume");
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("run log of another plan") && err.contains("\"allowed 2001\""),
+        "{err}"
+    );
+    std::fs::write(&plan, plan_text("allowed")).expect("plan");
+
+    let resumed = run(&["--resume", log.to_str().expect("utf-8"), "-o", "json"])
+        .output()
+        .expect("resume");
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{before} of 12 checks have a verdict; running the other {}",
+            12 - before
+        )),
+        "{err}"
+    );
+    let reported = verdicts(&String::from_utf8_lossy(&resumed.stdout));
+    assert_eq!(reported.len(), 12, "{reported:?}");
+    for r in &reported {
+        assert_eq!(r["passed"], true, "{r}");
+        assert!(r["flow"]["verdict"].is_string(), "{r}");
+    }
+    let logged = verdicts(&std::fs::read_to_string(&log).expect("log"));
+    let mut ids: Vec<String> = logged
+        .iter()
+        .map(|r| r["check_id"].as_str().expect("check_id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "a check recorded twice: {ids:?}");
+}

@@ -4,7 +4,7 @@
 //! files).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +50,8 @@ Examples:
   sockeye exercise run ftp-logins.yaml
   sockeye exercise run plan.yaml -o junit=report.xml -o tap
   sockeye exercise run plan.toml --concurrency 8 -o json
+  sockeye exercise run firewall.yaml --run-log run.jsonl   # then, after a crash:
+  sockeye exercise run firewall.yaml --resume run.jsonl
 
 Exit status: 0 every expectation held, 1 one did not, 2 a bad plan (nothing ran),
 130 interrupted (the verdicts so far are written).";
@@ -82,6 +84,17 @@ pub struct RunArgs {
     /// Checks running at once (overrides the plan's `concurrency`).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+
+    /// Append every verdict to FILE (JSON Lines), each on disk before it
+    /// counts: after a crash, --resume FILE runs only what is missing.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub run_log: Option<PathBuf>,
+
+    /// Go on with the run logged in FILE: run only the checks without a
+    /// verdict there, append theirs, and report every check (a missing FILE
+    /// starts a new log).
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -211,11 +224,39 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
             files.push((o.format, None));
         }
     }
+    let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
+    let mut log = match (&args.run_log, &args.resume) {
+        (Some(path), _) => Some(
+            crate::exercise::runlog::RunLog::create(path, &plan)
+                .map_err(|e| anyhow::anyhow!("cannot start the run log: {e}"))?,
+        ),
+        (None, Some(path)) => {
+            use crate::exercise::runlog::LogError;
+            let (log, done) =
+                crate::exercise::runlog::RunLog::resume(path, &plan).map_err(|e| match e {
+                    e @ (LogError::OtherPlan { .. } | LogError::Bad { .. }) => {
+                        anyhow::Error::new(UsageError::new(format!("--resume: {e}")))
+                    }
+                    e => anyhow::anyhow!("--resume: {e}"),
+                })?;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "sockeye: resuming {}: {} of {} checks have a verdict; running the other {}",
+                path.display(),
+                done.len(),
+                plan.checks.len(),
+                plan.checks.len() - done.len()
+            );
+            results.extend(done);
+            Some(log)
+        }
+        (None, None) => None,
+    };
+    let skip: std::collections::HashSet<usize> = results.iter().map(|r| r.index).collect();
     let runtime = super::run::runtime(super::run::Threads::Many(None))?;
     let started = Instant::now();
     let name = plan.name.clone();
     let plan = Arc::new(plan);
-    let mut results: Vec<CheckResult> = Vec::with_capacity(plan.checks.len());
     let cancel = tokio_util::sync::CancellationToken::new();
     // Every agent is reached (and shakes hands) before any check runs.
     if !plan.agents.is_empty() {
@@ -225,14 +266,38 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
         ctx.agents = Arc::new(agents);
     }
     let agents = Arc::clone(&ctx.agents);
+    let mut log_failed = None;
     runtime.block_on(async {
         super::run::cancel_on_signals(cancel.clone(), super::run::Notice::Results);
         let (emit, mut verdicts) = Emit::channel(VERDICT_QUEUE);
-        let checks = crate::exercise::run(Arc::clone(&plan), Arc::new(ctx), cancel.clone(), emit);
+        let checks = crate::exercise::run(
+            Arc::clone(&plan),
+            Arc::new(ctx),
+            &skip,
+            cancel.clone(),
+            emit,
+        );
         let collect = async {
-            while let Some(r) = verdicts.recv().await {
-                tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
-                results.push(r);
+            while let Some(first) = verdicts.recv().await {
+                // Group commit: every verdict that is ready, one fsync.
+                let mut batch = vec![first];
+                while let Ok(r) = verdicts.try_recv() {
+                    batch.push(r);
+                }
+                if let Some(log) = log.as_mut()
+                    && log_failed.is_none()
+                    && let Err(e) = log.append(&batch, &plan.checks)
+                {
+                    log_failed = Some(anyhow::Error::new(e).context(format!(
+                        "cannot write the run log {}: the run stops",
+                        log.path().display()
+                    )));
+                    cancel.cancel();
+                }
+                for r in batch {
+                    tracing::info!(check = %r.name, passed = r.passed, result = %r.result, "check done");
+                    results.push(r);
+                }
             }
         };
         tokio::join!(checks, collect);
@@ -254,6 +319,9 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
         {
             return Err(anyhow::Error::new(e).context("cannot write output"));
         }
+    }
+    if let Some(e) = log_failed {
+        return Err(e);
     }
     if cancel.is_cancelled() {
         // Interrupted: the verdicts so far were written; the rest never ran.

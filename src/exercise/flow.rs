@@ -121,20 +121,20 @@ pub async fn run(
         from: flow.from.clone(),
         to: to_text,
         address: dest.to_string(),
-        proto: flow.proto.word(),
+        proto: flow.proto.word().into(),
         port: flow.port,
-        verdict: FlowVerdict::Inconclusive.word(),
+        verdict: FlowVerdict::Inconclusive.word().into(),
         sender_saw: saw.word().into(),
         arrived_at: None,
         source_seen: None,
         nat: false,
         redirect: false,
         unconfirmed: listeners.is_empty(),
-        blocked_by: "unknown",
+        blocked_by: "unknown".into(),
         evidence,
     };
     if let Some((agent, port, seen)) = arrived {
-        record.verdict = FlowVerdict::Allowed.word();
+        record.verdict = FlowVerdict::Allowed.word().into();
         record.arrived_at = Some(format!("{agent}:{port}"));
         record.source_seen = Some(seen.ip().to_string());
         record.nat = source.is_some_and(|s| s.ip() != seen.ip());
@@ -150,7 +150,7 @@ pub async fn run(
             .evidence
             .push("no agent listened: the sender's view only".into());
         if matches!(saw, SenderSaw::Connected | SenderSaw::Reply) {
-            record.verdict = FlowVerdict::Allowed.word();
+            record.verdict = FlowVerdict::Allowed.word().into();
         }
     } else {
         record
@@ -165,7 +165,7 @@ pub async fn run(
         let (control_saw, _) = send(&control_link, flow, dest, &control_nonce, timeout).await?;
         let control = wait_for(&mut arrivals, &control_nonce, ARRIVAL_GRACE).await;
         if control.is_some() {
-            record.verdict = FlowVerdict::Blocked.word();
+            record.verdict = FlowVerdict::Blocked.word().into();
             record.evidence.push(format!(
                 "control flow from {control_agent} itself to {dest} (this host's own path, not the tested one) arrived: the listener works"
             ));

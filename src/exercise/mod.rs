@@ -15,6 +15,7 @@
 
 pub mod flow;
 pub mod plan;
+pub mod runlog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +72,8 @@ impl Context {
     }
 }
 
-/// Runs every check of `plan`, at most `plan.concurrency` at once, a check
+/// Runs every check of `plan` but those in `skip` (their verdicts are
+/// known: a resumed run), at most `plan.concurrency` at once, a check
 /// starting only after those it waits for (`after`) have finished; each
 /// verdict is emitted as it completes. `cancel` (Ctrl-C), or a reader of
 /// the verdicts that went away, stops starting checks and abandons the
@@ -79,14 +81,16 @@ impl Context {
 pub async fn run(
     plan: Arc<Plan>,
     ctx: Arc<Context>,
+    skip: &std::collections::HashSet<usize>,
     cancel: tokio_util::sync::CancellationToken,
     emit: Emit<CheckResult>,
 ) {
     let n = plan.checks.len();
-    let mut done = vec![false; n];
-    let mut started = vec![false; n];
+    let mut done: Vec<bool> = (0..n).map(|i| skip.contains(&i)).collect();
+    let mut started = done.clone();
     // Checks not started yet, in plan order; the front is scanned first.
-    let mut pending: std::collections::VecDeque<usize> = (0..n).collect();
+    let mut pending: std::collections::VecDeque<usize> =
+        (0..n).filter(|i| !skip.contains(i)).collect();
     let mut set = tokio::task::JoinSet::new();
     loop {
         // Start what is ready, in plan order, while there is room.
@@ -162,6 +166,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
         service: None,
         mail: None,
         flow: None,
+        recorded: Default::default(),
     };
     match &check.kind {
         CheckKind::Connect { host, port } => {
@@ -285,7 +290,7 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             }
             Ok(found) => {
                 let want = check.expect.verdict.unwrap_or(plan::FlowVerdict::Allowed);
-                r.actual = found.verdict.to_string();
+                r.actual = found.verdict.clone();
                 r.passed = found.verdict == want.word();
                 r.result = if r.passed {
                     "Success".into()

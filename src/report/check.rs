@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ServiceResult;
 
@@ -40,10 +40,15 @@ pub struct CheckResult<Talk> {
     /// A flow check's findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowRecord>,
+    /// A verdict read back from a run log (`--resume`): its talk, service
+    /// and mail objects as they were written, so that the outputs of a
+    /// resumed run say what the first run found. Empty for a check run now.
+    #[serde(flatten)]
+    pub recorded: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a flow check found: where the nonce went and what the sender saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
     /// The sending agent.
     pub from: String,
@@ -51,10 +56,10 @@ pub struct FlowRecord {
     pub to: String,
     /// The address and port the sender sent to.
     pub address: String,
-    pub proto: &'static str,
+    pub proto: String,
     pub port: u16,
     /// `allowed`, `blocked` or `inconclusive`.
-    pub verdict: &'static str,
+    pub verdict: String,
     /// What the sender saw: `connected`, `reply`, `timeout`, `reset`, `icmp-...`.
     pub sender_saw: String,
     /// `AGENT:PORT` where the nonce arrived, or null.
@@ -68,7 +73,7 @@ pub struct FlowRecord {
     /// No agent listened: only the sender's view.
     pub unconfirmed: bool,
     /// `firewall`, `destination` or `unknown`.
-    pub blocked_by: &'static str,
+    pub blocked_by: String,
     /// How the verdict was reached, step by step (the control flow's path
     /// named, so nobody mistakes it for the tested one).
     pub evidence: Vec<String>,

@@ -313,6 +313,7 @@ mod tests {
             service: None,
             mail: None,
             flow: None,
+            recorded: Default::default(),
         }
     }
 
