@@ -145,16 +145,31 @@ fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
                     target: format!("{TARGET_V4}:{port}").parse().expect("addr"),
                     nonce: nonce.clone(),
                     timeout_ms: 1500,
+                    ttl: proto == FlowProto::Tcp,
                 })
                 .await
                 .expect("outcome");
             let Outcome::Sent {
-                saw: got, source, ..
+                saw: got,
+                source,
+                ttl,
+                icmp_from,
+                ..
             } = sent
             else {
                 panic!("{proto:?} {port}: {sent:?}")
             };
             assert_eq!(got, saw, "{proto:?} {port}");
+            // One hop, Linux's initial TTL: what the agent read off its raw
+            // socket for the SYN-ACK and the reset; the ICMP error's source.
+            let answered = matches!(saw, SenderSaw::Connected | SenderSaw::Reset);
+            assert_eq!(ttl, answered.then_some(64), "{proto:?} {port}");
+            let icmp = saw == SenderSaw::IcmpAdminProhibited;
+            assert_eq!(
+                icmp_from.map(|a| a.to_string()),
+                icmp.then(|| TARGET_V4.to_string()),
+                "{proto:?} {port}"
+            );
             b.call(&Action::Stop {
                 request: listening.id,
             })
@@ -277,15 +292,28 @@ checks:
             .unwrap_or_else(|| panic!("no {name} in {text}"))
             .clone()
     };
-    for (name, verdict, saw) in [
-        ("ssh from a to b", "allowed", "connected"),
-        ("dns from a to b", "allowed", "reply"),
-        ("telnet dropped", "blocked", "timeout"),
-        ("smtp reset", "blocked", "reset"),
-        ("mysql prohibited", "blocked", "icmp-admin-prohibited"),
-        ("dropped even for b itself", "inconclusive", "timeout"),
+    // b's own firewall stops these: its resets carry its own TTL (that of
+    // its SYN-ACK on port 22), its ICMP errors its own address.
+    for (name, verdict, saw, by) in [
+        ("ssh from a to b", "allowed", "connected", "unknown"),
+        ("dns from a to b", "allowed", "reply", "unknown"),
+        ("telnet dropped", "blocked", "timeout", "unknown"),
+        ("smtp reset", "blocked", "reset", "destination"),
+        (
+            "mysql prohibited",
+            "blocked",
+            "icmp-admin-prohibited",
+            "destination",
+        ),
+        (
+            "dropped even for b itself",
+            "inconclusive",
+            "timeout",
+            "unknown",
+        ),
     ] {
         let r = by_name(name);
+        assert_eq!(r["flow"]["blocked_by"], by, "{name}: {r}");
         assert_eq!(r["passed"], true, "{name}: {r}");
         assert_eq!(r["flow"]["verdict"], verdict, "{name}: {r}");
         assert_eq!(r["flow"]["sender_saw"], saw, "{name}: {r}");

@@ -289,13 +289,14 @@ async fn carry_out(
                 return refused(r);
             }
             shared.pace.wait().await;
-            send_tcp(target, None, Duration::from_millis(timeout_ms)).await
+            send_tcp(target, None, Duration::from_millis(timeout_ms), false).await
         }
         Action::Send {
             proto,
             target,
             nonce,
             timeout_ms,
+            ttl,
         } => {
             if let Err(r) = shared.cfg.may_send(target.ip()) {
                 return refused(r);
@@ -306,7 +307,7 @@ async fn carry_out(
             shared.pace.wait().await;
             let timeout = Duration::from_millis(timeout_ms);
             match proto {
-                FlowProto::Tcp => send_tcp(target, Some(&nonce), timeout).await,
+                FlowProto::Tcp => send_tcp(target, Some(&nonce), timeout, ttl).await,
                 FlowProto::Udp => send_udp(target, &nonce, timeout).await,
             }
         }
@@ -362,28 +363,55 @@ fn saw_error(err: &io::Error) -> SenderSaw {
     }
 }
 
-/// A TCP connect to `target`; with a nonce, its line sent and its echo awaited.
-async fn send_tcp(target: SocketAddr, nonce: Option<&str>, timeout: Duration) -> Outcome {
+/// A TCP connect to `target`; with a nonce, its line sent and its echo
+/// awaited. `watch_ttl`: read the TTL of the SYN-ACK or reset (IPv4, with
+/// CAP_NET_RAW; otherwise none is reported).
+async fn send_tcp(
+    target: SocketAddr,
+    nonce: Option<&str>,
+    timeout: Duration,
+    watch_ttl: bool,
+) -> Outcome {
     let started = Instant::now();
     let deadline = started + timeout;
-    let sent = |saw, source| Outcome::Sent {
+    let sent = |saw, source, icmp_from| Outcome::Sent {
         saw,
         source,
         ms: ms_since(started),
+        ttl: None,
+        icmp_from,
     };
     let (socket, errors) = match recverr_socket(target, socket2::Type::STREAM) {
         Ok(pair) => pair,
-        Err(e) => return sent(saw_error(&e), None),
+        Err(e) => return sent(saw_error(&e), None, None),
+    };
+    // Bound first, so that the watch knows the port the answer comes to.
+    let watch = watch_ttl
+        .then(|| {
+            let any: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, 0).into();
+            socket.bind(&any.into()).ok()?;
+            let port = socket.local_addr().ok()?.as_socket()?.port();
+            Some((crate::net::raw::tcp_watch_v4(port).ok()?, port))
+        })
+        .flatten();
+    let with_ttl = |mut outcome: Outcome| {
+        if let (Outcome::Sent { ttl, .. }, Some((w, port))) = (&mut outcome, &watch) {
+            *ttl = crate::net::raw::reply_ttl(w, target, *port);
+        }
+        outcome
     };
     let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
     let stream = match tokio::time::timeout_at(deadline, socket.connect(target)).await {
-        Err(_) => return sent(SenderSaw::Timeout, None),
-        Ok(Err(e)) => return sent(saw_icmp(&errors, &e), None),
+        Err(_) => return sent(SenderSaw::Timeout, None, None),
+        Ok(Err(e)) => {
+            let (saw, from) = saw_icmp(&errors, &e);
+            return with_ttl(sent(saw, None, from));
+        }
         Ok(Ok(s)) => s,
     };
     let source = stream.local_addr().ok().map(canonical);
     let Some(nonce) = nonce else {
-        return sent(SenderSaw::Connected, source);
+        return with_ttl(sent(SenderSaw::Connected, source, None));
     };
     let line = flow_line(nonce);
     let mut stream = BufReader::new(stream);
@@ -402,16 +430,18 @@ async fn send_tcp(target: SocketAddr, nonce: Option<&str>, timeout: Duration) ->
         Ok(Err(e)) if saw_error(&e) == SenderSaw::Reset => SenderSaw::Reset,
         Ok(Err(_)) | Err(_) => SenderSaw::NoEcho,
     };
-    sent(saw, source)
+    with_ttl(sent(saw, source, None))
 }
 
 /// A datagram with the nonce's line to `target`, and its answer awaited.
 async fn send_udp(target: SocketAddr, nonce: &str, timeout: Duration) -> Outcome {
     let started = Instant::now();
-    let sent = |saw, source| Outcome::Sent {
+    let sent = |saw, source, icmp_from| Outcome::Sent {
         saw,
         source,
         ms: ms_since(started),
+        ttl: None,
+        icmp_from,
     };
     let any: IpAddr = if target.is_ipv4() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
@@ -423,29 +453,29 @@ async fn send_udp(target: SocketAddr, nonce: &str, timeout: Duration) -> Outcome
         Ok((UdpSocket::from_std(s.into())?, e))
     }) {
         Ok(pair) => pair,
-        Err(e) => return sent(saw_error(&e), None),
+        Err(e) => return sent(saw_error(&e), None, None),
     };
     // Connected: only the target's answer is taken, and an ICMP error
     // comes back as the next call's error.
     if let Err(e) = socket.connect(target).await {
-        return sent(saw_error(&e), None);
+        return sent(saw_error(&e), None, None);
     }
     let source = socket.local_addr().ok().map(canonical);
     let line = flow_line(nonce);
     if let Err(e) = socket.send(line.as_bytes()).await {
-        return sent(saw_error(&e), source);
+        return sent(saw_error(&e), source, None);
     }
     let mut buf = [0u8; MAX_FLOW_LINE];
-    let saw = match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
-        Err(_) => SenderSaw::Timeout,
-        Ok(Ok(n)) if &buf[..n] == line.as_bytes() => SenderSaw::Reply,
-        Ok(Ok(_)) => SenderSaw::NoEcho,
-        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            SenderSaw::IcmpPortUnreachable
-        }
-        Ok(Err(e)) => saw_icmp(&errors, &e),
+    let (saw, from) = match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
+        Err(_) => (SenderSaw::Timeout, None),
+        Ok(Ok(n)) if &buf[..n] == line.as_bytes() => (SenderSaw::Reply, None),
+        Ok(Ok(_)) => (SenderSaw::NoEcho, None),
+        Ok(Err(e)) => match saw_icmp(&errors, &e) {
+            (SenderSaw::Reset, from) => (SenderSaw::IcmpPortUnreachable, from),
+            other => other,
+        },
     };
-    sent(saw, source)
+    sent(saw, source, from)
 }
 
 /// A non-blocking socket for `target` that queues the ICMP errors it gets
@@ -468,17 +498,23 @@ fn recverr_socket(
 }
 
 /// What a failed connect or receive says, the ICMP message named when the
-/// kernel queued one (Linux reports admin-prohibited as "no route to host").
-fn saw_icmp(errors: &socket2::Socket, err: &io::Error) -> SenderSaw {
+/// kernel queued one (Linux reports admin-prohibited as "no route to host"),
+/// with the address that sent it.
+fn saw_icmp(errors: &socket2::Socket, err: &io::Error) -> (SenderSaw, Option<IpAddr>) {
     use crate::report::Reason;
     use std::os::fd::AsFd;
-    match crate::scan::connect::icmp_reason(errors.as_fd()) {
-        Some((Reason::AdminProhibited, _)) => SenderSaw::IcmpAdminProhibited,
-        Some((Reason::HostUnreach, _)) => SenderSaw::IcmpHostUnreachable,
-        Some((Reason::NetUnreach, _)) => SenderSaw::IcmpNetUnreachable,
-        Some((Reason::PortUnreach, _)) => SenderSaw::IcmpPortUnreachable,
-        _ => saw_error(err),
-    }
+    let (reason, from) = match crate::scan::connect::icmp_reason(errors.as_fd()) {
+        Some((reason, from)) => (Some(reason), from.map(|a| a.to_canonical())),
+        None => (None, None),
+    };
+    let saw = match reason {
+        Some(Reason::AdminProhibited) => SenderSaw::IcmpAdminProhibited,
+        Some(Reason::HostUnreach) => SenderSaw::IcmpHostUnreachable,
+        Some(Reason::NetUnreach) => SenderSaw::IcmpNetUnreachable,
+        Some(Reason::PortUnreach) => SenderSaw::IcmpPortUnreachable,
+        _ => return (saw_error(err), None),
+    };
+    (saw, from)
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
@@ -833,6 +869,7 @@ mod tests {
                 target: SocketAddr::from(([127, 0, 0, 1], port)),
                 nonce: format!("n{n}"),
                 timeout_ms: 2000,
+                ttl: false,
             };
             c.request(n + 2, &send).await;
             let (mut arrived, mut sent) = (None, None);
@@ -883,6 +920,7 @@ mod tests {
                 target: SocketAddr::from(([127, 0, 0, 1], port)),
                 nonce: "closed".into(),
                 timeout_ms: 2000,
+                ttl: false,
             };
             c.request(30, &send).await;
             let got: Outcome = c.next().await.parse().expect("outcome");

@@ -55,7 +55,7 @@ pub struct Limits {
 }
 
 /// The transport of a listener or a send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowProto {
     Tcp,
@@ -88,6 +88,10 @@ pub enum Action {
         target: SocketAddr,
         nonce: String,
         timeout_ms: u64,
+        /// TCP over IPv4: read the TTL the answer (SYN-ACK or reset)
+        /// arrived with, on a raw socket (the agent needs CAP_NET_RAW).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ttl: bool,
     },
     /// Ends the running request `request` (a listener); it answers with
     /// its result, and this one with an empty success.
@@ -170,6 +174,12 @@ pub enum Outcome {
         saw: SenderSaw,
         source: Option<SocketAddr>,
         ms: u64,
+        /// The TTL the answer arrived with, when asked for and readable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u8>,
+        /// Who sent the ICMP error the sender got (the kernel's offender).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        icmp_from: Option<std::net::IpAddr>,
     },
     /// A listener stopped, after this many arrivals.
     Stopped { arrivals: u64 },
@@ -298,6 +308,7 @@ mod tests {
                     target: "198.18.2.2:53".parse().expect("address"),
                     nonce: "n1".into(),
                     timeout_ms: 1000,
+                    ttl: false,
                 })
                 .expect("serializes"),
                 r#"{"action":"send","nonce":"n1","proto":"udp","target":"198.18.2.2:53","timeout_ms":1000}"#,
@@ -307,9 +318,11 @@ mod tests {
                     saw: SenderSaw::IcmpAdminProhibited,
                     source: None,
                     ms: 3,
+                    ttl: None,
+                    icmp_from: Some("198.18.1.1".parse().expect("address")),
                 })
                 .expect("serializes"),
-                r#"{"ms":3,"outcome":"sent","saw":"icmp-admin-prohibited","source":null}"#,
+                r#"{"icmp_from":"198.18.1.1","ms":3,"outcome":"sent","saw":"icmp-admin-prohibited","source":null}"#,
             ),
             (
                 serde_json::to_value(Event::Arrived {

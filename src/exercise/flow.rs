@@ -15,11 +15,52 @@ use tokio::sync::mpsc;
 
 use super::plan::{FlowCheck, FlowTo, FlowVerdict};
 use crate::agent::link::{Link, Running};
-use crate::agent::wire::{Action, Event, Outcome, SenderSaw};
+use crate::agent::wire::{Action, Event, FlowProto, Outcome, SenderSaw};
 use crate::report::check::FlowRecord;
 
 /// The plan's agents, connected, by name.
 pub type Agents = HashMap<String, Arc<Link>>;
+
+/// What earlier flows of a run saw, by sender, destination and transport:
+/// a timeout where an identical flow got an ICMP error is likely one that
+/// a rate limit suppressed, and the report says so.
+#[derive(Debug, Default)]
+pub struct History(std::sync::Mutex<HashMap<(String, SocketAddr, FlowProto), SenderSaw>>);
+
+impl History {
+    /// Records `saw`; returns the ICMP error an earlier identical flow got
+    /// when this one timed out.
+    fn note(&self, key: (String, SocketAddr, FlowProto), saw: SenderSaw) -> Option<SenderSaw> {
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = seen.get(&key).copied();
+        if saw != SenderSaw::Timeout || before.is_none_or(|b| !is_icmp(b)) {
+            seen.insert(key, saw);
+        }
+        before.filter(|b| saw == SenderSaw::Timeout && is_icmp(*b))
+    }
+}
+
+fn is_icmp(saw: SenderSaw) -> bool {
+    matches!(
+        saw,
+        SenderSaw::IcmpAdminProhibited
+            | SenderSaw::IcmpHostUnreachable
+            | SenderSaw::IcmpNetUnreachable
+            | SenderSaw::IcmpPortUnreachable
+    )
+}
+
+/// What the sender of a flow got back.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    saw: SenderSaw,
+    source: Option<SocketAddr>,
+    ttl: Option<u8>,
+    icmp_from: Option<IpAddr>,
+}
 
 /// How long a listener has to say it is open.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +79,7 @@ pub async fn run(
     flow: &FlowCheck,
     index: usize,
     agents: &Agents,
+    history: &History,
     timeout: Duration,
 ) -> Result<FlowRecord, String> {
     let link = |name: &str| {
@@ -107,14 +149,20 @@ pub async fn run(
     drop(arrivals_tx);
 
     let nonce = nonce(index);
-    let sent = send(&sender, flow, dest, &nonce, timeout).await?;
-    let (saw, source) = sent;
+    let sent = send(&sender, flow, dest, &nonce, timeout, false).await?;
+    let (saw, source) = (sent.saw, sent.source);
     evidence.push(format!(
         "{} sent {} to {dest}: {}",
         flow.from,
         flow.proto.word(),
         saw.word()
     ));
+    if let Some(before) = history.note((flow.from.clone(), dest, flow.proto), saw) {
+        evidence.push(format!(
+            "an identical flow earlier in this run got {}: hosts and firewalls rate-limit the ICMP errors they send, so this timeout may be one that was held back",
+            before.word()
+        ));
+    }
     let arrived = wait_for(&mut arrivals, &nonce, ARRIVAL_GRACE).await;
 
     let mut record = FlowRecord {
@@ -162,13 +210,18 @@ pub async fn run(
         let control_agent = listeners[0].agent.clone();
         let control_nonce = format!("{nonce}-control");
         let control_link = link(&control_agent)?;
-        let (control_saw, _) = send(&control_link, flow, dest, &control_nonce, timeout).await?;
+        let control_saw = send(&control_link, flow, dest, &control_nonce, timeout, false)
+            .await?
+            .saw;
         let control = wait_for(&mut arrivals, &control_nonce, ARRIVAL_GRACE).await;
         if control.is_some() {
             record.verdict = FlowVerdict::Blocked.word().into();
             record.evidence.push(format!(
                 "control flow from {control_agent} itself to {dest} (this host's own path, not the tested one) arrived: the listener works"
             ));
+            let (who, why) = who_blocked(flow, agents, &sender, dest, &sent, &nonce, timeout).await;
+            record.blocked_by = who.into();
+            record.evidence.push(why);
         } else {
             record.evidence.push(format!(
                 "control flow from {control_agent} itself to {dest} did not arrive ({}): the listener is not reachable even locally",
@@ -207,21 +260,185 @@ async fn send(
     dest: SocketAddr,
     nonce: &str,
     timeout: Duration,
-) -> Result<(SenderSaw, Option<SocketAddr>), String> {
+    ttl: bool,
+) -> Result<Sent, String> {
     let action = Action::Send {
         proto: flow.proto,
         target: dest,
         nonce: nonce.to_string(),
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        ttl,
     };
     match from.call(&action).await.map_err(|e| e.to_string())? {
-        Outcome::Sent { saw, source, .. } => Ok((saw, source)),
+        Outcome::Sent {
+            saw,
+            source,
+            ttl,
+            icmp_from,
+            ..
+        } => Ok(Sent {
+            saw,
+            source,
+            ttl,
+            icmp_from,
+        }),
         Outcome::Refused { reason } => Err(format!("agent {}: {reason}", from.name)),
         other => Err(format!(
             "agent {}: answered the send with {other:?}",
             from.name
         )),
     }
+}
+
+/// Who stopped a blocked flow, and the evidence: an ICMP error by its
+/// source (the destination's own, or another address on the path); a reset
+/// by its TTL against the destination's own, read from an allowed flow to
+/// another port of it (a firewall that forges a reset in the destination's
+/// name sends it from fewer hops away); silence says nothing of who.
+async fn who_blocked(
+    flow: &FlowCheck,
+    agents: &Agents,
+    sender: &Link,
+    dest: SocketAddr,
+    sent: &Sent,
+    nonce: &str,
+    timeout: Duration,
+) -> (&'static str, String) {
+    if is_icmp(sent.saw) {
+        return match sent.icmp_from {
+            Some(ip) if ip == dest.ip() => (
+                "destination",
+                format!("the ICMP error came from {ip}, the destination itself"),
+            ),
+            Some(ip) => (
+                "firewall",
+                format!(
+                    "the ICMP error came from {ip}, not from the destination {}: a device on the path",
+                    dest.ip()
+                ),
+            ),
+            None => ("unknown", "the ICMP error's source is not known".into()),
+        };
+    }
+    if sent.saw != SenderSaw::Reset {
+        return (
+            "unknown",
+            format!(
+                "{}: a drop, on the path or at the destination, does not say who",
+                sent.saw.word()
+            ),
+        );
+    }
+    // The reset again, its TTL read this time.
+    let again = match send(sender, flow, dest, &format!("{nonce}-ttl"), timeout, true).await {
+        Ok(s) => s,
+        Err(e) => return ("unknown", format!("the reset could not be sent again: {e}")),
+    };
+    let (SenderSaw::Reset, Some(reset_ttl)) = (again.saw, again.ttl) else {
+        return (
+            "unknown",
+            format!(
+                "the reset's TTL could not be read (IPv4 only, and agent {} needs CAP_NET_RAW); a second try saw {}",
+                sender.name,
+                again.saw.word()
+            ),
+        );
+    };
+    let FlowTo::Agent(to) = &flow.to else {
+        return (
+            "unknown",
+            format!(
+                "reset with TTL {reset_ttl}; the destination is not an agent, so its own TTL is not known"
+            ),
+        );
+    };
+    let Some(to_link) = agents.get(to) else {
+        return ("unknown", format!("agent {to} is not connected"));
+    };
+    for &port in flow.reference_ports.iter().take(2) {
+        let Some(own) = reference_ttl(sender, to_link, flow, dest.ip(), port, nonce, timeout).await
+        else {
+            continue;
+        };
+        return if own == reset_ttl {
+            (
+                "destination",
+                format!(
+                    "the reset arrived with TTL {reset_ttl}, as the destination's own answers do (TTL {own} on port {port}, an allowed flow)"
+                ),
+            )
+        } else {
+            (
+                "firewall",
+                format!(
+                    "the reset arrived with TTL {reset_ttl}, the destination's own answers with TTL {own} (port {port}, an allowed flow): something on the path sent it in the destination's name"
+                ),
+            )
+        };
+    }
+    (
+        "unknown",
+        format!(
+            "reset with TTL {reset_ttl}; no allowed TCP flow from {} to {to} answered, so the destination's own TTL is not known",
+            sender.name
+        ),
+    )
+}
+
+/// The TTL the destination's own SYN-ACK arrives with: `to` listens on
+/// `port`, the sender's flow must arrive there (so the answer is surely the
+/// destination's), and the agent reads the TTL.
+async fn reference_ttl(
+    sender: &Link,
+    to: &Link,
+    flow: &FlowCheck,
+    ip: IpAddr,
+    port: u16,
+    nonce: &str,
+    timeout: Duration,
+) -> Option<u8> {
+    let mut running = to
+        .request(&Action::Listen {
+            proto: FlowProto::Tcp,
+            port,
+        })
+        .await
+        .ok()?;
+    let ready = matches!(
+        tokio::time::timeout(READY_TIMEOUT, running.events.recv()).await,
+        Ok(Some(Event::Listening { .. }))
+    );
+    let mut ttl = None;
+    if ready {
+        let reference = format!("{nonce}-ref{port}");
+        if let Ok(s) = send(
+            sender,
+            flow,
+            SocketAddr::new(ip, port),
+            &reference,
+            timeout,
+            true,
+        )
+        .await
+            && s.saw == SenderSaw::Connected
+        {
+            // Arrived at the listener: the SYN-ACK was the destination's.
+            let deadline = tokio::time::Instant::now() + ARRIVAL_GRACE;
+            while let Ok(Some(e)) = tokio::time::timeout_at(deadline, running.events.recv()).await {
+                if matches!(&e, Event::Arrived { nonce: n, .. } if *n == reference) {
+                    ttl = s.ttl;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to
+        .call(&Action::Stop {
+            request: running.id,
+        })
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), running.outcome).await;
+    ttl
 }
 
 async fn forward(
@@ -285,4 +502,35 @@ pub async fn start(specs: &[crate::agent::link::AgentSpec]) -> Result<Agents, St
         agents.insert(spec.name.clone(), Arc::new(link));
     }
     Ok(agents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_after_an_identical_flows_icmp_error_is_noted() {
+        let h = History::default();
+        let key = |port| {
+            (
+                "a".to_string(),
+                SocketAddr::from(([198, 18, 2, 2], port)),
+                FlowProto::Tcp,
+            )
+        };
+        assert_eq!(h.note(key(25), SenderSaw::IcmpAdminProhibited), None);
+        assert_eq!(
+            h.note(key(25), SenderSaw::Timeout),
+            Some(SenderSaw::IcmpAdminProhibited)
+        );
+        // Still remembered after the timeout; another port is another flow.
+        assert_eq!(
+            h.note(key(25), SenderSaw::Timeout),
+            Some(SenderSaw::IcmpAdminProhibited)
+        );
+        assert_eq!(h.note(key(26), SenderSaw::Timeout), None);
+        // A timeout after a reset or a connect is not an ICMP rate limit.
+        assert_eq!(h.note(key(27), SenderSaw::Reset), None);
+        assert_eq!(h.note(key(27), SenderSaw::Timeout), None);
+    }
 }

@@ -44,6 +44,8 @@ pub struct Context {
     pub timeout: Duration,
     /// The plan's agents, connected (none for a plan without agents).
     pub agents: Arc<flow::Agents>,
+    /// What the run's flows saw so far.
+    pub flows: Arc<flow::History>,
 }
 
 impl Context {
@@ -68,6 +70,7 @@ impl Context {
             connect_timeout: plan.connect_timeout,
             timeout: plan.timeout,
             agents: Arc::new(flow::Agents::new()),
+            flows: Arc::default(),
         })
     }
 }
@@ -283,28 +286,30 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
                 }
             }
         }
-        CheckKind::Flow(f) => match flow::run(f, check.index, &ctx.agents, ctx.timeout).await {
-            Err(e) => {
-                r.actual = "error".into();
-                r.result = format!("Fail {e}");
+        CheckKind::Flow(f) => {
+            match flow::run(f, check.index, &ctx.agents, &ctx.flows, ctx.timeout).await {
+                Err(e) => {
+                    r.actual = "error".into();
+                    r.result = format!("Fail {e}");
+                }
+                Ok(found) => {
+                    let want = check.expect.verdict.unwrap_or(plan::FlowVerdict::Allowed);
+                    r.actual = found.verdict.clone();
+                    r.passed = found.verdict == want.word();
+                    r.result = if r.passed {
+                        "Success".into()
+                    } else {
+                        format!(
+                            "Fail expected {}, got {} (sender saw {})",
+                            want.word(),
+                            found.verdict,
+                            found.sender_saw
+                        )
+                    };
+                    r.flow = Some(found);
+                }
             }
-            Ok(found) => {
-                let want = check.expect.verdict.unwrap_or(plan::FlowVerdict::Allowed);
-                r.actual = found.verdict.clone();
-                r.passed = found.verdict == want.word();
-                r.result = if r.passed {
-                    "Success".into()
-                } else {
-                    format!(
-                        "Fail expected {}, got {} (sender saw {})",
-                        want.word(),
-                        found.verdict,
-                        found.sender_saw
-                    )
-                };
-                r.flow = Some(found);
-            }
-        },
+        }
         CheckKind::Mail { host, port, mail } => {
             let (found, reached) = run_mail(host, *port, mail, ctx).await;
             let e = &check.expect;

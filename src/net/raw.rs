@@ -209,3 +209,42 @@ fn lookup(dst: IpAddr) -> io::Result<IpAddr> {
     s.connect(SocketAddr::new(dst, 9))?;
     Ok(s.local_addr()?.ip())
 }
+
+/// A raw socket that copies the IPv4 TCP segments this host receives for
+/// local port `port` (root or `CAP_NET_RAW`): how a connection's caller
+/// reads the TTL its SYN-ACK or reset arrived with, which a TCP socket never
+/// shows. Nonblocking; read it with [`reply_ttl`] once the connect is over.
+pub fn tcp_watch_v4(port: u16) -> io::Result<Socket> {
+    let s = raw(Domain::IPV4, IPPROTO_TCP)?;
+    s.attach_filter(&port_filter(port, true))?;
+    Ok(s)
+}
+
+/// The TTL of the first SYN-ACK or reset from `from` to local port `port`
+/// queued on `watch` (at most a few thousand segments are looked at).
+pub fn reply_ttl(watch: &Socket, from: SocketAddr, port: u16) -> Option<u8> {
+    use io::Read as _;
+    use sockeye_proto::packet::{flags, parse_ipv4, parse_tcp};
+    let SocketAddr::V4(from) = from else {
+        return None;
+    };
+    let mut buf = [0u8; 2048];
+    for _ in 0..4096 {
+        let n = match (&*watch).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        let Ok((ip, payload)) = parse_ipv4(&buf[..n]) else {
+            continue;
+        };
+        let Ok(tcp) = parse_tcp(payload) else {
+            continue;
+        };
+        let answer = tcp.has(flags::RST) || tcp.has(flags::SYN | flags::ACK);
+        if ip.src == *from.ip() && tcp.src_port == from.port() && tcp.dst_port == port && answer {
+            return Some(ip.ttl);
+        }
+    }
+    None
+}

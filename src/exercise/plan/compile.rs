@@ -191,6 +191,7 @@ impl Compiler<'_> {
                 }
             }
         }
+        reference_ports(&mut checks);
         let ca_files = self.ca_files.to_vec();
         Ok(Plan {
             name: spec.name.unwrap_or_else(|| self.file.to_string()),
@@ -317,6 +318,7 @@ impl Compiler<'_> {
             port,
             proto,
             listen_on,
+            reference_ports: Vec::new(),
         })))
     }
 
@@ -611,6 +613,49 @@ impl Compiler<'_> {
     }
 }
 
+/// Fills each TCP flow's [`FlowCheck::reference_ports`]: the ports of the
+/// plan's other TCP flows from the same agent to the same agent that expect
+/// `allowed`.
+fn reference_ports(checks: &mut [Check]) {
+    use super::FlowVerdict;
+    use crate::agent::wire::FlowProto;
+    let allowed: Vec<(String, String, u16)> = checks
+        .iter()
+        .filter_map(|c| match (&c.kind, c.expect.verdict) {
+            (CheckKind::Flow(f), Some(FlowVerdict::Allowed))
+                if f.proto == FlowProto::Tcp && f.listen_on.is_empty() =>
+            {
+                match &f.to {
+                    FlowTo::Agent(to) => Some((f.from.clone(), to.clone(), f.port)),
+                    FlowTo::Address(_) => None,
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    for c in checks.iter_mut() {
+        let CheckKind::Flow(f) = &mut c.kind else {
+            continue;
+        };
+        let FlowTo::Agent(to) = &f.to else {
+            continue;
+        };
+        if f.proto != FlowProto::Tcp {
+            continue;
+        }
+        let mut ports: Vec<u16> = allowed
+            .iter()
+            .filter(|(from, t, p)| *from == f.from && t == to && *p != f.port)
+            .map(|(_, _, p)| *p)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        if !ports.is_empty() {
+            Arc::make_mut(f).reference_ports = ports;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Outcome, PortWord};
@@ -668,6 +713,37 @@ checks:
         // A variable inside a matrix cell is not expanded again: the host
         // of the second row is the text as written.
         assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn a_flow_learns_its_destinations_allowed_ports_for_reference() {
+        let plan = compile(
+            "agents: {a: {via: local}, b: {via: local}, c: {via: local}}
+checks:
+  - {name: ssh, flow: {from: a, to: b, port: 22}, expect: allowed}
+  - {name: web, flow: {from: a, to: b, port: 80}}
+  - {name: smtp, flow: {from: a, to: b, port: 25}, expect: blocked}
+  - {name: dns, flow: {from: a, to: b, port: 53, proto: udp}, expect: allowed}
+  - {name: other sender, flow: {from: c, to: b, port: 443}, expect: allowed}
+  - {name: back, flow: {from: b, to: a, port: 25}, expect: blocked}
+",
+        )
+        .expect("valid");
+        let refs: Vec<Vec<u16>> = plan
+            .checks
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Flow(f) => f.reference_ports.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Same sender, same destination, TCP, expected allowed (the default),
+        // another port; never a UDP flow (a reset is TCP), never another
+        // sender's.
+        assert_eq!(
+            refs,
+            [vec![80], vec![22], vec![22, 80], vec![], vec![], vec![]]
+        );
     }
 
     #[test]

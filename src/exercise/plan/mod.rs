@@ -68,6 +68,10 @@ pub struct FlowCheck {
     pub proto: crate::agent::wire::FlowProto,
     /// Other agents (and their ports) where the flow may arrive.
     pub listen_on: Vec<(String, u16)>,
+    /// TCP ports of `to` that other flows of the plan, from the same agent,
+    /// expect to be allowed: where a reference answer of the destination
+    /// itself can be had, to tell its resets from a firewall's.
+    pub reference_ports: Vec<u16>,
 }
 
 /// Where a flow goes.
