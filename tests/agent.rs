@@ -133,7 +133,11 @@ fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
         ];
         for (proto, port, saw, arrives) in cases {
             let mut listening = b
-                .request(&Action::Listen { proto, port })
+                .request(&Action::Listen {
+                    proto,
+                    port,
+                    address: None,
+                })
                 .await
                 .expect("listen");
             let ready = listening.events.recv().await;
@@ -206,6 +210,7 @@ fn flows_between_agents_in_namespaces_see_what_the_firewall_does() {
             .call(&Action::Listen {
                 proto: FlowProto::Tcp,
                 port: 80,
+                address: None,
             })
             .await
             .expect("outcome");
@@ -363,61 +368,13 @@ fn an_agent_over_real_openssh_runs_flows_and_an_unknown_host_key_is_one_line() {
     let lab = firewalled(&["iifname != \"lo\" tcp dport 23 drop"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let keygen = |file: &str| {
-        let status = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(d.join(file))
-            .status()
-            .expect("ssh-keygen");
-        assert!(status.success());
-    };
-    keygen("host_key");
-    keygen("client_key");
-    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
-    std::fs::write(
-        d.join("sshd_config"),
-        format!(
-            "Port 22\nListenAddress {TARGET_V4}\nHostKey {0}/host_key\nPidFile {0}/sshd.pid\n\
-             UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n",
-            d.display()
-        ),
-    )
-    .expect("sshd_config");
-    std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
-    let mut sshd = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            lab.target_ns(),
-            "/usr/sbin/sshd",
-            "-D",
-            "-e",
-            "-f",
-        ])
-        .arg(d.join("sshd_config"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("sshd");
+    crate::support::sshd::make_keys(d);
+    let sshd = crate::support::sshd::Sshd::start(lab.target_ns(), TARGET_V4, d, "b");
     let host_key = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
-    let known = |file: &str, key: &str| {
-        std::fs::write(d.join(file), format!("{TARGET_V4} {key}")).expect("known_hosts");
-        std::fs::write(
-            d.join(format!("{file}.config")),
-            format!(
-                "Host {TARGET_V4}\n  User root\n  IdentityFile {0}/client_key\n  UserKnownHostsFile {0}/{file}\n  StrictHostKeyChecking yes\n",
-                d.display()
-            ),
-        )
-        .expect("ssh config");
-    };
-    known("known_hosts", &host_key);
-    let (_, other) = std::fs::read_to_string(d.join("client_key.pub"))
-        .expect("client key")
-        .split_once(' ')
-        .map(|(t, rest)| (t.to_string(), format!("{t} {rest}")))
-        .expect("a key line");
-    known("stranger", &other);
+    let client_key = std::fs::read_to_string(d.join("client_key.pub")).expect("client key");
+    // The client's own key stands for a host key nobody has seen.
+    let good = crate::support::sshd::client_config(d, "known", &[TARGET_V4], &host_key);
+    let stranger = crate::support::sshd::client_config(d, "stranger", &[TARGET_V4], &client_key);
     let plan = |config: &str| {
         format!(
             "agents:
@@ -435,8 +392,12 @@ checks:
             bin = crate::util::bin()
         )
     };
-    std::fs::write(d.join("good.yaml"), plan("known_hosts.config")).expect("plan");
-    std::fs::write(d.join("stranger.yaml"), plan("stranger.config")).expect("plan");
+    std::fs::write(d.join("good.yaml"), plan(&good.display().to_string())).expect("plan");
+    std::fs::write(
+        d.join("stranger.yaml"),
+        plan(&stranger.display().to_string()),
+    )
+    .expect("plan");
     // sshd takes a moment to listen: retry the good plan a few times (bounded).
     let run = |name: &str| {
         std::process::Command::new("ip")
@@ -488,8 +449,7 @@ checks:
     );
     assert!(err.contains("Host key verification failed"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    let _ = sshd.kill();
-    let _ = sshd.wait();
+    drop(sshd);
 }
 
 /// SIGKILL the controller while a flow's listener is open and its sender

@@ -37,6 +37,7 @@ mod support;
 mod util;
 
 mod agent;
+mod agent_zones;
 mod calc;
 mod cat;
 mod cli;

@@ -191,11 +191,13 @@ where
         wire::send(&mut output, Kind::Refuse, 0, &refuse).await?;
         return Err(AgentError::Refused(reason));
     }
+    let management = ssh_server_address();
     let welcome = Welcome {
         protocol: VERSION,
         sockeye: SOCKEYE_VERSION.into(),
         capabilities: CAPABILITIES.iter().map(|c| (*c).to_string()).collect(),
         addresses: addresses(),
+        management,
         limits: cfg.limits(),
     };
     wire::send(&mut output, Kind::Welcome, 0, &welcome).await?;
@@ -311,13 +313,17 @@ async fn carry_out(
                 FlowProto::Udp => send_udp(target, &nonce, timeout).await,
             }
         }
-        Action::Listen { proto, port } => {
+        Action::Listen {
+            proto,
+            port,
+            address,
+        } => {
             if let Err(r) = shared.cfg.may_listen(port) {
                 return refused(r);
             }
             match proto {
-                FlowProto::Tcp => listen_tcp(shared, id, port, stop).await,
-                FlowProto::Udp => listen_udp(shared, id, port, stop).await,
+                FlowProto::Tcp => listen_tcp(shared, id, port, address, stop).await,
+                FlowProto::Udp => listen_udp(shared, id, port, address, stop).await,
             }
         }
         Action::Stop { .. } => Outcome::Done,
@@ -555,8 +561,14 @@ async fn announce<T>(
     }
 }
 
-async fn listen_tcp(shared: &Arc<Shared>, id: u32, port: u16, stop: &CancellationToken) -> Outcome {
-    let bound = bind_tcp(port).and_then(|l| Ok((l.local_addr()?, l)));
+async fn listen_tcp(
+    shared: &Arc<Shared>,
+    id: u32,
+    port: u16,
+    address: Option<IpAddr>,
+    stop: &CancellationToken,
+) -> Outcome {
+    let bound = bind_tcp(port, address).and_then(|l| Ok((l.local_addr()?, l)));
     let (listener, port) = match announce(shared, id, FlowProto::Tcp, port, bound).await {
         Ok(pair) => pair,
         Err(refused) => return refused,
@@ -619,8 +631,14 @@ async fn answer_tcp(
     shared.send(Kind::Event, id, &event).await;
 }
 
-async fn listen_udp(shared: &Shared, id: u32, port: u16, stop: &CancellationToken) -> Outcome {
-    let bound = bind_udp(port).and_then(|s| Ok((s.local_addr()?, s)));
+async fn listen_udp(
+    shared: &Shared,
+    id: u32,
+    port: u16,
+    address: Option<IpAddr>,
+    stop: &CancellationToken,
+) -> Outcome {
+    let bound = bind_udp(port, address).and_then(|s| Ok((s.local_addr()?, s)));
     let (socket, port) = match announce(shared, id, FlowProto::Udp, port, bound).await {
         Ok(pair) => pair,
         Err(refused) => return refused,
@@ -653,19 +671,24 @@ async fn listen_udp(shared: &Shared, id: u32, port: u16, stop: &CancellationToke
     Outcome::Stopped { arrivals }
 }
 
-fn bind_tcp(port: u16) -> io::Result<TcpListener> {
-    TcpListener::from_std(bind_any(port, socket2::Type::STREAM)?.into())
+fn bind_tcp(port: u16, address: Option<IpAddr>) -> io::Result<TcpListener> {
+    TcpListener::from_std(bind_any(port, address, socket2::Type::STREAM)?.into())
 }
 
-fn bind_udp(port: u16) -> io::Result<UdpSocket> {
-    UdpSocket::from_std(bind_any(port, socket2::Type::DGRAM)?.into())
+fn bind_udp(port: u16, address: Option<IpAddr>) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_any(port, address, socket2::Type::DGRAM)?.into())
 }
 
-/// A non-blocking socket bound to `port` on every address (IPv6 and IPv4
-/// where the host has IPv6, else IPv4), listening if it is a stream.
-fn bind_any(port: u16, ty: socket2::Type) -> io::Result<socket2::Socket> {
+/// A non-blocking socket bound to `port` on `address`, or on every address
+/// (IPv6 and IPv4 where the host has IPv6, else IPv4), listening if it is a
+/// stream.
+fn bind_any(port: u16, address: Option<IpAddr>, ty: socket2::Type) -> io::Result<socket2::Socket> {
     let mut last = None;
-    for addr in any_port(port) {
+    let candidates: Vec<SocketAddr> = match address {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => any_port(port).to_vec(),
+    };
+    for addr in candidates {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
         if addr.is_ipv6() {
             let _ = socket.set_only_v6(false);
@@ -687,6 +710,13 @@ fn bind_any(port: u16, ty: socket2::Type) -> io::Result<socket2::Socket> {
         }
     }
     Err(last.unwrap_or_else(|| io::ErrorKind::AddrNotAvailable.into()))
+}
+
+/// The server address of the SSH session this agent runs in, if any
+/// (`SSH_CONNECTION` is "client port server port").
+fn ssh_server_address() -> Option<IpAddr> {
+    let v = std::env::var("SSH_CONNECTION").ok()?;
+    v.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Every address of this host's interfaces but loopback's.
@@ -797,6 +827,7 @@ mod tests {
             &Action::Listen {
                 proto: FlowProto::Tcp,
                 port: 22,
+                address: None,
             },
         )
         .await;
@@ -857,7 +888,15 @@ mod tests {
         };
         for (n, proto) in [(0u32, FlowProto::Tcp), (10, FlowProto::Udp)] {
             let port = free(proto == FlowProto::Udp);
-            c.request(n + 1, &Action::Listen { proto, port }).await;
+            c.request(
+                n + 1,
+                &Action::Listen {
+                    proto,
+                    port,
+                    address: None,
+                },
+            )
+            .await;
             let ready = c.next().await;
             assert_eq!(ready.id, n + 1);
             assert_eq!(
@@ -948,6 +987,7 @@ mod tests {
                 &Action::Listen {
                     proto: FlowProto::Udp,
                     port,
+                    address: None,
                 },
             )
             .await;

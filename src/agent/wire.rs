@@ -31,6 +31,11 @@ pub struct Welcome {
     /// The agent's addresses (every interface's but loopback), so that a
     /// plan can name an agent where an address is expected.
     pub addresses: Vec<std::net::IpAddr>,
+    /// The address the controller reached this agent at, when the agent
+    /// can tell (OpenSSH's `SSH_CONNECTION`): the management path, which a
+    /// flow to the agent avoids when it has another address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management: Option<std::net::IpAddr>,
     /// Its limits, as its command line gave them.
     pub limits: Limits,
 }
@@ -81,7 +86,14 @@ pub enum Action {
     /// Listen on `port` (all addresses) until stopped: each flow nonce that
     /// arrives is answered (TCP: echoed; UDP: sent back from the port) and
     /// reported as an [`Event::Arrived`]. [`Event::Listening`] first.
-    Listen { proto: FlowProto, port: u16 },
+    Listen {
+        proto: FlowProto,
+        port: u16,
+        /// Only this address of the agent (default: every address), so that
+        /// a listener can share its port with a service bound elsewhere.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<std::net::IpAddr>,
+    },
     /// Carry `nonce` to `target` and say what came back.
     Send {
         proto: FlowProto,
@@ -298,6 +310,7 @@ mod tests {
                 serde_json::to_value(Action::Listen {
                     proto: FlowProto::Tcp,
                     port: 80,
+                    address: None,
                 })
                 .expect("serializes"),
                 r#"{"action":"listen","port":80,"proto":"tcp"}"#,

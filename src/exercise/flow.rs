@@ -102,18 +102,22 @@ pub async fn run(
     let dest = SocketAddr::new(dest_ip, flow.port);
     let mut evidence = Vec::new();
     // Listeners first, each confirmed open.
-    let mut wanted: Vec<(String, u16)> = Vec::new();
+    // The destination agent listens on the address sent to only (a service
+    // of its own may hold the port elsewhere, on its management address);
+    // the others where DNAT may send the flow, on every address.
+    let mut wanted: Vec<(String, u16, Option<IpAddr>)> = Vec::new();
     if let FlowTo::Agent(name) = &flow.to {
-        wanted.push((name.clone(), flow.port));
+        wanted.push((name.clone(), flow.port, Some(dest_ip)));
     }
-    wanted.extend(flow.listen_on.iter().cloned());
+    wanted.extend(flow.listen_on.iter().map(|(a, p)| (a.clone(), *p, None)));
     let mut listeners = Vec::new();
-    for (agent, port) in wanted {
+    for (agent, port, address) in wanted {
         let l = link(&agent)?;
         let mut running = l
             .request(&Action::Listen {
                 proto: flow.proto,
                 port,
+                address,
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -236,13 +240,19 @@ pub async fn run(
     Ok(record)
 }
 
-/// The address other agents reach `agent` at: its first IPv4 address, else
-/// its first address.
+/// The address other agents reach `agent` at: IPv4 before IPv6, and in a
+/// family an address other than its management one (the address the
+/// controller reached it at) when it has another.
 fn address_of(agent: &Link) -> Result<IpAddr, String> {
     let addrs = &agent.welcome.addresses;
+    let management = agent.welcome.management;
+    let zone = |a: &&IpAddr| Some(**a) != management;
     addrs
         .iter()
-        .find(|a| a.is_ipv4())
+        .filter(|a| a.is_ipv4())
+        .find(zone)
+        .or_else(|| addrs.iter().find(|a| a.is_ipv4()))
+        .or_else(|| addrs.iter().find(zone))
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| format!("agent {} has no address but loopback", agent.name))
@@ -401,6 +411,7 @@ async fn reference_ttl(
         .request(&Action::Listen {
             proto: FlowProto::Tcp,
             port,
+            address: Some(ip),
         })
         .await
         .ok()?;

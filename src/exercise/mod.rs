@@ -293,19 +293,18 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
                     r.result = format!("Fail {e}");
                 }
                 Ok(found) => {
-                    let want = check.expect.verdict.unwrap_or(plan::FlowVerdict::Allowed);
-                    r.actual = found.verdict.clone();
-                    r.passed = found.verdict == want.word();
-                    r.result = if r.passed {
+                    let (passed, actual) = judge_flow(&check.expect, &found);
+                    r.passed = passed;
+                    r.result = if passed {
                         "Success".into()
                     } else {
                         format!(
-                            "Fail expected {}, got {} (sender saw {})",
-                            want.word(),
-                            found.verdict,
+                            "Fail expected {}, got {actual} (sender saw {})",
+                            describe_expect(&check.expect),
                             found.sender_saw
                         )
                     };
+                    r.actual = actual;
                     r.flow = Some(found);
                 }
             }
@@ -489,11 +488,43 @@ pub fn describe_expect(e: &ExpectSpec) -> String {
     if let Some(v) = e.verdict {
         parts.push(v.word().to_string());
     }
+    if let Some(a) = &e.arrived_at {
+        parts.push(format!("arrived at {a}"));
+    }
+    if let Some(s) = e.source_seen {
+        parts.push(format!("source {s}"));
+    }
+    if let Some(b) = e.blocked_by {
+        parts.push(format!("blocked by {}", b.word()));
+    }
     parts.join(", ")
 }
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
+}
+
+/// Judges a flow: every field the expectation names must hold; the actual
+/// text says the same fields of what was found.
+fn judge_flow(e: &ExpectSpec, found: &crate::report::check::FlowRecord) -> (bool, String) {
+    let want = e.verdict.unwrap_or(plan::FlowVerdict::Allowed);
+    let mut passed = found.verdict == want.word();
+    let mut actual = vec![found.verdict.clone()];
+    if let Some(a) = &e.arrived_at {
+        let at = found.arrived_at.as_deref().unwrap_or("nowhere");
+        passed &= at == a;
+        actual.push(format!("arrived at {at}"));
+    }
+    if let Some(s) = e.source_seen {
+        let seen = found.source_seen.as_deref().unwrap_or("none");
+        passed &= seen == s.to_string();
+        actual.push(format!("source {seen}"));
+    }
+    if let Some(b) = e.blocked_by {
+        passed &= found.blocked_by == b.word();
+        actual.push(format!("blocked by {}", found.blocked_by));
+    }
+    (passed, actual.join(", "))
 }
 
 /// Judges a probe's findings: every field the expectation names must hold.

@@ -5,3 +5,5 @@
 
 pub(crate) mod netns;
 pub(crate) mod servicelab;
+pub(crate) mod sshd;
+pub(crate) mod zones;

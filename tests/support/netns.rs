@@ -56,10 +56,10 @@ const KILL_GRACE: Duration = Duration::from_millis(500);
 /// How long to wait for a finished child's pipes to reach EOF.
 const PIPE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Prefix of every namespace this helper creates (benches use `skb-`).
-const NS_PREFIX: &str = "sk-";
+pub(crate) const NS_PREFIX: &str = "sk-";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-static STALE_CLEANUP: Once = Once::new();
+pub(crate) static COUNTER: AtomicU32 = AtomicU32::new(0);
+pub(crate) static STALE_CLEANUP: Once = Once::new();
 
 // ---------------------------------------------------------------------------
 // Availability
@@ -264,7 +264,7 @@ fn terminate(child: &mut Child, grace: Duration) {
 // ---------------------------------------------------------------------------
 
 /// Inode of a named namespace, to recognise its processes in /proc.
-fn ns_inode(ns: &str) -> Option<u64> {
+pub(crate) fn ns_inode(ns: &str) -> Option<u64> {
     std::fs::metadata(format!("/run/netns/{ns}"))
         .ok()
         .map(|m| m.ino())
@@ -309,7 +309,7 @@ fn signal_pids(pids: &[u32], sig: &str) {
 }
 
 /// Kills whatever still runs in `ns` (TERM, grace, KILL) and deletes it. Never panics.
-fn destroy_ns(ns: &str) {
+pub(crate) fn destroy_ns(ns: &str) {
     if ns_inode(ns).is_none() {
         return;
     }
@@ -346,7 +346,7 @@ fn destroy_ns(ns: &str) {
 
 /// Deletes `sk-<pid>-...` namespaces left behind by test processes that died
 /// without unwinding (SIGKILL, abort). Only namespaces of dead PIDs are touched.
-fn cleanup_stale() {
+pub(crate) fn cleanup_stale() {
     let Ok(entries) = std::fs::read_dir("/run/netns") else {
         return;
     };
@@ -364,7 +364,10 @@ fn cleanup_stale() {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        if (side == "s" || side == "t") && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // s, t: a Lab's; r, a, b, c, m: a zones lab's (support/zones.rs).
+        if ["s", "t", "r", "a", "b", "c", "m"].contains(&side)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
             destroy_ns(&name);
         }
     }
@@ -671,14 +674,14 @@ impl Drop for Lab {
     }
 }
 
-fn check_ip_exec(ns: &str, args: &[&str]) -> Output {
+pub(crate) fn check_ip_exec(ns: &str, args: &[&str]) -> Output {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns]).args(args);
     let out = run(&mut c);
     check(&c, out)
 }
 
-fn check_ip(args: &[&str]) -> Output {
+pub(crate) fn check_ip(args: &[&str]) -> Output {
     let mut c = Command::new("ip");
     c.args(args);
     let out = run(&mut c);

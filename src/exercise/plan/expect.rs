@@ -33,6 +33,31 @@ pub struct ExpectSpec {
     pub result: Option<i64>,
     /// flow: the firewall's verdict.
     pub verdict: Option<FlowVerdict>,
+    /// flow: where the nonce must arrive (`AGENT:PORT`).
+    pub arrived_at: Option<String>,
+    /// flow: the source address the listener must see (NAT).
+    pub source_seen: Option<std::net::IpAddr>,
+    /// flow: who must have stopped it (`firewall`, `destination`, `unknown`).
+    pub blocked_by: Option<BlockedBy>,
+}
+
+/// Who stopped a blocked flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedBy {
+    Firewall,
+    Destination,
+    Unknown,
+}
+
+impl BlockedBy {
+    pub fn word(self) -> &'static str {
+        match self {
+            BlockedBy::Firewall => "firewall",
+            BlockedBy::Destination => "destination",
+            BlockedBy::Unknown => "unknown",
+        }
+    }
 }
 
 /// A flow's verdict.
@@ -144,13 +169,16 @@ const ALLOWED: [(&str, &[&str]); 6] = [
     ("talk", &["outcome", "fail_at"]),
     ("calc", &["outcome", "result"]),
     ("mail", &["outcome", "fail_at"]),
-    ("flow", &["verdict"]),
+    (
+        "flow",
+        &["verdict", "arrived_at", "source_seen", "blocked_by"],
+    ),
 ];
 
 impl ExpectSpec {
     /// Each field and whether it is set, in the order a refusal names the
     /// first one a kind cannot test.
-    fn fields_set(&self) -> [(&'static str, bool); 10] {
+    fn fields_set(&self) -> [(&'static str, bool); 13] {
         [
             ("state", self.state.is_some()),
             ("outcome", self.outcome.is_some()),
@@ -162,6 +190,9 @@ impl ExpectSpec {
             ("result", self.result.is_some()),
             ("fail_at", self.fail_at.is_some()),
             ("verdict", self.verdict.is_some()),
+            ("arrived_at", self.arrived_at.is_some()),
+            ("source_seen", self.source_seen.is_some()),
+            ("blocked_by", self.blocked_by.is_some()),
         ]
     }
 }
