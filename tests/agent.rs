@@ -655,3 +655,121 @@ checks:
     ids.dedup();
     assert_eq!(ids.len(), 12, "a check recorded twice: {ids:?}");
 }
+
+/// `on: AGENT`: a connect and a talk check run on agent a (in the scanner
+/// namespace), the controller in the target namespace. The target's
+/// firewall lets port 2121 in only from a's address, so the same checks
+/// run by the controller itself are refused: the verdicts prove where they
+/// ran. A check with a spawned program on an agent is a plan error.
+#[test]
+fn checks_run_on_an_agent_with_on() {
+    if !require_lab() {
+        return;
+    }
+    let lab = firewalled(&[&format!(
+        "tcp dport 2121 ip saddr != {SCANNER_V4} reject with tcp reset"
+    )]);
+    let mut banner = lab.spawn(
+        lab.target_ns(),
+        "socat",
+        &[
+            "TCP-LISTEN:2121,fork,reuseaddr",
+            "SYSTEM:'echo 220 lab ftp ready; sleep 1'",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("on.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "agents:
+  a: {{via: \"netns:{a}\", allow_targets: \"198.18.0.0/15\"}}
+vars: {{server: \"{TARGET_V4}\"}}
+checks:
+  - {{name: open from a, on: a, connect: \"{{{{server}}}}:2121\", expect: open}}
+  - name: banner from a
+    on: \"{{{{where}}}}\"
+    talk: {{target: \"{{{{server}}}}:2121\", steps: [{{name: banner, expect: \"^220 lab\"}}]}}
+    matrix: [{{where: a}}]
+  - {{name: refused here, connect: \"{{{{server}}}}:2121\", expect: closed}}
+  - {{name: outside a's targets, on: a, connect: \"127.0.0.1:2121\", expect: open}}
+",
+            a = lab.scanner_ns()
+        ),
+    )
+    .expect("plan");
+    // Bounded: socat takes a moment to listen.
+    let run = || {
+        lab.command(lab.target_ns(), crate::util::bin())
+            .args([
+                "exercise",
+                "run",
+                plan.to_str().expect("utf-8"),
+                "-o",
+                "json",
+            ])
+            .output()
+            .expect("run")
+    };
+    let mut out = run();
+    let ready = |out: &std::process::Output| {
+        crate::util::json_lines(&String::from_utf8_lossy(&out.stdout))
+            .iter()
+            .any(|r| r["name"] == "open from a" && r["passed"] == true)
+    };
+    for _ in 0..20 {
+        if ready(&out) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = run();
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let records = crate::util::json_lines(&text);
+    let by_name = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .clone()
+    };
+    let r = by_name("open from a");
+    assert_eq!(
+        (r["passed"].as_bool(), r["on"].as_str()),
+        (Some(true), Some("a")),
+        "{r}"
+    );
+    let r = by_name("banner from a [1]");
+    assert_eq!(
+        (r["passed"].as_bool(), r["on"].as_str()),
+        (Some(true), Some("a")),
+        "{r}"
+    );
+    assert_eq!(r["talk"]["ok"], true, "{r}");
+    let r = by_name("refused here");
+    assert_eq!(r["passed"], true, "{r}");
+    assert!(r["on"].is_null(), "{r}");
+    let r = by_name("outside a's targets");
+    assert_eq!(r["passed"], false, "{r}");
+    assert_eq!(
+        r["result"],
+        "Fail agent a: 127.0.0.1 is outside this agent's --allow-targets (198.18.0.0/15)",
+        "{r}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let _ = banner.kill();
+    let _ = banner.wait();
+
+    std::fs::write(
+        &plan,
+        "agents: {a: {via: local}}\nchecks:\n  - {name: x, on: a, talk: {spawn: /bin/sh, steps: [{expect: x}]}}\n",
+    )
+    .expect("plan");
+    let out = std::process::Command::new(crate::util::bin())
+        .args(["exercise", "run", plan.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("an agent never runs a program"), "{err}");
+}

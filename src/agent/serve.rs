@@ -45,6 +45,21 @@ pub struct AgentConfig {
     pub allow_targets: Option<Vec<IpNet>>,
     /// Connections and datagrams a second, at most (at least 1).
     pub max_rate: u32,
+    /// Runs the checks a plan sends with `on:` (the plan runner is above
+    /// this layer, so the command line hands it in); none: refused.
+    pub checks: Option<Arc<dyn CheckRunner>>,
+}
+
+/// Runs one check sent by a controller (`Action::Check`): compiles the plan
+/// of one check, refuses what an agent must not do, runs it, and gives the
+/// verdict's JSON record, or why not in one line. `may_send` says whether
+/// this agent's `--allow-targets` lets it reach an address.
+pub trait CheckRunner: Send + Sync + std::fmt::Debug {
+    fn run<'a>(
+        &'a self,
+        plan: &'a str,
+        may_send: &'a (dyn Fn(IpAddr) -> Result<(), String> + Sync),
+    ) -> futures::future::BoxFuture<'a, Result<serde_json::Value, String>>;
 }
 
 impl AgentConfig {
@@ -327,6 +342,17 @@ async fn carry_out(
             }
         }
         Action::Stop { .. } => Outcome::Done,
+        Action::Check { plan } => {
+            let Some(runner) = &shared.cfg.checks else {
+                return refused("this agent does not run checks".into());
+            };
+            let may_send = |ip: IpAddr| shared.cfg.may_send(ip);
+            shared.pace.wait().await;
+            match runner.run(&plan, &may_send).await {
+                Ok(result) => Outcome::Checked { result },
+                Err(reason) => refused(reason),
+            }
+        }
     }
 }
 
@@ -759,6 +785,7 @@ mod tests {
             allow_listen: Some(vec![(1, 65535)]),
             allow_targets: Some(vec!["127.0.0.0/8".parse().expect("net")]),
             max_rate: 1000,
+            checks: None,
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const SOCKEYE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The actions this agent carries out (the handshake's capabilities).
-pub const CAPABILITIES: &[&str] = &["connect", "listen", "send", "stop"];
+pub const CAPABILITIES: &[&str] = &["connect", "listen", "send", "stop", "check"];
 
 /// Controller -> agent, first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +108,11 @@ pub enum Action {
     /// Ends the running request `request` (a listener); it answers with
     /// its result, and this one with an empty success.
     Stop { request: u32 },
+    /// Runs one check of a plan here (a plan's `on: AGENT`): `plan` is a
+    /// plan of that one check, in the plan schema (JSON), which the agent
+    /// compiles and runs as the controller's machine would; kinds that
+    /// would run a program or read a file are refused.
+    Check { plan: String },
 }
 
 impl Action {
@@ -117,6 +122,7 @@ impl Action {
             Action::Listen { .. } => "listen",
             Action::Send { .. } => "send",
             Action::Stop { .. } => "stop",
+            Action::Check { .. } => "check",
         }
     }
 }
@@ -197,6 +203,9 @@ pub enum Outcome {
     Stopped { arrivals: u64 },
     /// A `stop` done.
     Done,
+    /// A `check` run: its verdict, as `sockeye exercise run -o json`
+    /// writes a check record.
+    Checked { result: serde_json::Value },
     /// The agent refused or could not carry out the request (a limit, a
     /// port in use, bad JSON), in one line.
     Refused { reason: String },

@@ -71,6 +71,7 @@ fn config(args: &AgentArgs) -> Result<AgentConfig, UsageError> {
         allow_listen,
         allow_targets,
         max_rate: args.max_rate,
+        checks: Some(std::sync::Arc::new(crate::exercise::remote::PlanChecks)),
     })
 }
 

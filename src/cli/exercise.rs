@@ -45,6 +45,11 @@ passes when the login fails). The schema (the README has a longer example):
   calc: {server, op, args, little_endian}             success|fail, result: N
   mail: {server, from, to, tls, auth_user, auth_password, quit_after, insecure,
          ca_file}                                     success|fail, fail_at: STAGE
+  flow: {from: AGENT, to: AGENT|ADDR:PORT, port,      allowed|blocked|inconclusive
+         proto, listen_on: [AGENT:PORT]}              (verdict:), arrived_at, source_seen,
+                                                      blocked_by
+  on: AGENT                              any kind but flow runs on that agent
+  (agents: {NAME: {via: local|netns:NS|exec:CMD|ssh://HOST, allow_listen, ...}})
 
 Examples:
   sockeye exercise run ftp-logins.yaml

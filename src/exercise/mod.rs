@@ -15,6 +15,7 @@
 
 pub mod flow;
 pub mod plan;
+pub mod remote;
 pub mod runlog;
 
 use std::net::SocketAddr;
@@ -148,18 +149,52 @@ pub async fn run(
     }
 }
 
-fn ms(d: Duration) -> u64 {
-    d.as_millis().min(u128::from(u64::MAX)) as u64
+/// Runs `check` on its agent and reads back the verdict it sends; a check
+/// the agent could not run fails with the agent's reason.
+async fn run_remote(check: &Check, remote: &plan::Remote, ctx: &Context) -> CheckResult {
+    let started = Instant::now();
+    let outcome = match ctx.agents.get(&remote.agent) {
+        None => Err(format!("agent {} is not connected", remote.agent)),
+        Some(link) => link
+            .call(&crate::agent::wire::Action::Check {
+                plan: remote.plan.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|o| match o {
+                crate::agent::wire::Outcome::Checked { result } => {
+                    runlog::from_agent(result, check)
+                }
+                crate::agent::wire::Outcome::Refused { reason } => {
+                    Err(format!("agent {}: {reason}", remote.agent))
+                }
+                other => Err(format!(
+                    "agent {}: answered the check with {other:?}",
+                    remote.agent
+                )),
+            }),
+    };
+    let mut r = match outcome {
+        Ok(r) => r,
+        Err(why) => CheckResult {
+            actual: "error".into(),
+            result: format!("Fail {why}"),
+            ..blank(check)
+        },
+    };
+    r.on = Some(remote.agent.clone());
+    r.elapsed_ms = ms(started.elapsed());
+    r
 }
 
-/// Runs one check and judges it.
-pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
-    let started = Instant::now();
-    let mut r = CheckResult {
+/// A verdict on `check` with nothing found yet: not passed.
+fn blank(check: &Check) -> CheckResult {
+    CheckResult {
         index: check.index,
         name: check.name.clone(),
         kind: check.kind.word(),
         target: check.kind.target(),
+        on: None,
         passed: false,
         expected: describe_expect(&check.expect),
         actual: String::new(),
@@ -170,7 +205,20 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
         mail: None,
         flow: None,
         recorded: Default::default(),
-    };
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Runs one check and judges it.
+pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
+    if let Some(remote) = &check.remote {
+        return run_remote(check, remote, ctx).await;
+    }
+    let started = Instant::now();
+    let mut r = blank(check);
     match &check.kind {
         CheckKind::Connect { host, port } => {
             let state = match crate::net::connect(host, *port, ctx.connect_timeout).await {

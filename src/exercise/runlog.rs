@@ -83,13 +83,16 @@ struct Line<'a> {
 /// the engine's report kept as JSON.
 #[derive(Debug, Deserialize)]
 struct Logged {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     kind_of_line: String,
+    #[serde(default)]
     check_id: String,
     index: usize,
     name: String,
     kind: String,
     target: String,
+    #[serde(default)]
+    on: Option<String>,
     passed: bool,
     expected: String,
     actual: String,
@@ -265,8 +268,29 @@ fn into_result(l: Logged, plan: &Plan) -> Result<CheckResult, String> {
             plan.checks.len()
         )
     })?;
-    let id = check_id(check);
-    if l.check_id != id || l.kind != check.kind.word() || l.target != check.kind.target() {
+    if l.check_id != check_id(check) {
+        return Err(format!(
+            "check {} is {:?} there, {:?} in this plan",
+            l.index + 1,
+            l.name,
+            check.name
+        ));
+    }
+    as_result(l, check)
+}
+
+/// A verdict an agent sent (`on:`), as the result of `check`: it must be
+/// that check's (its name, kind, target and expectation).
+pub(super) fn from_agent(record: serde_json::Value, check: &Check) -> Result<CheckResult, String> {
+    let mut l: Logged = serde_json::from_value(record)
+        .map_err(|e| format!("the agent's verdict is not a check record: {e}"))?;
+    l.index = check.index;
+    as_result(l, check).map_err(|e| format!("the agent answered another check: {e}"))
+}
+
+/// The verdict `l` as `check`'s result, if it describes that check.
+fn as_result(l: Logged, check: &Check) -> Result<CheckResult, String> {
+    if l.name != check.name || l.kind != check.kind.word() || l.target != check.kind.target() {
         return Err(format!(
             "check {} is {:?} ({} {}) there, {:?} ({} {}) in this plan",
             l.index + 1,
@@ -293,6 +317,7 @@ fn into_result(l: Logged, plan: &Plan) -> Result<CheckResult, String> {
         name: l.name,
         kind: check.kind.word(),
         target: l.target,
+        on: l.on,
         passed: l.passed,
         expected: l.expected,
         actual: l.actual,

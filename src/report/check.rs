@@ -19,6 +19,9 @@ pub struct CheckResult<Talk> {
     pub name: String,
     pub kind: &'static str,
     pub target: String,
+    /// The agent it ran on (`on:`); none: the controller's machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
     /// Whether reality matched the expectation.
     pub passed: bool,
     /// The expectation, in words ("open", "fail at Password prompt").

@@ -134,7 +134,13 @@ pub fn table<T>(
             [
                 if r.passed { "PASS" } else { "FAIL" }.to_string(),
                 cell(&r.name, 40),
-                cell(&format!("{} {}", r.kind, r.target), 34),
+                cell(
+                    &match &r.on {
+                        Some(agent) => format!("{} {} on {agent}", r.kind, r.target),
+                        None => format!("{} {}", r.kind, r.target),
+                    },
+                    34,
+                ),
                 cell(&r.expected, 30),
                 cell(&r.actual, 30),
                 format!("{} ms", r.elapsed_ms),
@@ -299,6 +305,7 @@ mod tests {
             name: name.into(),
             kind: "talk",
             target: "198.18.0.2:21".into(),
+            on: None,
             passed,
             expected: "fail".into(),
             actual: if passed { "fail at connect" } else { "success" }.into(),

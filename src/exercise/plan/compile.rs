@@ -46,14 +46,32 @@ pub fn compile_text(
     base: &std::path::Path,
 ) -> Result<Plan, SourceError> {
     let spec: PlanSpec = parse_source(file, text, format)?;
+    // The checks as written, for those sent to an agent (`on:`).
+    let raw: serde_json::Value = parse_source(file, text, format)?;
+    let raw_checks = match raw.get("checks") {
+        Some(serde_json::Value::Array(c)) => c.clone(),
+        _ => Vec::new(),
+    };
     let ca_files: Vec<std::path::PathBuf> =
         spec.defaults.ca_file.iter().map(|p| base.join(p)).collect();
     Compiler {
         file,
         base,
         ca_files: &ca_files,
+        raw_checks: &raw_checks,
     }
     .plan(spec)
+}
+
+/// What a check sent to an agent is made of, besides the check as written.
+struct RemoteParts<'a> {
+    raw: Option<&'a serde_json::Value>,
+    name: &'a str,
+    vars: &'a Vars,
+    /// The matrix row's `expect`, when it has one.
+    row: Option<&'a str>,
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 struct Compiler<'a> {
@@ -61,6 +79,8 @@ struct Compiler<'a> {
     base: &'a std::path::Path,
     /// `defaults.ca_file`, from `base`.
     ca_files: &'a [std::path::PathBuf],
+    /// Each check as written (JSON), in order.
+    raw_checks: &'a [serde_json::Value],
 }
 
 impl Compiler<'_> {
@@ -105,7 +125,7 @@ impl Compiler<'_> {
         // Names (of a check, or of a matrix) -> the indices they cover.
         let mut names: HashMap<String, Vec<usize>> = HashMap::new();
         let mut pending_after: Vec<(usize, Vec<Spanned<String>>)> = Vec::new();
-        for c in &spec.checks {
+        for (ci, c) in spec.checks.iter().enumerate() {
             let first = checks.len();
             let rows: Vec<BTreeMap<String, Scalar>> = match &c.matrix {
                 None => vec![BTreeMap::new()],
@@ -151,6 +171,22 @@ impl Compiler<'_> {
                         format!("more than {MAX_CHECKS} checks after expanding matrices"),
                     ));
                 }
+                let remote = match &c.on {
+                    None => None,
+                    Some(on) => Some(self.remote(
+                        c,
+                        on,
+                        RemoteParts {
+                            raw: self.raw_checks.get(ci),
+                            name: &name,
+                            vars: &vars,
+                            row: row.get("expect").map(|v| v.0.as_str()),
+                            timeout,
+                            connect_timeout,
+                        },
+                        &spec.agents,
+                    )?),
+                };
                 let index = checks.len();
                 names.entry(name.clone()).or_default().push(index);
                 pending_after.push((index, c.after.clone()));
@@ -160,6 +196,7 @@ impl Compiler<'_> {
                     kind,
                     expect,
                     after: Vec::new(),
+                    remote,
                 });
             }
             if c.matrix.is_some() {
@@ -232,6 +269,76 @@ impl Compiler<'_> {
                 Ok(spec)
             })
             .collect()
+    }
+
+    /// A check to run on agent `on`: the agent known, the kind one an agent
+    /// runs (no flow, no spawned program, no file to read), and the plan of
+    /// one check it is sent.
+    fn remote(
+        &self,
+        c: &CheckSpec,
+        on: &str,
+        parts: RemoteParts<'_>,
+        agents: &BTreeMap<String, super::spec::AgentEntry>,
+    ) -> Result<super::Remote, SourceError> {
+        let at = &c.name;
+        let fail = |why: String| self.at(at, format!("check {:?}: on: {why}", at.value));
+        let agent = self.render(at, on, parts.vars)?;
+        if !agents.contains_key(&agent) {
+            return Err(fail(format!(
+                "no agent named {agent:?} (agents: {})",
+                agents.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if c.flow.is_some() {
+            return Err(fail(
+                "a flow runs between its own agents (from, to): drop on".into(),
+            ));
+        }
+        if let Some(t) = &c.talk {
+            if t.spawn.is_some() {
+                return Err(fail(
+                    "an agent never runs a program: spawn is for this machine".into(),
+                ));
+            }
+            if t.script.is_some() {
+                return Err(fail(
+                    "a script file is not sent to an agent: write the steps inline".into(),
+                ));
+            }
+        }
+        if c.mail.as_ref().is_some_and(|m| !m.ca_file.is_empty()) {
+            return Err(fail(
+                "a CA file is not sent to an agent: it trusts its system's roots".into(),
+            ));
+        }
+        let mut entry = parts
+            .raw
+            .cloned()
+            .ok_or_else(|| fail("the check as written is not found".into()))?;
+        if let serde_json::Value::Object(map) = &mut entry {
+            for key in ["on", "matrix", "after"] {
+                map.remove(key);
+            }
+            map.insert("name".into(), parts.name.into());
+            if let Some(word) = parts.row {
+                map.insert("expect".into(), word.into());
+            }
+        }
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let plan = serde_json::json!({
+            "name": parts.name,
+            "defaults": {
+                "connect_timeout": ms(parts.connect_timeout),
+                "timeout": ms(parts.timeout),
+            },
+            "vars": parts.vars,
+            "checks": [entry],
+        });
+        Ok(super::Remote {
+            agent,
+            plan: plan.to_string(),
+        })
     }
 
     /// A flow check: agents known, the port given once, the transport named.

@@ -136,6 +136,17 @@ pub struct Check {
     pub expect: ExpectSpec,
     /// Indices of the checks that must finish first.
     pub after: Vec<usize>,
+    /// The agent it runs on, and what it is sent (`on:`); none: here.
+    pub remote: Option<Remote>,
+}
+
+/// A check that runs on an agent: the agent's name, and the check as a
+/// plan of one check (JSON; its variables filled in, its name final), which
+/// the agent compiles and runs as this machine would.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub agent: String,
+    pub plan: String,
 }
 
 /// A plan, validated.

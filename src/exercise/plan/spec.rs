@@ -99,6 +99,9 @@ pub struct CheckSpec {
     pub calc: Option<CalcSpec>,
     pub mail: Option<MailSpec>,
     pub flow: Option<FlowSpec>,
+    /// The agent this check runs on (default: this machine). Not for flows,
+    /// which run between their own agents.
+    pub on: Option<String>,
     /// Check names (or matrix names) that must finish before this one starts.
     #[serde(default)]
     pub after: Vec<Spanned<String>>,
