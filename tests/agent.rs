@@ -29,6 +29,19 @@ fn spec(name: &str, via: Via) -> AgentSpec {
     s
 }
 
+/// A lookup of `-o json` check records by name (panics naming the output
+/// when one is missing).
+fn check_named(text: &str) -> impl Fn(&str) -> serde_json::Value + '_ {
+    let records = crate::util::json_lines(text);
+    move |name| {
+        records
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .clone()
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -289,14 +302,7 @@ checks:
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let records = crate::util::json_lines(&text);
-    let by_name = |name: &str| {
-        records
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .clone()
-    };
+    let by_name = check_named(&text);
     // b's own firewall stops these: its resets carry its own TTL (that of
     // its SYN-ACK on port 22), its ICMP errors its own address.
     for (name, verdict, saw, by) in [
@@ -725,14 +731,7 @@ checks:
         out = run();
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let records = crate::util::json_lines(&text);
-    let by_name = |name: &str| {
-        records
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .clone()
-    };
+    let by_name = check_named(&text);
     let r = by_name("open from a");
     assert_eq!(
         (r["passed"].as_bool(), r["on"].as_str()),
