@@ -87,7 +87,7 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub concurrency: usize,
 
-    /// Output FORMAT (table, json, xml, grep) on stdout, or FORMAT=PATH to a file; repeatable.
+    /// Output FORMAT (table, json, xml, grep, html) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]
     pub output: Vec<String>,
 
@@ -191,6 +191,7 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
         },
         num_ports: port_list.len() as u32,
         all_states: true,
+        shard: None,
     };
     let runtime = run::runtime(Threads::Many(None))?;
     runtime.block_on(probe_main(plan, sink, info, clock, bar))

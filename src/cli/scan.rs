@@ -48,6 +48,8 @@ pub struct ScanPlan {
     pub excludes: Vec<(String, HostSpec)>,
     pub first_address: bool,
     pub ports: Vec<u16>,
+    /// `--shard` was typed: the JSON carries what `report merge` needs.
+    pub sharded: bool,
     /// `-sU`: the ports are UDP ports and the UDP engine runs.
     pub udp: bool,
     pub list_only: bool,
@@ -260,6 +262,7 @@ impl ScanPlan {
             excludes,
             first_address: args.first_address,
             ports: ports.tcp.clone(),
+            sharded: args.shard.is_some(),
             udp,
             list_only: args.list,
             outputs,
@@ -402,9 +405,22 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
         ports_spec: compact_spec(&plan.ports),
         num_ports: plan.ports.len() as u32,
         all_states: plan.all_states,
+        shard: plan.sharded.then(|| report::ShardRun {
+            index: plan.engine.shard.index,
+            count: plan.engine.shard.count,
+            seed: plan.engine.seed,
+            targets: tokens(&plan.specs),
+            excludes: tokens(&plan.excludes),
+        }),
     };
     let runtime = run::runtime(Threads::Many(Some(plan.engine.workers)))?;
     runtime.block_on(scan_main(plan, syn, sink, info, progress, bar, clock))
+}
+
+/// Targets or exclusions as typed, one space between them.
+fn tokens(specs: &[(String, HostSpec)]) -> String {
+    let words: Vec<&str> = specs.iter().map(|(token, _)| token.as_str()).collect();
+    words.join(" ")
 }
 
 /// The SYN scan's sockets, when it was asked for (or nothing was) and this

@@ -195,6 +195,25 @@ pub struct RunInfo {
     pub num_ports: u32,
     /// Show every port, not only open ones (`--all-states`).
     pub all_states: bool,
+    /// `--shard I/N`: which part of the work this run is, and what every
+    /// part must share. JSON Lines then open with a `run` record and carry
+    /// what `sockeye report merge` needs to put the parts back together.
+    pub shard: Option<ShardRun>,
+}
+
+/// One shard of a scan split with `--shard I/N --seed S`, and the scan
+/// parameters the shards of one scan share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRun {
+    /// I, from 0.
+    pub index: u32,
+    /// N.
+    pub count: u32,
+    pub seed: u64,
+    /// The targets as typed (and read with `-iL`), space-separated.
+    pub targets: String,
+    /// The exclusions, space-separated.
+    pub excludes: String,
 }
 
 /// The end of a run.

@@ -37,6 +37,7 @@ pub(crate) fn run_info() -> RunInfo {
         ports_spec: "22,25,80,443,8080,40000".to_owned(),
         num_ports: 6,
         all_states: false,
+        shard: None,
     }
 }
 

@@ -15,6 +15,11 @@ use super::{
 pub struct JsonSink {
     out: Box<dyn Write + Send>,
     all_states: bool,
+    /// A shard of a split scan: records carry what `report merge` needs
+    /// (host indices, each host's counts by reason, a `run` record first,
+    /// every port the engine sent).
+    sharded: bool,
+    version: &'static str,
 }
 
 impl std::fmt::Debug for JsonSink {
@@ -35,6 +40,9 @@ struct PortRecord<'a> {
     addr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<&'a str>,
+    /// Shards only: the target's position in the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_index: Option<u64>,
     port: u16,
     proto: &'static str,
     state: &'static str,
@@ -61,6 +69,51 @@ struct HostRecord<'a> {
     open_filtered: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     srtt_ms: Option<f64>,
+    /// Shards only: the target's position, the RTT variance and timeout,
+    /// and the ports per (state, reason), which the table and XML print.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    detail: Option<HostDetail>,
+}
+
+#[derive(Serialize)]
+struct HostDetail {
+    host_index: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rttvar_ms: Option<f64>,
+    timeout_ms: f64,
+    counts: Vec<CountRecord>,
+}
+
+/// Ports of a host in one state for one reason.
+#[derive(Serialize)]
+struct CountRecord {
+    state: &'static str,
+    reason: std::borrow::Cow<'static, str>,
+    count: u32,
+}
+
+/// The first record of a shard's JSON Lines: what every shard of one scan
+/// shares, and which shard this is.
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    r#type: &'static str,
+    command: &'static str,
+    version: &'static str,
+    scan_type: &'static str,
+    proto: &'static str,
+    ports: &'a str,
+    targets: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    excludes: &'a str,
+    all_states: bool,
+    seed: u64,
+    shard: ShardRecord,
+}
+
+#[derive(Serialize)]
+struct ShardRecord {
+    index: u32,
+    count: u32,
 }
 
 #[derive(Serialize)]
@@ -104,6 +157,8 @@ impl JsonSink {
         JsonSink {
             out,
             all_states: opts.all_states,
+            sharded: false,
+            version: opts.version,
         }
     }
 
@@ -114,13 +169,17 @@ impl JsonSink {
     }
 
     fn port(&mut self, p: &PortResult) -> io::Result<()> {
-        if !is_shown(p.state, self.all_states) {
+        // A shard keeps every port the engine sent (closed and filtered ones
+        // only while their state is small on the host), so that the merged
+        // table and XML can list them as a whole run's would.
+        if !self.sharded && !is_shown(p.state, self.all_states) {
             return Ok(());
         }
         self.line(&PortRecord {
             r#type: "port",
             addr: p.addr.to_string(),
             host: p.host.as_deref(),
+            host_index: self.sharded.then_some(p.host_index),
             port: p.port,
             proto: p.proto.as_str(),
             state: p.state.as_str(),
@@ -147,6 +206,20 @@ impl JsonSink {
             filtered: count_state(done, PortState::Filtered),
             open_filtered: count_state(done, PortState::OpenFiltered),
             srtt_ms: done.srtt.map(millis),
+            detail: self.sharded.then(|| HostDetail {
+                host_index: done.host_index,
+                rttvar_ms: done.rttvar.map(millis),
+                timeout_ms: millis(done.timeout),
+                counts: done
+                    .counts
+                    .iter()
+                    .map(|&(state, reason, count)| CountRecord {
+                        state: state.as_str(),
+                        reason: reason.name(),
+                        count,
+                    })
+                    .collect(),
+            }),
         })?;
         self.out.flush()
     }
@@ -155,7 +228,26 @@ impl JsonSink {
 impl Sink for JsonSink {
     fn start(&mut self, info: &RunInfo) -> io::Result<()> {
         self.all_states |= info.all_states;
-        Ok(())
+        let Some(shard) = &info.shard else {
+            return Ok(());
+        };
+        self.sharded = true;
+        self.line(&RunRecord {
+            r#type: "run",
+            command: info.command,
+            version: self.version,
+            scan_type: info.scan_type,
+            proto: info.proto.as_str(),
+            ports: &info.ports_spec,
+            targets: &shard.targets,
+            excludes: &shard.excludes,
+            all_states: self.all_states,
+            seed: shard.seed,
+            shard: ShardRecord {
+                index: shard.index,
+                count: shard.count,
+            },
+        })
     }
 
     fn event(&mut self, event: &Event) -> io::Result<()> {
@@ -262,6 +354,59 @@ mod tests {
             json!({"type":"port","addr":"198.18.0.2","host":"lab.test","port":40000,
                    "proto":"tcp","state":"filtered","reason":"host-unreach"})
         );
+    }
+
+    #[test]
+    fn a_shard_says_which_it_is_and_carries_what_a_merge_needs() {
+        let out = fixture::Captured::default();
+        let mut sink = JsonSink::new(Box::new(out.clone()), fixture::opts(false));
+        let info = RunInfo {
+            shard: Some(crate::report::ShardRun {
+                index: 1,
+                count: 4,
+                seed: 42,
+                targets: "lab.test 198.18.0.3".into(),
+                excludes: String::new(),
+            }),
+            ..fixture::run_info()
+        };
+        sink.start(&info).expect("start");
+        for event in fixture::events("lab.test") {
+            sink.event(&event).expect("event");
+        }
+        sink.finish(&fixture::summary()).expect("finish");
+        let records: Vec<Value> = out
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(
+            records[0],
+            json!({"type":"run","command":"scan","version":"0.1.0","scan_type":"connect",
+                   "proto":"tcp","ports":"22,25,80,443,8080,40000",
+                   "targets":"lab.test 198.18.0.3","all_states":false,"seed":42,
+                   "shard":{"index":1,"count":4}})
+        );
+        // Closed and filtered ports too: the merged table lists them.
+        assert!(records.iter().any(|r| r["state"] == "closed"));
+        assert!(
+            records
+                .iter()
+                .filter(|r| r["type"] == "port" || r["type"] == "host")
+                .all(|r| r["host_index"].is_u64())
+        );
+        let host = records
+            .iter()
+            .find(|r| r["type"] == "host")
+            .expect("a host record");
+        let counted: u64 = host["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| c["count"].as_u64().expect("count"))
+            .sum();
+        assert_eq!(counted, 6, "{host}");
+        assert!(host["timeout_ms"].is_f64(), "{host}");
     }
 
     #[test]

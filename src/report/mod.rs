@@ -42,8 +42,8 @@ mod xml;
 pub use common::LIST_MAX;
 pub use emit::{Emit, Stopped};
 pub use event::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Summary, Tally, TargetError,
-    TargetErrorKind,
+    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, ShardRun, Summary, Tally,
+    TargetError, TargetErrorKind,
 };
 pub use format::{Format, SinkOptions, UnknownFormat, new_sink};
 pub use grep::GrepSink;
