@@ -24,11 +24,13 @@ pub enum Format {
     Xml,
     /// nmap's grepable format.
     Grep,
+    /// One self-contained HTML page, written when the run ends.
+    Html,
 }
 
 impl Format {
     /// Every name [`FromStr`] accepts, in the order `--help` lists them.
-    pub const NAMES: [&'static str; 5] = ["table", "json", "jsonl", "xml", "grep"];
+    pub const NAMES: [&'static str; 6] = ["table", "json", "jsonl", "xml", "grep", "html"];
 
     /// The canonical name.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Format {
             Format::Json => "json",
             Format::Xml => "xml",
             Format::Grep => "grep",
+            Format::Html => "html",
         }
     }
 }
@@ -49,7 +52,7 @@ impl fmt::Display for Format {
 
 /// A format name that is not one of [`Format::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format {0:?} (valid: table, json, jsonl, xml, grep)")]
+#[error("unknown output format {0:?} (valid: table, json, jsonl, xml, grep, html)")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -61,6 +64,7 @@ impl FromStr for Format {
             "json" | "jsonl" => Ok(Format::Json),
             "xml" => Ok(Format::Xml),
             "grep" => Ok(Format::Grep),
+            "html" => Ok(Format::Html),
             other => Err(UnknownFormat(other.to_owned())),
         }
     }
@@ -91,6 +95,7 @@ pub fn new_sink(format: Format, out: Box<dyn Write + Send>, opts: SinkOptions) -
         Format::Json => Box::new(JsonSink::new(out, opts)),
         Format::Xml => Box::new(XmlSink::with_offset(out, opts, offset)),
         Format::Grep => Box::new(GrepSink::with_offset(out, opts, offset)),
+        Format::Html => Box::new(super::html::HtmlSink::new(out, opts)),
     }
 }
 

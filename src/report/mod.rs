@@ -3,9 +3,11 @@
 //! Engines never print: they emit [`Event`]s (each through an [`Emit`], the
 //! sending end of a bounded channel), and a [`Sink`] turns them into
 //! a table for people, JSON Lines for scripts, nmap XML for tools that read
-//! nmap, or nmap's grepable format. Several sinks can run at once (the
+//! nmap, nmap's grepable format, or one HTML page. Several sinks can run at once (the
 //! terminal gets a table while `-o json=PATH` writes a file); each writes
 //! results as they arrive so that an interrupted run keeps what it found.
+//! [`records`] reads sockeye's JSON Lines back, for [`merge`] (a scan's
+//! shards put together) and [`html`] (any results as a page).
 //!
 //! The field names and vocabularies here are the contract of
 //! `docs/output.md`: new fields may be added, none renamed.
@@ -28,11 +30,14 @@ mod fixture;
 mod format;
 pub mod fuzz;
 mod grep;
+pub mod html;
 mod json;
 pub mod list;
 pub mod mail;
+pub mod merge;
 mod multi;
 pub mod plan;
+pub mod records;
 pub mod relay;
 mod service;
 mod table;

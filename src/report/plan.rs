@@ -1,6 +1,7 @@
 //! The printers of a plan's verdicts: a table for people, JSON Lines for
 //! scripts, JUnit XML for CI systems (Jenkins, GitLab, GitHub test
-//! reporters), and TAP (version 14) for `prove` and friends. Each takes the
+//! reporters), TAP (version 14) for `prove` and friends, and one
+//! self-contained HTML page (in [`super::html`]). Each takes the
 //! verdicts in plan order and a summary, and writes to any `Write`.
 
 use std::io::{self, Write};
@@ -18,6 +19,8 @@ pub enum PlanFormat {
     Json,
     Junit,
     Tap,
+    /// One self-contained HTML page: the expected-versus-observed matrix.
+    Html,
 }
 
 impl std::str::FromStr for PlanFormat {
@@ -28,9 +31,10 @@ impl std::str::FromStr for PlanFormat {
             "json" | "jsonl" => PlanFormat::Json,
             "junit" | "xml" => PlanFormat::Junit,
             "tap" => PlanFormat::Tap,
+            "html" => PlanFormat::Html,
             other => {
                 return Err(format!(
-                    "unknown format {other:?}: expected table, json, junit or tap"
+                    "unknown format {other:?}: expected table, json, junit, tap or html"
                 ));
             }
         })
@@ -49,6 +53,7 @@ pub fn write<T: Serialize>(
         PlanFormat::Json => json_lines(out, results, summary),
         PlanFormat::Junit => junit(out, results, summary),
         PlanFormat::Tap => tap(out, results, summary),
+        PlanFormat::Html => super::html::write_checks(out, results, summary),
     }
 }
 
