@@ -5,7 +5,7 @@
 # (iproute2 and nftables for the network-namespace lab, libxml2-utils and
 # nmap for validating our nmap XML against nmap's own DTD, python3 for the
 # scripted listeners, ncat and curl as clients of `cat`'s HTTP proxy server,
-# lua5.4 for `cat --lua-exec`,
+# lua5.4 for `cat --lua-exec`, chromium to render the HTML report headless,
 # and the real servers of tests/lab/: OpenSSH, Postfix,
 # Dovecot, vsftpd with pam_pwdfile, nginx, OpenLDAP, openssl; socat, dnsmasq and
 # snmpd for the UDP scan's tests). A policy-rc.d
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 nftables libxml2-utils nmap python3 procps ncat curl
+packages=(iproute2 nftables libxml2-utils nmap python3 procps ncat curl chromium
   openssh-server postfix dovecot-core dovecot-pop3d dovecot-imapd vsftpd libpam-pwdfile
   nginx slapd ldap-utils openssl util-linux socat dnsmasq snmpd lua5.4)
 missing=()

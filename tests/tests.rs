@@ -25,6 +25,8 @@
 //!   responders the test binds, and `--spawn` with a local program on a pty.
 //! - `exercise_lab`: plans and conversations against the real-server lab
 //!   (the seed's FTP login matrix on vsftpd, POP3 on Dovecot).
+//! - `report`: `report merge` of a scan's shards against the whole scan
+//!   (namespace lab), and the HTML page of a flow plan in headless Chromium.
 //! - `layers`: the layer rule of docs/architecture.md over every `crate::` path in src/.
 //! - `hostile`: hostile peers and files (issue 17): a dribbling SMTP
 //!   server, plan and script files without end.
@@ -50,6 +52,7 @@ mod mail_lab;
 mod pinned_certs;
 mod probe_lab;
 mod probe_local;
+mod report;
 mod scan_lab;
 mod scan_local;
 mod scan_syn;

@@ -12,6 +12,7 @@ Examples:
   sockeye scan -p 22,80,443 198.18.0.0/24   three ports on 256 hosts
   sockeye scan -p- -o json lab.test          every port, JSON Lines on stdout
   sockeye scan -sL 198.18.0-3.1-254          list the targets, send nothing
+  sockeye report merge shard-*.jsonl        one scan from its shards (scan --shard)
   sockeye cat -lp 10101                     a netcat (ncat options; also runs as `ncat`)
   sockeye completions bash > /etc/bash_completion.d/sockeye
 
@@ -70,6 +71,9 @@ pub enum Command {
     /// Run a test plan: connect, probe, talk, calc and mail checks with expectations.
     #[command(after_help = super::exercise::EXERCISE_AFTER)]
     Exercise(Box<super::exercise::ExerciseArgs>),
+    /// Render results again: merge a scan's shards, or make an HTML page.
+    #[command(after_help = super::report::REPORT_AFTER)]
+    Report(Box<super::report::ReportArgs>),
     /// An agent for plans run from many hosts: typed actions over a pipe (ssh, netns, exec).
     #[command(after_help = super::agent::AGENT_AFTER)]
     Agent(Box<super::agent::AgentArgs>),
@@ -187,7 +191,7 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with_all = ["connect", "syn"])]
     pub udp: bool,
 
-    /// Output FORMAT (table, json, xml, grep) on stdout, or FORMAT=PATH to a file; repeatable.
+    /// Output FORMAT (table, json, xml, grep, html) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]
     pub output: Vec<String>,
 

@@ -54,6 +54,7 @@ passes when the login fails). The schema (the README has a longer example):
 Examples:
   sockeye exercise run ftp-logins.yaml
   sockeye exercise run plan.yaml -o junit=report.xml -o tap
+  sockeye exercise run zones.yaml -o html=report.html   (open it in any browser)
   sockeye exercise run plan.toml --concurrency 8 -o json
   sockeye exercise run firewall.yaml --run-log run.jsonl   # then, after a crash:
   sockeye exercise run firewall.yaml --resume run.jsonl
@@ -82,7 +83,7 @@ pub struct RunArgs {
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
 
-    /// Output FORMAT (table, json, junit, tap) on stdout, or FORMAT=PATH to a file; repeatable.
+    /// Output FORMAT (table, json, junit, tap, html) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]
     pub output: Vec<String>,
 

@@ -17,6 +17,7 @@ pub mod nmap_compat;
 pub mod output;
 pub mod probe;
 pub mod progress;
+pub mod report;
 mod run;
 pub mod scan;
 pub mod talk;
@@ -155,6 +156,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Talk(args) => talk::run(*args),
         Command::Exercise(args) => exercise::run(*args),
         Command::Agent(args) => agent::run(*args),
+        Command::Report(args) => report::run(*args, cli.color),
         // Reached only after global flags (`sockeye -v cat ...`): the cat
         // parses its own arguments all the same.
         Command::Cat(raw) => Ok(cat::main(raw.args, false)),
