@@ -376,6 +376,49 @@ fn assert_no_fetches(html: &str) {
     assert!(!lower.contains("url("), "CSS url()");
 }
 
+/// `probe -o html=FILE` against a banner this test serves on 127.0.0.1: the
+/// page has the host's table with the port, its service and its banner, and
+/// fetches nothing; `report html` renders the probe's JSON Lines the same way.
+#[test]
+fn probe_results_render_as_a_host_table() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        // The probe connects once; answer it with an SSH banner.
+        if let Ok((mut conn, _)) = listener.accept() {
+            use std::io::Write as _;
+            let _ = conn.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("probe.html");
+    let json = dir.path().join("probe.jsonl");
+    let mut cmd = Command::new(bin());
+    cmd.args(["probe", "127.0.0.1", "-p", &port.to_string(), "-o"])
+        .arg(format!("html={}", path_str(&page)))
+        .arg("-o")
+        .arg(format!("json={}", path_str(&json)))
+        .env_remove("SOCKEYE_LOG");
+    let out = output_within(cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    server.join().expect("server");
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert_no_fetches(&html);
+    for want in [
+        "<h1>sockeye probe report</h1>",
+        "127.0.0.1",
+        &format!("{port}/tcp"),
+        "SSH-2.0-OpenSSH_9.2p1 Debian-2",
+        "<td>ssh</td>",
+    ] {
+        assert!(html.contains(want), "{want} missing: {html}");
+    }
+    let again = report(&["html", path_str(&json)]);
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    assert_eq!(stdout(&again), html, "the same page from the JSON Lines");
+}
+
 /// Debian's chromium, or a loud skip (a failure under CI=true).
 #[allow(clippy::print_stderr)]
 fn require_chromium() -> Option<&'static str> {

@@ -514,7 +514,7 @@ fn host_markup(h: &HostPart<'_>) -> Markup {
         })
         .collect();
     html! {
-        h2.mono { (label) }
+        h2 { "Host " span.mono { (label) } }
         @if let Some(d) = h.done {
             p.meta {
                 @if d.up { "Up" } @else { "No answer of its own" }
