@@ -529,7 +529,8 @@ fn matrix_cells(dom: &str) -> Vec<(String, String)> {
 /// one to a closed port with no listener (inconclusive). Chromium renders
 /// the page; the matrix cells carry each status in colour class and in
 /// words, the redirect finding and every check's evidence are there, and
-/// `report html` renders the same page from the JSON Lines.
+/// `report html` renders the same matrix from the JSON Lines and from the
+/// run log.
 #[test]
 fn a_flow_plan_report_renders_in_chromium() {
     let Some(chromium) = require_chromium() else {
@@ -560,11 +561,13 @@ checks:
     std::fs::write(&plan_path, plan).expect("plan");
     let page = dir.path().join("report.html");
     let json = dir.path().join("results.jsonl");
+    let run_log = dir.path().join("run.log");
     let mut cmd = Command::new(bin());
     cmd.args(["exercise", "run", path_str(&plan_path), "-o"])
         .arg(format!("html={}", path_str(&page)))
         .arg("-o")
         .arg(format!("json={}", path_str(&json)))
+        .args(["--run-log", path_str(&run_log)])
         .env_remove("SOCKEYE_LOG");
     let out = output_within(cmd, Duration::from_secs(60));
     // One expectation fails on purpose.
@@ -638,6 +641,13 @@ checks:
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let dom_again = rendered_dom(chromium, &again, &profile);
     assert_eq!(matrix_cells(&dom_again), cells);
+    // And from the run log, whose first line is its header.
+    let from_log = dir.path().join("from-log.html");
+    let out = report(&["html", path_str(&run_log), "-o", path_str(&from_log)]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let dom_log = rendered_dom(chromium, &from_log, &profile);
+    assert_eq!(matrix_cells(&dom_log), cells);
+    assert!(dom_log.contains("<h1>sockeye: plan loopback zones</h1>"));
 
     // A bad line: named, exit 2, no page.
     let bad = dir.path().join("bad.jsonl");

@@ -81,11 +81,13 @@ pub fn write_checks<T: Serialize>(
 pub fn render(records: &[Record]) -> String {
     let mut checks: Vec<&CheckRecord> = Vec::new();
     let mut plan: Option<&PlanSummaryRecord> = None;
+    let mut log: Option<&PlanSummaryRecord> = None;
     let mut scan = ScanPart::default();
     for r in records {
         match r {
             Record::Check(c) => checks.push(c),
             Record::PlanSummary(s) => plan = Some(s),
+            Record::RunLog(s) => log = Some(s),
             Record::Run(_) => {}
             Record::Port(p) => scan.port(p),
             Record::Host(h) => scan.host(h),
@@ -94,7 +96,10 @@ pub fn render(records: &[Record]) -> String {
             Record::Summary(s) => scan.summaries.push(s),
         }
     }
-    let title = match (plan, checks.is_empty(), scan.summaries.first()) {
+    // Plan order, whatever order they were written in (a run log's is the
+    // order the checks finished).
+    checks.sort_by_key(|c| c.index);
+    let title = match (plan.or(log), checks.is_empty(), scan.summaries.first()) {
         (Some(p), _, _) if !p.plan.is_empty() => format!("sockeye: plan {}", p.plan),
         (_, false, _) => "sockeye: plan results".to_owned(),
         (_, true, Some(s)) => format!("sockeye {} report", s.command),

@@ -230,7 +230,7 @@ impl Book {
                     }
                     summary = Some(s.clone());
                 }
-                Record::Check(_) | Record::PlanSummary(_) => {
+                Record::Check(_) | Record::PlanSummary(_) | Record::RunLog(_) => {
                     return Err(bad("a plan's record: merge takes scan shards".into()));
                 }
             }

@@ -35,6 +35,9 @@ pub enum Record {
     Check(Box<CheckRecord>),
     /// The end of a plan's run.
     PlanSummary(PlanSummaryRecord),
+    /// The first line of a run log (`exercise run --run-log`), whose other
+    /// lines are check records.
+    RunLog(PlanSummaryRecord),
 }
 
 /// What every shard of one scan shares, and which shard a file is.
@@ -248,6 +251,7 @@ impl Record {
                 Record::Service(value)
             }
             "check" => Record::Check(Box::new(typed(value, "check")?)),
+            "run-log" => Record::RunLog(typed(value, "run-log")?),
             // A plan's summary names its plan; a scan's names its command.
             "summary" if value.get("plan").is_some() => {
                 Record::PlanSummary(typed(value, "summary")?)
@@ -305,9 +309,10 @@ mod tests {
             "{\"type\":\"summary\",\"command\":\"scan\",\"hosts\":1,\"ports\":3,\"open\":1}\n",
             "{\"type\":\"check\",\"name\":\"a\",\"kind\":\"flow\",\"passed\":true,\"flow\":{\"from\":\"a\",\"verdict\":\"allowed\",\"later\":true}}\n",
             "{\"type\":\"summary\",\"plan\":\"p\",\"checks\":1,\"passed\":1,\"failed\":0}\n",
+            "{\"type\":\"run-log\",\"version\":1,\"plan\":\"p\",\"checks\":1}\n",
         );
         let records = read(text.as_bytes()).expect("valid");
-        assert_eq!(records.len(), 4);
+        assert_eq!(records.len(), 5);
         assert!(matches!(&records[0], Record::Port(p) if p.port == 22 && p.host_index.is_none()));
         assert!(matches!(&records[1], Record::Summary(s) if s.states.open == 1));
         let Record::Check(check) = &records[2] else {
@@ -317,6 +322,7 @@ mod tests {
         assert_eq!(flow.verdict, "allowed");
         assert_eq!(flow.other.get("later"), Some(&Value::Bool(true)));
         assert!(matches!(&records[3], Record::PlanSummary(s) if s.checks == 1));
+        assert!(matches!(&records[4], Record::RunLog(s) if s.plan == "p"));
 
         for (text, line, words) in [
             ("{\"type\":\"port\"}\n", 1, "not a valid port record"),
