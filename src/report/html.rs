@@ -540,7 +540,7 @@ fn host_markup(h: &HostPart<'_>) -> Markup {
                             td.mono { (p.port) "/" (p.proto) }
                             td.state { (p.state) }
                             td { (p.reason) }
-                            td { (sv.and_then(|v| v.get("service")).map(compact).unwrap_or_default()) }
+                            td { (sv.and_then(|v| v.get("service")).map(compact).unwrap_or_else(|| usual_service(p))) }
                             td { @if let Some(v) = sv { (service_details(v)) } }
                         }
                     }
@@ -558,6 +558,16 @@ fn host_markup(h: &HostPart<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The port's usual service, as the table names it when nothing was probed.
+fn usual_service(p: &PortRecord) -> String {
+    let proto = if p.proto == "udp" {
+        super::Proto::Udp
+    } else {
+        super::Proto::Tcp
+    };
+    super::common::service(p.port, proto).to_owned()
 }
 
 /// A service record's facts in a line, and the whole record on demand.
@@ -734,6 +744,7 @@ mod tests {
         let at80 = html.find("80/tcp").expect("80");
         assert!(at22 < at80, "ports sorted");
         assert!(html.contains("SSH-2.0-x"));
+        assert!(html.contains("<td>http</td>"), "the usual name of port 80");
         assert!(html.contains("998 closed"));
     }
 }
