@@ -59,6 +59,41 @@ pub struct Limits {
     pub max_rate: u32,
 }
 
+/// `22,80,8000-8100` as ranges.
+pub fn port_ranges(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let port = |p: &str| {
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (port(a)?, port(b)?);
+                    if a > b {
+                        return Err(format!("{part}: the range is backwards"));
+                    }
+                    Ok((a, b))
+                }
+                None => port(part).map(|p| (p, p)),
+            }
+        })
+        .collect()
+}
+
+impl Limits {
+    /// Whether these limits let the agent listen on `port` (`allow_listen`
+    /// as the handshake gave it: `none`, or ranges).
+    pub fn may_listen(&self, port: u16) -> bool {
+        self.allow_listen != "none"
+            && port_ranges(&self.allow_listen)
+                .is_ok_and(|r| r.iter().any(|&(a, b)| (a..=b).contains(&port)))
+    }
+}
+
 /// The transport of a listener or a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,6 +395,25 @@ mod tests {
         for (value, text) in table {
             assert_eq!(value.to_string(), text);
         }
+    }
+
+    #[test]
+    fn port_lists_and_their_errors() {
+        assert_eq!(
+            port_ranges("22,80,8000-8100"),
+            Ok(vec![(22, 22), (80, 80), (8000, 8100)])
+        );
+        for bad in ["0", "70000", "x", "90-80", "", "1,,2"] {
+            assert!(port_ranges(bad).is_err(), "{bad}");
+        }
+        let limits = |allow: &str| Limits {
+            allow_listen: allow.into(),
+            allow_targets: "any".into(),
+            max_rate: 1,
+        };
+        assert!(limits("22,8000-8100").may_listen(8050));
+        assert!(!limits("22,8000-8100").may_listen(80));
+        assert!(!limits("none").may_listen(22));
     }
 
     #[test]

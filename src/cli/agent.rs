@@ -43,7 +43,7 @@ fn config(args: &AgentArgs) -> Result<AgentConfig, UsageError> {
     let allow_listen = match &args.allow_listen {
         None => None,
         Some(text) => Some(
-            port_ranges(text)
+            crate::agent::wire::port_ranges(text)
                 .map_err(|e| UsageError::new(format!("--allow-listen {text:?}: {e}")))?,
         ),
     };
@@ -75,31 +75,6 @@ fn config(args: &AgentArgs) -> Result<AgentConfig, UsageError> {
     })
 }
 
-/// `22,80,8000-8100` as ranges.
-fn port_ranges(text: &str) -> Result<Vec<(u16, u16)>, String> {
-    text.split(',')
-        .map(|part| {
-            let part = part.trim();
-            let port = |p: &str| {
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|&p| p > 0)
-                    .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
-            };
-            match part.split_once('-') {
-                Some((a, b)) => {
-                    let (a, b) = (port(a)?, port(b)?);
-                    if a > b {
-                        return Err(format!("{part}: the range is backwards"));
-                    }
-                    Ok((a, b))
-                }
-                None => port(part).map(|p| (p, p)),
-            }
-        })
-        .collect()
-}
-
 pub fn run(args: AgentArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
     let runtime = run::runtime(Threads::Many(Some(2)))?;
@@ -109,20 +84,4 @@ pub fn run(args: AgentArgs) -> anyhow::Result<u8> {
             Err(e) => Err(anyhow::Error::new(e)),
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_lists_and_their_errors() {
-        assert_eq!(
-            port_ranges("22,80,8000-8100"),
-            Ok(vec![(22, 22), (80, 80), (8000, 8100)])
-        );
-        for bad in ["0", "70000", "x", "90-80", "", "1,,2"] {
-            assert!(port_ranges(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -269,6 +269,15 @@ fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
         let agents = runtime
             .block_on(crate::exercise::flow::start(&plan.agents))
             .map_err(anyhow::Error::msg)?;
+        let bad = crate::exercise::flow::listen_limits(&plan.checks, &agents);
+        if !bad.is_empty() {
+            close_agents(Arc::new(agents), &runtime);
+            let mut err = std::io::stderr().lock();
+            for line in &bad {
+                let _ = writeln!(err, "sockeye: bad plan: {line}");
+            }
+            return Ok(exit::USAGE);
+        }
         ctx.agents = Arc::new(agents);
     }
     let agents = Arc::clone(&ctx.agents);

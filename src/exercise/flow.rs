@@ -503,6 +503,36 @@ async fn stop_all(agents: &Agents, listeners: Vec<Listener>) {
     }
 }
 
+/// The flows of `checks` that ask an agent to listen on a port its
+/// `--allow-listen` refuses, one line each: a plan error found before any
+/// check runs, rather than a failed check after others ran.
+pub fn listen_limits(checks: &[super::plan::Check], agents: &Agents) -> Vec<String> {
+    let mut bad = Vec::new();
+    for c in checks {
+        let super::plan::CheckKind::Flow(f) = &c.kind else {
+            continue;
+        };
+        let mut wanted: Vec<(&str, u16)> =
+            f.listen_on.iter().map(|(a, p)| (a.as_str(), *p)).collect();
+        if let FlowTo::Agent(to) = &f.to {
+            wanted.insert(0, (to.as_str(), f.port));
+        }
+        for (agent, port) in wanted {
+            if let Some(link) = agents.get(agent)
+                && !link.welcome.limits.may_listen(port)
+            {
+                bad.push(format!(
+                    "check {:?}: agent {agent} may not listen on {}/{port} (its --allow-listen: {})",
+                    c.name,
+                    f.proto.word(),
+                    link.welcome.limits.allow_listen
+                ));
+            }
+        }
+    }
+    bad
+}
+
 /// Starts every agent of a plan (all at once), or names the first that
 /// could not be reached.
 pub async fn start(specs: &[crate::agent::link::AgentSpec]) -> Result<Agents, String> {
