@@ -42,6 +42,22 @@ fn check_named(text: &str) -> impl Fn(&str) -> serde_json::Value + '_ {
     }
 }
 
+/// The agents (`sockeye agent --stdio`) running in namespace `ns`.
+fn agents_in(ns: &str) -> Vec<u32> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("agent\0--stdio"))
+        })
+        .collect()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -503,20 +519,6 @@ checks:
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("controller");
-    let agents_in = |ns: &str| -> Vec<u32> {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .expect("ip netns pids");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|pid: &u32| {
-                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.contains("agent\0--stdio"))
-            })
-            .collect()
-    };
     let listening = |ns: &str| {
         let out = std::process::Command::new("ip")
             .args(["netns", "exec", ns, "ss", "-Htln", "sport = :23"])
@@ -783,4 +785,143 @@ checks:
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("an agent never runs a program"), "{err}");
+}
+
+/// An agent killed mid-run is started again (with backoff) and the check
+/// it was in is run again: every verdict still comes out right, and the
+/// evidence says what happened. When it cannot be started again, the
+/// checks that needed it are INCONCLUSIVE with the reason, at once for
+/// the later ones (no new backoff for each).
+#[test]
+fn an_agent_killed_mid_run_is_restarted_or_its_checks_are_inconclusive() {
+    if !require_lab() {
+        return;
+    }
+    let lab = firewalled(&["iifname != \"lo\" tcp dport 3001-3004 drop"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // b is reached through a wrapper (exec:) that refuses a second start
+    // when `once` exists.
+    let wrapper = d.join("b.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ -e {0}/once ] && [ -e {0}/started ]; then echo 'no second agent here' >&2; exit 1; fi\ntouch {0}/started\nexec ip netns exec {1} \"$@\"\n",
+            d.display(),
+            lab.target_ns()
+        ),
+    )
+    .expect("wrapper");
+    let plan = d.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "agents:
+  a: {{via: \"netns:{a}\", allow_targets: \"198.18.0.0/15\"}}
+  b: {{via: \"exec:sh {w}\", command: \"{bin}\", allow_listen: \"2001-2004,3001-3004\"}}
+sequential: true
+defaults: {{timeout: 1s}}
+checks:
+  - name: \"flow {{{{port}}}}\"
+    flow: {{from: a, to: b, port: \"{{{{port}}}}\"}}
+    matrix:
+      - {{port: 2001, expect: allowed}}
+      - {{port: 3001, expect: blocked}}
+      - {{port: 3002, expect: blocked}}
+      - {{port: 2002, expect: allowed}}
+      - {{port: 3003, expect: blocked}}
+      - {{port: 2003, expect: allowed}}
+      - {{port: 3004, expect: blocked}}
+      - {{port: 2004, expect: allowed}}
+",
+            a = lab.scanner_ns(),
+            w = wrapper.display(),
+            bin = crate::util::bin()
+        ),
+    )
+    .expect("plan");
+    // Runs the plan, kills agent b once two verdicts are logged.
+    let run = |log: &std::path::Path| {
+        let child = std::process::Command::new(crate::util::bin())
+            .args([
+                "exercise",
+                "run",
+                plan.to_str().expect("utf-8"),
+                "-o",
+                "json",
+            ])
+            .arg("--run-log")
+            .arg(log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("controller");
+        let mut killed = false;
+        for _ in 0..400 {
+            let logged = std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("\"type\":\"check\"")
+                .count();
+            if logged >= 2 {
+                for pid in agents_in(lab.target_ns()) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                    killed = true;
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(killed, "agent b was never seen running");
+        crate::support::netns::wait_output(child, Duration::from_secs(120))
+    };
+
+    let out = run(&d.join("one.jsonl"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let records: Vec<serde_json::Value> = crate::util::json_lines(&text)
+        .into_iter()
+        .filter(|r| r["type"] == "check")
+        .collect();
+    assert_eq!(records.len(), 8, "{text}");
+    for r in &records {
+        assert_eq!(r["passed"], true, "{r}");
+    }
+    assert!(
+        text.contains("agent b went away during the check")
+            && text.contains("started again (restart 1)"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+
+    // Now b cannot come back: the check in flight and every later one
+    // that needs b are inconclusive, with the agent's own words.
+    std::fs::write(d.join("once"), "").expect("once");
+    let _ = std::fs::remove_file(d.join("started"));
+    let out = run(&d.join("two.jsonl"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let records: Vec<serde_json::Value> = crate::util::json_lines(&text)
+        .into_iter()
+        .filter(|r| r["type"] == "check")
+        .collect();
+    assert_eq!(records.len(), 8, "{text}");
+    let inconclusive: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["actual"] == "inconclusive")
+        .collect();
+    assert!(
+        (4..=6).contains(&inconclusive.len()),
+        "{} inconclusive: {text}",
+        inconclusive.len()
+    );
+    for r in &inconclusive {
+        assert!(
+            r["result"]
+                .as_str()
+                .is_some_and(|t| t.contains("could not be started again")
+                    && t.contains("no second agent here")),
+            "{r}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(1), "{text}");
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -281,6 +281,8 @@ pub struct Link {
     child: Child,
     /// The agent's last words on stderr (why an SSH login failed).
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Set when its pipe has ended (the agent exited, the SSH session died).
+    closed: Arc<AtomicBool>,
 }
 
 /// How long an agent has to answer the hello (an SSH login included).
@@ -360,7 +362,8 @@ impl Link {
             other => return Err(spec.error(format!("answered the hello with a {other:?} frame"))),
         };
         let pending: PendingMap = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(dispatch(frames, Arc::clone(&pending)));
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(dispatch(frames, Arc::clone(&pending), Arc::clone(&closed)));
         Ok(Link {
             name: spec.name.clone(),
             via: spec.via.to_string(),
@@ -370,7 +373,13 @@ impl Link {
             next_id: AtomicU32::new(1),
             child,
             stderr: said,
+            closed,
         })
+    }
+
+    /// Whether the agent's pipe has ended: no request can reach it now.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Sends `action`; its events and outcome arrive on the returned
@@ -461,6 +470,7 @@ impl Link {
 async fn dispatch<R: tokio::io::AsyncRead + Unpin>(
     mut frames: FrameReader<R>,
     pending: PendingMap,
+    closed: Arc<AtomicBool>,
 ) {
     loop {
         let f = match frames.next().await {
@@ -489,8 +499,111 @@ async fn dispatch<R: tokio::io::AsyncRead + Unpin>(
             _ => {}
         }
     }
+    // Closed before the waiting requests learn it, so that whoever sees
+    // their channels close finds the link closed.
+    closed.store(true, Ordering::Release);
     pending
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clear();
+}
+
+/// Delays before each attempt to start a lost agent again.
+const RESTART_BACKOFF: [Duration; 5] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// At most this many restarts of one agent in a run: an agent that keeps
+/// dying is reported, not restarted forever.
+pub const MAX_RESTARTS: u32 = 10;
+
+/// An agent the controller keeps: when its pipe breaks (the agent killed,
+/// the SSH session dropped) it is started again, with backoff, by whoever
+/// needs it next.
+#[derive(Debug)]
+pub struct Supervised {
+    pub spec: AgentSpec,
+    link: std::sync::RwLock<Arc<Link>>,
+    /// Restarts so far, and why the agent is given up (a restart that
+    /// failed through all its backoff); held while one is under way.
+    restarts: tokio::sync::Mutex<(u32, Option<LinkError>)>,
+}
+
+impl Supervised {
+    /// Starts the agent and shakes hands.
+    pub async fn start(spec: AgentSpec) -> Result<Supervised, LinkError> {
+        let link = Link::start(&spec).await?;
+        Ok(Supervised {
+            spec,
+            link: std::sync::RwLock::new(Arc::new(link)),
+            restarts: tokio::sync::Mutex::new((0, None)),
+        })
+    }
+
+    /// The current link.
+    pub fn link(&self) -> Arc<Link> {
+        Arc::clone(
+            &self
+                .link
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Starts the agent again if its pipe has ended (if another caller did
+    /// already, nothing to do), trying after each delay of the backoff;
+    /// returns the number of restarts so far, or the last failure. An agent
+    /// that could not be started through the whole backoff is given up:
+    /// later calls fail at once with the same error.
+    pub async fn restart(&self) -> Result<u32, LinkError> {
+        let mut guard = self.restarts.lock().await;
+        let (restarts, given_up) = &mut *guard;
+        if let Some(e) = given_up {
+            return Err(e.clone());
+        }
+        if !self.link().is_closed() {
+            return Ok(*restarts);
+        }
+        if *restarts >= MAX_RESTARTS {
+            let e = self.spec.error(format!(
+                "it went away again after {MAX_RESTARTS} restarts: not started again"
+            ));
+            *given_up = Some(e.clone());
+            return Err(e);
+        }
+        let mut last = None;
+        for delay in RESTART_BACKOFF {
+            tokio::time::sleep(delay).await;
+            match Link::start(&self.spec).await {
+                Ok(link) => {
+                    *self
+                        .link
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(link);
+                    *restarts += 1;
+                    tracing::warn!(agent = %self.spec.name, restarts = *restarts, "an agent went away and was started again");
+                    return Ok(*restarts);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| self.spec.error("cannot start it again".into()));
+        *given_up = Some(e.clone());
+        Err(e)
+    }
+
+    /// Says bye to the agent (when no request holds its link).
+    pub async fn close(self) {
+        let link = self
+            .link
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(link) = Arc::try_unwrap(link) {
+            link.close().await;
+        }
+    }
 }

@@ -194,9 +194,9 @@ fn close_agents(agents: Arc<crate::exercise::flow::Agents>, runtime: &super::run
             Ok(map) => map.into_values().collect(),
             Err(_) => return,
         };
-        for link in links {
-            if let Ok(link) = Arc::try_unwrap(link) {
-                link.close().await;
+        for agent in links {
+            if let Ok(agent) = Arc::try_unwrap(agent) {
+                agent.close().await;
             }
         }
     });

@@ -14,12 +14,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::plan::{FlowCheck, FlowTo, FlowVerdict};
-use crate::agent::link::{Link, Running};
+use crate::agent::link::{Link, Running, Supervised};
 use crate::agent::wire::{Action, Event, FlowProto, Outcome, SenderSaw};
 use crate::report::check::FlowRecord;
 
-/// The plan's agents, connected, by name.
-pub type Agents = HashMap<String, Arc<Link>>;
+/// The plan's agents, connected (and started again when they go away), by
+/// name.
+pub type Agents = HashMap<String, Arc<Supervised>>;
 
 /// What earlier flows of a run saw, by sender, destination and transport:
 /// a timeout where an identical flow got an ICMP error is likely one that
@@ -85,7 +86,7 @@ pub async fn run(
     let link = |name: &str| {
         agents
             .get(name)
-            .cloned()
+            .map(|a| a.link())
             .ok_or_else(|| format!("agent {name} is not connected"))
     };
     let sender = link(&flow.from)?;
@@ -362,11 +363,12 @@ async fn who_blocked(
             ),
         );
     };
-    let Some(to_link) = agents.get(to) else {
+    let Some(to_link) = agents.get(to).map(|a| a.link()) else {
         return ("unknown", format!("agent {to} is not connected"));
     };
     for &port in flow.reference_ports.iter().take(2) {
-        let Some(own) = reference_ttl(sender, to_link, flow, dest.ip(), port, nonce, timeout).await
+        let Some(own) =
+            reference_ttl(sender, &to_link, flow, dest.ip(), port, nonce, timeout).await
         else {
             continue;
         };
@@ -492,7 +494,7 @@ async fn wait_for(
 
 async fn stop_all(agents: &Agents, listeners: Vec<Listener>) {
     for l in listeners {
-        if let Some(link) = agents.get(&l.agent) {
+        if let Some(link) = agents.get(&l.agent).map(|a| a.link()) {
             let _ = link
                 .call(&Action::Stop {
                     request: l.running.id,
@@ -518,7 +520,7 @@ pub fn listen_limits(checks: &[super::plan::Check], agents: &Agents) -> Vec<Stri
             wanted.insert(0, (to.as_str(), f.port));
         }
         for (agent, port) in wanted {
-            if let Some(link) = agents.get(agent)
+            if let Some(link) = agents.get(agent).map(|a| a.link())
                 && !link.welcome.limits.may_listen(port)
             {
                 bad.push(format!(
@@ -536,7 +538,8 @@ pub fn listen_limits(checks: &[super::plan::Check], agents: &Agents) -> Vec<Stri
 /// Starts every agent of a plan (all at once), or names the first that
 /// could not be reached.
 pub async fn start(specs: &[crate::agent::link::AgentSpec]) -> Result<Agents, String> {
-    let started = futures::future::join_all(specs.iter().map(Link::start)).await;
+    let started =
+        futures::future::join_all(specs.iter().map(|s| Supervised::start(s.clone()))).await;
     let mut agents = Agents::new();
     for (spec, r) in specs.iter().zip(started) {
         let link = r.map_err(|e| e.to_string())?;

@@ -153,7 +153,103 @@ pub async fn run(
 /// the agent could not run fails with the agent's reason.
 async fn run_remote(check: &Check, remote: &plan::Remote, ctx: &Context) -> CheckResult {
     let started = Instant::now();
-    let outcome = match ctx.agents.get(&remote.agent) {
+    let names = [remote.agent.as_str()];
+    let (outcome, lost) =
+        with_restarts(&ctx.agents, &names, || remote_once(check, remote, ctx)).await;
+    let mut r = match outcome {
+        Ok((r, _)) => r,
+        Err(why) if lost => CheckResult {
+            actual: "inconclusive".into(),
+            result: format!("Fail inconclusive: {why}"),
+            ..blank(check)
+        },
+        Err(why) => CheckResult {
+            actual: "error".into(),
+            result: format!("Fail {why}"),
+            ..blank(check)
+        },
+    };
+    r.on = Some(remote.agent.clone());
+    r.elapsed_ms = ms(started.elapsed());
+    r
+}
+
+/// How many times a check is run again after its agents went away.
+const CHECK_RETRIES: u32 = 2;
+
+/// Runs `attempt`; when it fails and one of the agents `names` has gone
+/// away (its pipe ended), starts those agents again (with backoff) and runs
+/// it again, at most [`CHECK_RETRIES`] times. Gives the last outcome with
+/// what was done (one line per restart), and whether an agent was lost.
+async fn with_restarts<T, F, Fut>(
+    agents: &flow::Agents,
+    names: &[&str],
+    mut attempt: F,
+) -> (Result<(T, Vec<String>), String>, bool)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut notes = Vec::new();
+    let mut lost = false;
+    for tried in 0..=CHECK_RETRIES {
+        let error = match attempt().await {
+            Ok(found) => return (Ok((found, notes)), lost),
+            Err(e) => e,
+        };
+        // The pipe's end may trail a request that failed on it by a little
+        // (the link's own words for that: "went away", "the pipe to it
+        // broke"); any other failure is looked at once.
+        let link_failed = error.contains("went away") || error.contains("the pipe to it broke");
+        let mut gone = Vec::new();
+        for _ in 0..if link_failed { 25 } else { 1 } {
+            gone = names
+                .iter()
+                .copied()
+                .filter(|n| agents.get(*n).is_some_and(|a| a.link().is_closed()))
+                .collect();
+            if !gone.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if gone.is_empty() {
+            return (Err(error), lost);
+        }
+        lost = true;
+        if tried == CHECK_RETRIES {
+            return (
+                Err(format!("{error}; its agents went away {} times", tried + 1)),
+                lost,
+            );
+        }
+        for name in gone {
+            let Some(agent) = agents.get(name) else {
+                continue;
+            };
+            match agent.restart().await {
+                Ok(n) => notes.push(format!(
+                    "agent {name} went away during the check ({error}); it was started again (restart {n}) and the check run again"
+                )),
+                Err(e) => {
+                    return (
+                        Err(format!("{error}; agent {name} could not be started again: {e}")),
+                        lost,
+                    );
+                }
+            }
+        }
+    }
+    (Err("no attempt".into()), lost)
+}
+
+/// One try of a check on its agent.
+async fn remote_once(
+    check: &Check,
+    remote: &plan::Remote,
+    ctx: &Context,
+) -> Result<CheckResult, String> {
+    match ctx.agents.get(&remote.agent).map(|a| a.link()) {
         None => Err(format!("agent {} is not connected", remote.agent)),
         Some(link) => link
             .call(&crate::agent::wire::Action::Check {
@@ -173,18 +269,7 @@ async fn run_remote(check: &Check, remote: &plan::Remote, ctx: &Context) -> Chec
                     remote.agent
                 )),
             }),
-    };
-    let mut r = match outcome {
-        Ok(r) => r,
-        Err(why) => CheckResult {
-            actual: "error".into(),
-            result: format!("Fail {why}"),
-            ..blank(check)
-        },
-    };
-    r.on = Some(remote.agent.clone());
-    r.elapsed_ms = ms(started.elapsed());
-    r
+    }
 }
 
 /// A verdict on `check` with nothing found yet: not passed.
@@ -335,12 +420,28 @@ pub async fn run_check(check: &Check, ctx: &Context) -> CheckResult {
             }
         }
         CheckKind::Flow(f) => {
-            match flow::run(f, check.index, &ctx.agents, &ctx.flows, ctx.timeout).await {
+            let names = f.agents();
+            let (outcome, lost) = with_restarts(&ctx.agents, &names, || {
+                flow::run(f, check.index, &ctx.agents, &ctx.flows, ctx.timeout)
+            })
+            .await;
+            match outcome {
+                Err(e) if lost => {
+                    // Not the firewall's doing: the agents could not see it through.
+                    r.actual = plan::FlowVerdict::Inconclusive.word().into();
+                    r.passed = check.expect.verdict == Some(plan::FlowVerdict::Inconclusive);
+                    r.result = if r.passed {
+                        "Success".into()
+                    } else {
+                        format!("Fail inconclusive: {e}")
+                    };
+                }
                 Err(e) => {
                     r.actual = "error".into();
                     r.result = format!("Fail {e}");
                 }
-                Ok(found) => {
+                Ok((mut found, notes)) => {
+                    found.evidence.extend(notes);
                     let (passed, actual) = judge_flow(&check.expect, &found);
                     r.passed = passed;
                     r.result = if passed {

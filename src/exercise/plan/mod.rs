@@ -74,6 +74,21 @@ pub struct FlowCheck {
     pub reference_ports: Vec<u16>,
 }
 
+impl FlowCheck {
+    /// The agents it involves: the sender, the destination if an agent,
+    /// and the other listeners.
+    pub fn agents(&self) -> Vec<&str> {
+        let mut names = vec![self.from.as_str()];
+        if let FlowTo::Agent(to) = &self.to {
+            names.push(to);
+        }
+        names.extend(self.listen_on.iter().map(|(a, _)| a.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
 /// Where a flow goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowTo {
