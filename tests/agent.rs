@@ -925,3 +925,141 @@ checks:
     }
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
+
+/// `push: true`: the far side (over real OpenSSH) has no sockeye at the
+/// given path; the controller sends its own binary, the far side keeps it
+/// in its cache folder under its SHA-256 and runs it. A second run sends
+/// nothing; a damaged copy is sent again; a far host of another OS is one
+/// clear line.
+#[test]
+fn push_sends_the_binary_checks_its_sha256_and_runs_it() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let cache = d.join("cache");
+    crate::support::sshd::make_keys(d);
+    let sshd = crate::support::sshd::Sshd::start_with(
+        lab.target_ns(),
+        TARGET_V4,
+        d,
+        "b",
+        &format!("SetEnv XDG_CACHE_HOME={}\n", cache.display()),
+    );
+    let host_key = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
+    let config = crate::support::sshd::client_config(d, "known", &[TARGET_V4], &host_key);
+    let plan = |b: &str| {
+        format!(
+            "agents:
+  a: {{via: local, allow_targets: \"198.18.0.0/15\"}}
+  b: {{{b}, command: /nonexistent/sockeye, push: true, allow_listen: \"80\"}}
+checks:
+  - {{name: to b, flow: {{from: a, to: b, port: 80}}, expect: allowed}}
+"
+        )
+    };
+    std::fs::write(
+        d.join("ssh.yaml"),
+        plan(&format!(
+            "via: \"ssh://{TARGET_V4}\", ssh_config: \"{}\"",
+            config.display()
+        )),
+    )
+    .expect("plan");
+    let run = |name: &str| {
+        lab.command(lab.scanner_ns(), crate::util::bin())
+            .args(["exercise", "run"])
+            .arg(d.join(name))
+            .output()
+            .expect("run")
+    };
+    // sshd takes a moment to listen: bounded retries while it refuses.
+    let mut out = run("ssh.yaml");
+    for _ in 0..20 {
+        if out.status.code() == Some(0) || !String::from_utf8_lossy(&out.stderr).contains("refused")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = run("ssh.yaml");
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha = |path: &std::path::Path| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(path)
+            .output()
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)[..64].to_string()
+    };
+    let ours = sha(std::path::Path::new(crate::util::bin()));
+    let kept = cache.join("sockeye").join(format!("sockeye-{ours}"));
+    assert_eq!(sha(&kept), ours);
+    let modified = || {
+        std::fs::metadata(&kept)
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    let first = modified();
+    // Kept: nothing is sent again.
+    let out = run("ssh.yaml");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(modified(), first, "the binary was sent again");
+    // Damaged: sent again, and the copy is whole.
+    std::fs::write(&kept, b"#!/bin/sh\necho not sockeye\n").expect("damage");
+    let out = run("ssh.yaml");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha(&kept), ours);
+    drop(sshd);
+
+    // A far host of another OS (its uname says so): one line, no push.
+    let fake = d.join("fakebin");
+    std::fs::create_dir_all(&fake).expect("fakebin");
+    std::fs::write(
+        fake.join("uname"),
+        "#!/bin/sh\ncase \"$1\" in -s) echo Plan9;; -m) echo mips;; esac\n",
+    )
+    .expect("uname");
+    std::process::Command::new("chmod")
+        .args(["755"])
+        .arg(fake.join("uname"))
+        .status()
+        .expect("chmod");
+    std::fs::write(
+        d.join("exec.yaml"),
+        plan(&format!(
+            "via: \"exec:env PATH={}:/usr/sbin:/usr/bin:/sbin:/bin ip netns exec {}\"",
+            fake.display(),
+            lab.target_ns()
+        )),
+    )
+    .expect("plan");
+    let out = run("exec.yaml");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sockeye-push: the far host is plan9 mips, this sockeye is built for {} {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+        "{err}"
+    );
+}

@@ -124,6 +124,10 @@ pub struct AgentSpec {
     /// An OpenSSH configuration file for `ssh://` (`ssh -F`); the user's
     /// own `~/.ssh/config` otherwise.
     pub ssh_config: Option<PathBuf>,
+    /// `ssh://` and `exec:`: send this sockeye binary over the pipe into
+    /// the far user's cache folder (kept by its SHA-256, checked before
+    /// each run) and run that, whatever sockeye the far side has.
+    pub push: bool,
 }
 
 impl AgentSpec {
@@ -137,6 +141,7 @@ impl AgentSpec {
             program: None,
             remote_command: None,
             ssh_config: None,
+            push: false,
         }
     }
 
@@ -190,8 +195,27 @@ impl AgentSpec {
         }
     }
 
+    /// Whether the binary is pushed: asked for, and a transport that
+    /// reaches another filesystem.
+    fn pushes(&self) -> bool {
+        self.push && matches!(self.via, Via::Ssh { .. } | Via::Exec(_))
+    }
+
+    /// The far side's command line: the agent, or with `push` a POSIX sh
+    /// script that keeps the pushed binary and runs it.
+    fn far_command(&self, args: &[String], push: Option<&Push>) -> Result<Vec<String>, LinkError> {
+        match push {
+            None => {
+                let mut argv = vec![self.remote()?];
+                argv.extend(args.iter().cloned());
+                Ok(argv)
+            }
+            Some(p) => Ok(vec!["sh".into(), "-c".into(), p.script(args)]),
+        }
+    }
+
     /// The command that starts the agent.
-    fn command(&self) -> Result<Command, LinkError> {
+    fn command(&self, push: Option<&Push>) -> Result<Command, LinkError> {
         let args = self.agent_args()?;
         let cmd = match &self.via {
             Via::Local => {
@@ -208,7 +232,7 @@ impl AgentSpec {
             }
             Via::Exec(argv) => {
                 let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]).arg(self.remote()?).args(&args);
+                c.args(&argv[1..]).args(self.far_command(&args, push)?);
                 c
             }
             Via::Ssh { user, host, port } => {
@@ -224,9 +248,13 @@ impl AgentSpec {
                     Some(u) => format!("{u}@{host}"),
                     None => host.clone(),
                 };
-                c.arg("--")
-                    .arg(dest)
-                    .arg(format!("{} {}", self.remote()?, args.join(" ")));
+                // One line for the far user's shell; the push script is
+                // single-quoted whole (it holds no single quote).
+                let far = match push {
+                    None => self.far_command(&args, None)?.join(" "),
+                    Some(p) => format!("sh -c '{}'", p.script(&args)),
+                };
+                c.arg("--").arg(dest).arg(far);
                 c
             }
         };
@@ -285,13 +313,126 @@ pub struct Link {
     closed: Arc<AtomicBool>,
 }
 
+/// How long pushing the binary may take (`push`).
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The binary a `push` sends: its bytes' path, size and SHA-256.
+#[derive(Debug)]
+struct Push {
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+}
+
+impl Push {
+    /// Reads `path` once for its size and SHA-256.
+    fn of(path: &std::path::Path) -> Result<Push, String> {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {} to push it: {e}", path.display()))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| format!("cannot read {} to push it: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+            size += n as u64;
+        }
+        let sha256 = ctx
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Push {
+            path: path.to_path_buf(),
+            size,
+            sha256,
+        })
+    }
+
+    /// The far side's script: refuse another OS or machine, keep the
+    /// binary in `${XDG_CACHE_HOME:-$HOME/.cache}/sockeye/sockeye-SHA256`
+    /// (asking for it when missing or not matching its SHA-256, reading
+    /// exactly its size from the pipe, checking it), then run the agent.
+    /// No single quote in it: ssh sends it single-quoted.
+    fn script(&self, args: &[String]) -> String {
+        let (os, arch, sha, size) = (
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            &self.sha256,
+            self.size,
+        );
+        format!(
+            "set -e; os=$(uname -s | tr A-Z a-z); arch=$(uname -m); \
+if [ \"$os\" != {os} ] || [ \"$arch\" != {arch} ]; then echo \"sockeye-push: the far host is $os $arch, this sockeye is built for {os} {arch}\" >&2; exit 3; fi; \
+d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/sockeye\"; f=\"$d/sockeye-{sha}\"; mkdir -p \"$d\"; chmod 700 \"$d\"; \
+if [ -x \"$f\" ] && [ \"$(sha256sum < \"$f\" | cut -c1-64)\" = {sha} ]; then echo sockeye-push have; else \
+echo sockeye-push need; t=\"$f.part.$$\"; head -c {size} > \"$t\"; got=$(sha256sum < \"$t\" | cut -c1-64); \
+if [ \"$got\" != {sha} ]; then rm -f \"$t\"; echo \"sockeye-push: the copy has SHA-256 $got, not {sha}\" >&2; exit 4; fi; \
+chmod 700 \"$t\"; mv -f \"$t\" \"$f\"; echo sockeye-push ok; fi; \
+exec \"$f\" {}",
+            args.join(" ")
+        )
+    }
+
+    /// Follows the script's lines on the agent's stdout (other lines, from
+    /// a chatty login, are skipped), sending the binary when it asks.
+    async fn send(
+        &self,
+        stdin: &mut ChildStdin,
+        stdout: &mut tokio::process::ChildStdout,
+    ) -> Result<(), String> {
+        use tokio::io::AsyncReadExt as _;
+        for _ in 0..200 {
+            let mut line = Vec::new();
+            loop {
+                let b = stdout.read_u8().await.map_err(|_| {
+                    "the far side ended before running sockeye (is sh there, with uname, head and sha256sum?)".to_string()
+                })?;
+                if b == b'\n' || line.len() == 4096 {
+                    break;
+                }
+                line.push(b);
+            }
+            match line.as_slice() {
+                b"sockeye-push have" | b"sockeye-push ok" => return Ok(()),
+                b"sockeye-push need" => {
+                    let mut file = tokio::fs::File::open(&self.path)
+                        .await
+                        .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+                    tokio::io::copy(&mut file, stdin)
+                        .await
+                        .map_err(|e| format!("pushing the binary: {e}"))?;
+                    stdin
+                        .flush()
+                        .await
+                        .map_err(|e| format!("pushing the binary: {e}"))?;
+                }
+                _ => {}
+            }
+        }
+        Err("the far side said too much before running sockeye".into())
+    }
+}
+
 /// How long an agent has to answer the hello (an SSH login included).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Link {
     /// Starts the agent and shakes hands.
     pub async fn start(spec: &AgentSpec) -> Result<Link, LinkError> {
-        let mut command = spec.command()?;
+        let push = if spec.pushes() {
+            Some(Push::of(&spec.program()?).map_err(|e| spec.error(e))?)
+        } else {
+            None
+        };
+        let mut command = spec.command(push.as_ref())?;
         tracing::debug!(agent = %spec.name, command = ?command.as_std(), "starting an agent");
         let mut child = command
             .stdin(Stdio::piped())
@@ -330,6 +471,22 @@ impl Link {
             sockeye: SOCKEYE_VERSION.into(),
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_string()).collect(),
         };
+        let mut stdout = stdout;
+        if let Some(p) = &push {
+            let pushed = tokio::time::timeout(PUSH_TIMEOUT, p.send(&mut stdin, &mut stdout)).await;
+            let failed = match pushed {
+                Ok(Ok(())) => None,
+                Ok(Err(why)) => Some(why),
+                Err(_) => Some(format!(
+                    "pushing the binary took longer than {} s",
+                    PUSH_TIMEOUT.as_secs()
+                )),
+            };
+            if let Some(why) = failed {
+                let _ = tokio::time::timeout(Duration::from_secs(2), listening).await;
+                return Err(spec.error(last_words().unwrap_or(why)));
+            }
+        }
         let mut frames = FrameReader::new(stdout);
         let shake = async {
             wire::send(&mut stdin, Kind::Hello, 0, &hello).await?;

@@ -96,6 +96,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub run_log: Option<PathBuf>,
 
+    /// Send this sockeye binary to every ssh:// and exec: agent (into the far
+    /// user's cache folder, checked by its SHA-256) and run it there, whatever
+    /// sockeye the far side has; same OS and architecture only.
+    #[arg(long)]
+    pub push: bool,
+
     /// Go on with the run logged in FILE: run only the checks without a
     /// verdict there, append theirs, and report every check (a missing FILE
     /// starts a new log).
@@ -208,6 +214,11 @@ const VERDICT_QUEUE: usize = 256;
 fn run_plan(args: RunArgs) -> anyhow::Result<u8> {
     let outputs = parse_outputs(&args.output)?;
     let mut plan = load(&args.plan)?;
+    if args.push {
+        for a in &mut plan.agents {
+            a.push = true;
+        }
+    }
     if let Some(n) = args.concurrency {
         if n == 0 {
             return Err(UsageError::new("--concurrency: must be at least 1").into());

@@ -27,13 +27,18 @@ impl Sshd {
     /// Starts sshd in `ns` on `address` port 22, root login by the key of
     /// [`make_keys`] only; its config and PID file are named after `name`.
     pub(crate) fn start(ns: &str, address: &str, dir: &Path, name: &str) -> Sshd {
+        Sshd::start_with(ns, address, dir, name, "")
+    }
+
+    /// As [`Sshd::start`], with `extra` lines of sshd_config.
+    pub(crate) fn start_with(ns: &str, address: &str, dir: &Path, name: &str, extra: &str) -> Sshd {
         let config = dir.join(format!("{name}.sshd_config"));
         std::fs::write(
             &config,
             format!(
                 "Port 22\nListenAddress {address}\nHostKey {0}/host_key\nPidFile {0}/{name}.pid\n\
                  UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n",
+                 KbdInteractiveAuthentication no\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n{extra}",
                 dir.display()
             ),
         )

@@ -266,6 +266,7 @@ impl Compiler<'_> {
                 spec.max_rate = e.max_rate;
                 spec.remote_command.clone_from(&e.command);
                 spec.ssh_config = e.ssh_config.as_ref().map(|f| self.base.join(f));
+                spec.push = e.push;
                 Ok(spec)
             })
             .collect()

@@ -52,6 +52,10 @@ pub struct AgentEntry {
     /// An OpenSSH configuration file for `ssh://` (`ssh -F`), relative to
     /// the plan's folder; the user's own otherwise.
     pub ssh_config: Option<String>,
+    /// `ssh://`, `exec:`: send this sockeye binary and run it (`--push`
+    /// for every agent).
+    #[serde(default)]
+    pub push: bool,
     /// Labels for selecting agents (`scan --agents LABEL`).
     #[serde(default)]
     pub labels: Vec<String>,
