@@ -919,6 +919,7 @@ checks:
             r["result"]
                 .as_str()
                 .is_some_and(|t| t.contains("could not be started again")
+                    && t.contains("agent b (exec:sh ")
                     && t.contains("no second agent here")),
             "{r}"
         );

@@ -32,6 +32,7 @@ table ip nat {{
   chain prerouting {{
     type nat hook prerouting priority dstnat;
     ip saddr {A} ip daddr {B} tcp dport 8080 dnat to {C}:80
+    ip saddr {A} ip daddr {B} tcp dport 8443 redirect to :9999
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat;
@@ -66,13 +67,20 @@ const EXPECTED: &[(&str, &str, &str, Option<&str>, &str)] = &[
     ("https b to a", "allowed", "connected", Some(B), "unknown"),
     ("ssh b to a", "blocked", "timeout", None, "unknown"),
     ("web a to c direct", "blocked", "timeout", None, "unknown"),
+    (
+        "alt https a to b, proxied",
+        "blocked",
+        "no-echo",
+        None,
+        "unknown",
+    ),
 ];
 
 fn plan(config: &str, bin: &str, c_ns: &str) -> String {
     format!(
         "agents:
   a: {{via: \"ssh://{A_MGMT}\", ssh_config: \"{config}\", command: \"{bin}\", allow_listen: \"22,443\", allow_targets: \"198.18.0.0/15\"}}
-  b: {{via: \"ssh://{B_MGMT}\", ssh_config: \"{config}\", command: \"{bin}\", allow_listen: \"22-25,53,80,3306\", allow_targets: \"198.18.0.0/15\"}}
+  b: {{via: \"ssh://{B_MGMT}\", ssh_config: \"{config}\", command: \"{bin}\", allow_listen: \"22-25,53,80,3306,8443\", allow_targets: \"198.18.0.0/15\"}}
   c: {{via: \"netns:{c_ns}\", command: \"{bin}\", allow_listen: \"80\"}}
 sequential: true
 defaults: {{timeout: 1s}}
@@ -89,6 +97,7 @@ checks:
   - {{name: https b to a, flow: {{from: b, to: a, port: 443}}, expect: allowed}}
   - {{name: ssh b to a, flow: {{from: b, to: a, port: 22}}, expect: blocked}}
   - {{name: web a to c direct, flow: {{from: a, to: c, port: 80}}, expect: blocked}}
+  - {{name: \"alt https a to b, proxied\", flow: {{from: a, to: b, port: 8443}}, expect: blocked}}
 "
     )
 }
@@ -100,6 +109,14 @@ fn a_routed_firewall_gets_every_verdict_and_who_blocked() {
     }
     let zones = Zones::new();
     zones.router_rules(&policy("drop"));
+    // The router itself answers A -> B:8443 (redirected to its port 9999)
+    // and forwards nothing: a proxy that keeps the flow to itself.
+    let mut proxy = std::process::Command::new("ip")
+        .args(["netns", "exec", &zones.ns("r")])
+        .args(["socat", "TCP-LISTEN:9999,fork,reuseaddr", "SYSTEM:sleep 5"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     make_keys(d);
@@ -174,6 +191,15 @@ fn a_routed_firewall_gets_every_verdict_and_who_blocked() {
         "{}",
         evidence("smtp a to b")
     );
+    let proxied = &records[10]["flow"];
+    assert_eq!(proxied["proxy"], true, "{proxied}");
+    assert!(
+        proxied["evidence"].to_string().contains("proxy suspected"),
+        "{proxied}"
+    );
+    for r in &records[..10] {
+        assert_eq!(r["flow"]["proxy"], false, "{r}");
+    }
     let redirect = &records[6]["flow"];
     assert_eq!(redirect["arrived_at"], "c:80", "{redirect}");
     assert_eq!(redirect["nat"], true, "{redirect}");
@@ -243,4 +269,6 @@ fn a_routed_firewall_gets_every_verdict_and_who_blocked() {
     let n = ids.len();
     ids.dedup();
     assert_eq!((n, ids.len()), (EXPECTED.len(), EXPECTED.len()), "{ids:?}");
+    let _ = proxy.kill();
+    let _ = proxy.wait();
 }

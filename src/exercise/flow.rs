@@ -182,6 +182,7 @@ pub async fn run(
         source_seen: None,
         nat: false,
         redirect: false,
+        proxy: false,
         unconfirmed: listeners.is_empty(),
         blocked_by: "unknown".into(),
         evidence,
@@ -209,6 +210,13 @@ pub async fn run(
         record
             .evidence
             .push("the nonce arrived at no listener".into());
+        if matches!(saw, SenderSaw::Connected | SenderSaw::NoEcho) {
+            record.proxy = true;
+            record.evidence.push(format!(
+                "proxy suspected: {} connected to {dest}, yet the nonce arrived at no listener: something else answered the handshake",
+                flow.from
+            ));
+        }
         // Control: the first listener's host sends to itself, on the same
         // address and port. Its path is this host's own (loopback routing),
         // not the tested one: it proves only that the listener answers.

@@ -73,6 +73,10 @@ pub struct FlowRecord {
     pub nat: bool,
     /// The nonce arrived at another agent than the destination.
     pub redirect: bool,
+    /// Proxy suspected: the sender connected (something answered the
+    /// handshake) but the nonce arrived at no listener.
+    #[serde(default)]
+    pub proxy: bool,
     /// No agent listened: only the sender's view.
     pub unconfirmed: bool,
     /// `firewall`, `destination` or `unknown`.
