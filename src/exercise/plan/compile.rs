@@ -766,7 +766,7 @@ fn reference_ports(checks: &mut [Check]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Outcome, PortWord};
+    use super::super::{FlowVerdict, Outcome, PortWord};
     use super::*;
 
     fn compile(text: &str) -> Result<Plan, SourceError> {
@@ -821,6 +821,59 @@ checks:
         // A variable inside a matrix cell is not expanded again: the host
         // of the second row is the text as written.
         assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn a_zone_matrix_expands_flows_over_agents_and_on() {
+        let plan = compile(
+            "agents: {a: {via: local}, b: {via: local}, c: {via: local}}
+checks:
+  - name: \"{{src}} to {{dst}} port {{port}}\"
+    flow: {from: \"{{src}}\", to: \"{{dst}}\", port: \"{{port}}\"}
+    matrix:
+      - {src: a, dst: b, port: 22, expect: allowed}
+      - {src: a, dst: c, port: 23, expect: blocked}
+      - {src: b, dst: a, port: 443, expect: allowed}
+  - name: \"banner from {{zone}}\"
+    on: \"{{zone}}\"
+    connect: 198.18.102.2:21
+    matrix: [{zone: a}, {zone: c}]
+",
+        )
+        .expect("valid");
+        let flows: Vec<(String, String, u16, Option<FlowVerdict>)> = plan.checks[..3]
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Flow(f) => match &f.to {
+                    FlowTo::Agent(to) => (f.from.clone(), to.clone(), f.port, c.expect.verdict),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            flows,
+            [
+                ("a".into(), "b".into(), 22, Some(FlowVerdict::Allowed)),
+                ("a".into(), "c".into(), 23, Some(FlowVerdict::Blocked)),
+                ("b".into(), "a".into(), 443, Some(FlowVerdict::Allowed)),
+            ]
+        );
+        assert_eq!(plan.checks[0].name, "a to b port 22");
+        let on: Vec<Option<String>> = plan.checks[3..]
+            .iter()
+            .map(|c| c.remote.as_ref().map(|r| r.agent.clone()))
+            .collect();
+        assert_eq!(on, [Some("a".into()), Some("c".into())]);
+        // What the agent is sent: the check as written, final name, no on.
+        let sent: serde_json::Value =
+            serde_json::from_str(&plan.checks[4].remote.as_ref().expect("remote").plan)
+                .expect("json");
+        assert_eq!(sent["checks"][0]["name"], "banner from c");
+        assert_eq!(sent["checks"][0]["connect"], "198.18.102.2:21");
+        assert!(sent["checks"][0].get("on").is_none(), "{sent}");
+        assert!(sent["checks"][0].get("matrix").is_none(), "{sent}");
+        assert_eq!(sent["vars"]["zone"], "c");
     }
 
     #[test]
