@@ -26,6 +26,8 @@
 //! - [`ldap`]: the BER StartTLS extended request and the extended response.
 //! - [`packet`]: IPv4, IPv6, TCP and ICMP errors for the SYN scan: the probe it writes,
 //!   the SYN-ACK, RST and quoted headers it reads, checksums with pseudo-headers.
+//! - [`ping`]: host discovery's ARP frames, ICMP echo and timestamp, ICMPv6 echo and
+//!   neighbor solicitation/advertisement.
 //! - [`sniff`]: which service a server is, from the first bytes it sends.
 //! - [`tls_hello`]: a raw TLS ClientHello offering one version and the server's first
 //!   flight (ServerHello, alert, cleartext certificates), for `probe --tls-versions`.
@@ -40,6 +42,7 @@ pub mod imap;
 pub mod ldap;
 pub mod line;
 pub mod packet;
+pub mod ping;
 pub mod pop3;
 pub mod proxy_auth;
 pub mod reply;

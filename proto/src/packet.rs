@@ -1,6 +1,7 @@
-//! IPv4, IPv6, TCP and ICMP (v4 and v6) headers, as far as a SYN scan needs
-//! them: the SYN probe it writes, and the SYN-ACK, RST and ICMP errors (with
-//! the header they quote) it reads back.
+//! IPv4, IPv6, TCP, UDP and ICMP (v4 and v6) headers, as far as a SYN scan
+//! and host discovery need them: the SYN probe and the segments and
+//! datagrams of TCP and UDP pings, and the SYN-ACK, RST and ICMP errors
+//! (with the header they quote) read back.
 //!
 //! Parsers take a whole packet (raw sockets deliver whole datagrams) and
 //! return a [`PacketError`] for anything short or malformed; they never
@@ -420,6 +421,105 @@ pub fn write_syn(out: &mut [u8], src: IpAddr, dst: IpAddr, probe: &SynProbe) {
         t,
     ));
     t[16..18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// A bare TCP segment (no options, no data): what an ACK ping sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// Flag bits (see [`flags`]).
+    pub flags: u8,
+    pub window: u16,
+}
+
+/// Writes `seg` as a 20-byte TCP header into `out[..TCP_HEADER]`, its
+/// checksum over the pseudo-header of `src` and `dst` (one family).
+///
+/// # Panics
+/// If `out` is shorter than [`TCP_HEADER`].
+pub fn write_tcp(out: &mut [u8], src: IpAddr, dst: IpAddr, seg: &Segment) {
+    let t = &mut out[..TCP_HEADER];
+    t[0..2].copy_from_slice(&seg.src_port.to_be_bytes());
+    t[2..4].copy_from_slice(&seg.dst_port.to_be_bytes());
+    t[4..8].copy_from_slice(&seg.seq.to_be_bytes());
+    t[8..12].copy_from_slice(&seg.ack.to_be_bytes());
+    t[12] = ((TCP_HEADER / 4) as u8) << 4;
+    t[13] = seg.flags;
+    t[14..16].copy_from_slice(&seg.window.to_be_bytes());
+    t[16..20].copy_from_slice(&[0; 4]);
+    let sum = fold(sum_words(
+        pseudo_header_sum(src, dst, PROTO_TCP, TCP_HEADER),
+        t,
+    ));
+    t[16..18].copy_from_slice(&sum.to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------
+// UDP
+// ---------------------------------------------------------------------------
+
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+/// Length of a UDP header.
+pub const UDP_HEADER: usize = 8;
+
+/// The ports and length of a UDP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// The length field: header and data.
+    pub len: u16,
+}
+
+/// Writes a UDP datagram (header, then `payload`) into `out`, its checksum
+/// over the pseudo-header of `src` and `dst`; returns its length.
+///
+/// # Panics
+/// If `out` is shorter than [`UDP_HEADER`] + `payload.len()`, or the
+/// datagram would be longer than 65,535 bytes.
+pub fn write_udp(
+    out: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    src_port: u16,
+    dst_port: u16,
+    payload: &[u8],
+) -> usize {
+    let len = UDP_HEADER + payload.len();
+    let len16 = u16::try_from(len).expect("a UDP datagram fits in 65,535 bytes");
+    let u = &mut out[..len];
+    u[0..2].copy_from_slice(&src_port.to_be_bytes());
+    u[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    u[4..6].copy_from_slice(&len16.to_be_bytes());
+    u[6..8].copy_from_slice(&[0, 0]);
+    u[8..].copy_from_slice(payload);
+    let mut sum = fold(sum_words(pseudo_header_sum(src, dst, PROTO_UDP, len), u));
+    // A computed zero is sent as all ones (zero means "no checksum").
+    if sum == 0 {
+        sum = 0xFFFF;
+    }
+    u[6..8].copy_from_slice(&sum.to_be_bytes());
+    len
+}
+
+/// Parses a UDP header; its length field must lie between the header and
+/// the bytes given.
+pub fn parse_udp(buf: &[u8]) -> Result<UdpHeader, PacketError> {
+    need(buf, UDP_HEADER)?;
+    let len = be16(buf, 4);
+    if usize::from(len) < UDP_HEADER {
+        return Err(PacketError::TotalLength(len));
+    }
+    need(buf, usize::from(len))?;
+    Ok(UdpHeader {
+        src_port: be16(buf, 0),
+        dst_port: be16(buf, 2),
+        len,
+    })
 }
 
 // ---------------------------------------------------------------------------
