@@ -116,7 +116,8 @@ const SCAN_AFTER: &str = "\
 Targets (nmap syntax): 198.18.0.2, fd00::2, lab.test, 198.18.0.0/24,
 198.18.0-3.1-254, 198.18.*.1; -iL FILE (- for stdin); --exclude a,b.
 Ports (nmap syntax): 22,80,1000-2000, -p- for all, ssh, http*, T:22,U:53.
-nmap's spellings work too: -sS, -sT, -sU, -sL, -iL, -Pn, -n, -oX/-oG/-oJ FILE, -T0..-T5,
+nmap's spellings work too: -sS, -sT, -sU, -sL, -sn, -iL, -Pn, -PE, -PP, -PS, -PA, -PU, -PR,
+-n, -oX/-oG/-oJ FILE, -T0..-T5,
 --max-retries, --max-rate, --min-rtt-timeout.
 
 Examples:
@@ -126,9 +127,21 @@ Examples:
   sockeye scan --top-ports 100 --exclude 198.18.16.1 198.18.16.0/20
   sockeye scan --shard 1/3 --seed 42 -p- 198.18.0.0/24   (run 0/3, 1/3, 2/3 anywhere)
   sockeye scan -sL 198.18.0-3.1-254 | wc -l
+  sockeye scan -sn 198.18.0.0/24                          which hosts are up
+  sockeye scan -sn -PS22,80 -PE 198.18.8.0/24             up by SYN to 22 or 80, or echo
 
 As root (or with CAP_NET_RAW) the scan is a SYN scan on raw sockets (-sS);
 otherwise, or with -sT, a connect scan.
+
+Host discovery (as nmap): -sn finds the hosts that are up and scans no port;
+a port scan of more than one host first finds which are up (-Pn skips that; for
+one host it runs only when a -P flag is typed). On a directly connected network
+ARP (IPv6: neighbor solicitation) asks; elsewhere -PE (ICMP echo), -PP (timestamp),
+-PS[PORTS] (TCP SYN), -PA[PORTS] (TCP ACK), -PU[PORTS] (UDP); by default echo,
+SYN to 443, ACK to 80 and timestamp. Without root or CAP_NET_RAW: a connect to
+ports 80 and 443 (a refusal counts too). A host is up only when it answered
+itself; its reason: arp-response, nd-response, echo-reply, timestamp-reply,
+syn-ack, reset, port-unreach, conn-refused.
 
 States: open (syn-ack), closed (reset; conn-refused under -sT), filtered
 (no-response, host-unreach, net-unreach, admin-prohibited). By default the table counts the
@@ -190,6 +203,45 @@ pub struct ScanArgs {
     /// UDP scan: plain and U: ports are UDP; a service's request to the well-known ports, an empty datagram elsewhere. (nmap: -sU)
     #[arg(long, conflicts_with_all = ["connect", "syn"])]
     pub udp: bool,
+
+    /// Host discovery only, no port scan: print the hosts that are up and
+    /// why (ARP on the local network, else the -P probes). (nmap: -sn)
+    #[arg(long, conflicts_with_all = ["ports", "top_ports", "exclude_ports", "connect", "syn", "udp", "probe", "list", "no_ping", "shard"])]
+    pub no_port_scan: bool,
+
+    /// Skip host discovery: scan every target as if it were up. (nmap: -Pn)
+    #[arg(long)]
+    pub no_ping: bool,
+
+    /// Discovery: ICMP echo request. (nmap: -PE)
+    #[arg(long)]
+    pub ping_echo: bool,
+
+    /// Discovery: ICMP timestamp request. (nmap: -PP)
+    #[arg(long)]
+    pub ping_timestamp: bool,
+
+    /// Discovery: TCP SYN to PORTS (default 80). (nmap: -PS[PORTS])
+    #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "80")]
+    pub ping_syn: Option<String>,
+
+    /// Discovery: TCP ACK to PORTS (default 80). (nmap: -PA[PORTS])
+    #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "80")]
+    pub ping_ack: Option<String>,
+
+    /// Discovery: an empty UDP datagram to PORTS (default 40125). (nmap: -PU[PORTS])
+    #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "40125")]
+    pub ping_udp: Option<String>,
+
+    /// Discovery: ARP (IPv4) / neighbor solicitation (IPv6) on directly
+    /// connected networks; the default for them. (nmap: -PR)
+    #[arg(long, conflicts_with = "no_arp")]
+    pub ping_arp: bool,
+
+    /// Discovery: no ARP or NDP, IP probes even on the local network.
+    /// (nmap: --disable-arp-ping, --send-ip)
+    #[arg(long)]
+    pub no_arp: bool,
 
     /// Output FORMAT (table, json, xml, grep, html) on stdout, or FORMAT=PATH to a file; repeatable.
     #[arg(short, long = "output", value_name = "FORMAT[=PATH]", action = clap::ArgAction::Append)]

@@ -36,8 +36,32 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             "-sV" => push("--probe"),
             // nmap's version intensity: our checks are what they are.
             "--version-light" | "--version-all" => {}
-            // We never ping first and never reverse-resolve: accept and ignore.
-            "-Pn" | "-n" => {}
+            // We never reverse-resolve: accept and ignore.
+            "-n" => {}
+            "-sn" | "-sP" => push("--no-port-scan"),
+            "-Pn" | "-P0" => push("--no-ping"),
+            "-PE" => push("--ping-echo"),
+            "-PP" => push("--ping-timestamp"),
+            "-PR" => push("--ping-arp"),
+            "--disable-arp-ping" | "--send-ip" => push("--no-arp"),
+            _ if ping_flag(s).is_some() => {
+                let (long, attached) = ping_flag(s).unwrap_or(("", ""));
+                if !attached.is_empty() {
+                    push(&format!("{long}={attached}"));
+                } else if let Some(ports) = iter.clone().next().filter(|a| is_port_list(a)) {
+                    // `-PS 22,80`: nmap wants the ports attached, but a
+                    // port list is no target, so take it.
+                    iter.next();
+                    push(&format!("{long}={}", ports.to_string_lossy()));
+                } else {
+                    push(long);
+                }
+            }
+            "-PM" | "-PO" | "-PY" => {
+                return Err(format!(
+                    "{s}: that discovery probe is not available; sockeye scan has -PE, -PP, -PS, -PA, -PU, -PR and -Pn"
+                ));
+            }
             "--max-retries" => push("--retries"),
             "--max-rate" => push("--rate"),
             "--excludefile" => push("--exclude-file"),
@@ -74,7 +98,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
             }
             _ if s.len() == 3 && s.starts_with("-s") && s.as_bytes()[2].is_ascii_uppercase() => {
                 return Err(format!(
-                    "{s}: {} is not available; sockeye scan has -sS (SYN, the default as root), -sT (connect), -sU (UDP), -sL (list) and -sV (probe)",
+                    "{s}: {} is not available; sockeye scan has -sS (SYN, the default as root), -sT (connect), -sU (UDP), -sL (list), -sn (host discovery) and -sV (probe)",
                     scan_type_name(&s[2..])
                 ));
             }
@@ -82,6 +106,32 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
         }
     }
     Ok(out)
+}
+
+/// `-PS22,80` -> (`--ping-syn`, "22,80"); likewise -PA and -PU.
+fn ping_flag(s: &str) -> Option<(&'static str, &str)> {
+    for (prefix, long) in [
+        ("-PS", "--ping-syn"),
+        ("-PA", "--ping-ack"),
+        ("-PU", "--ping-udp"),
+    ] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            return Some((long, rest));
+        }
+    }
+    None
+}
+
+/// A token made of digits, commas and dashes only, with at least one
+/// comma or a digit and no dot: a port list, never a host.
+fn is_port_list(arg: &OsString) -> bool {
+    arg.to_str().is_some_and(|a| {
+        !a.is_empty()
+            && a.bytes().any(|b| b.is_ascii_digit())
+            && a.bytes()
+                .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+            && !a.starts_with('-')
+    })
 }
 
 /// nmap's names for its scan types, for the error message.
@@ -147,7 +197,28 @@ mod tests {
         let table: &[(&[&str], &[&str])] = &[
             (
                 &["scan", "-sT", "-Pn", "-n", "x"],
-                &["scan", "--connect", "x"],
+                &["scan", "--connect", "--no-ping", "x"],
+            ),
+            (
+                &["scan", "-sn", "-PE", "-PP", "-PS22,80", "-PA", "-PU", "x"],
+                &[
+                    "scan",
+                    "--no-port-scan",
+                    "--ping-echo",
+                    "--ping-timestamp",
+                    "--ping-syn=22,80",
+                    "--ping-ack",
+                    "--ping-udp",
+                    "x",
+                ],
+            ),
+            (
+                &["scan", "-sn", "-PS", "443", "198.18.0.0/24"],
+                &["scan", "--no-port-scan", "--ping-syn=443", "198.18.0.0/24"],
+            ),
+            (
+                &["scan", "-PA", "198.18.0.1", "--send-ip"],
+                &["scan", "--ping-ack", "198.18.0.1", "--no-arp"],
             ),
             (&["scan", "-sS", "x"], &["scan", "--syn", "x"]),
             (

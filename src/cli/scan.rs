@@ -21,14 +21,15 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
 use crate::scan::{
-    Progress, RttLimits, ScanConfig, ScanStats, Shard, SynError, SynSetup, Template, UdpStats,
-    connect_scan, syn_scan, udp_scan,
+    DiscoveryConfig, DiscoveryStats, Probes, Progress, RawSetup, RttLimits, ScanConfig, ScanStats,
+    Shard, SynError, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw,
+    syn_scan, udp_scan,
 };
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
 use crate::target::{
-    ExcludeItem, Excludes, HostSpec, Proto, SpecError, TargetSet, parse_exclude_list,
-    parse_host_spec, parse_target_file,
+    Block, ExcludeItem, Excludes, HostSpec, Proto, SpecError, Target, TargetSet,
+    parse_exclude_list, parse_host_spec, parse_target_file,
 };
 
 /// The largest default in-flight window, whatever the open-file limit.
@@ -36,6 +37,10 @@ const MAX_WINDOW: u64 = 65_536;
 
 /// The most retries `--retries` accepts (nmap's own ceiling is 50).
 const MAX_RETRIES: u8 = 50;
+
+/// Hosts host discovery has in flight at most (each a few packets, or two
+/// sockets for a connect ping).
+const MAX_DISCOVERY_HOSTS: usize = 4096;
 
 /// Events buffered between the engine and the printers; a slow printer
 /// (a pipe nobody reads) slows the scan rather than growing memory.
@@ -62,6 +67,44 @@ pub struct ScanPlan {
     pub probe: Option<crate::probe::ProbeConfig>,
     /// `-sS` typed (true), `-sT` typed (false), or neither: SYN when privileged.
     pub syn: Option<bool>,
+    /// Host discovery: when it runs and how.
+    pub discovery: DiscoveryPlan,
+}
+
+/// When host discovery runs, and its configuration.
+#[derive(Debug, Clone)]
+pub struct DiscoveryPlan {
+    /// `-sn`: discovery only, no port scan.
+    pub only: bool,
+    /// `-Pn`: no discovery.
+    pub skip: bool,
+    /// A `-P` probe was typed: discovery runs even for a single host.
+    pub asked: bool,
+    pub cfg: DiscoveryConfig,
+}
+
+impl DiscoveryPlan {
+    /// Whether discovery runs before (or instead of) the port scan of
+    /// `hosts` targets: as nmap, always under -sn, never under -Pn, and
+    /// otherwise for more than one host or when a -P flag asks.
+    pub fn runs(&self, hosts: u64) -> bool {
+        self.only || (!self.skip && (self.asked || hosts > 1))
+    }
+}
+
+/// Ports of a `-PS`/`-PA`/`-PU` list (nmap syntax, no protocol prefixes).
+fn ping_ports(flag: &str, spec: &Option<String>) -> Result<Vec<u16>, UsageError> {
+    let Some(spec) = spec else {
+        return Ok(Vec::new());
+    };
+    let list = parse_ports(spec).map_err(|e| UsageError::new(format!("{flag}={spec}: {e}")))?;
+    let mut ports: Vec<u16> = list.tcp.into_iter().chain(list.udp).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        return Err(UsageError::new(format!("{flag}={spec}: no port given")));
+    }
+    Ok(ports)
 }
 
 fn usage(err: SpecError) -> UsageError {
@@ -182,7 +225,10 @@ impl ScanPlan {
                 "UDP ports (U:) ignored: no UDP scan yet"
             );
         }
-        if ports.tcp.is_empty() && !args.list {
+        if args.no_port_scan {
+            ports = PortList::default();
+        }
+        if ports.tcp.is_empty() && !args.list && !args.no_port_scan {
             return Err(UsageError::new("no ports left to scan after --exclude-ports").into());
         }
 
@@ -257,6 +303,49 @@ impl ScanPlan {
             None
         };
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let typed = Probes {
+            echo: args.ping_echo,
+            timestamp: args.ping_timestamp,
+            syn: ping_ports("--ping-syn", &args.ping_syn)?,
+            ack: ping_ports("--ping-ack", &args.ping_ack)?,
+            udp: ping_ports("--ping-udp", &args.ping_udp)?,
+        };
+        let asked = !typed.is_empty() || args.ping_arp;
+        if args.no_ping && asked {
+            tracing::warn!("-Pn skips host discovery: the -P probes typed are not sent");
+        } else if shard.count > 1 && asked {
+            tracing::warn!(
+                "--shard runs no host discovery (every shard must scan the same hosts): the -P probes typed are not sent"
+            );
+        }
+        let connect_ports: Vec<u16> = {
+            let mut p: Vec<u16> = typed.syn.iter().chain(&typed.ack).copied().collect();
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        let discovery = DiscoveryPlan {
+            only: args.no_port_scan,
+            // Shards must scan the same hosts to split the work exactly:
+            // a sharded scan runs no discovery, as under -Pn.
+            skip: args.no_ping || shard.count > 1,
+            asked,
+            cfg: DiscoveryConfig {
+                probes: if typed.is_empty() {
+                    Probes::nmap_default()
+                } else {
+                    typed
+                },
+                link_layer: !args.no_arp,
+                connect_ports,
+                // nmap retries a ping once by default; --retries overrides.
+                retries: args.retries.unwrap_or(1).min(MAX_RETRIES),
+                rtt,
+                rate,
+                max_hosts: max_inflight.clamp(1, MAX_DISCOVERY_HOSTS),
+                grace: rtt.max.min(Duration::from_secs(1)),
+            },
+        };
         Ok(ScanPlan {
             specs,
             excludes,
@@ -296,6 +385,7 @@ impl ScanPlan {
                 (_, true) => Some(false),
                 _ => None,
             },
+            discovery,
         })
     }
 }
@@ -389,12 +479,18 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     // the process has one thread. Every output file is opened here, before
     // anything is sent.
     let sink = make_sinks(&plan.outputs, plan.all_states, color, bar.clone())?;
-    let syn = open_syn(plan.syn, plan.engine.workers);
+    let syn = if plan.discovery.only {
+        None
+    } else {
+        open_syn(plan.syn, plan.engine.workers)
+    };
     let info = RunInfo {
         command: "scan",
         args: command_line,
         started,
-        scan_type: if plan.udp {
+        scan_type: if plan.discovery.only {
+            "ping"
+        } else if plan.udp {
             "udp"
         } else if syn.is_some() {
             "syn"
@@ -525,7 +621,75 @@ async fn scan_main(
         }
     };
     let mut note = None;
-    let stats = if targets.is_empty() {
+    let mut targets = targets;
+    let mut discovered: Option<DiscoveryStats> = None;
+    if !targets.is_empty() && plan.discovery.runs(targets.len()) {
+        if plan.discovery.only {
+            let stats = discover(
+                &plan.discovery,
+                Arc::clone(&targets),
+                engine_tx,
+                &progress,
+                &cancel,
+            )
+            .await;
+            discovered = Some(stats);
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
+            return finish_discovery(printer, discovered, clock, &cancel, &target_errors).await;
+        }
+        // Discovery first: its answers stay here; the port scan gets the
+        // hosts found up.
+        let (tx_up, mut rx_up) = crate::report::Emit::channel(EVENT_QUEUE);
+        let collect = tokio::spawn(async move {
+            let mut up = Vec::new();
+            while let Some(ev) = rx_up.recv().await {
+                if let Event::HostDone(done) = ev {
+                    up.push((
+                        done.host_index,
+                        Target {
+                            addr: done.addr,
+                            name: done.host,
+                        },
+                    ));
+                }
+            }
+            up.sort_by_key(|(i, _)| *i);
+            up
+        });
+        let stats = discover(
+            &plan.discovery,
+            Arc::clone(&targets),
+            tx_up,
+            &progress,
+            &cancel,
+        )
+        .await;
+        let up: Vec<Target> = collect
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        note = Some(format!(
+            "host discovery: {} up of {}; {}",
+            plural(stats.up, "host", "hosts"),
+            plural(stats.hosts, "address", "addresses"),
+            if stats.up == 0 {
+                "nothing scanned (if a host is up but blocks ping probes, try -Pn)"
+            } else {
+                "only they were scanned"
+            },
+        ));
+        discovered = Some(stats);
+        // The port scan starts its counts afresh.
+        progress.done.store(0, std::sync::atomic::Ordering::Relaxed);
+        progress.sent.store(0, std::sync::atomic::Ordering::Relaxed);
+        progress.open.store(0, std::sync::atomic::Ordering::Relaxed);
+        targets = Arc::new(TargetSet::new(vec![Block::List(up)], Excludes::default()));
+    }
+    let stats = if targets.is_empty() || discovered.as_ref().is_some_and(|d| d.up == 0) {
         drop(engine_tx); // lets the printer thread see the end of the events
         ScanStats::default()
     } else if plan.udp {
@@ -573,10 +737,88 @@ async fn scan_main(
         return Ok(code);
     }
     let nothing_probed = stats.ports == 0 && stats.unprobed > 0;
+    if discovered.is_some() && !nothing_probed && target_errors.is_empty() {
+        return Ok(exit::OK);
+    }
     if targets.is_empty() || nothing_probed || (stats.hosts == 0 && !target_errors.is_empty()) {
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
+}
+
+/// Runs host discovery: on raw sockets when this process may open them,
+/// else by connect pings, with a note.
+async fn discover(
+    plan: &DiscoveryPlan,
+    targets: Arc<TargetSet>,
+    events: crate::report::Emit<Event>,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> DiscoveryStats {
+    let cfg = plan.cfg.clone();
+    match RawSetup::open(&cfg.probes) {
+        Ok(setup) => {
+            discover_raw(
+                setup,
+                targets,
+                cfg,
+                events,
+                Arc::clone(progress),
+                cancel.clone(),
+            )
+            .await
+        }
+        Err(err) => {
+            let ports = match cfg.connect_ports.as_slice() {
+                [] => "ports 80 and 443".to_owned(),
+                [one] => format!("port {one}"),
+                many => format!("ports {}", compact_spec(many)),
+            };
+            if err.is_permission() {
+                tracing::warn!(
+                    "host discovery without root or CAP_NET_RAW: connecting to {ports} instead of ARP and ICMP"
+                );
+            } else {
+                tracing::warn!("{err}: host discovery by connecting to {ports}");
+            }
+            discover_connect(targets, cfg, events, Arc::clone(progress), cancel.clone()).await
+        }
+    }
+}
+
+/// The end of a discovery-only run (`-sn`): the summary counts addresses
+/// and the hosts up.
+async fn finish_discovery(
+    printer: run::Printer,
+    stats: Option<DiscoveryStats>,
+    clock: Instant,
+    cancel: &CancellationToken,
+    target_errors: &[crate::target::resolve::Unresolved],
+) -> anyhow::Result<u8> {
+    let stats = stats.unwrap_or_default();
+    let interrupted = stats.interrupted || cancel.is_cancelled();
+    let ended = printer
+        .finish(move || {
+            let mut summary = crate::report::Tally {
+                hosts: stats.hosts,
+                ..Default::default()
+            }
+            .summary("scan", clock.elapsed(), interrupted);
+            summary.hosts_up = Some(stats.up);
+            summary
+        })
+        .await?;
+    if let Some(code) = ended {
+        return Ok(code);
+    }
+    if stats.hosts == 0 || (stats.up == 0 && !target_errors.is_empty()) {
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// What the summary says when targets rate-limited their ICMP errors.

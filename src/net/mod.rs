@@ -3,12 +3,14 @@
 //! ([`connect()`]), one check's byte stream with a bounded buffer, a timeout
 //! per read and an optional overall deadline ([`conn`]), and the duration
 //! text every timeout message uses ([`duration`]), and the raw sockets of the
-//! SYN scan ([`raw`]). It knows no protocol and
+//! SYN scan ([`raw`]), and the local link host discovery asks about: routes,
+//! interfaces and the ARP socket ([`link`]). It knows no protocol and
 //! no TLS: `tls` upgrades a [`Conn`] by swapping its stream.
 
 pub mod conn;
 pub mod connect;
 pub mod duration;
+pub mod link;
 pub mod raw;
 
 pub use conn::{CheckError, Conn, Io, ReadError, Volunteered, excerpt, io_text};

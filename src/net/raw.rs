@@ -125,6 +125,17 @@ impl FamilySockets {
     }
 }
 
+/// A raw UDP socket (IPv4: it reads the IP header too; IPv6: from the UDP
+/// header) that sends UDP datagrams written whole, and reads only those
+/// addressed to `port`: what a UDP ping sends and reads.
+pub fn udp_socket(v6: bool, port: u16) -> io::Result<Socket> {
+    const IPPROTO_UDP: i32 = 17;
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let s = receiving(domain, IPPROTO_UDP)?;
+    s.attach_filter(&port_filter(port, !v6))?;
+    Ok(s)
+}
+
 /// A source port held for the length of a scan: a TCP socket bound to it
 /// (and never listening) keeps the kernel from giving the port to a
 /// connection of its own, whose segments our replies would be mixed with,

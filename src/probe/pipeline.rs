@@ -124,6 +124,7 @@ fn count(
         srtt: None,
         rttvar: None,
         timeout: Duration::ZERO,
+        discovery: None,
     })
 }
 

@@ -264,12 +264,16 @@ pub(crate) fn count_state(done: &HostDone, state: PortState) -> u64 {
         .sum()
 }
 
-/// Why a host is called up, for nmap XML's `<status reason>`: the best answer
+/// Why a host is called up, for nmap XML's `<status reason>`: what host
+/// discovery heard from it, or else the best answer
 /// the host itself gave on any port, or "user-set" (nmap's word under `-Pn`)
 /// when nothing answered. Derived from the counts rather than from the first
 /// answering port, so that no per-host state is kept for hosts without shown
 /// ports; the order puts the most telling answer first.
 pub(crate) fn host_reason(done: &HostDone) -> Cow<'static, str> {
+    if let Some(d) = &done.discovery {
+        return d.reason.name();
+    }
     const ANSWERS: [Reason; 6] = [
         Reason::SynAck,
         Reason::ConnRefused,

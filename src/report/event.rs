@@ -53,6 +53,18 @@ pub enum Reason {
     NetUnreach,
     AdminProhibited,
     ProtoUnreach,
+    /// Host discovery: the host answered an ARP request (IPv4 on a directly
+    /// connected network).
+    ArpResponse,
+    /// Host discovery: the host answered a neighbor solicitation (IPv6 on a
+    /// directly connected network).
+    NdResponse,
+    /// Host discovery: an ICMP (or ICMPv6) echo reply.
+    EchoReply,
+    /// Host discovery: an ICMP timestamp reply.
+    TimestampReply,
+    /// Host discovery: the address is this machine's own.
+    LocalhostResponse,
     /// Any other ICMP destination-unreachable (or other) message.
     Icmp {
         kind: u8,
@@ -75,6 +87,11 @@ impl Reason {
             Reason::NetUnreach => Borrowed("net-unreach"),
             Reason::AdminProhibited => Borrowed("admin-prohibited"),
             Reason::ProtoUnreach => Borrowed("proto-unreach"),
+            Reason::ArpResponse => Borrowed("arp-response"),
+            Reason::NdResponse => Borrowed("nd-response"),
+            Reason::EchoReply => Borrowed("echo-reply"),
+            Reason::TimestampReply => Borrowed("timestamp-reply"),
+            Reason::LocalhostResponse => Borrowed("localhost-response"),
             Reason::Icmp { kind, code } => Owned(format!("icmp-type-{kind}-code-{code}")),
         }
     }
@@ -125,6 +142,30 @@ pub struct HostDone {
     pub srtt: Option<Duration>,
     pub rttvar: Option<Duration>,
     pub timeout: Duration,
+    /// Set when host discovery found the host up: how.
+    pub discovery: Option<Discovered>,
+}
+
+/// How host discovery found a host up: the answer, and the host's MAC
+/// address when it answered on the local link (ARP, NDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discovered {
+    /// `arp-response`, `nd-response`, `echo-reply`, `timestamp-reply`,
+    /// `syn-ack`, `reset`, `port-unreach`, `conn-refused`...
+    pub reason: Reason,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Discovered {
+    /// The MAC address as nmap writes it: `02:5E:C0:00:00:02`.
+    pub fn mac_text(&self) -> Option<String> {
+        self.mac.map(|m| {
+            format!(
+                "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )
+        })
+    }
 }
 
 /// A target that could not be scanned: a name that did not resolve, or an
@@ -235,6 +276,8 @@ pub struct Summary {
     /// Something about how the run went that its numbers do not say (a
     /// UDP scan slowed down to a target's ICMP rate limit), in words.
     pub note: Option<String>,
+    /// Host discovery alone (`-sn`): how many of the `hosts` were up.
+    pub hosts_up: Option<u64>,
 }
 
 /// What a run decided, counted as it went: the numbers of its [`Summary`].
@@ -267,6 +310,7 @@ impl Tally {
             ended: SystemTime::now(),
             interrupted,
             note: None,
+            hosts_up: None,
         }
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         srtt: Some(Duration::from_micros(210)),
         rttvar: Some(Duration::from_micros(50)),
         timeout: Duration::from_millis(100),
+        discovery: None,
     };
     let h2 = HostDone {
         host_index: 1,
@@ -109,6 +110,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         srtt: None,
         rttvar: None,
         timeout: Duration::from_secs(1),
+        discovery: None,
     };
     vec![
         port(A1, n, (22, Tcp), (Open, SynAck), Some(210), 1),
@@ -147,6 +149,7 @@ pub(crate) fn summary() -> Summary {
         ended: t0() + Duration::from_millis(412),
         interrupted: false,
         note: None,
+        hosts_up: None,
     }
 }
 
@@ -164,6 +167,7 @@ pub(crate) fn interrupted_summary() -> Summary {
         ended: t0() + Duration::from_millis(50),
         interrupted: true,
         note: None,
+        hosts_up: None,
     }
 }
 

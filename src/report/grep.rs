@@ -98,6 +98,13 @@ impl GrepSink {
             self.out.write_all(line.as_bytes())?;
             return self.out.flush();
         }
+        if done.counts.is_empty() && done.discovery.is_some() {
+            // Host discovery alone (-sn): the status line only, as nmap.
+            let host = done.host.as_deref().map(printable).unwrap_or_default();
+            let line = format!("Host: {} ({host})\tStatus: Up\n", done.addr);
+            self.out.write_all(line.as_bytes())?;
+            return self.out.flush();
+        }
         let mut text = Self::host_lines(&self.hosts, done.addr, done.host.as_deref(), &ports);
         self.hosts.forget_services(done.host_index);
         let groups = ignored_groups(done, self.all_states);
@@ -159,7 +166,12 @@ impl Sink for GrepSink {
             "# sockeye done at {} -- {} ({} up) scanned in {} seconds",
             ctime(s.ended, self.offset),
             plural(s.hosts, "IP address", "IP addresses"),
-            plural(s.hosts.saturating_sub(self.down), "host", "hosts"),
+            plural(
+                s.hosts_up
+                    .unwrap_or_else(|| s.hosts.saturating_sub(self.down)),
+                "host",
+                "hosts"
+            ),
             secs2(s.elapsed)
         );
         self.out.write_all(text.as_bytes())?;

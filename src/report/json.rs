@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::common::{count_state, is_shown, millis};
+use super::common::{count_state, host_reason, is_shown, millis};
 use super::{
     Event, HostDone, PortResult, PortState, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
 };
@@ -62,6 +62,13 @@ struct HostRecord<'a> {
     host: Option<&'a str>,
     /// Something the host itself sent answered (see `HostDone::up`).
     up: bool,
+    /// "up" or "down", and why, in nmap's words: what host discovery heard
+    /// (`arp-response`, `echo-reply`...), else the best answer of a port.
+    status: &'static str,
+    reason: std::borrow::Cow<'static, str>,
+    /// The host's MAC address, when it answered on the local link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
     open: u64,
     closed: u64,
     filtered: u64,
@@ -150,6 +157,9 @@ struct SummaryRecord<'a> {
     interrupted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'a str>,
+    /// Host discovery alone (`-sn`): hosts found up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts_up: Option<u64>,
 }
 
 impl JsonSink {
@@ -201,6 +211,13 @@ impl JsonSink {
             addr: done.addr.to_string(),
             host: done.host.as_deref(),
             up: done.up,
+            status: if done.up { "up" } else { "down" },
+            reason: if done.up {
+                host_reason(done)
+            } else {
+                std::borrow::Cow::Borrowed("no-response")
+            },
+            mac: done.discovery.as_ref().and_then(|d| d.mac_text()),
             open: count_state(done, PortState::Open),
             closed: count_state(done, PortState::Closed),
             filtered: count_state(done, PortState::Filtered),
@@ -290,6 +307,7 @@ impl Sink for JsonSink {
             elapsed_ms: millis(s.elapsed),
             interrupted: s.interrupted,
             note: s.note.as_deref(),
+            hosts_up: s.hosts_up,
         })?;
         self.out.flush()
     }
@@ -328,10 +346,10 @@ mod tests {
                 json!({"type":"port","addr":"198.18.0.2","host":"lab.test","port":80,"proto":"tcp",
                        "state":"open","reason":"syn-ack","rtt_ms":0.35}),
                 json!({"type":"host","addr":"198.18.0.2","host":"lab.test","up":true,
-                       "open":2,"closed":2,"filtered":2,"srtt_ms":0.21}),
+                       "status":"up","reason":"syn-ack","open":2,"closed":2,"filtered":2,"srtt_ms":0.21}),
                 json!({"type":"error","kind":"resolve","target":"nope.invalid","message":"Name or service not known"}),
                 json!({"type":"host","addr":"198.18.0.3","up":true,
-                       "open":1,"closed":3,"filtered":2,"open_filtered":1}),
+                       "status":"up","reason":"syn-ack","open":1,"closed":3,"filtered":2,"open_filtered":1}),
                 json!({"type":"summary","command":"scan","hosts":2,"ports":13,"open":3,"closed":5,
                        "filtered":4,"open_filtered":1,"elapsed_ms":412.0,"interrupted":false}),
             ]

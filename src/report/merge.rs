@@ -391,6 +391,8 @@ fn host_done(h: &HostRecord) -> Result<HostDone, String> {
         srtt: h.srtt_ms.map(ms),
         rttvar: h.rttvar_ms.map(ms),
         timeout: h.timeout_ms.map(ms).unwrap_or_default(),
+        // A sharded scan runs no host discovery.
+        discovery: None,
     })
 }
 

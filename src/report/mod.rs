@@ -47,8 +47,8 @@ mod xml;
 pub use common::LIST_MAX;
 pub use emit::{Emit, Stopped};
 pub use event::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, ShardRun, Summary, Tally,
-    TargetError, TargetErrorKind,
+    Discovered, Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, ShardRun, Summary,
+    Tally, TargetError, TargetErrorKind,
 };
 pub use format::{Format, SinkOptions, UnknownFormat, new_sink};
 pub use grep::GrepSink;

@@ -106,11 +106,26 @@ impl TableSink {
                 &format!("sockeye {} report for {label}", self.command)
             )
         );
+        let received = done
+            .discovery
+            .map(|d| format!(", received {}", d.reason))
+            .unwrap_or_default();
         match done.srtt {
             Some(srtt) => {
-                let _ = writeln!(text, "Host is up ({}s latency).", latency(srtt));
+                let _ = writeln!(text, "Host is up{received} ({}s latency).", latency(srtt));
             }
-            None => text.push_str("Host is up.\n"),
+            None => {
+                let _ = writeln!(text, "Host is up{received}.");
+            }
+        }
+        if let Some(mac) = done.discovery.and_then(|d| d.mac_text()) {
+            let _ = writeln!(text, "MAC Address: {mac}");
+        }
+        if done.counts.is_empty() && done.discovery.is_some() {
+            // Host discovery alone (-sn): nothing about ports to say.
+            self.hosts.forget_services(done.host_index);
+            self.out.write_all(text.as_bytes())?;
+            return self.out.flush();
         }
         let hidden = table_hidden(done, self.all_states);
         ports.retain(|p| !hidden.contains(&p.state));
@@ -294,6 +309,21 @@ impl Sink for TableSink {
         }
         if summary.interrupted {
             text.push_str("Interrupted: ");
+        }
+        if let Some(up) = summary.hosts_up {
+            // Host discovery alone (-sn), in nmap's words.
+            let _ = writeln!(
+                text,
+                "Discovered {} up of {} in {} s",
+                plural(up, "host", "hosts"),
+                plural(summary.hosts, "address", "addresses"),
+                secs2(summary.elapsed),
+            );
+            if let Some(note) = &summary.note {
+                let _ = writeln!(text, "Note: {}", printable(note));
+            }
+            self.out.write_all(text.as_bytes())?;
+            return self.out.flush();
         }
         let _ = write!(
             text,

@@ -127,6 +127,7 @@ impl XmlSink {
         (start, end): (SystemTime, SystemTime),
         (up, reason): (bool, &str),
         comment: Option<&str>,
+        mac: Option<&str>,
     ) {
         let _ = write!(
             text,
@@ -148,6 +149,9 @@ impl XmlSink {
             "<address addr=\"{addr}\" addrtype=\"{}\"/>",
             addrtype(addr)
         );
+        if let Some(mac) = mac {
+            let _ = writeln!(text, "<address addr=\"{}\" addrtype=\"mac\"/>", attr(mac));
+        }
         text.push_str("<hostnames>\n");
         if let Some(name) = host {
             let _ = writeln!(text, "<hostname name=\"{}\" type=\"user\"/>", attr(name));
@@ -235,8 +239,14 @@ impl XmlSink {
             (done.started, done.ended),
             (done.up, &host_reason(done)),
             None,
+            done.discovery.and_then(|d| d.mac_text()).as_deref(),
         );
-        text.push_str("<ports>");
+        // Host discovery alone (-sn): no port was scanned, and nmap writes
+        // no <ports> element.
+        let ports_scanned = !(done.counts.is_empty() && done.discovery.is_some());
+        if ports_scanned {
+            text.push_str("<ports>");
+        }
         let groups = ignored_groups(done, self.all_states);
         for (state, count, reasons) in ignored_states(&groups) {
             let _ = writeln!(text, "<extraports state=\"{state}\" count=\"{count}\">");
@@ -253,7 +263,9 @@ impl XmlSink {
         }
         Self::port_elements(&mut text, &ports, &self.hosts);
         self.hosts.forget_services(done.host_index);
-        text.push_str("</ports>\n");
+        if ports_scanned {
+            text.push_str("</ports>\n");
+        }
         // nmap leaves out <times> when nothing was timed.
         if let Some(srtt) = done.srtt {
             let rttvar = done
@@ -286,6 +298,7 @@ impl XmlSink {
             (self.started.unwrap_or(end), end),
             (true, &host_reason_of_ports(ports)),
             Some("scan interrupted before all ports of this host were decided"),
+            None,
         );
         text.push_str("<ports>");
         Self::port_elements(&mut text, ports, &self.hosts);
@@ -319,14 +332,17 @@ impl Sink for XmlSink {
             attr(&startstr),
             attr(self.version),
         );
-        let _ = writeln!(
-            text,
-            "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>",
-            attr(info.scan_type),
-            info.proto,
-            info.num_ports,
-            attr(&info.ports_spec)
-        );
+        // nmap writes no <scaninfo> for host discovery alone (-sn).
+        if info.num_ports > 0 {
+            let _ = writeln!(
+                text,
+                "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>",
+                attr(info.scan_type),
+                info.proto,
+                info.num_ports,
+                attr(&info.ports_spec)
+            );
+        }
         text.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
@@ -349,11 +365,15 @@ impl Sink for XmlSink {
         for ((_, addr, host), ports) in self.hosts.drain_unfinished() {
             self.unfinished((addr, host.as_deref()), &ports, s.ended)?;
         }
+        // Under -sn only up hosts are reported: the down ones are counted.
+        let down = s
+            .hosts_up
+            .map_or(self.down, |up| s.hosts.saturating_sub(up));
         let timestr = ctime(s.ended, self.offset);
         let mut summary = format!(
             "sockeye done at {timestr}; {} ({} up) scanned in {} seconds",
             plural(s.hosts, "IP address", "IP addresses"),
-            plural(s.hosts.saturating_sub(self.down), "host", "hosts"),
+            plural(s.hosts.saturating_sub(down), "host", "hosts"),
             secs2(s.elapsed)
         );
         if let Some(note) = &s.note {
@@ -372,8 +392,8 @@ impl Sink for XmlSink {
             attr(&timestr),
             attr(&summary),
             secs2(s.elapsed),
-            s.hosts.saturating_sub(self.down),
-            self.down,
+            s.hosts.saturating_sub(down),
+            down,
             s.hosts,
         );
         self.out.write_all(text.as_bytes())?;

@@ -662,6 +662,7 @@ impl HostEnd {
             srtt: self.rtt.srtt(),
             rttvar: self.rtt.rttvar(),
             timeout: self.rtt.timeout(limits),
+            discovery: None,
         }
     }
 }

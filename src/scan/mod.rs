@@ -10,15 +10,23 @@
 //! - [`timing`]: RTT estimation and rate limiting.
 //! - [`udp`]: the UDP scan, its ICMP reading and its pacing to the
 //!   targets' ICMP rate limits.
+//! - [`discover`]: host discovery (`-sn`, and before a port scan of many
+//!   hosts): ARP/NDP on the local link, ICMP and TCP/UDP pings beyond it,
+//!   connect pings without privilege.
 //! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
+pub mod discover;
 pub mod engine;
 pub mod syn;
 pub mod template;
 pub mod timing;
 pub mod udp;
 
+pub use discover::{
+    DiscoveryConfig, DiscoveryError, DiscoveryStats, Probes, RawSetup, discover_connect,
+    discover_raw,
+};
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
 pub use syn::{SynError, SynSetup, syn_scan};
 pub use template::Template;

@@ -93,6 +93,13 @@ impl RateLimiter {
         self.next = self.next.max(floor) + self.interval;
         Ok(())
     }
+
+    /// Counts `n` more packets sent on the token just taken (a host
+    /// discovery try sends several together): the next token comes that
+    /// much later.
+    pub fn charge(&mut self, n: u32) {
+        self.next += self.interval * n;
+    }
 }
 
 #[cfg(test)]
