@@ -200,11 +200,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = 2 ]; then
     listen 0.0.0.0 22,80,443
     tools=()
     if want T; then
-        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan -sT --top-ports 100 -o json 198.18.16.0/20")
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye=json:$(q "$SOCKEYE") scan -Pn -sT --top-ports 100 -o json 198.18.16.0/20")
         tools+=(--tool "nmap-sT-T5=nmap-grep:nmap -n -Pn -sT -T5 --top-ports 100 -oG - 198.18.16.0/20")
     fi
     if want S; then
-        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye-sS=json:$(q "$SOCKEYE") scan -sS --top-ports 100 -o json 198.18.16.0/20")
+        [ "$PEERS_ONLY" = 0 ] && tools+=(--tool "sockeye-sS=json:$(q "$SOCKEYE") scan -Pn -sS --top-ports 100 -o json 198.18.16.0/20")
         tools+=(--tool "nmap-sS-T5=nmap-grep:nmap -n -Pn -sS -T5 --top-ports 100 -oG - 198.18.16.0/20")
     fi
     measure --title "Bench 2: 198.18.16.0/20 (4096 hosts) x top 100 ports, 3 open each" --ns "$S" \

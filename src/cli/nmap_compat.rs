@@ -48,7 +48,7 @@ pub fn rewrite(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
                 let (long, attached) = ping_flag(s).unwrap_or(("", ""));
                 if !attached.is_empty() {
                     push(&format!("{long}={attached}"));
-                } else if let Some(ports) = iter.clone().next().filter(|a| is_port_list(a)) {
+                } else if let Some(ports) = iter.as_slice().first().cloned().filter(is_port_list) {
                     // `-PS 22,80`: nmap wants the ports attached, but a
                     // port list is no target, so take it.
                     iter.next();

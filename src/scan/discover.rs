@@ -560,9 +560,8 @@ impl Pinger {
             return Ok(());
         };
         let mac = iface.mac;
-        if !self.arp.contains_key(&index) {
-            let s = arp_socket(iface)?;
-            self.arp.insert(index, s);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.arp.entry(index) {
+            e.insert(arp_socket(iface)?);
         }
         let mut frame = [0u8; ARP_FRAME];
         let n = ping::write_arp_request(&mut frame, mac, local, dst);
