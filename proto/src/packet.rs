@@ -77,7 +77,7 @@ impl fmt::Display for PacketError {
 
 impl std::error::Error for PacketError {}
 
-fn need(buf: &[u8], n: usize) -> Result<(), PacketError> {
+pub(crate) fn need(buf: &[u8], n: usize) -> Result<(), PacketError> {
     if buf.len() < n {
         Err(PacketError::Truncated {
             need: n,
@@ -88,7 +88,7 @@ fn need(buf: &[u8], n: usize) -> Result<(), PacketError> {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
@@ -405,19 +405,38 @@ pub struct SynProbe {
 /// If `out` is shorter than [`SYN_LEN`].
 pub fn write_syn(out: &mut [u8], src: IpAddr, dst: IpAddr, probe: &SynProbe) {
     let t = &mut out[..SYN_LEN];
-    t[0..2].copy_from_slice(&probe.src_port.to_be_bytes());
-    t[2..4].copy_from_slice(&probe.dst_port.to_be_bytes());
-    t[4..8].copy_from_slice(&probe.seq.to_be_bytes());
-    t[8..12].copy_from_slice(&[0; 4]);
-    t[12] = ((SYN_LEN / 4) as u8) << 4;
-    t[13] = flags::SYN;
-    t[14..16].copy_from_slice(&probe.window.to_be_bytes());
-    t[16..20].copy_from_slice(&[0; 4]);
+    let seg = Segment {
+        src_port: probe.src_port,
+        dst_port: probe.dst_port,
+        seq: probe.seq,
+        ack: 0,
+        flags: flags::SYN,
+        window: probe.window,
+    };
+    tcp_header(t, &seg);
     t[20] = 2;
     t[21] = 4;
     t[22..24].copy_from_slice(&probe.mss.to_be_bytes());
+    tcp_checksum(t, src, dst);
+}
+
+/// Writes `seg` into `t` (whose length is the header's, options
+/// included), checksum zero.
+fn tcp_header(t: &mut [u8], seg: &Segment) {
+    t[0..2].copy_from_slice(&seg.src_port.to_be_bytes());
+    t[2..4].copy_from_slice(&seg.dst_port.to_be_bytes());
+    t[4..8].copy_from_slice(&seg.seq.to_be_bytes());
+    t[8..12].copy_from_slice(&seg.ack.to_be_bytes());
+    t[12] = ((t.len() / 4) as u8) << 4;
+    t[13] = seg.flags;
+    t[14..16].copy_from_slice(&seg.window.to_be_bytes());
+    t[16..20].copy_from_slice(&[0; 4]);
+}
+
+/// Fills in the checksum of the TCP header (and data) `t`.
+fn tcp_checksum(t: &mut [u8], src: IpAddr, dst: IpAddr) {
     let sum = fold(sum_words(
-        pseudo_header_sum(src, dst, PROTO_TCP, SYN_LEN),
+        pseudo_header_sum(src, dst, PROTO_TCP, t.len()),
         t,
     ));
     t[16..18].copy_from_slice(&sum.to_be_bytes());
@@ -442,19 +461,8 @@ pub struct Segment {
 /// If `out` is shorter than [`TCP_HEADER`].
 pub fn write_tcp(out: &mut [u8], src: IpAddr, dst: IpAddr, seg: &Segment) {
     let t = &mut out[..TCP_HEADER];
-    t[0..2].copy_from_slice(&seg.src_port.to_be_bytes());
-    t[2..4].copy_from_slice(&seg.dst_port.to_be_bytes());
-    t[4..8].copy_from_slice(&seg.seq.to_be_bytes());
-    t[8..12].copy_from_slice(&seg.ack.to_be_bytes());
-    t[12] = ((TCP_HEADER / 4) as u8) << 4;
-    t[13] = seg.flags;
-    t[14..16].copy_from_slice(&seg.window.to_be_bytes());
-    t[16..20].copy_from_slice(&[0; 4]);
-    let sum = fold(sum_words(
-        pseudo_header_sum(src, dst, PROTO_TCP, TCP_HEADER),
-        t,
-    ));
-    t[16..18].copy_from_slice(&sum.to_be_bytes());
+    tcp_header(t, seg);
+    tcp_checksum(t, src, dst);
 }
 
 // ---------------------------------------------------------------------------

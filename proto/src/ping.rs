@@ -13,8 +13,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::packet::{
-    IcmpError, PROTO_ICMPV6, PacketError, checksum, fold, parse_icmpv4_error, parse_icmpv6_error,
-    pseudo_header_sum, sum_words,
+    IcmpError, PROTO_ICMPV6, PacketError, be16, checksum, fold, need, parse_icmpv4_error,
+    parse_icmpv6_error, pseudo_header_sum, sum_words,
 };
 
 /// A MAC (Ethernet hardware) address.
@@ -60,21 +60,6 @@ pub mod icmp6 {
     pub const ECHO_REPLY: u8 = 129;
     pub const NEIGHBOR_SOLICITATION: u8 = 135;
     pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
-}
-
-fn need(buf: &[u8], n: usize) -> Result<(), PacketError> {
-    if buf.len() < n {
-        Err(PacketError::Truncated {
-            need: n,
-            have: buf.len(),
-        })
-    } else {
-        Ok(())
-    }
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
 }
 
 fn mac_at(b: &[u8], at: usize) -> Mac {

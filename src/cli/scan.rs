@@ -22,8 +22,8 @@ use super::{UsageError, exit};
 use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
 use crate::scan::{
     DiscoveryConfig, DiscoveryStats, Probes, Progress, RawSetup, RttLimits, ScanConfig, ScanStats,
-    Shard, SynError, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw,
-    syn_scan, udp_scan,
+    Shard, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw, syn_scan,
+    udp_scan,
 };
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
@@ -528,12 +528,7 @@ fn open_syn(choice: Option<bool>, lanes: usize) -> Option<SynSetup> {
     }
     match SynSetup::open(lanes) {
         Ok(setup) => Some(setup),
-        Err(SynError::Sockets(err))
-            if matches!(
-                err.raw_os_error(),
-                Some(nix::libc::EPERM | nix::libc::EACCES)
-            ) =>
-        {
+        Err(err) if err.is_permission() => {
             if choice == Some(true) {
                 tracing::warn!("SYN scan needs root or CAP_NET_RAW: doing a connect scan");
             }

@@ -208,3 +208,35 @@ pub(crate) fn replay<S: Sink>(
     sink.finish(summary).expect("finish");
     out.text()
 }
+
+/// Host discovery alone (`-sn`) of 256 addresses: one host up by ARP, with
+/// its MAC address; the summary counts the addresses and the hosts up.
+pub(crate) fn discovery() -> (Vec<Event>, Summary) {
+    let done = HostDone {
+        host_index: 2,
+        addr: addr(A1),
+        host: None,
+        started: t0(),
+        ended: t0(),
+        counts: Vec::new(),
+        up: true,
+        srtt: Some(Duration::from_micros(210)),
+        rttvar: Some(Duration::from_micros(105)),
+        timeout: Duration::from_millis(100),
+        discovery: Some(super::Discovered {
+            reason: Reason::ArpResponse,
+            mac: Some([0x02, 0x5e, 0xc0, 0x00, 0x00, 0x0a]),
+        }),
+    };
+    let summary = Summary {
+        hosts: 256,
+        ports: 0,
+        open: 0,
+        closed: 0,
+        filtered: 0,
+        open_filtered: 0,
+        hosts_up: Some(1),
+        ..summary()
+    };
+    (vec![Event::HostDone(done)], summary)
+}

@@ -197,6 +197,19 @@ mod tests {
         sockeye scan -p 22,25,80,443,8080,40000,U:53 lab.test 198.18.0.3 nope.invalid\n";
 
     #[test]
+    fn host_discovery_alone() {
+        let (events, summary) = fixture::discovery();
+        let out = grep(false, &events, &summary);
+        assert_eq!(
+            out,
+            format!(
+                "{HEADER}Host: 198.18.0.2 ()\tStatus: Up\n\
+                 # sockeye done at Tue Nov  3 18:01:25 2026 -- 256 IP addresses (1 host up) scanned in 0.41 seconds\n"
+            )
+        );
+    }
+
+    #[test]
     fn full_run() {
         let out = grep(false, &fixture::events("lab.test"), &fixture::summary());
         assert_eq!(

@@ -428,6 +428,31 @@ mod tests {
     }
 
     #[test]
+    fn host_discovery_alone() {
+        let (events, summary) = fixture::discovery();
+        let text = replay(
+            |out| JsonSink::new(out, fixture::opts(false)),
+            &events,
+            &summary,
+        );
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                json!({"type":"host","addr":"198.18.0.2","up":true,"status":"up",
+                       "reason":"arp-response","mac":"02:5E:C0:00:00:0A",
+                       "open":0,"closed":0,"filtered":0,"srtt_ms":0.21}),
+                json!({"type":"summary","command":"scan","hosts":256,"ports":0,"open":0,
+                       "closed":0,"filtered":0,"elapsed_ms":412.0,"interrupted":false,
+                       "hosts_up":1}),
+            ]
+        );
+    }
+
+    #[test]
     fn text_is_escaped_by_serde() {
         let all = records(false, "la\"b\\<&\n.test");
         assert_eq!(all[0]["host"], "la\"b\\<&\n.test");

@@ -538,6 +538,25 @@ Interrupted: Scanned 0 hosts (0 ports) in 0.05 s: 0 open, 0 closed, 0 filtered
     }
 
     #[test]
+    fn host_discovery_alone_gives_the_reason_and_the_mac() {
+        let (events, summary) = fixture::discovery();
+        let text = replay(
+            |out| TableSink::new(out, fixture::opts(false)),
+            &events,
+            &summary,
+        );
+        assert_eq!(
+            text,
+            "sockeye scan report for 198.18.0.2
+Host is up, received arp-response (0.00021s latency).
+MAC Address: 02:5E:C0:00:00:0A
+
+Discovered 1 host up of 256 addresses in 0.41 s
+"
+        );
+    }
+
+    #[test]
     fn thousands_are_grouped_in_the_summary() {
         let out = Captured::default();
         let mut sink = TableSink::new(Box::new(out.clone()), fixture::opts(false));

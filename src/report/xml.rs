@@ -446,6 +446,30 @@ mod tests {
     }
 
     #[test]
+    fn host_discovery_alone_is_valid_nmap_xml() {
+        let (events, summary) = fixture::discovery();
+        let doc = replay(
+            |out| XmlSink::with_offset(out, fixture::opts(false), UtcOffset::UTC),
+            &events,
+            &summary,
+        );
+        assert_valid(&doc);
+        assert!(
+            doc.contains(
+                "<status state=\"up\" reason=\"arp-response\" reason_ttl=\"0\"/>\n\
+                 <address addr=\"198.18.0.2\" addrtype=\"ipv4\"/>\n\
+                 <address addr=\"02:5E:C0:00:00:0A\" addrtype=\"mac\"/>\n"
+            ),
+            "{doc}"
+        );
+        assert!(!doc.contains("<ports>"), "{doc}");
+        assert!(
+            doc.contains("<hosts up=\"1\" down=\"255\" total=\"256\"/>"),
+            "{doc}"
+        );
+    }
+
+    #[test]
     fn full_run_is_valid_and_reads_like_nmap() {
         let doc = xml(false, &fixture::events("lab.test"), &fixture::summary());
         assert_valid(&doc);

@@ -43,18 +43,15 @@ use sockeye_proto::ping::{self, ARP_FRAME, ARP_REPLY, Icmp4, Icmp6, NS_LEN};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::Progress;
+use super::syn::SynError;
+// TTL, window and MSS of the probes: the SYN scan's (nmap's).
+use super::syn::{PROBE_MSS, PROBE_TTL, PROBE_WINDOW};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::net::link::{Interface, Routes, arp_socket, ethernet_interfaces, local_addresses};
 use crate::net::raw::{FamilySockets, HeldPort, SourceAddrs, hold_port, udp_socket};
 use crate::report::{Discovered, Emit, Event, HostDone, Reason};
 use crate::target::{Target, TargetSet};
 
-/// TTL / hop limit of IP probes.
-const PROBE_TTL: u8 = 64;
-/// The receive window of TCP pings (nmap's).
-const PROBE_WINDOW: u16 = 1024;
-/// The MSS option of SYN pings.
-const PROBE_MSS: u16 = 1460;
 /// Room for one received packet or frame.
 const RECV_SIZE: usize = 2048;
 /// Packets read per socket per turn before sending more.
@@ -144,27 +141,6 @@ pub struct DiscoveryStats {
     pub interrupted: bool,
 }
 
-/// Why raw discovery could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum DiscoveryError {
-    #[error("cannot open raw sockets: {0}")]
-    Sockets(io::Error),
-    #[error("cannot hold a source port: {0}")]
-    Port(io::Error),
-}
-
-impl DiscoveryError {
-    /// True when the error is the lack of privilege (the caller falls back
-    /// to connect pings).
-    pub fn is_permission(&self) -> bool {
-        match self {
-            DiscoveryError::Sockets(e) | DiscoveryError::Port(e) => {
-                matches!(e.raw_os_error(), Some(nix::libc::EPERM | nix::libc::EACCES))
-            }
-        }
-    }
-}
-
 /// The raw sockets of a discovery, opened before anything is sent.
 pub struct RawSetup {
     port: HeldPort,
@@ -184,9 +160,9 @@ impl std::fmt::Debug for RawSetup {
 
 impl RawSetup {
     /// Opens the raw sockets `probes` need. Fails without privilege.
-    pub fn open(probes: &Probes) -> Result<RawSetup, DiscoveryError> {
-        let port = hold_port().map_err(DiscoveryError::Port)?;
-        let v4 = FamilySockets::v4(port.port).map_err(DiscoveryError::Sockets)?;
+    pub fn open(probes: &Probes) -> Result<RawSetup, SynError> {
+        let port = hold_port().map_err(SynError::Port)?;
+        let v4 = FamilySockets::v4(port.port).map_err(SynError::Sockets)?;
         let v6 = FamilySockets::v6(port.port).ok();
         if let Some(v6) = &v6 {
             // Neighbor solicitations must carry hop limit 255 (RFC 4861);
@@ -196,7 +172,7 @@ impl RawSetup {
         }
         let udp = !probes.udp.is_empty();
         let udp4 = if udp {
-            Some(udp_socket(false, port.port).map_err(DiscoveryError::Sockets)?)
+            Some(udp_socket(false, port.port).map_err(SynError::Sockets)?)
         } else {
             None
         };

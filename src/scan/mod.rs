@@ -24,8 +24,7 @@ pub mod timing;
 pub mod udp;
 
 pub use discover::{
-    DiscoveryConfig, DiscoveryError, DiscoveryStats, Probes, RawSetup, discover_connect,
-    discover_raw,
+    DiscoveryConfig, DiscoveryStats, Probes, RawSetup, discover_connect, discover_raw,
 };
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
 pub use syn::{SynError, SynSetup, syn_scan};

@@ -60,24 +60,36 @@ const RECV_BATCH: usize = 64;
 /// with room to spare (a longer datagram is cut, and fails to parse).
 const RECV_SIZE: usize = 1536;
 /// The MSS option of the probe (nmap's, and what most SYNs carry).
-const PROBE_MSS: u16 = 1460;
+pub(super) const PROBE_MSS: u16 = 1460;
 /// The probe's receive window (nmap's default).
-const PROBE_WINDOW: u16 = 1024;
+pub(super) const PROBE_WINDOW: u16 = 1024;
 /// TTL / hop limit of probes.
-const PROBE_TTL: u8 = 64;
+pub(super) const PROBE_TTL: u8 = 64;
 /// Pause after the kernel ran out of buffers for sending.
 const LOCAL_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest the prober sleeps without looking at the scheduler and the
 /// cancellation token.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
-/// Why a SYN scan could not start.
+/// Why a SYN scan (or raw host discovery) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SynError {
     #[error("cannot open raw sockets: {0}")]
     Sockets(io::Error),
     #[error("cannot hold a source port: {0}")]
     Port(io::Error),
+}
+
+impl SynError {
+    /// True when the error is the lack of privilege (root or CAP_NET_RAW):
+    /// the caller falls back to connects.
+    pub fn is_permission(&self) -> bool {
+        match self {
+            SynError::Sockets(e) | SynError::Port(e) => {
+                matches!(e.raw_os_error(), Some(nix::libc::EPERM | nix::libc::EACCES))
+            }
+        }
+    }
 }
 
 /// The per-scan key of the sequence cookie, and the source port.
