@@ -64,7 +64,7 @@ for a in 10 20 30 40; do ip -n "$T" addr add "198.18.0.$a/24" dev veth-t; done
 for a in 10 20 30 40 50; do ip -n "$T" addr add "198.18.8.$a/32" dev lo; done
 ip -n "$T" route add 198.18.8.0/24 dev lo
 ip netns exec "$T" sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 \
-    net.ipv4.icmp_msgs_per_sec=100000
+    net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=100000
 ip -n "$S" route add 198.18.8.0/24 via 198.18.0.2
 ip netns exec "$T" nft -f - <<'NFT'
 table inet disc {

@@ -78,6 +78,9 @@ fn discovery_lab() -> (Lab, crate::support::netns::ListenerGuard) {
     // Every ICMP error the lab draws is sent: a rate-limited unreachable would make
     // the "not up on a router's unreachable" check weaker, not stronger.
     lab.unlimit_icmp(t);
+    // ... and not only 50 at once: the router's 251 unreachables and the hosts'
+    // port unreachables leave in bursts (the burst is per namespace).
+    lab.sysctl(t, &["net.ipv4.icmp_msgs_burst=100000"]);
     lab.exec(
         lab.scanner_ns(),
         &["ip", "route", "add", "198.18.8.0/24", "via", TARGET_V4],
