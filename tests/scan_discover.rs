@@ -305,6 +305,43 @@ fn discovery_before_a_port_scan_and_pn_skips_it() {
     assert_eq!((hosts, open), (Some(1), Some(1)));
     let (hosts, _, note) = scanned(&["-PE", "198.18.8.30"]);
     assert_eq!(hosts, Some(0));
+    // A host record says how discovery found the host, and a host found up stays
+    // up when its only port scanned is filtered (as nmap).
+    let host_record = |args: &[&str]| {
+        let mut all = vec![
+            "scan",
+            "-o",
+            "json",
+            "--all-states",
+            "--max-rtt-timeout",
+            "200ms",
+        ];
+        all.extend_from_slice(args);
+        let (out, records) = scan_in(&lab, &all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", err_text(&out));
+        let hosts: Vec<Value> = records
+            .into_iter()
+            .filter(|r| r["type"] == "host")
+            .collect();
+        assert_eq!(hosts.len(), 1, "{hosts:?}");
+        hosts[0].clone()
+    };
+    let h = host_record(&["-PE", "-p", "22", "198.18.8.8/29"]);
+    assert_eq!(
+        (&h["addr"], &h["status"], &h["reason"], &h["open"]),
+        (
+            &Value::from("198.18.8.10"),
+            &Value::from("up"),
+            &Value::from("echo-reply"),
+            &Value::from(1)
+        )
+    );
+    let h = host_record(&["-PS22", "-p", "80", "198.18.8.30"]);
+    assert_eq!(
+        (&h["up"], &h["reason"], &h["filtered"]),
+        (&Value::from(true), &Value::from("syn-ack"), &Value::from(1)),
+        "{h}"
+    );
     assert!(
         note.as_str()
             .is_some_and(|n| n.contains("0 hosts up of 1 address")),

@@ -19,7 +19,7 @@ use super::progress::{self, Suspending};
 use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::report::{self, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
+use crate::report::{self, Discovered, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
 use crate::scan::{
     DiscoveryConfig, DiscoveryStats, Probes, Progress, RawSetup, RttLimits, ScanConfig, ScanStats,
     Shard, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw, syn_scan,
@@ -615,7 +615,9 @@ async fn scan_main(
             (etx, Some(tokio::spawn(relay)))
         }
     };
-    let mut note = None;
+    let mut note: Option<String> = None;
+    let mut engine_tx = engine_tx;
+    let mut tag = None;
     let mut targets = targets;
     let mut discovered: Option<DiscoveryStats> = None;
     if !targets.is_empty() && plan.discovery.runs(targets.len()) {
@@ -640,17 +642,20 @@ async fn scan_main(
         let collect = tokio::spawn(async move {
             let mut up = Vec::new();
             while let Some(ev) = rx_up.recv().await {
-                if let Event::HostDone(done) = ev {
+                if let Event::HostDone(done) = ev
+                    && let Some(how) = done.discovery
+                {
                     up.push((
                         done.host_index,
                         Target {
                             addr: done.addr,
                             name: done.host,
                         },
+                        how,
                     ));
                 }
             }
-            up.sort_by_key(|(i, _)| *i);
+            up.sort_by_key(|(i, _, _)| *i);
             up
         });
         let stats = discover(
@@ -661,12 +666,12 @@ async fn scan_main(
             &cancel,
         )
         .await;
-        let up: Vec<Target> = collect
+        let (up, how): (Vec<Target>, Vec<Discovered>) = collect
             .await
             .unwrap_or_default()
             .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+            .map(|(_, t, how)| (t, how))
+            .unzip();
         note = Some(format!(
             "host discovery: {} up of {}; {}",
             plural(stats.up, "host", "hosts"),
@@ -683,6 +688,27 @@ async fn scan_main(
         progress.sent.store(0, std::sync::atomic::Ordering::Relaxed);
         progress.open.store(0, std::sync::atomic::Ordering::Relaxed);
         targets = Arc::new(TargetSet::new(vec![Block::List(up)], Excludes::default()));
+        // The port scan's host records say how discovery found each host
+        // (host `i` of the scan is `how[i]`), and call it up even when no
+        // port answered: as nmap, whose hosts are up once discovered.
+        let (etx, mut erx) = crate::report::Emit::channel(EVENT_QUEUE);
+        let out = engine_tx;
+        tag = Some(tokio::spawn(async move {
+            while let Some(mut ev) = erx.recv().await {
+                if let Event::HostDone(done) = &mut ev
+                    && let Some(h) = usize::try_from(done.host_index)
+                        .ok()
+                        .and_then(|i| how.get(i))
+                {
+                    done.discovery = Some(*h);
+                    done.up = true;
+                }
+                if out.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        engine_tx = etx;
     }
     let stats = if targets.is_empty() || discovered.as_ref().is_some_and(|d| d.up == 0) {
         drop(engine_tx); // lets the printer thread see the end of the events
@@ -696,7 +722,12 @@ async fn scan_main(
             cancel.clone(),
         )
         .await;
-        note = rate_limit_note(&udp);
+        if let Some(limited) = rate_limit_note(&udp) {
+            note = Some(match note {
+                Some(n) => format!("{n}; {limited}"),
+                None => limited,
+            });
+        }
         udp.scan
     } else {
         let (t, cfg, p, c) = (
@@ -710,6 +741,9 @@ async fn scan_main(
             None => connect_scan(t, cfg, engine_tx, p, c).await,
         }
     };
+    if let Some(tag) = tag {
+        let _ = tag.await;
+    }
     if let Some(relay) = relay {
         let _ = relay.await;
     }
