@@ -19,6 +19,8 @@
 //!   against the connect scan's, and the connect scan without CAP_NET_RAW.
 //! - `scan_discover`: host discovery (`-sn`, `-P*`, `-Pn`): ARP and NDP on the link,
 //!   ICMP, TCP and UDP pings behind a router namespace, connect pings without CAP_NET_RAW.
+//! - `scan_acc`: scan accuracy where the target or network misbehaves: a
+//!   host that answers on every port (tarpit, SYN proxy).
 //! - `scan_udp`: `scan -sU` against socat, dnsmasq and snmpd in a namespace,
 //!   nftables drops and rejects, and the target's ICMP rate limit.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
@@ -55,6 +57,7 @@ mod pinned_certs;
 mod probe_lab;
 mod probe_local;
 mod report;
+mod scan_acc;
 mod scan_discover;
 mod scan_lab;
 mod scan_local;

@@ -747,6 +747,13 @@ async fn scan_main(
     if let Some(relay) = relay {
         let _ = relay.await;
     }
+    if stats.answers_all > 0 {
+        let all = answers_all_note(stats.answers_all);
+        note = Some(match note {
+            Some(n) => format!("{n}; {all}"),
+            None => all,
+        });
+    }
     if stats.local_retries > 0 {
         tracing::info!(
             probes = stats.local_retries,
@@ -848,6 +855,15 @@ async fn finish_discovery(
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the summary says of hosts that answered open on every port.
+fn answers_all_note(hosts: u64) -> String {
+    format!(
+        "{hosts} {} answered on every probed port (a SYN proxy or tarpit): {} open ports are counted but not listed",
+        if hosts == 1 { "host" } else { "hosts" },
+        if hosts == 1 { "its" } else { "their" },
+    )
 }
 
 /// What the summary says when targets rate-limited their ICMP errors.

@@ -125,6 +125,7 @@ fn count(
         rttvar: None,
         timeout: Duration::ZERO,
         discovery: None,
+        answers_all: false,
     })
 }
 

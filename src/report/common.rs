@@ -25,6 +25,10 @@ pub const LIST_MAX: u32 = 25;
 /// [`LIST_MAX`] ports. Open ones are always listed; nothing is hidden
 /// with `--all-states`.
 pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Vec<PortState> {
+    if done.answers_all {
+        // Its open ports were never sent: they are only counted.
+        return vec![PortState::Open];
+    }
     if all_states {
         return Vec::new();
     }
@@ -197,9 +201,12 @@ pub(crate) struct Ignored {
 }
 
 /// The ignored (state, reason) groups of a host, largest first as nmap sorts
-/// them. Empty when every state is shown.
+/// them. Empty when every state is shown. The open ports of a host that
+/// answered on every port are counted here too (they were never sent).
 pub(crate) fn ignored_groups(done: &HostDone, all_states: bool) -> Vec<Ignored> {
-    ignored_groups_where(done, |state| !is_shown(state, all_states))
+    ignored_groups_where(done, |state| {
+        !is_shown(state, all_states) || (done.answers_all && state == PortState::Open)
+    })
 }
 
 /// The groups of the states `hidden` says are only counted, largest first.

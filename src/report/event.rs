@@ -144,6 +144,10 @@ pub struct HostDone {
     pub timeout: Duration,
     /// Set when host discovery found the host up: how.
     pub discovery: Option<Discovered>,
+    /// Every probed port answered open, and there were many of them: a SYN
+    /// proxy or a tarpit answers for the host, so its results say nothing.
+    /// Its open ports were counted in `counts` but not sent as ports.
+    pub answers_all: bool,
 }
 
 /// How host discovery found a host up: the answer, and the host's MAC
@@ -164,6 +168,16 @@ impl Discovered {
                 "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
                 m[0], m[1], m[2], m[3], m[4], m[5]
             )
+        })
+    }
+}
+
+impl HostDone {
+    /// What the printers say of a host that answered on every port.
+    pub fn unreliable_note(&self) -> Option<String> {
+        self.answers_all.then(|| {
+            let total: u64 = self.counts.iter().map(|(_, _, n)| u64::from(*n)).sum();
+            format!("answers on all {total} probed ports: results for this host are unreliable")
         })
     }
 }

@@ -92,6 +92,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         rttvar: Some(Duration::from_micros(50)),
         timeout: Duration::from_millis(100),
         discovery: None,
+        answers_all: false,
     };
     let h2 = HostDone {
         host_index: 1,
@@ -111,6 +112,7 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         rttvar: None,
         timeout: Duration::from_secs(1),
         discovery: None,
+        answers_all: false,
     };
     vec![
         port(A1, n, (22, Tcp), (Open, SynAck), Some(210), 1),
@@ -227,6 +229,7 @@ pub(crate) fn discovery() -> (Vec<Event>, Summary) {
             reason: Reason::ArpResponse,
             mac: Some([0x02, 0x5e, 0xc0, 0x00, 0x00, 0x0a]),
         }),
+        answers_all: false,
     };
     let summary = Summary {
         hosts: 256,

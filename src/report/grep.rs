@@ -105,7 +105,11 @@ impl GrepSink {
             self.out.write_all(line.as_bytes())?;
             return self.out.flush();
         }
-        let mut text = Self::host_lines(&self.hosts, done.addr, done.host.as_deref(), &ports);
+        let mut text = match done.unreliable_note() {
+            Some(note) => format!("# Host {}: {note}\n", done.addr),
+            None => String::new(),
+        };
+        text += &Self::host_lines(&self.hosts, done.addr, done.host.as_deref(), &ports);
         self.hosts.forget_services(done.host_index);
         let groups = ignored_groups(done, self.all_states);
         // Grepable output has room for one ignored state only, as in nmap.

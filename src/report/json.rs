@@ -76,6 +76,10 @@ struct HostRecord<'a> {
     open_filtered: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     srtt_ms: Option<f64>,
+    /// Set when the host answered open on every probed port (a SYN proxy,
+    /// a tarpit): its open ports are counted but not listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreliable: Option<String>,
     /// Shards only: the target's position, the RTT variance and timeout,
     /// and the ports per (state, reason), which the table and XML print.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,7 @@ impl JsonSink {
             filtered: count_state(done, PortState::Filtered),
             open_filtered: count_state(done, PortState::OpenFiltered),
             srtt_ms: done.srtt.map(millis),
+            unreliable: done.unreliable_note(),
             detail: self.sharded.then(|| HostDetail {
                 host_index: done.host_index,
                 rttvar_ms: done.rttvar.map(millis),

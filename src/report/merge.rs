@@ -393,6 +393,7 @@ fn host_done(h: &HostRecord) -> Result<HostDone, String> {
         timeout: h.timeout_ms.map(ms).unwrap_or_default(),
         // A sharded scan runs no host discovery.
         discovery: None,
+        answers_all: h.unreliable.is_some(),
     })
 }
 

@@ -104,6 +104,9 @@ pub struct HostRecord {
     pub timeout_ms: Option<f64>,
     #[serde(default)]
     pub counts: Option<Vec<CountRecord>>,
+    /// Set when the host answered open on every probed port.
+    #[serde(default)]
+    pub unreliable: Option<String>,
 }
 
 /// Ports per state, of a host or a whole run.

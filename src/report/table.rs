@@ -45,6 +45,7 @@ impl std::fmt::Debug for TableSink {
 }
 
 const HEADER: Style = Style::new().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 
 impl TableSink {
     pub fn new(out: Box<dyn Write + Send>, opts: SinkOptions) -> Self {
@@ -130,7 +131,16 @@ impl TableSink {
         let hidden = table_hidden(done, self.all_states);
         ports.retain(|p| !hidden.contains(&p.state));
         let ignored = ignored_groups_where(done, |state| hidden.contains(&state));
-        if ports.is_empty() {
+        if let Some(note) = done.unreliable_note() {
+            let _ = writeln!(
+                text,
+                "{}",
+                self.paint(
+                    WARNING,
+                    &format!("Host {note} (a SYN proxy or tarpit answers for it).")
+                )
+            );
+        } else if ports.is_empty() {
             let total = total_ports(done);
             if total == 0 {
                 let _ = writeln!(text, "0 ports scanned on {label}.");

@@ -238,7 +238,7 @@ impl XmlSink {
             (done.addr, done.host.as_deref()),
             (done.started, done.ended),
             (done.up, &host_reason(done)),
-            None,
+            done.unreliable_note().as_deref(),
             done.discovery.and_then(|d| d.mac_text()).as_deref(),
         );
         // Host discovery alone (-sn): no port was scanned, and nmap writes

@@ -745,6 +745,7 @@ impl Pinger {
             rttvar: est.rttvar(),
             timeout: est.timeout(&self.cfg.rtt),
             discovery: Some(Discovered { reason, mac }),
+            answers_all: false,
         }));
     }
 
@@ -1143,6 +1144,7 @@ async fn connect_ping(
                     rttvar: est.rttvar(),
                     timeout: est.timeout(&limits),
                     discovery: Some(Discovered { reason, mac: None }),
+                    answers_all: false,
                 });
             }
         }

@@ -44,6 +44,13 @@ const BATCH: usize = 64;
 /// How long a worker backs off after the machine ran out of something.
 const LOCAL_BACKOFF: Duration = Duration::from_millis(10);
 
+/// A host whose every probed port answered open is flagged as unreliable
+/// (a SYN proxy or a tarpit answers for it) once it has at least this many
+/// ports. nmap has no such check; a real host with 100 ports, all open and
+/// none closed or filtered, is far rarer than a firewall answering for
+/// every port, and a scan of a few ports (all open) stays as it was.
+pub const ANSWERS_ALL_MIN: u32 = 100;
+
 /// `--shard I/N`: this run covers positions I, I+N, I+2N, ... of every
 /// group's permutation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +126,9 @@ pub struct ScanStats {
     pub filtered: u64,
     /// UDP ports that never answered (a TCP scan counts none).
     pub open_filtered: u64,
+    /// Hosts that answered open on every probed port (at least
+    /// [`ANSWERS_ALL_MIN`]): their ports are counted but not listed.
+    pub answers_all: u64,
     /// Probes that had to be re-sent because this machine ran out of
     /// something (never a port state).
     pub local_retries: u64,
@@ -169,6 +179,12 @@ struct HostState {
     failed: bool,
     /// Something sent by the host itself came back (see [`HostDone::up`]).
     answered: bool,
+    /// Open ports held back while every port decided so far is open: sent
+    /// when another state shows up or the host ends with too few ports to
+    /// be flagged, dropped when it ends with every port open.
+    held: Vec<PortResult>,
+    /// A port of this host was decided other than open.
+    mixed: bool,
 }
 
 struct Group {
@@ -358,6 +374,8 @@ impl Shared {
                         started: SystemTime::now(),
                         failed: false,
                         answered: false,
+                        held: Vec::new(),
+                        mixed: false,
                     });
                     if let Some(g) = st.groups.back_mut() {
                         g.hosts.push(host);
@@ -556,7 +574,7 @@ impl Shared {
             return;
         };
         if count_port(&mut h.counts, state, reason, self.cfg.emit_all) {
-            out.push(Event::Port(PortResult {
+            let port = PortResult {
                 host_index: work.host,
                 addr: h.target.addr,
                 host: h.target.name.clone(),
@@ -566,7 +584,15 @@ impl Shared {
                 reason,
                 rtt,
                 tries: work.tries,
-            }));
+            };
+            if state == PortState::Open && !h.mixed {
+                h.held.push(port);
+            } else {
+                release_held(h, out);
+                out.push(Event::Port(port));
+            }
+        } else {
+            release_held(h, out);
         }
         let group_id = h.group;
         if let Some(g) = st.groups.iter_mut().find(|g| g.id == group_id) {
@@ -600,6 +626,22 @@ pub(super) fn count_port(
     emit_all || state == PortState::Open || in_state <= LIST_MAX
 }
 
+/// A port of `h` was decided other than open: the open ports held back
+/// so far go out, and later ones go out at once.
+fn release_held(h: &mut HostState, out: &mut Vec<Event>) {
+    if !h.mixed {
+        h.mixed = true;
+        out.extend(h.held.drain(..).map(Event::Port));
+    }
+}
+
+/// True when every one of at least [`ANSWERS_ALL_MIN`] decided ports is
+/// open: something answers for the host on every port.
+pub(super) fn answers_all(counts: &[(PortState, Reason, u32)]) -> bool {
+    let total: u64 = counts.iter().map(|(_, _, n)| u64::from(*n)).sum();
+    total >= u64::from(ANSWERS_ALL_MIN) && counts.iter().all(|(s, _, _)| *s == PortState::Open)
+}
+
 fn finish_hosts(
     hosts: &mut HashMap<u64, HostState>,
     stats: &mut ScanStats,
@@ -608,9 +650,15 @@ fn finish_hosts(
     out: &mut Vec<Event>,
 ) {
     for id in ids {
-        if let Some(h) = hosts.remove(id) {
+        if let Some(mut h) = hosts.remove(id) {
             stats.hosts += 1;
-            out.push(Event::HostDone(host_done(*id, h, limits)));
+            let flagged = !h.mixed && answers_all(&h.counts);
+            if flagged {
+                stats.answers_all += 1;
+            } else {
+                out.extend(h.held.drain(..).map(Event::Port));
+            }
+            out.push(Event::HostDone(host_done(*id, h, flagged, limits)));
         }
     }
 }
@@ -624,11 +672,12 @@ fn unprobed(st: &mut State, group: u64) {
     }
 }
 
-fn host_done(index: u64, h: HostState, limits: &RttLimits) -> HostDone {
+fn host_done(index: u64, h: HostState, answers_all: bool, limits: &RttLimits) -> HostDone {
     let ended = HostEnd {
         counts: h.counts,
         up: h.answered,
         rtt: h.rtt,
+        answers_all,
     };
     ended.done(index, h.target, h.started, limits)
 }
@@ -638,6 +687,8 @@ pub(super) struct HostEnd {
     pub(super) counts: Vec<(PortState, Reason, u32)>,
     pub(super) up: bool,
     pub(super) rtt: RttEstimator,
+    /// See [`HostDone::answers_all`].
+    pub(super) answers_all: bool,
 }
 
 impl HostEnd {
@@ -663,6 +714,7 @@ impl HostEnd {
             rttvar: self.rtt.rttvar(),
             timeout: self.rtt.timeout(limits),
             discovery: None,
+            answers_all: self.answers_all,
         }
     }
 }
@@ -915,5 +967,21 @@ async fn handle(
     // Retries are work for idle workers; the end lets them stop at once.
     if retry || all_done {
         shared.idle.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_all_needs_every_port_open_and_enough_of_them() {
+        let open = |n| vec![(PortState::Open, Reason::SynAck, n)];
+        assert!(answers_all(&open(ANSWERS_ALL_MIN)));
+        assert!(!answers_all(&open(ANSWERS_ALL_MIN - 1)));
+        let mut mixed = open(5000);
+        mixed.push((PortState::Closed, Reason::ConnRefused, 1));
+        assert!(!answers_all(&mixed));
+        assert!(!answers_all(&[]));
     }
 }

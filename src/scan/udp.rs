@@ -862,6 +862,9 @@ impl Scan {
                 counts: h.counts,
                 up: h.answered,
                 rtt: h.rtt,
+                // A UDP port answers only when a service does: no tarpit
+                // makes every port of a host open.
+                answers_all: false,
             };
             let done = end.done(id, h.target, h.started, &self.cfg.rtt);
             self.out.push(Event::HostDone(done));
