@@ -1,13 +1,18 @@
 //! Scan accuracy where the target or the network misbehaves, across network
 //! namespaces each test creates (198.18.0.0/15 only): a host that answers on
 //! every port (an nftables redirect of every TCP port to one listener, as a
-//! SYN proxy or tarpit does) is flagged instead of listed as all open.
+//! SYN proxy or tarpit does) is flagged instead of listed as all open; a
+//! scan killed mid-way (SIGINT, SIGTERM, SIGKILL) and resumed from its
+//! checkpoint gives what an uninterrupted run gives, with fewer probes.
 
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
 use crate::scan_lab::{err_text, scan_in};
-use crate::support::netns::{Lab, TARGET_V4, require_lab, wait_output};
-use crate::util::{assert_valid_nmap_xml, bin, port_states, summary};
+use crate::support::netns::{Lab, TARGET_V4, require_lab, try_wait_output, wait_output};
+use crate::util::{assert_valid_nmap_xml, bin, json_lines, port_states, summary};
 
 /// Every TCP port of the target is redirected to one listener on 7777.
 const REDIRECT_ALL: &str = "table ip tarpit {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport 1-65535 redirect to :7777\n  }\n}\n";
@@ -104,4 +109,141 @@ fn connect_scan_flags_a_host_that_answers_on_every_port() {
 #[test]
 fn syn_scan_flags_a_host_that_answers_on_every_port() {
     answers_on_every_port_is_flagged("-sS");
+}
+
+/// The listeners of the resume tests: the ends of the range and a few between.
+const RESUME_OPEN: [u16; 6] = [1, 22, 443, 8080, 40000, 65535];
+
+/// The numbers of a summary that must not depend on interruptions.
+fn counts(records: &[Value]) -> Vec<u64> {
+    let s = summary(records);
+    ["hosts", "ports", "open", "closed", "filtered"]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}")))
+        .collect()
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("checkpoint file");
+    serde_json::from_str(&text).expect("checkpoint is JSON")
+}
+
+/// `probes=N resumed=M` from the `-v` line at the end of a scan.
+fn probe_stat(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("probes sent"))
+        .unwrap_or_else(|| panic!("no probe count in: {stderr}"));
+    let value = |key: &str| -> u64 {
+        let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    (value("probes="), value("resumed="))
+}
+
+/// A full-range scan stopped by `signal` part-way and resumed from its
+/// checkpoint: the resumed run reports what an uninterrupted run reports
+/// (open ports and counts), and sends fewer probes than a whole scan.
+fn resumed_scan_equals_an_uninterrupted_one(scan_type: &str, signal: Signal) {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &RESUME_OPEN);
+    let base = ["scan", scan_type, "-p-", "--seed", "7", "-o", "json"];
+    let (whole, whole_records) = scan_in(&lab, &[&base[..], &[TARGET_V4]].concat());
+    assert_eq!(whole.status.code(), Some(0), "{}", err_text(&whole));
+    let open = port_states(&whole_records);
+    assert_eq!(
+        open.keys().map(|p| *p as u16).collect::<Vec<_>>(),
+        RESUME_OPEN,
+        "the uninterrupted run"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("scan.resume");
+    let file_arg = file.to_str().expect("utf-8 path");
+    // Slowed down so that the signal comes mid-way (about 13 s for the range).
+    let slow = [
+        &base[..],
+        &["--rate", "5000", "--resume", file_arg, TARGET_V4],
+    ]
+    .concat();
+    let child = lab.spawn(lab.scanner_ns(), bin(), &slow);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // SIGKILL gives no chance to write: the periodic checkpoint must be there.
+    std::thread::sleep(Duration::from_millis(3500));
+    nix::sys::signal::kill(pid, signal).expect("signal the scan");
+    let first = try_wait_output(child, Duration::from_secs(20))
+        .unwrap_or_else(|o| panic!("scan did not stop after {signal}: {}", err_text(&o)));
+    match signal {
+        Signal::SIGKILL => assert_eq!(first.status.code(), None, "killed"),
+        _ => assert_eq!(first.status.code(), Some(130), "{}", err_text(&first)),
+    }
+    let cp = read_json(&file);
+    assert_eq!(cp["complete"], false, "stopped mid-way");
+    let decided = cp["counts"]["ports"].as_u64().expect("counts");
+    assert!(decided > 0 && decided < 65_535, "{decided} pairs decided");
+
+    // The same command line, without the rate cap (not a scan-defining flag).
+    let again = [&base[..], &["--resume", file_arg, "-v", TARGET_V4]].concat();
+    let child = lab.spawn(lab.scanner_ns(), bin(), &again);
+    let out = wait_output(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(port_states(&records), open, "resumed open ports");
+    assert_eq!(counts(&records), counts(&whole_records), "resumed summary");
+    let (probes, resumed) = probe_stat(&err_text(&out));
+    assert!(resumed >= decided, "resumed {resumed} of {decided}");
+    assert!(
+        probes < 65_535 && probes + resumed >= 65_535,
+        "probes {probes}, resumed {resumed}"
+    );
+    let cp = read_json(&file);
+    assert_eq!(cp["complete"], true);
+
+    // Another command line is refused, the difference named, nothing sent.
+    let other = [&base[..], &["-p", "22", "--resume", file_arg]].concat();
+    let other: Vec<&str> = other.into_iter().filter(|a| *a != "-p-").collect();
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        bin(),
+        &[&other[..], &[TARGET_V4]].concat(),
+    );
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", err_text(&out));
+    assert!(
+        err_text(&out).contains("--ports differs: 1-65535 in the checkpoint, 22 now"),
+        "{}",
+        err_text(&out)
+    );
+}
+
+#[test]
+fn connect_scan_resumes_after_sigint() {
+    resumed_scan_equals_an_uninterrupted_one("-sT", Signal::SIGINT);
+}
+
+#[test]
+fn connect_scan_resumes_after_sigterm() {
+    resumed_scan_equals_an_uninterrupted_one("-sT", Signal::SIGTERM);
+}
+
+#[test]
+fn connect_scan_resumes_after_sigkill() {
+    resumed_scan_equals_an_uninterrupted_one("-sT", Signal::SIGKILL);
+}
+
+#[test]
+fn syn_scan_resumes_after_sigkill() {
+    resumed_scan_equals_an_uninterrupted_one("-sS", Signal::SIGKILL);
+}
+
+#[test]
+fn syn_scan_resumes_after_sigint() {
+    resumed_scan_equals_an_uninterrupted_one("-sS", Signal::SIGINT);
 }

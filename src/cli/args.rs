@@ -129,6 +129,7 @@ Examples:
   sockeye scan -sL 198.18.0-3.1-254 | wc -l
   sockeye scan -sn 198.18.0.0/24                          which hosts are up
   sockeye scan -sn -PS22,80 -PE 198.18.8.0/24             up by SYN to 22 or 80, or echo
+  sockeye scan -Pn -p- --resume scan.resume 198.18.0.0/24   (again after Ctrl-C: goes on)
 
 As root (or with CAP_NET_RAW) the scan is a SYN scan on raw sockets (-sS);
 otherwise, or with -sT, a connect scan.
@@ -290,6 +291,12 @@ pub struct ScanArgs {
     /// Run shard I of N (0-based): N runs with one --seed cover every (host, port) once.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+
+    /// Checkpoint the scan to FILE every few seconds and when stopped; with
+    /// FILE from an interrupted run of the same command line, go on from it
+    /// (finished work is not probed again; its results are printed again).
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
 
     /// Check every open port by content, as `sockeye probe` does: what answers,
     /// its banner, TLS and STARTTLS. (nmap: -sV)

@@ -20,6 +20,7 @@ use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::report::{self, Discovered, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
+use crate::scan::resume;
 use crate::scan::{
     DiscoveryConfig, DiscoveryStats, Probes, Progress, RawSetup, RttLimits, ScanConfig, ScanStats,
     Shard, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw, syn_scan,
@@ -69,6 +70,8 @@ pub struct ScanPlan {
     pub syn: Option<bool>,
     /// Host discovery: when it runs and how.
     pub discovery: DiscoveryPlan,
+    /// `--resume FILE`.
+    pub resume: Option<std::path::PathBuf>,
 }
 
 /// When host discovery runs, and its configuration.
@@ -201,6 +204,9 @@ impl ScanPlan {
             }
             if args.shard.is_some() {
                 return Err(UsageError::new("--shard is not available with -sU").into());
+            }
+            if args.resume.is_some() {
+                return Err(UsageError::new("--resume is not available with -sU").into());
             }
             if args.probe {
                 return Err(UsageError::new(
@@ -376,6 +382,7 @@ impl ScanPlan {
                 workers,
                 grace: rtt.max.min(Duration::from_secs(1)),
                 emit_all: args.all_states,
+                resume: None,
             },
             random_seed,
             probe,
@@ -386,6 +393,7 @@ impl ScanPlan {
                 _ => None,
             },
             discovery,
+            resume: args.resume,
         })
     }
 }
@@ -484,6 +492,11 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     } else {
         open_syn(plan.syn, plan.engine.workers)
     };
+    let mut plan = plan;
+    if let Some(path) = plan.resume.clone() {
+        let scan_type = if syn.is_some() { "syn" } else { "connect" };
+        plan.engine.resume = Some(Arc::new(open_checkpoint(&mut plan, path, scan_type)?));
+    }
     let info = RunInfo {
         command: "scan",
         args: command_line,
@@ -517,6 +530,59 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
 fn tokens(specs: &[(String, HostSpec)]) -> String {
     let words: Vec<&str> = specs.iter().map(|(token, _)| token.as_str()).collect();
     words.join(" ")
+}
+
+/// The parameters that define a scan's work and output, as a checkpoint
+/// records them: a checkpoint is only resumed by the same command line.
+fn scan_params(plan: &ScanPlan, scan_type: &str) -> Vec<resume::Param> {
+    use resume::Param;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let shard = plan.engine.shard;
+    vec![
+        Param::new("targets", tokens(&plan.specs)),
+        Param::new("--exclude", tokens(&plan.excludes)),
+        Param::new("--first-address", yes_no(plan.first_address)),
+        Param::new("--ports", compact_spec(&plan.ports)),
+        Param::new("scan type", scan_type),
+        Param::new("--shard", format!("{}/{}", shard.index, shard.count)),
+        Param::new("--all-states", yes_no(plan.all_states)),
+    ]
+}
+
+/// `--resume FILE`: reads what an earlier run left there, if anything, and
+/// refuses a checkpoint of another command line (status 2, nothing sent).
+/// Without `--seed`, the checkpoint's seed is the run's.
+fn open_checkpoint(
+    plan: &mut ScanPlan,
+    path: std::path::PathBuf,
+    scan_type: &str,
+) -> anyhow::Result<resume::Resume> {
+    let params = scan_params(plan, scan_type);
+    let restored = resume::load(&path).map_err(|e| UsageError::new(format!("--resume: {e}")))?;
+    if let Some(cp) = &restored {
+        let differs = |difference: String| {
+            UsageError::new(format!(
+                "--resume: {} is the checkpoint of another scan: {difference}",
+                path.display()
+            ))
+        };
+        resume::compare(&cp.params, &params).map_err(differs)?;
+        if plan.random_seed {
+            plan.engine.seed = cp.seed;
+            plan.random_seed = false;
+        } else if plan.engine.seed != cp.seed {
+            return Err(differs(format!(
+                "--seed differs: {} in the checkpoint, {} now",
+                cp.seed, plan.engine.seed
+            ))
+            .into());
+        }
+    }
+    Ok(resume::Resume {
+        path,
+        params,
+        restored,
+    })
 }
 
 /// The SYN scan's sockets, when it was asked for (or nothing was) and this
@@ -599,6 +665,28 @@ async fn scan_main(
     let (blocks, target_errors) = resolve_targets(&plan.specs, plan.first_address).await;
     let excludes = resolve_excludes(&plan.excludes).await?;
     let targets = Arc::new(TargetSet::new(blocks, excludes));
+    if let Some(cp) = plan
+        .engine
+        .resume
+        .as_ref()
+        .and_then(|r| r.restored.as_ref())
+        && cp.n_hosts != targets.len()
+    {
+        return Err(UsageError::new(format!(
+            "--resume: the checkpoint is of another scan: the targets stood for {} hosts then, {} now",
+            cp.n_hosts,
+            targets.len()
+        ))
+        .into());
+    }
+    if plan.engine.resume.is_some() && plan.discovery.runs(targets.len()) {
+        // The checkpoint names hosts by their place among the targets scanned:
+        // a second discovery may find other hosts up.
+        return Err(UsageError::new(
+            "--resume needs the same hosts every run: add -Pn (no host discovery), or scan one host",
+        )
+        .into());
+    }
 
     let (tx, printer) = run::start_printer(sink, &info, EVENT_QUEUE, bar, &progress, &cancel)?;
     for err in &target_errors {
@@ -754,6 +842,11 @@ async fn scan_main(
             None => all,
         });
     }
+    tracing::info!(
+        probes = stats.probes,
+        resumed = stats.resumed,
+        "probes sent (pairs decided by an earlier run are not probed again)"
+    );
     if stats.local_retries > 0 {
         tracing::info!(
             probes = stats.local_retries,

@@ -8,12 +8,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 pub use crate::target::Proto;
 
 use super::ServiceResult;
 
 /// What a probe concluded about one port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PortState {
     Open,
     Closed,
@@ -41,7 +43,7 @@ impl fmt::Display for PortState {
 }
 
 /// Why a port got its state, in nmap's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Reason {
     SynAck,
     ConnRefused,
@@ -104,7 +106,7 @@ impl fmt::Display for Reason {
 }
 
 /// One scanned (host, port) and its verdict.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortResult {
     /// Which target of the run this is (its index in the target set): the
     /// same address given twice is two hosts, reported apart.
@@ -123,7 +125,7 @@ pub struct PortResult {
 }
 
 /// Everything known about a host once all its ports are decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostDone {
     /// Matches [`PortResult::host_index`].
     pub host_index: u64,
@@ -152,7 +154,7 @@ pub struct HostDone {
 
 /// How host discovery found a host up: the answer, and the host's MAC
 /// address when it answered on the local link (ARP, NDP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Discovered {
     /// `arp-response`, `nd-response`, `echo-reply`, `timestamp-reply`,
     /// `syn-ack`, `reset`, `port-unreach`, `conn-refused`...
@@ -185,7 +187,7 @@ impl HostDone {
 /// A target that could not be scanned: a name that did not resolve, or an
 /// address this machine cannot send to at all (no IPv6, a local error that
 /// retrying will not fix).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetError {
     pub kind: TargetErrorKind,
     pub target: String,
@@ -193,7 +195,7 @@ pub struct TargetError {
 }
 
 /// What went wrong with a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TargetErrorKind {
     /// The host name did not resolve; nothing was sent.
     Resolve,

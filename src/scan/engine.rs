@@ -26,6 +26,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Outcome, Started};
+use super::resume::{
+    self, Checkpoint, CountsSnap, DoneBits, GroupSnap, HostBook, HostSnap, Logged, Resume,
+};
 use super::timing::{RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
     Emit, Event, HostDone, LIST_MAX, PortResult, PortState, Proto, Reason, Tally, TargetError,
@@ -86,6 +89,8 @@ pub struct ScanConfig {
     /// (`--all-states`); otherwise open ports, and those of a state with at
     /// most [`LIST_MAX`] ports on the host, are sent and the rest only counted.
     pub emit_all: bool,
+    /// `--resume FILE`: where checkpoints go and what an earlier run left.
+    pub resume: Option<Arc<Resume>>,
 }
 
 impl ScanConfig {
@@ -135,6 +140,10 @@ pub struct ScanStats {
     /// Pairs that could not be probed at all (a local error that retrying
     /// does not fix); reported as a target error, counted in no state.
     pub unprobed: u64,
+    /// Probes handed to the network by this run (retries included).
+    pub probes: u64,
+    /// Pairs an earlier run had decided (`--resume`): not probed again.
+    pub resumed: u64,
     pub interrupted: bool,
 }
 
@@ -157,6 +166,8 @@ impl ScanStats {
 pub(super) struct Work {
     pub(super) host: u64,
     pub(super) port: u16,
+    /// The port's index in the port list (its place in the permutation).
+    port_idx: u32,
     /// Probes already sent for this pair.
     pub(super) tries: u8,
     /// Local exhaustion met while nothing else was in flight, which no
@@ -169,23 +180,8 @@ pub(super) struct Work {
 /// say: `::1` in a container without IPv6 loopback).
 const MAX_STUCK: u8 = 5;
 
-struct HostState {
-    target: Target,
-    group: u64,
-    rtt: RttEstimator,
-    counts: Vec<(PortState, Reason, u32)>,
-    started: SystemTime,
-    /// A probe of this host failed locally for good (reported once).
-    failed: bool,
-    /// Something sent by the host itself came back (see [`HostDone::up`]).
-    answered: bool,
-    /// Open ports held back while every port decided so far is open: sent
-    /// when another state shows up or the host ends with too few ports to
-    /// be flagged, dropped when it ends with every port open.
-    held: Vec<PortResult>,
-    /// A port of this host was decided other than open.
-    mixed: bool,
-}
+/// A host of a group in flight (the same shape a checkpoint keeps).
+type HostState = HostBook<Target>;
 
 struct Group {
     id: u64,
@@ -208,6 +204,8 @@ struct Source {
     perm: Permutation,
     pos: u64,
     size: u64,
+    /// Pairs an earlier run decided, per group (`--resume`): skipped.
+    skip: HashMap<u64, DoneBits>,
 }
 
 impl Source {
@@ -225,9 +223,28 @@ impl Source {
             perm: Permutation::new(0, seed),
             pos: 0,
             size: 0,
+            skip: HashMap::new(),
         };
         s.enter_group(0);
         s
+    }
+
+    /// Hosts in group `group`.
+    fn hosts_in(&self, group: u64) -> u64 {
+        self.group_hosts.min(
+            self.n_hosts
+                .saturating_sub(group.saturating_mul(self.group_hosts)),
+        )
+    }
+
+    /// Pairs in group `group` (all shards).
+    fn pairs_in(&self, group: u64) -> u64 {
+        self.hosts_in(group) * self.n_ports
+    }
+
+    /// The permutation index of (host, port index) within its group.
+    fn index_of(&self, group: u64, host: u64, port_idx: u32) -> u64 {
+        u64::from(port_idx) * self.hosts_in(group) + (host - group * self.group_hosts)
     }
 
     fn enter_group(&mut self, group: u64) {
@@ -275,6 +292,9 @@ impl Source {
             if self.pos < self.size {
                 let k = self.perm.get(self.pos);
                 self.pos += u64::from(self.shard.count);
+                if self.skip.get(&self.group).is_some_and(|d| d.get(k)) {
+                    continue;
+                }
                 return Some((
                     self.group,
                     self.group_start + k % self.g_hosts,
@@ -294,6 +314,74 @@ struct State {
     /// Pairs issued and not yet decided, over all groups.
     outstanding: u64,
     stats: ScanStats,
+    /// The group whose pairs were issued last.
+    issuing: Option<u64>,
+    /// The group after the last one finished.
+    next_group: u64,
+    /// Decided pairs and sent results, kept for checkpoints (`--resume`).
+    books: Option<Books>,
+}
+
+impl State {
+    /// Takes up where the run that wrote `cp` stopped: its finished groups
+    /// and decided pairs are skipped, its hosts in flight and counts go on.
+    fn restore(&mut self, cp: &Checkpoint, targets: &TargetSet) {
+        let c = &cp.counts;
+        self.stats.hosts = c.hosts;
+        self.stats.ports = c.ports;
+        self.stats.open = c.open;
+        self.stats.closed = c.closed;
+        self.stats.filtered = c.filtered;
+        self.stats.unprobed = c.unprobed;
+        self.stats.answers_all = c.answers_all;
+        self.stats.resumed = c.ports + c.unprobed;
+        if cp.complete {
+            let groups = self.source.n_hosts.div_ceil(self.source.group_hosts);
+            self.source.enter_group(groups);
+            self.next_group = groups;
+            return;
+        }
+        self.source.enter_group(cp.next_group);
+        self.next_group = cp.next_group;
+        for g in &cp.groups {
+            let pairs = self.source.pairs_in(g.id);
+            let Some(bits) = DoneBits::from_hex(&g.done, pairs) else {
+                tracing::warn!(
+                    group = g.id,
+                    "checkpoint bitmap does not fit; rescanning the group"
+                );
+                continue;
+            };
+            self.source.skip.insert(g.id, bits.clone());
+            if let Some(books) = self.books.as_mut() {
+                books.done.insert(g.id, bits);
+            }
+            self.groups.push_back(Group {
+                id: g.id,
+                hosts: g.hosts.clone(),
+                outstanding: 0,
+                issued_all: false,
+            });
+        }
+        for h in &cp.hosts {
+            let Some(target) = targets.get(h.target) else {
+                continue;
+            };
+            self.hosts.insert(h.target, h.with_target(target));
+        }
+        if let Some(books) = self.books.as_mut() {
+            books.journal = cp.events.clone();
+        }
+    }
+}
+
+/// What a checkpoint needs that the scan itself does not keep.
+#[derive(Default)]
+struct Books {
+    /// Decided pairs of the groups in flight.
+    done: HashMap<u64, DoneBits>,
+    /// Every event sent to the printers, in order.
+    journal: Vec<Logged>,
 }
 
 /// The engine's books, shared by the workers of a connect scan or by the
@@ -315,6 +403,10 @@ pub(super) struct Shared {
     pub(super) pending: AtomicUsize,
     progress: Arc<Progress>,
     pub(super) cancel: CancellationToken,
+    /// Fired when the probers stopped: ends the checkpoint writer.
+    stopped: CancellationToken,
+    /// The periodic checkpoint writer (`--resume`).
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What a worker needs to run one probe.
@@ -343,22 +435,26 @@ impl Shared {
                 w
             } else {
                 let Some((group, host, port_idx)) = st.source.next() else {
-                    if let Some(g) = st.groups.back_mut() {
+                    for g in st.groups.iter_mut() {
                         g.issued_all = true;
                     }
                     break;
                 };
-                // Entering a new group closes the issue of the previous one.
-                if st.groups.back().is_none_or(|g| g.id != group) {
-                    if let Some(g) = st.groups.back_mut() {
+                // Entering a new group closes the issue of the earlier ones
+                // (a resumed run starts with the groups it had in flight).
+                if st.issuing != Some(group) {
+                    st.issuing = Some(group);
+                    for g in st.groups.iter_mut().filter(|g| g.id < group) {
                         g.issued_all = true;
                     }
-                    st.groups.push_back(Group {
-                        id: group,
-                        hosts: Vec::new(),
-                        outstanding: 0,
-                        issued_all: false,
-                    });
+                    if !st.groups.iter().any(|g| g.id == group) {
+                        st.groups.push_back(Group {
+                            id: group,
+                            hosts: Vec::new(),
+                            outstanding: 0,
+                            issued_all: false,
+                        });
+                    }
                 }
                 if let std::collections::hash_map::Entry::Vacant(slot) = st.hosts.entry(host) {
                     let Some(target) = self.targets.get(host) else {
@@ -377,11 +473,11 @@ impl Shared {
                         held: Vec::new(),
                         mixed: false,
                     });
-                    if let Some(g) = st.groups.back_mut() {
+                    if let Some(g) = st.groups.iter_mut().rev().find(|g| g.id == group) {
                         g.hosts.push(host);
                     }
                 }
-                if let Some(g) = st.groups.back_mut() {
+                if let Some(g) = st.groups.iter_mut().rev().find(|g| g.id == group) {
                     g.outstanding += 1;
                 }
                 st.outstanding += 1;
@@ -389,6 +485,7 @@ impl Shared {
                 Work {
                     host,
                     port: self.cfg.ports[port_idx as usize],
+                    port_idx: port_idx as u32,
                     tries: 0,
                     stuck: 0,
                 }
@@ -400,10 +497,11 @@ impl Shared {
                 // Already reported as unprobeable: the rest of its pairs
                 // are counted without sending anything.
                 let group = h.group;
-                unprobed(st, group);
+                unprobed(st, group, &work);
                 skipped += 1;
                 continue;
             }
+            st.stats.probes += 1;
             let base = h.rtt.timeout(&self.cfg.rtt);
             // Each retry waits twice as long, up to the maximum.
             let timeout = (base * (1u32 << work.tries.min(4))).min(self.cfg.rtt.max.max(base));
@@ -492,7 +590,14 @@ impl Shared {
             if let Some(mut g) = st.groups.pop_front() {
                 g.hosts.sort_unstable();
                 finish_hosts(&mut st.hosts, &mut st.stats, &g.hosts, &self.cfg.rtt, out);
+                st.next_group = g.id + 1;
+                if let Some(books) = st.books.as_mut() {
+                    books.done.remove(&g.id);
+                }
             }
+        }
+        if let Some(books) = st.books.as_mut() {
+            books.journal.extend(out.iter().filter_map(Logged::of));
         }
         st.outstanding == 0 && st.retry.is_empty() && st.source.exhausted()
     }
@@ -554,11 +659,14 @@ impl Shared {
                         }));
                     }
                     let group = h.group;
-                    unprobed(st, group);
+                    unprobed(st, group, &work);
                 }
                 return;
             }
         };
+        if let Some(group) = st.hosts.get(&work.host).map(|h| h.group) {
+            mark_done(st, group, &work);
+        }
         st.outstanding -= 1;
         st.stats.ports += 1;
         match state {
@@ -626,6 +734,20 @@ pub(super) fn count_port(
     emit_all || state == PortState::Open || in_state <= LIST_MAX
 }
 
+/// Notes a decided pair in the checkpoint's books, when there are books.
+fn mark_done(st: &mut State, group: u64, work: &Work) {
+    let Some(books) = st.books.as_mut() else {
+        return;
+    };
+    let k = st.source.index_of(group, work.host, work.port_idx);
+    let pairs = st.source.pairs_in(group);
+    books
+        .done
+        .entry(group)
+        .or_insert_with(|| DoneBits::with_len(pairs))
+        .set(k);
+}
+
 /// A port of `h` was decided other than open: the open ports held back
 /// so far go out, and later ones go out at once.
 fn release_held(h: &mut HostState, out: &mut Vec<Event>) {
@@ -664,7 +786,8 @@ fn finish_hosts(
 }
 
 /// A pair given up without a state: it leaves the books of its group.
-fn unprobed(st: &mut State, group: u64) {
+fn unprobed(st: &mut State, group: u64, work: &Work) {
+    mark_done(st, group, work);
     st.outstanding -= 1;
     st.stats.unprobed += 1;
     if let Some(g) = st.groups.iter_mut().find(|g| g.id == group) {
@@ -732,7 +855,7 @@ pub async fn connect_scan(
     cancel: CancellationToken,
 ) -> ScanStats {
     let workers = cfg.parallel_workers();
-    let shared = Shared::start(targets, cfg, events, progress, cancel);
+    let shared = Shared::begin(targets, cfg, events, progress, cancel).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
         tasks.spawn(worker(Arc::clone(&shared), workers));
@@ -748,8 +871,11 @@ pub async fn connect_scan(
 }
 
 impl Shared {
-    /// The books of a new run over `targets`, with the progress total set.
-    pub(super) fn start(
+    /// The books of a new run over `targets`, with the progress total set;
+    /// with `--resume`, the results of the earlier run sent again, a first
+    /// checkpoint written and the periodic writer started. Probers start
+    /// after this.
+    pub(super) async fn begin(
         targets: Arc<TargetSet>,
         cfg: ScanConfig,
         events: Emit<Event>,
@@ -762,15 +888,25 @@ impl Shared {
         progress
             .total
             .store(source.shard_total(), Ordering::Relaxed);
-        let state = State {
+        let mut state = State {
             source,
             retry: VecDeque::new(),
             hosts: HashMap::new(),
             groups: VecDeque::new(),
             outstanding: 0,
             stats: ScanStats::default(),
+            issuing: None,
+            next_group: 0,
+            books: cfg.resume.as_ref().map(|_| Books::default()),
         };
-        Arc::new(Shared {
+        if let Some(cp) = cfg.resume.as_ref().and_then(|r| r.restored.as_ref()) {
+            state.restore(cp, &targets);
+            let resumed = state.stats.resumed;
+            progress.done.store(resumed, Ordering::Relaxed);
+            progress.sent.store(resumed, Ordering::Relaxed);
+            progress.open.store(state.stats.open, Ordering::Relaxed);
+        }
+        let shared = Arc::new(Shared {
             cfg,
             targets,
             state: Mutex::new(state),
@@ -780,14 +916,109 @@ impl Shared {
             pending: AtomicUsize::new(0),
             progress,
             cancel,
-        })
+            stopped: CancellationToken::new(),
+            writer: Mutex::new(None),
+        });
+        let Some(resume) = shared.cfg.resume.clone() else {
+            return shared;
+        };
+        if let Some(cp) = &resume.restored {
+            let _sending = shared.send_lock.lock().await;
+            for ev in &cp.events {
+                let _ = shared.events.send(ev.clone().into_event()).await;
+            }
+        }
+        shared.checkpoint(false).await;
+        let s = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = s.stopped.cancelled() => break,
+                    _ = tokio::time::sleep(resume::CHECKPOINT_EVERY) => s.checkpoint(false).await,
+                }
+            }
+        });
+        *shared.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        shared
+    }
+
+    /// Writes the checkpoint now (`--resume`); a failure is logged, and the
+    /// scan goes on.
+    async fn checkpoint(&self, complete: bool) {
+        let Some(resume) = &self.cfg.resume else {
+            return;
+        };
+        let Some(cp) = self.snapshot(complete) else {
+            return;
+        };
+        let path = resume.path.clone();
+        let written = tokio::task::spawn_blocking(move || resume::write_atomic(&path, &cp)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(
+                path = %resume.path.display(),
+                %err,
+                "cannot write the checkpoint"
+            ),
+            Err(err) => tracing::warn!(%err, "the checkpoint writer failed"),
+        }
+    }
+
+    /// The checkpoint of the run as it stands.
+    fn snapshot(&self, complete: bool) -> Option<Checkpoint> {
+        let resume = self.cfg.resume.as_ref()?;
+        let st = self.lock();
+        let books = st.books.as_ref()?;
+        let mut cp = Checkpoint::new(resume.params.clone(), self.cfg.seed, self.targets.len());
+        cp.complete = complete;
+        cp.counts = CountsSnap {
+            hosts: st.stats.hosts,
+            ports: st.stats.ports,
+            open: st.stats.open,
+            closed: st.stats.closed,
+            filtered: st.stats.filtered,
+            unprobed: st.stats.unprobed,
+            answers_all: st.stats.answers_all,
+        };
+        cp.next_group = st.groups.front().map_or(st.next_group, |g| g.id);
+        cp.groups = st
+            .groups
+            .iter()
+            .map(|g| GroupSnap {
+                id: g.id,
+                hosts: g.hosts.clone(),
+                done: books.done.get(&g.id).map_or_else(
+                    || DoneBits::with_len(st.source.pairs_in(g.id)).to_hex(),
+                    DoneBits::to_hex,
+                ),
+            })
+            .collect();
+        let mut hosts: Vec<HostSnap> = st
+            .hosts
+            .iter()
+            .map(|(&index, h)| h.with_target(index))
+            .collect();
+        hosts.sort_by_key(|h| h.target);
+        cp.hosts = hosts;
+        cp.events = books.journal.clone();
+        Some(cp)
     }
 
     /// Ends a run once its probers stopped: hosts of unfinished groups
     /// (after Ctrl-C) still get their HostDone, with the ports decided so
     /// far. Returns the counts.
     pub(super) async fn finish(&self) -> ScanStats {
-        let interrupted = self.cancel.is_cancelled() && !self.all_done();
+        let complete = self.all_done();
+        let interrupted = self.cancel.is_cancelled() && !complete;
+        self.stopped.cancel();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = writer {
+            let _ = task.await;
+        }
+        if !complete {
+            // The hosts in flight are kept as they are, not as ended.
+            self.checkpoint(false).await;
+        }
         let mut out = Vec::new();
         let mut stats = {
             let mut st = self.lock();
@@ -795,8 +1026,15 @@ impl Shared {
             let mut rest: Vec<u64> = st.hosts.keys().copied().collect();
             rest.sort_unstable();
             finish_hosts(&mut st.hosts, &mut st.stats, &rest, &self.cfg.rtt, &mut out);
+            if complete && let Some(books) = st.books.as_mut() {
+                books.journal.extend(out.iter().filter_map(Logged::of));
+                st.groups.clear();
+            }
             st.stats.clone()
         };
+        if complete {
+            self.checkpoint(true).await;
+        }
         for ev in out {
             let _ = self.events.send(ev).await;
         }

@@ -13,11 +13,13 @@
 //! - [`discover`]: host discovery (`-sn`, and before a port scan of many
 //!   hosts): ARP/NDP on the local link, ICMP and TCP/UDP pings beyond it,
 //!   connect pings without privilege.
+//! - [`resume`]: `--resume` checkpoints: what was done, written atomically.
 //! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
 pub mod discover;
 pub mod engine;
+pub mod resume;
 pub mod syn;
 pub mod template;
 pub mod timing;

@@ -174,7 +174,7 @@ pub async fn syn_scan(
     // nearby target the kernel does most of the exchange (route, the
     // target's reset, the reply's delivery) inside the sending call.
     let n = cfg.parallel_workers().clamp(1, setup.lanes.len().max(1));
-    let shared = Shared::start(targets, cfg, events, progress, cancel);
+    let shared = Shared::begin(targets, cfg, events, progress, cancel).await;
     let window = (shared.cfg.max_inflight / n).max(1);
     let rate = shared.cfg.rate.map(|r| r / n as f64);
     let handle = tokio::runtime::Handle::current();

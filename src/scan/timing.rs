@@ -22,7 +22,7 @@ impl RttLimits {
 }
 
 /// RFC 6298 smoothed RTT and variance of one host.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
