@@ -79,32 +79,6 @@ for p in 7 53 161; do
     ip netns exec "$T" ss -Hlun "sport = :$p" | grep -q . || die "nothing listens on UDP $p in $T"
 done
 
-# states.py KIND FILE: "port state" lines of a sockeye JSON (--all-states) or nmap XML output.
-cat >"$TMPD/states.py" <<'PY'
-import json, sys, xml.etree.ElementTree as ET
-kind, path, last = sys.argv[1], sys.argv[2], int(sys.argv[3])
-states = {}
-if kind == "json":
-    for line in open(path):
-        o = json.loads(line)
-        if o.get("type") == "port":
-            states[o["port"]] = o["state"]
-else:
-    root = ET.parse(path).getroot()
-    for p in root.iter("port"):
-        states[int(p.get("portid"))] = p.find("state").get("state")
-    for e in root.iter("extraports"):
-        # Ports nmap folded: it lists none of them; count on the total below.
-        states.setdefault("extra", []).append((e.get("state"), int(e.get("count"))))
-want_open = {7, 53, 161}
-bad = [p for p, s in states.items() if p != "extra" and s != ("open" if p in want_open else "closed")]
-listed = [p for p in states if p != "extra"]
-extra = states.get("extra", [])
-folded_ok = all(s == "closed" for s, _ in extra)
-total = len(listed) + sum(n for _, n in extra)
-ok = not bad and folded_ok and total == last and all(p in states for p in want_open)
-print("ok" if ok else f"WRONG: {sorted(bad)[:10]} extra={extra} total={total}")
-PY
 
 IFS=, read -r -a tools <<<"$TOOLS"
 printf '\n%-8s %4s %10s  %s\n' tool run wall_s states
@@ -120,7 +94,7 @@ for run in $(seq 1 "$RUNS"); do
         esac
         ip netns exec "$S" /usr/bin/time -f '%e' -o "$TMPD/time" "${cmd[@]}" >/dev/null 2>"$TMPD/err" ||
             { cat "$TMPD/err" >&2; die "$tool failed"; }
-        printf '%-8s %4s %10s  %s\n' "$tool" "$run" "$(cat "$TMPD/time")" "$("$PY" "$TMPD/states.py" "$kind" "$out" "$LAST")"
+        printf '%-8s %4s %10s  %s\n' "$tool" "$run" "$(cat "$TMPD/time")" "$("$PY" "$ROOT/benches/port-states.py" "$kind" "$out" "$LAST" 7,53,161 "")"
         [ "$tool" = sockeye ] && grep -h '"note"' "$out" | sed 's/^/    /' || true
         # Let the target's ICMP bucket fill up again (6 s of tokens), as before the first run.
         sleep 7

@@ -375,6 +375,10 @@ impl ScanPlan {
                     Some(n) => n,
                     None => timing.retries,
                 },
+                retry_ceiling: match args.retries {
+                    Some(n) => n,
+                    None => timing.retry_ceiling,
+                },
                 rtt,
                 rate,
                 seed,

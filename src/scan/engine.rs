@@ -29,7 +29,7 @@ use super::connect::{self, Outcome, Started};
 use super::resume::{
     self, Checkpoint, CountsSnap, DoneBits, GroupSnap, HostBook, HostSnap, Logged, Resume,
 };
-use super::timing::{RateLimiter, RttEstimator, RttLimits};
+use super::timing::{Congestion, LossEstimate, RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
     Emit, Event, HostDone, LIST_MAX, PortResult, PortState, Proto, Reason, Tally, TargetError,
     TargetErrorKind,
@@ -76,6 +76,9 @@ pub struct ScanConfig {
     pub max_inflight: usize,
     /// Extra probes for a port that did not answer.
     pub retries: u8,
+    /// The most extra probes a host that loses probes gets (see
+    /// [`LossEstimate`]); `retries` keeps them fixed.
+    pub retry_ceiling: u8,
     pub rtt: RttLimits,
     /// Connects per second, over all workers.
     pub rate: Option<f64>,
@@ -168,6 +171,8 @@ pub(super) struct Work {
     pub(super) port: u16,
     /// The port's index in the port list (its place in the permutation).
     port_idx: u32,
+    /// When the pair's first probe was handed out.
+    first: Instant,
     /// Probes already sent for this pair.
     pub(super) tries: u8,
     /// Local exhaustion met while nothing else was in flight, which no
@@ -180,8 +185,60 @@ pub(super) struct Work {
 /// say: `::1` in a container without IPv6 loopback).
 const MAX_STUCK: u8 = 5;
 
-/// A host of a group in flight (the same shape a checkpoint keeps).
-type HostState = HostBook<Target>;
+/// A host of a group in flight: its books (the shape a checkpoint keeps)
+/// and its flow control.
+struct HostState {
+    book: HostBook<Target>,
+    flow: HostFlow,
+}
+
+impl std::ops::Deref for HostState {
+    type Target = HostBook<Target>;
+    fn deref(&self) -> &Self::Target {
+        &self.book
+    }
+}
+
+impl std::ops::DerefMut for HostState {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.book
+    }
+}
+
+/// A host's share of the congestion control.
+struct HostFlow {
+    cc: Congestion,
+    loss: LossEstimate,
+    /// Probes to it handed out and not yet recorded.
+    inflight: usize,
+    /// New pairs of it held back while its window is full.
+    waiting: VecDeque<Work>,
+    /// It is in `State::ready`.
+    ready: bool,
+}
+
+/// Linux re-sends an unanswered SYN after 1 s: a connect answered after
+/// that, from a host that answers much faster, came to the second SYN.
+const KERNEL_SYN_RTO: Duration = Duration::from_secs(1);
+
+impl HostFlow {
+    /// A host's window starts open: silence is no sign of congestion (a
+    /// firewall may drop most probes), lost probes are; after a cut it grows
+    /// back by slow start.
+    fn new(max_window: usize) -> HostFlow {
+        HostFlow {
+            cc: Congestion::new(max_window as f64, max_window as f64),
+            loss: LossEstimate::default(),
+            inflight: 0,
+            waiting: VecDeque::new(),
+            ready: false,
+        }
+    }
+}
+
+/// New pairs held back over all hosts whose windows are full, at most: the
+/// scheduler stops drawing from the permutation past this.
+const WAITING_MAX: usize = 4096;
 
 struct Group {
     id: u64,
@@ -320,12 +377,43 @@ struct State {
     next_group: u64,
     /// Decided pairs and sent results, kept for checkpoints (`--resume`).
     books: Option<Books>,
+    /// The scan's congestion window over all hosts.
+    cc: Congestion,
+    /// Probes handed out and not yet recorded, over all hosts.
+    inflight: usize,
+    /// Hosts with held-back pairs and room in their window again.
+    ready: VecDeque<u64>,
+    /// Pairs held back, over all hosts.
+    waiting: usize,
 }
 
 impl State {
+    /// A held-back pair of a host that has room again.
+    fn next_waiting(&mut self) -> Option<Work> {
+        while let Some(id) = self.ready.pop_front() {
+            let Some(h) = self.hosts.get_mut(&id) else {
+                continue;
+            };
+            let work = h.flow.waiting.pop_front();
+            if work.is_some() {
+                self.waiting -= 1;
+            }
+            // The host stays ready while it has pairs and room for more.
+            if !h.flow.waiting.is_empty() && h.flow.cc.has_room(h.flow.inflight + 1) {
+                self.ready.push_front(id);
+            } else {
+                h.flow.ready = false;
+            }
+            if work.is_some() {
+                return work;
+            }
+        }
+        None
+    }
+
     /// Takes up where the run that wrote `cp` stopped: its finished groups
     /// and decided pairs are skipped, its hosts in flight and counts go on.
-    fn restore(&mut self, cp: &Checkpoint, targets: &TargetSet) {
+    fn restore(&mut self, cp: &Checkpoint, targets: &TargetSet, max_window: usize) {
         let c = &cp.counts;
         self.stats.hosts = c.hosts;
         self.stats.ports = c.ports;
@@ -367,7 +455,13 @@ impl State {
             let Some(target) = targets.get(h.target) else {
                 continue;
             };
-            self.hosts.insert(h.target, h.with_target(target));
+            self.hosts.insert(
+                h.target,
+                HostState {
+                    book: h.with_target(target),
+                    flow: HostFlow::new(max_window),
+                },
+            );
         }
         if let Some(books) = self.books.as_mut() {
             books.journal = cp.events.clone();
@@ -430,10 +524,16 @@ impl Shared {
         let st = &mut *st;
         let mut skipped = 0u64;
         let mut excluded = 0u64;
-        while out.len() < max {
+        let now = Instant::now();
+        while out.len() < max && st.cc.has_room(st.inflight) {
             let work = if let Some(w) = st.retry.pop_front() {
                 w
+            } else if let Some(w) = st.next_waiting() {
+                w
             } else {
+                if st.waiting >= WAITING_MAX {
+                    break;
+                }
                 let Some((group, host, port_idx)) = st.source.next() else {
                     for g in st.groups.iter_mut() {
                         g.issued_all = true;
@@ -463,15 +563,18 @@ impl Shared {
                         continue;
                     };
                     slot.insert(HostState {
-                        target,
-                        group,
-                        rtt: RttEstimator::default(),
-                        counts: Vec::new(),
-                        started: SystemTime::now(),
-                        failed: false,
-                        answered: false,
-                        held: Vec::new(),
-                        mixed: false,
+                        book: HostBook {
+                            target,
+                            group,
+                            rtt: RttEstimator::default(),
+                            counts: Vec::new(),
+                            started: SystemTime::now(),
+                            failed: false,
+                            answered: false,
+                            held: Vec::new(),
+                            mixed: false,
+                        },
+                        flow: HostFlow::new(self.cfg.max_inflight),
                     });
                     if let Some(g) = st.groups.iter_mut().rev().find(|g| g.id == group) {
                         g.hosts.push(host);
@@ -482,15 +585,25 @@ impl Shared {
                 }
                 st.outstanding += 1;
                 self.progress.sent.fetch_add(1, Ordering::Relaxed);
-                Work {
+                let work = Work {
                     host,
                     port: self.cfg.ports[port_idx as usize],
                     port_idx: port_idx as u32,
+                    first: now,
                     tries: 0,
                     stuck: 0,
+                };
+                // A host whose window is full keeps its new pairs back.
+                if let Some(h) = st.hosts.get_mut(&host)
+                    && !h.flow.cc.has_room(h.flow.inflight)
+                {
+                    h.flow.waiting.push_back(work);
+                    st.waiting += 1;
+                    continue;
                 }
+                work
             };
-            let Some(h) = st.hosts.get(&work.host) else {
+            let Some(h) = st.hosts.get_mut(&work.host) else {
                 continue;
             };
             if h.failed {
@@ -501,10 +614,17 @@ impl Shared {
                 skipped += 1;
                 continue;
             }
-            st.stats.probes += 1;
             let base = h.rtt.timeout(&self.cfg.rtt);
-            // Each retry waits twice as long, up to the maximum.
-            let timeout = (base * (1u32 << work.tries.min(4))).min(self.cfg.rtt.max.max(base));
+            // Until the host's round trip is known, each retry waits twice
+            // as long, up to the maximum; once it is, the timeout follows it.
+            let timeout = if h.rtt.srtt().is_some() {
+                base
+            } else {
+                (base * (1u32 << work.tries.min(4))).min(self.cfg.rtt.max.max(base))
+            };
+            h.flow.inflight += 1;
+            st.inflight += 1;
+            st.stats.probes += 1;
             out.push(Ticket {
                 work,
                 addr: SocketAddr::new(h.target.addr, work.port),
@@ -607,6 +727,19 @@ impl Shared {
             tries: ticket.work.tries.saturating_add(1),
             ..ticket.work
         };
+        st.inflight = st.inflight.saturating_sub(1);
+        let mut retries = self.cfg.retries;
+        if let Some(h) = st.hosts.get_mut(&work.host) {
+            h.flow.inflight = h.flow.inflight.saturating_sub(1);
+            if !h.flow.ready && !h.flow.waiting.is_empty() && h.flow.cc.has_room(h.flow.inflight) {
+                h.flow.ready = true;
+                st.ready.push_back(work.host);
+            }
+            retries = h
+                .flow
+                .loss
+                .retries(self.cfg.retries, self.cfg.retry_ceiling);
+        }
         let (state, reason, rtt) = match outcome {
             Outcome::Answer {
                 state,
@@ -614,13 +747,27 @@ impl Shared {
                 rtt,
                 from,
             } => {
+                let now = Instant::now();
+                let mut lost_since = None;
                 if let Some(h) = st.hosts.get_mut(&work.host) {
-                    h.rtt.sample(rtt);
+                    // Karn's rule: a round trip that may be the kernel's
+                    // second SYN's is not measured; its first SYN was lost.
+                    let resent = rtt >= KERNEL_SYN_RTO
+                        && h.rtt.srtt().is_some_and(|s| s < KERNEL_SYN_RTO / 2);
+                    if !resent {
+                        h.rtt.sample(rtt);
+                    }
+                    let sent = work.tries.saturating_add(u8::from(resent));
+                    // An answer to a retry: the probes before it were lost.
+                    lost_since = (sent > 1).then_some(work.first);
                     h.answered |= from == Some(h.target.addr);
+                    h.flow.loss.answered(sent);
+                    h.flow.cc.answered(lost_since, now);
                 }
+                st.cc.answered(lost_since, now);
                 (state, reason, Some(rtt))
             }
-            Outcome::NoResponse if work.tries <= self.cfg.retries => {
+            Outcome::NoResponse if work.tries <= retries => {
                 st.retry.push_back(work);
                 return;
             }
@@ -796,6 +943,7 @@ fn unprobed(st: &mut State, group: u64, work: &Work) {
 }
 
 fn host_done(index: u64, h: HostState, answers_all: bool, limits: &RttLimits) -> HostDone {
+    let h = h.book;
     let ended = HostEnd {
         counts: h.counts,
         up: h.answered,
@@ -898,9 +1046,13 @@ impl Shared {
             issuing: None,
             next_group: 0,
             books: cfg.resume.as_ref().map(|_| Books::default()),
+            cc: Congestion::new(cfg.max_inflight as f64, cfg.max_inflight as f64),
+            inflight: 0,
+            ready: VecDeque::new(),
+            waiting: 0,
         };
         if let Some(cp) = cfg.resume.as_ref().and_then(|r| r.restored.as_ref()) {
-            state.restore(cp, &targets);
+            state.restore(cp, &targets, cfg.max_inflight);
             let resumed = state.stats.resumed;
             progress.done.store(resumed, Ordering::Relaxed);
             progress.sent.store(resumed, Ordering::Relaxed);
@@ -1181,7 +1333,6 @@ async fn handle(
     full_window: usize,
     backoff_until: &mut Option<Instant>,
 ) {
-    let mut retry = false;
     for (_, outcome) in done.iter() {
         match outcome {
             Outcome::Local(err) if err.is_exhaustion() => {
@@ -1190,10 +1341,8 @@ async fn handle(
                 }
                 *window = (*window / 2).max(1);
                 *backoff_until = Some(Instant::now() + LOCAL_BACKOFF);
-                retry = true;
             }
-            Outcome::Local(_) => {}
-            Outcome::NoResponse => retry = true,
+            Outcome::Local(_) | Outcome::NoResponse => {}
             Outcome::Answer { .. } => {
                 if *window < full_window {
                     *window += 1;
@@ -1201,11 +1350,10 @@ async fn handle(
             }
         }
     }
-    let all_done = shared.record(done, events).await;
-    // Retries are work for idle workers; the end lets them stop at once.
-    if retry || all_done {
-        shared.idle.notify_waiters();
-    }
+    shared.record(done, events).await;
+    // Retries, and room made in a congestion window, are work for idle
+    // workers; the end lets them stop at once.
+    shared.idle.notify_waiters();
 }
 
 #[cfg(test)]

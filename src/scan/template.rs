@@ -13,6 +13,9 @@ pub struct Template {
     pub max: Duration,
     pub initial: Duration,
     pub retries: u8,
+    /// The most retries a host that loses probes may get (see
+    /// [`crate::scan::timing::LossEstimate`]); `retries` when it loses none.
+    pub retry_ceiling: u8,
     /// Probes per second at most, if capped.
     pub rate: Option<f64>,
     /// Probes in flight at most, if capped (else the open-file limit decides).
@@ -28,6 +31,7 @@ impl Template {
             max: ms(3000),
             initial: ms(1000),
             retries: 2,
+            retry_ceiling: 6,
             rate: None,
             inflight: None,
         };
@@ -59,6 +63,7 @@ impl Template {
                 ..base
             },
             5 => Template {
+                retry_ceiling: 2,
                 min: ms(50),
                 max: ms(300),
                 initial: ms(250),

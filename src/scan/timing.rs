@@ -61,6 +61,112 @@ impl RttEstimator {
     }
 }
 
+/// The smallest congestion window: a lossy path still gets this many
+/// probes in flight.
+pub const MIN_CWND: f64 = 4.0;
+
+/// A congestion window in the spirit of nmap's (and TCP's): it grows by one
+/// probe per answer until the slow-start threshold, then by one per
+/// window's worth of answers; it halves when a probe is found lost (its
+/// port answered only a retry). Losses of one episode cut it once: a loss
+/// of a probe first sent before the last cut does not cut again. Silence
+/// after every retry (a filtered port) is not a loss: nothing says the
+/// probe was dropped on the way rather than by a firewall.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Congestion {
+    cwnd: f64,
+    ssthresh: f64,
+    max: f64,
+    last_cut: Option<Instant>,
+    cuts: u32,
+}
+
+impl Congestion {
+    /// A window of `initial` probes that may grow to `max`.
+    pub fn new(initial: f64, max: f64) -> Self {
+        let max = max.max(MIN_CWND);
+        Congestion {
+            cwnd: initial.clamp(MIN_CWND, max),
+            ssthresh: max,
+            max,
+            last_cut: None,
+            cuts: 0,
+        }
+    }
+
+    /// True when `inflight` probes leave room for one more.
+    pub fn has_room(&self, inflight: usize) -> bool {
+        (inflight as f64) < self.cwnd
+    }
+
+    /// The window, in probes.
+    pub fn window(&self) -> usize {
+        self.cwnd as usize
+    }
+
+    /// Times the window was cut for a loss.
+    pub fn cuts(&self) -> u32 {
+        self.cuts
+    }
+
+    /// An answer came. `lost_since` is when the pair's first probe went
+    /// out, if that probe (or a later one) was lost before this answer.
+    pub fn answered(&mut self, lost_since: Option<Instant>, now: Instant) {
+        match lost_since {
+            Some(first) if self.last_cut.is_none_or(|cut| first > cut) => {
+                self.ssthresh = (self.cwnd / 2.0).max(MIN_CWND);
+                self.cwnd = self.ssthresh;
+                self.last_cut = Some(now);
+                self.cuts += 1;
+            }
+            Some(_) => {}
+            None if self.cwnd < self.ssthresh => self.cwnd = (self.cwnd + 1.0).min(self.max),
+            None => self.cwnd = (self.cwnd + 1.0 / self.cwnd).min(self.max),
+        }
+    }
+}
+
+/// How many probes to a host were lost on the way, estimated from the
+/// ports that answered: a port that answered on its third probe lost two.
+/// It decides how many retries a silent port gets before it is called
+/// filtered, so that a lossy path does not turn open or closed ports into
+/// filtered ones (nmap raises its retries the same way, from the most
+/// retries an answer needed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossEstimate {
+    sent: u64,
+    lost: u64,
+}
+
+/// The chance a port may have of being called filtered because every
+/// probe to it was lost.
+const FALSE_FILTERED: f64 = 1e-9;
+
+impl LossEstimate {
+    /// A port answered its `tries`-th probe.
+    pub fn answered(&mut self, tries: u8) {
+        self.sent += u64::from(tries.max(1));
+        self.lost += u64::from(tries.saturating_sub(1));
+    }
+
+    /// The retries a silent port gets: `base` while nothing was lost,
+    /// else enough for every probe of a port to be lost with a chance
+    /// below [`FALSE_FILTERED`] at the loss rate seen, at most `ceiling`.
+    pub fn retries(&self, base: u8, ceiling: u8) -> u8 {
+        if self.lost == 0 || ceiling <= base {
+            return base;
+        }
+        let p = (self.lost as f64 / self.sent as f64).min(0.99);
+        let tries = (FALSE_FILTERED.ln() / p.ln()).ceil();
+        let retries = if tries.is_finite() {
+            tries - 1.0
+        } else {
+            255.0
+        };
+        (retries.clamp(0.0, 255.0) as u8).clamp(base, ceiling)
+    }
+}
+
 /// A token bucket capping probes per second. Each scan worker owns one with
 /// its share of the rate, so the hot path takes no lock.
 #[derive(Debug)]
@@ -141,6 +247,58 @@ mod tests {
         let mut slow = RttEstimator::default();
         slow.sample(Duration::from_secs(30));
         assert_eq!(slow.timeout(&LIMITS), LIMITS.max);
+    }
+
+    #[test]
+    fn the_window_grows_on_answers_and_halves_once_per_loss_episode() {
+        let t0 = Instant::now();
+        let mut cc = Congestion::new(10.0, 1000.0);
+        for _ in 0..10 {
+            cc.answered(None, t0);
+        }
+        assert_eq!(cc.window(), 20);
+        cc.answered(Some(t0), t0 + Duration::from_millis(1));
+        assert_eq!(cc.window(), 10);
+        // A probe sent before that cut is the same episode.
+        cc.answered(Some(t0), t0 + Duration::from_millis(2));
+        assert_eq!(cc.window(), 10);
+        // Above the threshold it grows by one per window of answers.
+        for _ in 0..10 {
+            cc.answered(None, t0);
+        }
+        assert_eq!(cc.window(), 10, "{cc:?}");
+        cc.answered(None, t0);
+        assert_eq!(cc.window(), 11);
+        let later = t0 + Duration::from_millis(5);
+        cc.answered(Some(later), later);
+        assert_eq!(cc.window(), 5);
+        assert_eq!(cc.cuts(), 2);
+        for _ in 0..10 {
+            cc.answered(
+                Some(t0 + Duration::from_secs(1)),
+                t0 + Duration::from_secs(2),
+            );
+        }
+        assert!(cc.has_room(MIN_CWND as usize - 1) && !cc.has_room(MIN_CWND as usize));
+    }
+
+    #[test]
+    fn retries_rise_with_the_losses_seen() {
+        let mut loss = LossEstimate::default();
+        for _ in 0..1000 {
+            loss.answered(1);
+        }
+        assert_eq!(loss.retries(2, 6), 2, "nothing lost");
+        for _ in 0..20 {
+            loss.answered(2);
+        }
+        // 20 lost of 1040 sent: 2%, and 0.02^6 < 1e-9 < 0.02^5.
+        assert_eq!(loss.retries(2, 10), 5);
+        assert_eq!(loss.retries(2, 4), 4, "capped");
+        assert_eq!(loss.retries(3, 3), 3, "a typed --retries is kept");
+        let mut awful = LossEstimate::default();
+        awful.answered(5);
+        assert_eq!(awful.retries(2, 6), 6);
     }
 
     #[test]
