@@ -20,7 +20,7 @@ const SCAN_LIMIT: Duration = Duration::from_secs(60);
 /// The scan every run of the merge test makes: five hosts (198.18.0.2 and
 /// 198.18.1.0/30, all answered by the target namespace), 121 ports, three
 /// open, five dropped, one rejected with ICMP admin-prohibited.
-fn scan_args(extra: &[&str]) -> Vec<String> {
+pub(crate) fn scan_args(extra: &[&str]) -> Vec<String> {
     // -Pn: a shard runs no host discovery, so the whole scan it is compared
     // with runs none either.
     let mut args: Vec<String> = [
@@ -61,7 +61,7 @@ fn report(args: &[&str]) -> Output {
 
 /// Port and host records without what differs from run to run (times,
 /// tries), as sorted JSON strings; and the summary's counts.
-fn comparable(records: &[Value]) -> (Vec<String>, Vec<String>, Value) {
+pub(crate) fn comparable(records: &[Value]) -> (Vec<String>, Vec<String>, Value) {
     let strip = |r: &Value| {
         let mut r = r.clone();
         if let Value::Object(m) = &mut r {

@@ -15,6 +15,9 @@
 //!   ports we own: never ranges in the machine's own namespace).
 //! - `scan_lab`: scans across network namespaces made by the test
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
+//! - `scan_agents`: `scan --agents LABEL --plan PLAN`: a scan split across
+//!   three agents in the lab's scanner namespace equals the whole scan; a
+//!   missing label and a target outside an agent's limits are one line.
 //! - `scan_syn`: the SYN scan (raw sockets) in the same kind of lab, its verdicts
 //!   against the connect scan's, and the connect scan without CAP_NET_RAW.
 //! - `scan_discover`: host discovery (`-sn`, `-P*`, `-Pn`): ARP and NDP on the link,
@@ -58,6 +61,7 @@ mod probe_lab;
 mod probe_local;
 mod report;
 mod scan_acc;
+mod scan_agents;
 mod scan_discover;
 mod scan_lab;
 mod scan_local;

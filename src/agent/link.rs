@@ -128,6 +128,8 @@ pub struct AgentSpec {
     /// the far user's cache folder (kept by its SHA-256, checked before
     /// each run) and run that, whatever sockeye the far side has.
     pub push: bool,
+    /// The plan's labels for it (`scan --agents LABEL` picks by them).
+    pub labels: Vec<String>,
 }
 
 impl AgentSpec {
@@ -142,6 +144,7 @@ impl AgentSpec {
             remote_command: None,
             ssh_config: None,
             push: false,
+            labels: Vec::new(),
         }
     }
 

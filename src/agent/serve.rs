@@ -270,9 +270,9 @@ where
         running.insert(f.id, token.clone());
         let shared = Arc::clone(&shared);
         tasks.spawn(async move {
-            // A listener ends itself when stopped (with its count); any
-            // other request is abandoned.
-            let outcome = if matches!(action, Action::Listen { .. }) {
+            // A listener or a scan ends itself when stopped (with its count,
+            // or the records found so far); any other request is abandoned.
+            let outcome = if matches!(action, Action::Listen { .. } | Action::Scan(_)) {
                 carry_out(&shared, f.id, action, &token).await
             } else {
                 tokio::select! {
@@ -350,6 +350,23 @@ async fn carry_out(
             shared.pace.wait().await;
             match runner.run(&plan, &may_send).await {
                 Ok(result) => Outcome::Checked { result },
+                Err(reason) => refused(reason),
+            }
+        }
+        Action::Scan(job) => {
+            let (tx, mut rx) = mpsc::channel::<String>(16);
+            let may_send = |ip: IpAddr| shared.cfg.may_send(ip);
+            let allowed = shared.cfg.allow_targets.as_deref();
+            let scan = super::scan::run(job, allowed, &may_send, shared.cfg.max_rate, tx, stop);
+            let forward = async {
+                while let Some(lines) = rx.recv().await {
+                    shared
+                        .send(Kind::Event, id, &Event::Records { lines })
+                        .await;
+                }
+            };
+            match tokio::join!(scan, forward).0 {
+                Ok(interrupted) => Outcome::Scanned { interrupted },
                 Err(reason) => refused(reason),
             }
         }

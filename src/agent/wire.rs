@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub const SOCKEYE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The actions this agent carries out (the handshake's capabilities).
-pub const CAPABILITIES: &[&str] = &["connect", "listen", "send", "stop", "check"];
+pub const CAPABILITIES: &[&str] = &["connect", "listen", "send", "stop", "check", "scan"];
 
 /// Controller -> agent, first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,7 +113,7 @@ impl FlowProto {
 
 /// Controller -> agent: what to do. Typed actions only: an agent never
 /// runs a command it is sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// A TCP connect, reported and closed.
@@ -148,6 +148,70 @@ pub enum Action {
     /// compiles and runs as the controller's machine would; kinds that
     /// would run a program or read a file are refused.
     Check { plan: String },
+    /// Runs one shard of a scan here (`sockeye scan --agents`): the agent
+    /// builds the scan from these fields, within its own limits, and sends
+    /// the shard's `-o json` records as [`Event::Records`].
+    Scan(ScanJob),
+}
+
+/// How a scan shard probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanKind {
+    /// A TCP connect scan.
+    Connect,
+    /// A SYN scan on raw sockets (the agent needs CAP_NET_RAW).
+    Syn,
+}
+
+impl ScanKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            ScanKind::Connect => "connect",
+            ScanKind::Syn => "syn",
+        }
+    }
+}
+
+/// One shard of a scan, in typed fields: what `sockeye scan --shard I/N
+/// --seed S` would scan, with the timing the controller's command line
+/// chose. Every shard of one scan gets the same fields but `shard`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanJob {
+    /// Targets as typed (addresses, networks, octet ranges, names).
+    pub targets: Vec<String>,
+    /// Hosts not to scan, same syntax.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+    /// Only the first address a name resolves to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_address: bool,
+    /// TCP ports, in the `-p` syntax (`22,80,8000-8100`).
+    pub ports: String,
+    pub scan_type: ScanKind,
+    /// The probe order's seed: every shard's is the same.
+    pub seed: u64,
+    /// This shard, from 0.
+    pub shard: u32,
+    /// How many shards the scan has.
+    pub shards: u32,
+    /// Carry closed and filtered ports in the summary's counts by reason
+    /// (the shard's records carry every port anyway).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_states: bool,
+    /// Extra probes for a port that did not answer.
+    pub retries: u8,
+    /// The per-host timeout's bounds and start, in milliseconds.
+    pub min_rtt_ms: u64,
+    pub max_rtt_ms: u64,
+    pub initial_rtt_ms: u64,
+    /// Probes a second asked for; the agent's `--max-rate` caps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Probes in flight at most; the agent's open-file limit caps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<u32>,
 }
 
 impl Action {
@@ -158,6 +222,7 @@ impl Action {
             Action::Send { .. } => "send",
             Action::Stop { .. } => "stop",
             Action::Check { .. } => "check",
+            Action::Scan(_) => "scan",
         }
     }
 }
@@ -175,7 +240,15 @@ pub enum Event {
         nonce: String,
         source: SocketAddr,
     },
+    /// Records of a scan shard, as `sockeye scan --shard I/N -o json`
+    /// writes them: whole JSON Lines, at most [`MAX_RECORDS_BYTES`] of them
+    /// in one event.
+    Records { lines: String },
 }
+
+/// The most text one [`Event::Records`] carries, well under a frame's
+/// 1 MiB: a shard's records are sent as they come, in events this big.
+pub const MAX_RECORDS_BYTES: usize = 256 * 1024;
 
 /// What the sending side of a connect or a flow saw (the words of the
 /// plan reports).
@@ -241,6 +314,9 @@ pub enum Outcome {
     /// A `check` run: its verdict, as `sockeye exercise run -o json`
     /// writes a check record.
     Checked { result: serde_json::Value },
+    /// A scan shard ended (its summary record is the last of its
+    /// records), stopped early when `interrupted`.
+    Scanned { interrupted: bool },
     /// The agent refused or could not carry out the request (a limit, a
     /// port in use, bad JSON), in one line.
     Refused { reason: String },

@@ -126,6 +126,8 @@ Examples:
   sockeye scan -p- -T5 -o xml=scan.xml -o json=scan.jsonl 198.18.0.2
   sockeye scan --top-ports 100 --exclude 198.18.16.1 198.18.16.0/20
   sockeye scan --shard 1/3 --seed 42 -p- 198.18.0.0/24   (run 0/3, 1/3, 2/3 anywhere)
+  sockeye scan --agents scanners --plan agents.yaml -p- 198.18.0.0/24
+                              (one shard on each agent labelled scanners, merged)
   sockeye scan -sL 198.18.0-3.1-254 | wc -l
   sockeye scan -sn 198.18.0.0/24                          which hosts are up
   sockeye scan -sn -PS22,80 -PE 198.18.8.0/24             up by SYN to 22 or 80, or echo
@@ -297,6 +299,15 @@ pub struct ScanArgs {
     /// (finished work is not probed again; its results are printed again).
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
+
+    /// Split the scan across the agents of --plan labelled LABEL: agent I of
+    /// N runs shard I/N (one seed) and their results print as one scan.
+    #[arg(long, value_name = "LABEL", requires = "plan", conflicts_with_all = ["shard", "list", "udp", "probe", "resume"])]
+    pub agents: Option<String>,
+
+    /// The plan (YAML or TOML) whose agents --agents picks from.
+    #[arg(long, value_name = "PLAN", requires = "agents")]
+    pub plan: Option<PathBuf>,
 
     /// Check every open port by content, as `sockeye probe` does: what answers,
     /// its banner, TLS and STARTTLS. (nmap: -sV)

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod report;
 mod run;
 pub mod scan;
+mod scan_agents;
 pub mod talk;
 pub mod values;
 
@@ -68,7 +69,13 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> ExitCode {
     if argv.get(1).is_some_and(|a| a == "cat") {
         return ExitCode::from(cat::main(argv.into_iter().skip(2).collect(), false));
     }
-    let argv = match nmap_compat::rewrite(argv) {
+    // nmap's spellings are for the commands people type: `agent` has a
+    // --max-rate of its own (a controller writes its command line).
+    let argv = match if argv.get(1).is_some_and(|a| a == "agent") {
+        Ok(argv)
+    } else {
+        nmap_compat::rewrite(argv)
+    } {
         Ok(argv) => argv,
         Err(msg) => {
             let _ = writeln!(std::io::stderr().lock(), "sockeye: {msg}");

@@ -14,8 +14,9 @@ use clap::{Args, Subcommand};
 use super::args::ColorChoice;
 use super::output::{open_file, parse_outputs};
 use super::{UsageError, exit};
+use crate::report::MultiSink;
 use crate::report::Sink as _;
-use crate::report::merge::{ShardFile, merge};
+use crate::report::merge::{Merged, ShardFile, merge};
 use crate::report::records::{self, Record};
 
 pub const REPORT_AFTER: &str = "\
@@ -131,7 +132,14 @@ fn run_merge(args: MergeArgs, color: ColorChoice) -> anyhow::Result<u8> {
         tracing::warn!("{file}: that shard was interrupted; the merged result is partial");
     }
     // Only now, with every input good, are output files created.
-    let mut sink = super::scan::make_sinks(&outputs, merged.info.all_states, color, None)?;
+    let sink = super::scan::make_sinks(&outputs, merged.info.all_states, color, None)?;
+    write_merged(sink, &merged)?;
+    Ok(exit::OK)
+}
+
+/// Writes a merged scan to `sink` as the scan itself would have (`scan
+/// --agents` too); a reader that went away is not an error.
+pub(crate) fn write_merged(mut sink: MultiSink, merged: &Merged) -> anyhow::Result<()> {
     let written = (|| -> io::Result<()> {
         sink.start(&merged.info)?;
         for event in &merged.events {
@@ -144,7 +152,7 @@ fn run_merge(args: MergeArgs, color: ColorChoice) -> anyhow::Result<u8> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             Err(anyhow::Error::new(e).context("cannot write the merged result"))
         }
-        _ => Ok(exit::OK),
+        _ => Ok(()),
     }
 }
 

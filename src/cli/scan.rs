@@ -475,6 +475,9 @@ pub fn parse_shard(text: &str) -> Result<Shard, UsageError> {
 
 /// Runs `sockeye scan`.
 pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8> {
+    if args.agents.is_some() {
+        return super::scan_agents::run(args, color);
+    }
     let command_line = run::command_line();
     let started = SystemTime::now();
     let clock = Instant::now();
@@ -531,7 +534,7 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
 }
 
 /// Targets or exclusions as typed, one space between them.
-fn tokens(specs: &[(String, HostSpec)]) -> String {
+pub(crate) fn tokens(specs: &[(String, HostSpec)]) -> String {
     let words: Vec<&str> = specs.iter().map(|(token, _)| token.as_str()).collect();
     words.join(" ")
 }

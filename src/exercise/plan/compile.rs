@@ -267,6 +267,7 @@ impl Compiler<'_> {
                 spec.remote_command.clone_from(&e.command);
                 spec.ssh_config = e.ssh_config.as_ref().map(|f| self.base.join(f));
                 spec.push = e.push;
+                spec.labels.clone_from(&e.labels);
                 Ok(spec)
             })
             .collect()

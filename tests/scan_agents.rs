@@ -1,0 +1,160 @@
+//! `sockeye scan --agents LABEL --plan PLAN`: a scan split across three
+//! agents (`netns:` the lab's scanner namespace, 198.18.0.0/15 only) prints
+//! what the same scan run whole prints; a label nobody has, and a target
+//! outside an agent's `--allow-targets`, are one line and exit status 2;
+//! Ctrl-C prints the partial scan.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::report::{comparable, scan_args};
+use crate::support::netns::{Lab, require_lab, wait_output};
+use crate::util::{bin, json_lines, show, stderr};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A plan of three scanners (allowed the whole test range) and one agent
+/// allowed only the first target, all in the lab's scanner namespace.
+fn write_plan(dir: &Path, scanner_ns: &str) -> std::path::PathBuf {
+    let plan = format!(
+        "agents:\n\
+         \x20 s1: {{via: \"netns:{scanner_ns}\", labels: [scanners], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
+         \x20 s2: {{via: \"netns:{scanner_ns}\", labels: [scanners, zone-a], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
+         \x20 s3: {{via: \"netns:{scanner_ns}\", labels: [scanners], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
+         \x20 narrow: {{via: \"netns:{scanner_ns}\", labels: [narrow], allow_targets: \"198.18.0.2/32\"}}\n\
+         checks:\n\
+         \x20 - name: the target answers\n\
+         \x20   connect: \"198.18.0.2:22\"\n"
+    );
+    let path = dir.join("agents.yaml");
+    std::fs::write(&path, plan).expect("write the plan");
+    path
+}
+
+/// The controller, here (it sends nothing itself: its agents do).
+fn controller(args: &[String]) -> std::process::Child {
+    Command::new(bin())
+        .args(args)
+        .env_remove("SOCKEYE_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sockeye")
+}
+
+fn with_agents(label: &str, plan: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = scan_args(extra);
+    args.splice(
+        1..1,
+        [
+            "--agents".to_string(),
+            label.to_string(),
+            "--plan".to_string(),
+            plan.to_str().expect("utf-8").to_string(),
+        ],
+    );
+    args
+}
+
+/// Three agents labelled `scanners` split the scan of tests/report.rs (five
+/// hosts, 121 ports: open, closed, dropped and ICMP-rejected ones): the
+/// merged JSON Lines hold the same port and host records and counts as the
+/// whole scan run in the scanner namespace with the same seed; the table
+/// has one block per host.
+#[test]
+fn three_agents_scan_what_one_scan_does() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    lab.add_local_range(lab.target_ns(), "198.18.1.0/30");
+    lab.unlimit_icmp(lab.target_ns());
+    let _l = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
+    lab.nft(
+        lab.target_ns(),
+        "table inet fw { chain input { type filter hook input priority 0; policy accept;\n\
+         tcp dport 100-104 drop\n\
+         tcp dport 105 reject with icmpx admin-prohibited\n}\n}",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path(), lab.scanner_ns());
+    let whole_json = dir.path().join("whole.jsonl");
+    let merged_json = dir.path().join("merged.jsonl");
+
+    let whole = lab.spawn(
+        lab.scanner_ns(),
+        bin(),
+        &scan_args(&["-o", &format!("json={}", whole_json.display())]),
+    );
+    let whole = wait_output(whole, LIMIT);
+    assert_eq!(whole.status.code(), Some(0), "{}", show(&whole));
+
+    let out = wait_output(
+        controller(&with_agents(
+            "scanners",
+            &plan,
+            &[
+                "-o",
+                &format!("json={}", merged_json.display()),
+                "-o",
+                "table",
+            ],
+        )),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let whole = json_lines(&std::fs::read_to_string(&whole_json).expect("whole"));
+    let merged = json_lines(&std::fs::read_to_string(&merged_json).expect("merged"));
+    let (w_ports, w_hosts, w_counts) = comparable(&whole);
+    let (m_ports, m_hosts, m_counts) = comparable(&merged);
+    assert_eq!(m_ports, w_ports);
+    assert_eq!(m_hosts, w_hosts);
+    assert_eq!(m_counts, w_counts);
+    assert_eq!(
+        m_counts,
+        serde_json::json!({"hosts": 5, "ports": 5 * 121, "open": 15, "closed": 5 * 112,
+                           "filtered": 5 * 6})
+    );
+    assert!(merged.iter().all(|r| r["type"] != "run"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.matches(" report for ").count(), 5, "{table}");
+}
+
+/// A label no agent has, and a target outside the only agent's
+/// `--allow-targets`, are one line each and exit status 2; nothing is
+/// printed on stdout.
+#[test]
+fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path(), lab.scanner_ns());
+
+    let out = wait_output(controller(&with_agents("nobody", &plan, &[])), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no agent of") && err.contains("\"nobody\""),
+        "{err}"
+    );
+    assert!(err.contains("narrow, scanners, zone-a"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+
+    // 198.18.1.0/30 lies outside narrow's 198.18.0.2/32.
+    let out = wait_output(controller(&with_agents("narrow", &plan, &[])), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            "agent narrow: 198.18.1.0 is outside this agent's --allow-targets (198.18.0.2/32)"
+        ),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+}
