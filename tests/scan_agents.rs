@@ -14,14 +14,17 @@ use crate::util::{bin, json_lines, show, stderr};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// A plan of three scanners (allowed the whole test range) and one agent
-/// allowed only the first target, all in the lab's scanner namespace.
+/// A plan of three scanners (allowed the whole test range), two slow ones
+/// (20 connects a second) and one agent allowed only the first target,
+/// all in the lab's scanner namespace.
 fn write_plan(dir: &Path, scanner_ns: &str) -> std::path::PathBuf {
     let plan = format!(
         "agents:\n\
          \x20 s1: {{via: \"netns:{scanner_ns}\", labels: [scanners], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
          \x20 s2: {{via: \"netns:{scanner_ns}\", labels: [scanners, zone-a], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
          \x20 s3: {{via: \"netns:{scanner_ns}\", labels: [scanners], allow_targets: \"198.18.0.0/15\", max_rate: 2000}}\n\
+         \x20 slow1: {{via: \"netns:{scanner_ns}\", labels: [slow], max_rate: 20}}\n\
+         \x20 slow2: {{via: \"netns:{scanner_ns}\", labels: [slow], max_rate: 20}}\n\
          \x20 narrow: {{via: \"netns:{scanner_ns}\", labels: [narrow], allow_targets: \"198.18.0.2/32\"}}\n\
          checks:\n\
          \x20 - name: the target answers\n\
@@ -142,7 +145,7 @@ fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
         err.contains("no agent of") && err.contains("\"nobody\""),
         "{err}"
     );
-    assert!(err.contains("narrow, scanners, zone-a"), "{err}");
+    assert!(err.contains("narrow, scanners, slow, zone-a"), "{err}");
     assert!(out.stdout.is_empty(), "{}", show(&out));
 
     // 198.18.1.0/30 lies outside narrow's 198.18.0.2/32.
@@ -157,4 +160,62 @@ fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "{}", show(&out));
+}
+
+/// Ctrl-C (SIGINT to the controller alone) stops both agents' shards: the
+/// controller prints the partial merged scan, says it was interrupted and
+/// exits 130, well before the slow agents would have finished.
+#[test]
+fn ctrl_c_prints_the_partial_scan() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path(), lab.scanner_ns());
+    let json = dir.path().join("partial.jsonl");
+    let args: Vec<String> = [
+        "scan",
+        "--agents",
+        "slow",
+        "--plan",
+        plan.to_str().expect("utf-8"),
+        "-sT",
+        "-p",
+        "1-3000",
+        "--seed",
+        "11",
+        "-o",
+        &format!("json={}", json.display()),
+        "-o",
+        "table",
+        crate::support::netns::TARGET_V4,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = controller(&args);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Two agents at 20 a second need 75 s for 3000 ports.
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = wait_output(child, Duration::from_secs(20));
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("Interrupted"), "{table}");
+    let records = json_lines(&std::fs::read_to_string(&json).expect("json"));
+    let summary = records
+        .iter()
+        .find(|r| r["type"] == "summary")
+        .expect("a summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let ports = summary["ports"].as_u64().expect("ports");
+    assert!(ports > 0 && ports < 3000, "{summary}");
 }

@@ -81,11 +81,12 @@ impl Lines {
     }
 }
 
+/// Host specs with the tokens they were typed as.
+type Specs = Vec<(String, HostSpec)>;
+
 /// The targets and exclusions of `job`, parsed: a token that is not one is
 /// named.
-fn parse_specs(
-    job: &ScanJob,
-) -> Result<(Vec<(String, HostSpec)>, Vec<(String, HostSpec)>), String> {
+fn parse_specs(job: &ScanJob) -> Result<(Specs, Specs), String> {
     let mut specs = Vec::new();
     for token in &job.targets {
         let spec = parse_host_spec(token).map_err(|e| format!("target {token:?}: {e}"))?;

@@ -473,6 +473,38 @@ mod tests {
         }
     }
 
+    /// A scan shard's body, as docs/agent-protocol.md shows it; a field
+    /// nobody defined (a command line) is refused.
+    #[test]
+    fn a_scan_is_typed_fields_only() {
+        let text = r#"{"action":"scan","targets":["198.18.0.2","198.18.1.0/30"],"ports":"1-120,443","scan_type":"connect","seed":7,"shard":1,"shards":3,"retries":1,"min_rtt_ms":100,"max_rtt_ms":300,"initial_rtt_ms":300}"#;
+        let action: Action = serde_json::from_str(text).expect("a scan");
+        let Action::Scan(job) = &action else {
+            panic!("{action:?}")
+        };
+        assert_eq!(
+            (job.shard, job.shards, job.scan_type, job.rate),
+            (1, 3, ScanKind::Connect, None)
+        );
+        let back: Action =
+            serde_json::from_value(serde_json::to_value(&action).expect("serializes"))
+                .expect("reads back");
+        assert_eq!(back, action);
+        let with_argv = text.replace(r#""seed":7"#, r#""seed":7,"argv":["sh","-c","id"]"#);
+        assert!(serde_json::from_str::<Action>(&with_argv).is_err());
+        assert!(
+            serde_json::from_str::<Action>(&text.replace("connect", "ping")).is_err(),
+            "only connect and syn"
+        );
+        assert_eq!(
+            serde_json::to_string(&Event::Records {
+                lines: "{}\n".into()
+            })
+            .expect("serializes"),
+            r#"{"event":"records","lines":"{}\n"}"#
+        );
+    }
+
     #[test]
     fn port_lists_and_their_errors() {
         assert_eq!(

@@ -11,9 +11,10 @@ use super::{UsageError, exit};
 use crate::agent::serve::{AgentConfig, serve};
 
 pub const AGENT_AFTER: &str = "\
-Started by `sockeye exercise run` for each agent of a plan, over a pipe: ssh, ip netns
-exec, kubectl exec -i. It carries out typed actions only (connect, listen and answer flow
-nonces, send), never a command, within its own limits, and exits when the pipe closes.
+Started by `sockeye exercise run` and `sockeye scan --agents` for each agent of a plan, over
+a pipe: ssh, ip netns exec, kubectl exec -i. It carries out typed actions only (connect,
+listen and answer flow nonces, send, a check, a scan shard), never a command, within its own
+limits, and exits when the pipe closes.
 
 Examples:
   ssh -T host sockeye agent --stdio --allow-listen 80,443 --allow-targets 198.18.0.0/15
