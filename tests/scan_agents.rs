@@ -126,8 +126,8 @@ fn three_agents_scan_what_one_scan_does() {
 }
 
 /// A label no agent has, and a target outside the only agent's
-/// `--allow-targets`, are one line each and exit status 2; nothing is
-/// printed on stdout.
+/// `--allow-targets` (a network, or a name's address), are one line each
+/// and exit status 2; nothing is printed on stdout.
 #[test]
 fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
     if !require_lab() {
@@ -160,6 +160,33 @@ fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "{}", show(&out));
+
+    // A name is resolved by the agent and its addresses checked.
+    let args: Vec<String> = [
+        "scan",
+        "--agents",
+        "narrow",
+        "--plan",
+        plan.to_str().expect("utf-8"),
+        "-sT",
+        "-p",
+        "22",
+        "198.18.0.2",
+        "localhost",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = wait_output(controller(&args), LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        ["127.0.0.1", "::1"].iter().any(|a| err.contains(&format!(
+            "agent narrow: {a} is outside this agent's --allow-targets"
+        ))),
+        "{err}"
+    );
 }
 
 /// Ctrl-C (SIGINT to the controller alone) stops both agents' shards: the
