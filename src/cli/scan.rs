@@ -434,7 +434,7 @@ fn spec_token(spec: &HostSpec) -> String {
         HostSpec::Addr(a) => a.to_string(),
         HostSpec::Net(n) => n.to_string(),
         HostSpec::Name(n) => n.clone(),
-        HostSpec::Octets(_) => "octet range".into(),
+        HostSpec::Octets(r) => r.to_string(),
     }
 }
 

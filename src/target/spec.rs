@@ -66,6 +66,29 @@ impl HostSpec {
     }
 }
 
+/// The range in the syntax it is parsed from (`198.18.0-3,7.1-254`), so
+/// that a range read from a file can be passed on as text.
+impl std::fmt::Display for OctetRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (k, set) in self.sets.iter().enumerate() {
+            if k > 0 {
+                f.write_str(".")?;
+            }
+            for (i, &(lo, hi)) in set.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                if lo == hi {
+                    write!(f, "{lo}")?;
+                } else {
+                    write!(f, "{lo}-{hi}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An IPv4 octet range such as `198.18.0-3.1-254`: for each of the four
 /// octets, a set of values kept as sorted, disjoint, non-adjacent inclusive
 /// ranges. The addresses are the cross product, last octet varying fastest
@@ -348,6 +371,24 @@ fn is_host_name(token: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_octet_range_prints_as_it_parses() {
+        for text in [
+            "198.18.0-3.1-254",
+            "198.18.0-3,7,9-10.1",
+            "10.0-255.0.0-255",
+        ] {
+            let Ok(HostSpec::Octets(r)) = parse_host_spec(text) else {
+                panic!("{text} is an octet range")
+            };
+            assert_eq!(r.to_string(), text);
+        }
+        let Ok(HostSpec::Octets(r)) = parse_host_spec("198.18.*.1") else {
+            panic!("an octet range")
+        };
+        assert_eq!(r.to_string(), "198.18.0-255.1");
+    }
 
     fn v4(s: &str) -> IpAddr {
         IpAddr::V4(s.parse().unwrap())
