@@ -838,6 +838,78 @@ mod tests {
         }
     }
 
+    /// A scan shard of one loopback port this test owns: its records (run
+    /// first, the open port, the summary last) come as events before
+    /// `scanned`; a target outside `--allow-targets` is refused before
+    /// anything is sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scan_shard_sends_its_records_and_keeps_to_its_targets() {
+        use crate::agent::wire::{ScanJob, ScanKind};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (mut c, _) = start(open_config(), VERSION).await;
+        let mut job = ScanJob {
+            targets: vec!["127.0.0.1".into()],
+            excludes: Vec::new(),
+            first_address: false,
+            ports: port.to_string(),
+            scan_type: ScanKind::Connect,
+            seed: 5,
+            shard: 0,
+            shards: 1,
+            all_states: false,
+            retries: 0,
+            min_rtt_ms: 100,
+            max_rtt_ms: 500,
+            initial_rtt_ms: 500,
+            rate: None,
+            max_inflight: None,
+        };
+        c.request(1, &Action::Scan(job.clone())).await;
+        let mut text = String::new();
+        let outcome = loop {
+            let f = c.next().await;
+            assert_eq!(f.id, 1);
+            match f.kind {
+                Kind::Event => match f.parse::<Event>().expect("event") {
+                    Event::Records { lines } => text.push_str(&lines),
+                    other => panic!("{other:?}"),
+                },
+                _ => break f.parse::<Outcome>().expect("outcome"),
+            }
+        };
+        assert_eq!(outcome, Outcome::Scanned { interrupted: false });
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(records[0]["type"], "run", "{text}");
+        assert_eq!(
+            records[0]["shard"],
+            serde_json::json!({"index": 0, "count": 1})
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r["type"] == "port" && r["port"] == port && r["state"] == "open"),
+            "{text}"
+        );
+        assert_eq!(records.last().expect("records")["type"], "summary");
+
+        job.targets = vec!["127.0.0.1".into(), "198.18.0.0/31".into()];
+        c.request(2, &Action::Scan(job)).await;
+        let f = c.next().await;
+        assert_eq!((f.kind, f.id), (Kind::Result, 2));
+        assert_eq!(
+            f.parse::<Outcome>().expect("outcome"),
+            Outcome::Refused {
+                reason: "198.18.0.0 is outside this agent's --allow-targets (127.0.0.0/8)".into()
+            }
+        );
+        drop(c.to);
+        assert!(c.agent.await.expect("joined").is_ok());
+    }
+
     #[tokio::test]
     async fn a_version_mismatch_is_refused_naming_both() {
         let (c, first) = start(open_config(), VERSION + 1).await;
