@@ -86,6 +86,12 @@ async fn one(
     job: ScanJob,
     stop: &CancellationToken,
 ) -> Result<(ShardFile, Option<String>), String> {
+    if !link.welcome.capabilities.iter().any(|c| c == "scan") {
+        return Err(format!(
+            "agent {}: its sockeye {} does not run scan shards (no \"scan\" capability)",
+            link.name, link.welcome.sockeye
+        ));
+    }
     let mut running = link
         .request(&Action::Scan(job))
         .await
