@@ -246,3 +246,68 @@ fn ctrl_c_prints_the_partial_scan() {
     let ports = summary["ports"].as_u64().expect("ports");
     assert!(ports > 0 && ports < 3000, "{summary}");
 }
+
+/// An agent killed mid-shard: the controller names it, prints the merged
+/// scan of what the shards found (marked interrupted) and exits 1, after
+/// the other agent finished its shard.
+#[test]
+fn a_lost_agent_leaves_a_partial_scan_and_exit_1() {
+    if !require_lab() {
+        return;
+    }
+    let lab = Lab::new();
+    let _l = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path(), lab.scanner_ns());
+    let json = dir.path().join("partial.jsonl");
+    let args: Vec<String> = [
+        "scan",
+        "--agents",
+        "slow",
+        "--plan",
+        plan.to_str().expect("utf-8"),
+        "-sT",
+        "-p",
+        "1-400",
+        "--seed",
+        "3",
+        "-o",
+        &format!("json={}", json.display()),
+        crate::support::netns::TARGET_V4,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = controller(&args);
+    // Each agent has 200 ports at 20 a second: 10 s of work.
+    std::thread::sleep(Duration::from_secs(3));
+    let pids = Command::new("ip")
+        .args(["netns", "pids", lab.scanner_ns()])
+        .output()
+        .expect("ip netns pids");
+    let pids: Vec<i32> = String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2, "two agents run in the namespace: {pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    let out = wait_output(child, LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("went away") && err.contains("its shard is partial"),
+        "{err}"
+    );
+    let records = json_lines(&std::fs::read_to_string(&json).expect("json"));
+    let summary = records
+        .iter()
+        .find(|r| r["type"] == "summary")
+        .expect("a summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let ports = summary["ports"].as_u64().expect("ports");
+    assert!((200..400).contains(&ports), "{summary}");
+}

@@ -4,8 +4,9 @@
 //! paced by its `--max-rate`, and run in-process by the scan engine. Its
 //! records are those `sockeye scan --shard I/N --seed S -o json` writes,
 //! sent to the controller in bounded batches as they come, so that a shard
-//! of any size fits the protocol's frames and a stopped one still delivers
-//! what it found.
+//! of any size fits the protocol's frames, and a stopped or lost one has
+//! already delivered what it found (a batch leaves when half full, or
+//! after 250 ms).
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -27,6 +28,8 @@ use crate::target::{TargetSet, parse_exclude_list};
 
 /// Events buffered between the engine and the JSON printer.
 const EVENT_QUEUE: usize = 4096;
+/// How long found records wait for a batch to fill, at most.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// The in-flight window's ceiling, whatever the open-file limit.
 const MAX_WINDOW: u64 = 65_536;
 
@@ -284,9 +287,23 @@ pub async fn run(
             }
         })
     };
-    while let Some(event) = rx.recv().await {
-        sink.event(&event).map_err(failed)?;
-        for batch in lines.take(MAX_RECORDS_BYTES / 2) {
+    // Records leave in batches of half the bound, and at least every
+    // FLUSH_EVERY: what an agent found is the controller's even if the
+    // agent is lost later.
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let min = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => {
+                    sink.event(&event).map_err(failed)?;
+                    MAX_RECORDS_BYTES / 2
+                }
+                None => break,
+            },
+            _ = flush.tick() => 0,
+        };
+        for batch in lines.take(min) {
             if out.send(batch).await.is_err() {
                 // The controller is gone: stop scanning for nobody.
                 cancel.cancel();
