@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::report::{comparable, scan_args};
-use crate::support::netns::{Lab, require_lab, wait_output};
+use crate::support::netns::{Lab, ListenerGuard, require_lab, wait_output};
 use crate::util::{bin, json_lines, show, stderr};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -189,6 +189,58 @@ fn a_missing_label_and_a_target_outside_the_limits_are_one_line() {
     );
 }
 
+/// A lab whose target listens on 22, 80 and 443, and a folder for files.
+fn slow_lab() -> (Lab, ListenerGuard, tempfile::TempDir) {
+    let lab = Lab::new();
+    let listening = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
+    (lab, listening, tempfile::tempdir().expect("tempdir"))
+}
+
+/// The summary of the JSON Lines in `json`, which must say the scan was
+/// interrupted, and its count of ports.
+fn interrupted_summary(json: &Path) -> (serde_json::Value, u64) {
+    let records = json_lines(&std::fs::read_to_string(json).expect("json"));
+    let summary = records
+        .into_iter()
+        .find(|r| r["type"] == "summary")
+        .expect("a summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let ports = summary["ports"].as_u64().expect("ports");
+    (summary, ports)
+}
+
+/// The controller of a scan of `ports` on the target by the two slow
+/// agents (20 connects a second each), writing JSON Lines to `json`.
+fn slow_scan(
+    lab: &Lab,
+    dir: &Path,
+    ports: &str,
+    json: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    let plan = write_plan(dir, lab.scanner_ns());
+    let mut args: Vec<String> = [
+        "scan",
+        "--agents",
+        "slow",
+        "--plan",
+        plan.to_str().expect("utf-8"),
+        "-sT",
+        "-p",
+        ports,
+        "--seed",
+        "11",
+        "-o",
+        &format!("json={}", json.display()),
+        crate::support::netns::TARGET_V4,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    controller(&args)
+}
+
 /// Ctrl-C (SIGINT to the controller alone) stops both agents' shards: the
 /// controller prints the partial merged scan, says it was interrupted and
 /// exits 130, well before the slow agents would have finished.
@@ -197,32 +249,9 @@ fn ctrl_c_prints_the_partial_scan() {
     if !require_lab() {
         return;
     }
-    let lab = Lab::new();
-    let _l = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = write_plan(dir.path(), lab.scanner_ns());
+    let (lab, _listening, dir) = slow_lab();
     let json = dir.path().join("partial.jsonl");
-    let args: Vec<String> = [
-        "scan",
-        "--agents",
-        "slow",
-        "--plan",
-        plan.to_str().expect("utf-8"),
-        "-sT",
-        "-p",
-        "1-3000",
-        "--seed",
-        "11",
-        "-o",
-        &format!("json={}", json.display()),
-        "-o",
-        "table",
-        crate::support::netns::TARGET_V4,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let child = controller(&args);
+    let child = slow_scan(&lab, dir.path(), "1-3000", &json, &["-o", "table"]);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // Two agents at 20 a second need 75 s for 3000 ports.
     std::thread::sleep(Duration::from_secs(3));
@@ -237,13 +266,7 @@ fn ctrl_c_prints_the_partial_scan() {
     assert_eq!(out.status.code(), Some(130), "{}", show(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("Interrupted"), "{table}");
-    let records = json_lines(&std::fs::read_to_string(&json).expect("json"));
-    let summary = records
-        .iter()
-        .find(|r| r["type"] == "summary")
-        .expect("a summary");
-    assert_eq!(summary["interrupted"], true, "{summary}");
-    let ports = summary["ports"].as_u64().expect("ports");
+    let (summary, ports) = interrupted_summary(&json);
     assert!(ports > 0 && ports < 3000, "{summary}");
 }
 
@@ -255,30 +278,9 @@ fn a_lost_agent_leaves_a_partial_scan_and_exit_1() {
     if !require_lab() {
         return;
     }
-    let lab = Lab::new();
-    let _l = lab.listen(lab.target_ns(), "0.0.0.0", &[22, 80, 443]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = write_plan(dir.path(), lab.scanner_ns());
+    let (lab, _listening, dir) = slow_lab();
     let json = dir.path().join("partial.jsonl");
-    let args: Vec<String> = [
-        "scan",
-        "--agents",
-        "slow",
-        "--plan",
-        plan.to_str().expect("utf-8"),
-        "-sT",
-        "-p",
-        "1-400",
-        "--seed",
-        "3",
-        "-o",
-        &format!("json={}", json.display()),
-        crate::support::netns::TARGET_V4,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let child = controller(&args);
+    let child = slow_scan(&lab, dir.path(), "1-400", &json, &[]);
     // Each agent has 200 ports at 20 a second: 10 s of work.
     std::thread::sleep(Duration::from_secs(3));
     let pids = Command::new("ip")
@@ -302,12 +304,6 @@ fn a_lost_agent_leaves_a_partial_scan_and_exit_1() {
         err.contains("went away") && err.contains("its shard is partial"),
         "{err}"
     );
-    let records = json_lines(&std::fs::read_to_string(&json).expect("json"));
-    let summary = records
-        .iter()
-        .find(|r| r["type"] == "summary")
-        .expect("a summary");
-    assert_eq!(summary["interrupted"], true, "{summary}");
-    let ports = summary["ports"].as_u64().expect("ports");
+    let (summary, ports) = interrupted_summary(&json);
     assert!((200..400).contains(&ports), "{summary}");
 }
