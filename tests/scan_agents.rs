@@ -2,7 +2,7 @@
 //! agents (`netns:` the lab's scanner namespace, 198.18.0.0/15 only) prints
 //! what the same scan run whole prints; a label nobody has, and a target
 //! outside an agent's `--allow-targets`, are one line and exit status 2;
-//! Ctrl-C prints the partial scan.
+//! Ctrl-C, and an agent lost mid-shard, leave the partial scan printed.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -17,7 +17,8 @@
 //!   (198.18.0.0/15), with nftables for filtered and ICMP verdicts.
 //! - `scan_agents`: `scan --agents LABEL --plan PLAN`: a scan split across
 //!   three agents in the lab's scanner namespace equals the whole scan; a
-//!   missing label and a target outside an agent's limits are one line.
+//!   missing label and a target outside an agent's limits are one line;
+//!   Ctrl-C and a lost agent leave the partial scan printed.
 //! - `scan_syn`: the SYN scan (raw sockets) in the same kind of lab, its verdicts
 //!   against the connect scan's, and the connect scan without CAP_NET_RAW.
 //! - `scan_discover`: host discovery (`-sn`, `-P*`, `-Pn`): ARP and NDP on the link,
