@@ -302,7 +302,7 @@ pub struct ScanArgs {
 
     /// Split the scan across the agents of --plan labelled LABEL: agent I of
     /// N runs shard I/N (one seed) and their results print as one scan.
-    #[arg(long, value_name = "LABEL", requires = "plan", conflicts_with_all = ["shard", "list", "udp", "probe", "resume"])]
+    #[arg(long, value_name = "LABEL", requires = "plan", conflicts_with_all = ["shard", "list", "udp", "probe", "no_port_scan", "resume"])]
     pub agents: Option<String>,
 
     /// The plan (YAML or TOML) whose agents --agents picks from.

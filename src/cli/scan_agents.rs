@@ -3,7 +3,9 @@
 //! seed (typed, or chosen here and printed with -v), built from typed
 //! fields (`docs/agent-protocol.md`, action `scan`); their records are
 //! merged as `sockeye report merge` merges shards, and printed in the
-//! formats asked for. Ctrl-C stops every shard and prints what they found.
+//! formats asked for. Like `--shard`, it runs no host discovery (every
+//! shard must scan the same hosts). Ctrl-C stops every shard and prints
+//! what they found.
 
 use std::sync::Arc;
 
@@ -31,6 +33,17 @@ pub(super) fn run(mut args: ScanArgs, color: ColorChoice) -> anyhow::Result<u8> 
     let inflight = args
         .max_inflight
         .or(Template::level(args.timing.unwrap_or(3)).inflight);
+    let pings = args.ping_echo
+        || args.ping_timestamp
+        || args.ping_arp
+        || args.ping_syn.is_some()
+        || args.ping_ack.is_some()
+        || args.ping_udp.is_some();
+    if pings && !args.no_ping {
+        tracing::warn!(
+            "--agents runs no host discovery (every shard must scan the same hosts): the -P probes typed are not sent"
+        );
+    }
     let scan = ScanPlan::from_args(args)?;
     let plan =
         crate::exercise::plan::load(&plan_path).map_err(|e| UsageError::new(e.to_string()))?;
