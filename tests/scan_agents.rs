@@ -36,9 +36,13 @@ fn write_plan(dir: &Path, scanner_ns: &str) -> std::path::PathBuf {
 }
 
 /// The controller, here (it sends nothing itself: its agents do).
+/// It leads a process group of its own, with its `netns:` agents in it, as
+/// a command typed in a terminal does.
 fn controller(args: &[String]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
     Command::new(bin())
         .args(args)
+        .process_group(0)
         .env_remove("SOCKEYE_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -241,9 +245,10 @@ fn slow_scan(
     controller(&args)
 }
 
-/// Ctrl-C (SIGINT to the controller alone) stops both agents' shards: the
-/// controller prints the partial merged scan, says it was interrupted and
-/// exits 130, well before the slow agents would have finished.
+/// Ctrl-C (SIGINT to the controller's process group, its agents included)
+/// stops both agents' shards: the controller prints the partial merged
+/// scan, says it was interrupted and exits 130, well before the slow
+/// agents would have finished, and no agent died of the signal.
 #[test]
 fn ctrl_c_prints_the_partial_scan() {
     if !require_lab() {
@@ -256,7 +261,8 @@ fn ctrl_c_prints_the_partial_scan() {
     // Two agents at 20 a second need 75 s for 3000 ports.
     std::thread::sleep(Duration::from_secs(3));
     let sent = std::time::Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    // A terminal's Ctrl-C: the whole group, agents included.
+    nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
     let out = wait_output(child, Duration::from_secs(20));
     assert!(
         sent.elapsed() < Duration::from_secs(10),
@@ -264,6 +270,8 @@ fn ctrl_c_prints_the_partial_scan() {
         sent.elapsed()
     );
     assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    // The agents stopped their shards rather than die of the signal.
+    assert!(!stderr(&out).contains("went away"), "{}", show(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("Interrupted"), "{table}");
     let (summary, ports) = interrupted_summary(&json);

@@ -99,6 +99,7 @@ async fn one(
     let mut text = String::new();
     let mut events_open = true;
     let mut stopping = false;
+    let mut timed_out = false;
     // Armed when the shard is stopped; until then, never.
     let give_up = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
     tokio::pin!(give_up);
@@ -116,7 +117,10 @@ async fn one(
                 let _ = link.request(&Action::Stop { request: running.id }).await;
                 give_up.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
             }
-            () = &mut give_up => break None,
+            () = &mut give_up => {
+                timed_out = true;
+                break None;
+            }
         }
     };
     while let Ok(Event::Records { lines }) = running.events.try_recv() {
@@ -131,7 +135,7 @@ async fn one(
                 link.name
             ));
         }
-        None if stopping => Some(format!(
+        None if timed_out => Some(format!(
             "agent {}: did not finish its shard within {} s of being stopped",
             link.name,
             STOP_GRACE.as_secs()

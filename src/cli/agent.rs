@@ -14,7 +14,7 @@ pub const AGENT_AFTER: &str = "\
 Started by `sockeye exercise run` and `sockeye scan --agents` for each agent of a plan, over
 a pipe: ssh, ip netns exec, kubectl exec -i. It carries out typed actions only (connect,
 listen and answer flow nonces, send, a check, a scan shard), never a command, within its own
-limits, and exits when the pipe closes.
+limits, and exits when the pipe closes (Ctrl-C does not end it: its controller does).
 
 Examples:
   ssh -T host sockeye agent --stdio --allow-listen 80,443 --allow-targets 198.18.0.0/15
@@ -80,6 +80,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<u8> {
     let cfg = config(&args)?;
     let runtime = run::runtime(Threads::Many(Some(2)))?;
     runtime.block_on(async {
+        // Ctrl-C in the controller's terminal reaches a local or netns:
+        // agent too (one process group): the controller stops its requests
+        // and then closes the pipe, which is what ends an agent. Dying at
+        // once would lose what a scan shard found.
+        if let Ok(mut interrupt) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        {
+            tokio::spawn(async move { while interrupt.recv().await.is_some() {} });
+        }
         match serve(tokio::io::stdin(), tokio::io::stdout(), cfg).await {
             Ok(()) => Ok(exit::OK),
             Err(e) => Err(anyhow::Error::new(e)),
