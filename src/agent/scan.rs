@@ -225,6 +225,8 @@ pub async fn run(
             .max_inflight
             .map_or(window, |n| u64::from(n.max(1)).min(window)) as usize,
         retries: job.retries.min(50),
+        // The controller's retries, fixed (as a typed --retries is).
+        retry_ceiling: job.retries.min(50),
         rtt,
         // This agent's --max-rate caps whatever the controller asked.
         rate: Some(
@@ -240,6 +242,7 @@ pub async fn run(
         workers,
         grace: rtt.max.min(Duration::from_secs(1)),
         emit_all: job.all_states,
+        resume: None,
     };
     let info = RunInfo {
         command: "scan",
