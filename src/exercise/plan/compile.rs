@@ -104,7 +104,7 @@ impl Compiler<'_> {
             ));
         }
         let concurrency = if spec.sequential { 1 } else { concurrency };
-        if spec.checks.is_empty() {
+        if spec.checks.is_empty() && spec.agents.is_empty() {
             return Err(SourceError::new(
                 self.file,
                 0,
@@ -822,6 +822,14 @@ checks:
         // A variable inside a matrix cell is not expanded again: the host
         // of the second row is the text as written.
         assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn a_plan_may_name_only_agents_but_not_be_empty() {
+        let plan = compile("agents: {a: {via: local, labels: [scanners]}}\n").expect("valid");
+        assert!(plan.checks.is_empty());
+        assert_eq!(plan.agents.len(), 1);
+        assert!(compile("name: nothing\n").is_err());
     }
 
     #[test]

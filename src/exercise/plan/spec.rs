@@ -30,6 +30,8 @@ pub struct PlanSpec {
     /// Agents by name: where checks and flows run besides this machine.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentEntry>,
+    /// At least one, unless the plan only names agents (`scan --agents`).
+    #[serde(default)]
     pub checks: Vec<CheckSpec>,
 }
 
