@@ -26,6 +26,8 @@ fn policy(telnet: &str) -> String {
     ip saddr {A} ip daddr {B} tcp dport 3306 reject with icmpx admin-prohibited
     ip saddr {A} ip daddr {C} tcp dport 80 ct status dnat accept
     ip saddr {B} ip daddr {A} tcp dport 443 accept
+    ip saddr {A} ip daddr {B} icmp type echo-request accept
+    ip saddr {A} ip daddr {C} icmp type echo-request reject with icmp type admin-prohibited
   }}
 }}
 table ip nat {{
@@ -74,6 +76,15 @@ const EXPECTED: &[(&str, &str, &str, Option<&str>, &str)] = &[
         None,
         "unknown",
     ),
+    ("ping a to b", "allowed", "reply", Some(A), "unknown"),
+    (
+        "ping a to c",
+        "blocked",
+        "icmp-admin-prohibited",
+        None,
+        "firewall",
+    ),
+    ("ping b to a", "blocked", "timeout", None, "unknown"),
 ];
 
 fn plan(config: &str, bin: &str, c_ns: &str) -> String {
@@ -98,6 +109,9 @@ checks:
   - {{name: ssh b to a, flow: {{from: b, to: a, port: 22}}, expect: blocked}}
   - {{name: web a to c direct, flow: {{from: a, to: c, port: 80}}, expect: blocked}}
   - {{name: \"alt https a to b, proxied\", flow: {{from: a, to: b, port: 8443}}, expect: blocked}}
+  - {{name: ping a to b, flow: {{from: a, to: b, proto: icmp}}, expect: allowed}}
+  - {{name: ping a to c, flow: {{from: a, to: c, proto: icmp}}, expect: {{verdict: blocked, blocked_by: firewall}}}}
+  - {{name: ping b to a, flow: {{from: b, to: a, proto: icmp}}, expect: blocked}}
 "
     )
 }
@@ -197,6 +211,8 @@ fn a_routed_firewall_gets_every_verdict_and_who_blocked() {
         proxied["evidence"].to_string().contains("proxy suspected"),
         "{proxied}"
     );
+    assert_eq!(records[11]["flow"]["arrived_at"], "b", "{}", records[11]);
+    assert_eq!(records[11]["target"], "a -> b/icmp", "{}", records[11]);
     for r in &records[..10] {
         assert_eq!(r["flow"]["proxy"], false, "{r}");
     }

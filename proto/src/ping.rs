@@ -151,15 +151,38 @@ pub fn parse_arp(a: &[u8]) -> Result<Arp, PacketError> {
 /// # Panics
 /// If `out` is shorter than [`ECHO_LEN`].
 pub fn write_icmp_echo(out: &mut [u8], id: u16, seq: u16) -> usize {
-    let m = &mut out[..ECHO_LEN];
+    write_icmp_echo_data(out, id, seq, &[])
+}
+
+/// Writes an ICMP echo request carrying `data` (a flow's nonce line) with
+/// its checksum into `out`; returns its length, [`ECHO_LEN`] + `data`'s.
+///
+/// # Panics
+/// If `out` is shorter than that.
+pub fn write_icmp_echo_data(out: &mut [u8], id: u16, seq: u16, data: &[u8]) -> usize {
+    let len = ECHO_LEN + data.len();
+    let m = &mut out[..len];
     m[0] = icmp4::ECHO_REQUEST;
     m[1] = 0;
     m[2..4].copy_from_slice(&[0, 0]);
     m[4..6].copy_from_slice(&id.to_be_bytes());
     m[6..8].copy_from_slice(&seq.to_be_bytes());
+    m[ECHO_LEN..].copy_from_slice(data);
     let sum = checksum(m);
     m[2..4].copy_from_slice(&sum.to_be_bytes());
-    ECHO_LEN
+    len
+}
+
+/// An ICMP echo request or reply's data (after the 8-byte header), with
+/// its type, id and sequence number; `None` for any other message.
+pub fn echo_data(buf: &[u8]) -> Option<(u8, u16, u16, &[u8])> {
+    if buf.len() < ECHO_LEN
+        || !matches!(buf[0], icmp4::ECHO_REQUEST | icmp4::ECHO_REPLY)
+        || buf[1] != 0
+    {
+        return None;
+    }
+    Some((buf[0], be16(buf, 4), be16(buf, 6), &buf[ECHO_LEN..]))
 }
 
 /// Writes an ICMP timestamp request with its checksum into

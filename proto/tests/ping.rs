@@ -6,13 +6,14 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sockeye_proto::packet::{
-    PROTO_UDP, PacketError, Segment, UdpHeader, flags, parse_udp, pseudo_header_sum, sum_words,
-    write_tcp, write_udp,
+    PROTO_UDP, PacketError, Segment, UdpHeader, checksum, flags, parse_udp, pseudo_header_sum,
+    sum_words, write_tcp, write_udp,
 };
 use sockeye_proto::ping::{
     ARP_FRAME, ARP_REPLY, ARP_REQUEST, Arp, ECHO_LEN, Icmp4, Icmp6, NS_LEN, TIMESTAMP_LEN,
-    parse_arp_frame, parse_icmpv4, parse_icmpv6, solicited_node, write_arp_request,
-    write_icmp_echo, write_icmp_timestamp, write_icmpv6_echo, write_neighbor_solicitation,
+    echo_data, parse_arp_frame, parse_icmpv4, parse_icmpv6, solicited_node, write_arp_request,
+    write_icmp_echo, write_icmp_echo_data, write_icmp_timestamp, write_icmpv6_echo,
+    write_neighbor_solicitation,
 };
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -339,4 +340,26 @@ fn every_prefix_of_every_message() {
     for k in 0..len {
         assert!(parse_udp(&u[..k]).is_err(), "udp prefix {k}");
     }
+}
+
+/// An echo request carrying a flow's nonce line (agents' ICMP flows), and
+/// its data read back; every cut-short prefix of the header is refused.
+#[test]
+fn an_echo_with_data_and_its_data_read_back() {
+    let mut out = [0u8; 32];
+    let n = write_icmp_echo_data(&mut out, 0x1234, 1, b"sockeye-flow n1\n");
+    assert_eq!(n, 24);
+    assert_eq!(&out[..2], &[8, 0], "type, code");
+    assert_eq!(&out[4..8], &[0x12, 0x34, 0x00, 0x01], "id, seq");
+    // A checksum over the whole message (its own field included) is zero.
+    assert_eq!(checksum(&out[..n]), 0);
+    assert_eq!(
+        echo_data(&out[..n]),
+        Some((8, 0x1234, 1, &b"sockeye-flow n1\n"[..]))
+    );
+    for cut in 0..ECHO_LEN {
+        assert_eq!(echo_data(&out[..cut]), None, "{cut}");
+    }
+    out[0] = 3;
+    assert_eq!(echo_data(&out[..n]), None);
 }

@@ -326,6 +326,7 @@ async fn carry_out(
             match proto {
                 FlowProto::Tcp => send_tcp(target, Some(&nonce), timeout, ttl).await,
                 FlowProto::Udp => send_udp(target, &nonce, timeout).await,
+                FlowProto::Icmp => send_icmp(target.ip(), &nonce, timeout).await,
             }
         }
         Action::Listen {
@@ -333,10 +334,15 @@ async fn carry_out(
             port,
             address,
         } => {
-            if let Err(r) = shared.cfg.may_listen(port) {
+            // An ICMP "listener" opens no port: it watches the echo
+            // requests that arrive (the kernel answers them).
+            if proto != FlowProto::Icmp
+                && let Err(r) = shared.cfg.may_listen(port)
+            {
                 return refused(r);
             }
             match proto {
+                FlowProto::Icmp => listen_icmp(shared, id, stop).await,
                 FlowProto::Tcp => listen_tcp(shared, id, port, address, stop).await,
                 FlowProto::Udp => listen_udp(shared, id, port, address, stop).await,
             }
@@ -525,6 +531,141 @@ async fn send_udp(target: SocketAddr, nonce: &str, timeout: Duration) -> Outcome
         },
     };
     sent(saw, source, from)
+}
+
+/// A raw ICMPv4 socket (root or CAP_NET_RAW), nonblocking, on the reactor.
+/// Tokio's datagram socket type drives it: `recv` and `send_to` are the
+/// same calls on a raw socket, and this needs no `unsafe` registration.
+fn raw_icmp() -> io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW.cloexec(),
+        Some(socket2::Protocol::ICMPV4),
+    )?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
+}
+
+/// The next IPv4 packet a raw socket reads: its source, and where its ICMP
+/// message lies in `buf`.
+async fn next_icmp(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(std::net::Ipv4Addr, usize, usize)> {
+    loop {
+        let n = socket.recv(buf).await?;
+        let Ok((ip, payload)) = sockeye_proto::packet::parse_ipv4(&buf[..n]) else {
+            continue;
+        };
+        let start = ip.header_len;
+        return Ok((ip.src, start, start + payload.len()));
+    }
+}
+
+/// An ICMP echo request carrying the flow line to `target` (IPv4), and
+/// its echo reply awaited; an ICMP error quoting it says who stopped it.
+async fn send_icmp(target: IpAddr, nonce: &str, timeout: Duration) -> Outcome {
+    use sockeye_proto::ping::{echo_data, icmp4, write_icmp_echo_data};
+    let started = Instant::now();
+    let sent = |saw, icmp_from| Outcome::Sent {
+        saw,
+        source: None,
+        ms: ms_since(started),
+        ttl: None,
+        icmp_from,
+    };
+    let IpAddr::V4(dst) = target.to_canonical() else {
+        return Outcome::Refused {
+            reason: "ICMP flows are IPv4 only".into(),
+        };
+    };
+    let socket = match raw_icmp() {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Refused {
+                reason: format!("an ICMP flow needs root or CAP_NET_RAW on the agent: {e}"),
+            };
+        }
+    };
+    let id: u16 = rand::random();
+    let line = flow_line(nonce);
+    let mut packet = [0u8; MAX_FLOW_LINE + 16];
+    let n = write_icmp_echo_data(&mut packet, id, 1, line.as_bytes());
+    if let Err(e) = socket
+        .send_to(&packet[..n], SocketAddr::new(target, 0))
+        .await
+    {
+        return sent(saw_error(&e), None);
+    }
+    let mut buf = vec![0u8; 2048];
+    let deadline = started + timeout;
+    loop {
+        let (src, start, end) =
+            match tokio::time::timeout_at(deadline, next_icmp(&socket, &mut buf)).await {
+                Err(_) => return sent(SenderSaw::Timeout, None),
+                Ok(Err(e)) => return sent(saw_error(&e), None),
+                Ok(Ok(got)) => got,
+            };
+        let msg = &buf[start..end];
+        if let Some((kind, got_id, _, data)) = echo_data(msg) {
+            if kind == icmp4::ECHO_REPLY && got_id == id && src == dst && data == line.as_bytes() {
+                return sent(SenderSaw::Reply, None);
+            }
+            continue;
+        }
+        if let Ok(Some(err)) = sockeye_proto::packet::parse_icmpv4_error(msg)
+            && err.quoted.protocol == 1
+            && err.quoted.dst == IpAddr::V4(dst)
+            && (err.quoted.seq >> 16) as u16 == id
+        {
+            use crate::report::Reason;
+            let saw = match crate::scan::connect::reason_from_icmp4(err.kind, err.code) {
+                Reason::AdminProhibited => SenderSaw::IcmpAdminProhibited,
+                Reason::HostUnreach => SenderSaw::IcmpHostUnreachable,
+                Reason::NetUnreach => SenderSaw::IcmpNetUnreachable,
+                Reason::PortUnreach => SenderSaw::IcmpPortUnreachable,
+                _ => continue,
+            };
+            return sent(saw, Some(IpAddr::V4(src)));
+        }
+    }
+}
+
+/// Watches the ICMP echo requests that reach this host (the kernel answers
+/// them) and reports each that carries a flow nonce.
+async fn listen_icmp(shared: &Shared, id: u32, stop: &CancellationToken) -> Outcome {
+    use sockeye_proto::ping::{echo_data, icmp4};
+    let bound = raw_icmp().map(|s| (SocketAddr::from(([0, 0, 0, 0], 0)), s));
+    let (socket, _) = match announce(shared, id, FlowProto::Icmp, 0, bound).await {
+        Ok(pair) => pair,
+        Err(refused) => return refused,
+    };
+    let mut arrivals = 0;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (src, start, end) = tokio::select! {
+            () = stop.cancelled() => break,
+            r = next_icmp(&socket, &mut buf) => match r {
+                Ok(got) => got,
+                Err(_) => continue,
+            },
+        };
+        let Some((icmp4::ECHO_REQUEST, _, _, data)) = echo_data(&buf[start..end]) else {
+            continue;
+        };
+        let Some(nonce) = nonce_of(data) else {
+            continue;
+        };
+        arrivals += 1;
+        let event = Event::Arrived {
+            proto: FlowProto::Icmp,
+            port: 0,
+            nonce: nonce.to_string(),
+            source: SocketAddr::new(IpAddr::V4(src), 0),
+        };
+        shared.send(Kind::Event, id, &event).await;
+    }
+    Outcome::Stopped { arrivals }
 }
 
 /// A non-blocking socket for `target` that queues the ICMP errors it gets

@@ -100,6 +100,8 @@ impl Limits {
 pub enum FlowProto {
     Tcp,
     Udp,
+    /// ICMP echo (IPv4; raw sockets: the agents need CAP_NET_RAW).
+    Icmp,
 }
 
 impl FlowProto {
@@ -107,6 +109,7 @@ impl FlowProto {
         match self {
             FlowProto::Tcp => "tcp",
             FlowProto::Udp => "udp",
+            FlowProto::Icmp => "icmp",
         }
     }
 }

@@ -224,15 +224,15 @@ pub struct ScanArgs {
     #[arg(long)]
     pub ping_timestamp: bool,
 
-    /// Discovery: TCP SYN to PORTS (default 80). (nmap: -PS[PORTS])
+    /// Discovery: TCP SYN to PORTS (default 80). (nmap: -PS PORTS, or -PSPORTS)
     #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "80")]
     pub ping_syn: Option<String>,
 
-    /// Discovery: TCP ACK to PORTS (default 80). (nmap: -PA[PORTS])
+    /// Discovery: TCP ACK to PORTS (default 80). (nmap: -PA PORTS, or -PAPORTS)
     #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "80")]
     pub ping_ack: Option<String>,
 
-    /// Discovery: an empty UDP datagram to PORTS (default 40125). (nmap: -PU[PORTS])
+    /// Discovery: an empty UDP datagram to PORTS (default 40125). (nmap: -PU PORTS, or -PUPORTS)
     #[arg(long, value_name = "PORTS", num_args = 0..=1, require_equals = true, default_missing_value = "40125")]
     pub ping_udp: Option<String>,
 

@@ -90,7 +90,10 @@ pub async fn run(
             .ok_or_else(|| format!("agent {name} is not connected"))
     };
     let sender = link(&flow.from)?;
+    let icmp = flow.proto == FlowProto::Icmp;
     let (dest_ip, to_text) = match &flow.to {
+        FlowTo::Agent(name) if icmp => (address_of(link(name)?.as_ref())?, name.clone()),
+        FlowTo::Address(ip) if icmp => (*ip, ip.to_string()),
         FlowTo::Agent(name) => (
             address_of(link(name)?.as_ref())?,
             format!("{name}:{}", flow.port),
@@ -189,7 +192,11 @@ pub async fn run(
     };
     if let Some((agent, port, seen)) = arrived {
         record.verdict = FlowVerdict::Allowed.word().into();
-        record.arrived_at = Some(format!("{agent}:{port}"));
+        record.arrived_at = Some(if icmp {
+            agent.clone()
+        } else {
+            format!("{agent}:{port}")
+        });
         record.source_seen = Some(seen.ip().to_string());
         record.nat = source.is_some_and(|s| s.ip() != seen.ip());
         record.redirect = !matches!(&flow.to, FlowTo::Agent(name) if *name == agent);
@@ -522,6 +529,9 @@ pub fn listen_limits(checks: &[super::plan::Check], agents: &Agents) -> Vec<Stri
         let super::plan::CheckKind::Flow(f) = &c.kind else {
             continue;
         };
+        if f.proto == FlowProto::Icmp {
+            continue;
+        }
         let mut wanted: Vec<(&str, u16)> =
             f.listen_on.iter().map(|(a, p)| (a.as_str(), *p)).collect();
         if let FlowTo::Agent(to) = &f.to {

@@ -151,7 +151,7 @@ impl LossEstimate {
 
     /// The retries a silent port gets: `base` while nothing was lost,
     /// else enough for every probe of a port to be lost with a chance
-    /// below [`FALSE_FILTERED`] at the loss rate seen, at most `ceiling`.
+    /// below `FALSE_FILTERED` at the loss rate seen, at most `ceiling`.
     pub fn retries(&self, base: u8, ceiling: u8) -> u8 {
         if self.lost == 0 || ceiling <= base {
             return base;

@@ -374,8 +374,38 @@ impl Compiler<'_> {
         {
             None | Some("tcp") => FlowProto::Tcp,
             Some("udp") => FlowProto::Udp,
-            Some(other) => return Err(fail(format!("proto {other:?}: expected tcp or udp"))),
+            Some("icmp") => FlowProto::Icmp,
+            Some(other) => {
+                return Err(fail(format!("proto {other:?}: expected tcp, udp or icmp")));
+            }
         };
+        if proto == FlowProto::Icmp {
+            // An echo has no port: `to` is an agent or an address.
+            if f.port.is_some() {
+                return Err(fail("proto icmp (echo) has no port".into()));
+            }
+            let to_text = self.render(at, &f.to, vars)?;
+            let to = if agents.contains_key(&to_text) {
+                FlowTo::Agent(to_text)
+            } else {
+                FlowTo::Address(to_text.parse::<std::net::IpAddr>().map_err(|_| {
+                    fail(format!(
+                        "to {to_text:?}: an agent's name or an address (icmp has no port)"
+                    ))
+                })?)
+            };
+            if !f.listen_on.is_empty() {
+                return Err(fail("listen_on is for tcp and udp flows".into()));
+            }
+            return Ok(CheckKind::Flow(Arc::new(FlowCheck {
+                from,
+                to,
+                port: 0,
+                proto,
+                listen_on: Vec::new(),
+                reference_ports: Vec::new(),
+            })));
+        }
         let port = match &f.port {
             None => None,
             Some(p) => {

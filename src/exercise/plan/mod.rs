@@ -129,6 +129,13 @@ impl CheckKind {
             | CheckKind::Calc { host, port, .. }
             | CheckKind::Mail { host, port, .. } => crate::target::endpoint::host_port(host, *port),
             CheckKind::Talk { endpoint, .. } => endpoint.describe(),
+            CheckKind::Flow(f) if f.proto == crate::agent::wire::FlowProto::Icmp => {
+                let to = match &f.to {
+                    FlowTo::Agent(name) => name.clone(),
+                    FlowTo::Address(ip) => ip.to_string(),
+                };
+                format!("{} -> {to}/icmp", f.from)
+            }
             CheckKind::Flow(f) => {
                 let to = match &f.to {
                     FlowTo::Agent(name) => format!("{name}:{}", f.port),
