@@ -10,7 +10,7 @@ use sockeye_proto::packet::{
     Ipv4Reply, parse_icmpv4_error, parse_icmpv6_error, parse_ipv4, parse_ipv4_reply, parse_ipv6,
     parse_tcp, parse_udp,
 };
-use sockeye_proto::ping::{Icmp6, parse_arp_frame, parse_icmpv4, parse_icmpv6};
+use sockeye_proto::ping::{Icmp6, echo_data, parse_arp_frame, parse_icmpv4, parse_icmpv6};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((h, payload)) = parse_ipv4(data) {
@@ -37,6 +37,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(arp.target_ip.octets(), data[38..42]);
     }
     let _ = parse_icmpv4(data);
+    // An echo's data is what follows its 8-byte header, unchanged.
+    if let Some((_, _, _, rest)) = echo_data(data) {
+        assert_eq!(rest, &data[8..]);
+    }
     if let Ok(Icmp6::NeighborAdvert { target, .. }) = parse_icmpv6(data) {
         assert_eq!(target.octets(), data[8..24]);
     }
