@@ -26,6 +26,7 @@ fn policy(telnet: &str) -> String {
     ip saddr {A} ip daddr {B} tcp dport 3306 reject with icmpx admin-prohibited
     ip saddr {A} ip daddr {C} tcp dport 80 ct status dnat accept
     ip saddr {B} ip daddr {A} tcp dport 443 accept
+    ip saddr {C} ip daddr {B} tcp dport 25 accept
     ip saddr {A} ip daddr {B} icmp type echo-request accept
     ip saddr {A} ip daddr {C} icmp type echo-request reject with icmp type admin-prohibited
   }}
@@ -85,6 +86,7 @@ const EXPECTED: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "firewall",
     ),
     ("ping b to a", "blocked", "timeout", None, "unknown"),
+    ("smtp c to b", "allowed", "connected", Some(C), "unknown"),
 ];
 
 fn plan(config: &str, bin: &str, c_ns: &str) -> String {
@@ -112,6 +114,7 @@ checks:
   - {{name: ping a to b, flow: {{from: a, to: b, proto: icmp}}, expect: allowed}}
   - {{name: ping a to c, flow: {{from: a, to: c, proto: icmp}}, expect: {{verdict: blocked, blocked_by: firewall}}}}
   - {{name: ping b to a, flow: {{from: b, to: a, proto: icmp}}, expect: blocked}}
+  - {{name: smtp c to b, flow: {{from: c, to: b, port: 25}}, expect: allowed}}
 "
     )
 }
@@ -202,6 +205,14 @@ fn a_routed_firewall_gets_every_verdict_and_who_blocked() {
     );
     assert!(
         evidence("smtp a to b").contains("TTL 64, the destination's own answers with TTL 63"),
+        "{}",
+        evidence("smtp a to b")
+    );
+    // The plan lets c reach b:25: a second control flow, from c, arrived.
+    assert!(
+        evidence("smtp a to b").contains(
+            "control flow from c (which the plan expects to be allowed) to 198.18.102.2:25 arrived"
+        ),
         "{}",
         evidence("smtp a to b")
     );

@@ -234,7 +234,33 @@ pub async fn run(
             .await?
             .saw;
         let control = wait_for(&mut arrivals, &control_nonce, ARRIVAL_GRACE).await;
-        if control.is_some() {
+        // A second control from an agent the plan says may reach the
+        // listener: the network delivers there, only this path does not.
+        let mut reachable = true;
+        if control.is_some()
+            && let Some(other) = flow.control_from.first()
+        {
+            let nonce2 = format!("{nonce}-control-{other}");
+            let saw2 = send(link(other)?.as_ref(), flow, dest, &nonce2, timeout, false)
+                .await?
+                .saw;
+            if wait_for(&mut arrivals, &nonce2, ARRIVAL_GRACE)
+                .await
+                .is_some()
+            {
+                record.evidence.push(format!(
+                    "control flow from {other} (which the plan expects to be allowed) to {dest} arrived: the network delivers to the listener, not from {}",
+                    flow.from
+                ));
+            } else {
+                reachable = false;
+                record.evidence.push(format!(
+                    "control flow from {other} (which the plan expects to be allowed) to {dest} did not arrive ({}): the listener may be unreachable from the network, so this is not shown blocked",
+                    saw2.word()
+                ));
+            }
+        }
+        if control.is_some() && reachable {
             record.verdict = FlowVerdict::Blocked.word().into();
             record.evidence.push(format!(
                 "control flow from {control_agent} itself to {dest} (this host's own path, not the tested one) arrived: the listener works"
@@ -242,7 +268,7 @@ pub async fn run(
             let (who, why) = who_blocked(flow, agents, &sender, dest, &sent, &nonce, timeout).await;
             record.blocked_by = who.into();
             record.evidence.push(why);
-        } else {
+        } else if control.is_none() {
             record.evidence.push(format!(
                 "control flow from {control_agent} itself to {dest} did not arrive ({}): the listener is not reachable even locally",
                 control_saw.word()

@@ -229,6 +229,7 @@ impl Compiler<'_> {
             }
         }
         reference_ports(&mut checks);
+        control_from(&mut checks);
         let ca_files = self.ca_files.to_vec();
         Ok(Plan {
             name: spec.name.unwrap_or_else(|| self.file.to_string()),
@@ -404,6 +405,7 @@ impl Compiler<'_> {
                 proto,
                 listen_on: Vec::new(),
                 reference_ports: Vec::new(),
+                control_from: Vec::new(),
             })));
         }
         let port = match &f.port {
@@ -458,6 +460,7 @@ impl Compiler<'_> {
             proto,
             listen_on,
             reference_ports: Vec::new(),
+            control_from: Vec::new(),
         })))
     }
 
@@ -752,6 +755,43 @@ impl Compiler<'_> {
     }
 }
 
+/// Fills each flow's [`FlowCheck::control_from`]: the senders of the
+/// plan's other flows to the same destination agent, port and transport
+/// that expect `allowed`.
+fn control_from(checks: &mut [Check]) {
+    use super::FlowVerdict;
+    let allowed: Vec<(String, String, u16, crate::agent::wire::FlowProto)> = checks
+        .iter()
+        .filter_map(|c| match (&c.kind, c.expect.verdict) {
+            (CheckKind::Flow(f), Some(FlowVerdict::Allowed)) => match &f.to {
+                FlowTo::Agent(to) => Some((f.from.clone(), to.clone(), f.port, f.proto)),
+                FlowTo::Address(_) => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for c in checks.iter_mut() {
+        let CheckKind::Flow(f) = &mut c.kind else {
+            continue;
+        };
+        let FlowTo::Agent(to) = &f.to else {
+            continue;
+        };
+        let mut from: Vec<String> = allowed
+            .iter()
+            .filter(|(s, t, p, proto)| {
+                s != &f.from && t != &f.from && t == to && *p == f.port && *proto == f.proto
+            })
+            .map(|(s, ..)| s.clone())
+            .collect();
+        from.sort();
+        from.dedup();
+        if !from.is_empty() {
+            Arc::make_mut(f).control_from = from;
+        }
+    }
+}
+
 /// Fills each TCP flow's [`FlowCheck::reference_ports`]: the ports of the
 /// plan's other TCP flows from the same agent to the same agent that expect
 /// `allowed`.
@@ -852,6 +892,31 @@ checks:
         // A variable inside a matrix cell is not expanded again: the host
         // of the second row is the text as written.
         assert_eq!(plan.checks[2].kind.target(), "{{lab}}:21");
+    }
+
+    #[test]
+    fn a_flow_gets_its_second_control_from_the_plans_allowed_senders() {
+        let plan = compile(
+            "agents: {a: {via: local}, b: {via: local}, c: {via: local}, d: {via: local}}
+checks:
+  - {name: a, flow: {from: a, to: b, port: 25}, expect: blocked}
+  - {name: c, flow: {from: c, to: b, port: 25}, expect: allowed}
+  - {name: d udp, flow: {from: d, to: b, port: 25, proto: udp}, expect: allowed}
+  - {name: d other port, flow: {from: d, to: b, port: 26}, expect: allowed}
+",
+        )
+        .expect("valid");
+        let controls: Vec<Vec<String>> = plan
+            .checks
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Flow(f) => f.control_from.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Same destination, port and transport, expected allowed, another
+        // sender: only c, for a.
+        assert_eq!(controls, [vec!["c".to_string()], vec![], vec![], vec![]]);
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub struct FlowCheck {
     /// expect to be allowed: where a reference answer of the destination
     /// itself can be had, to tell its resets from a firewall's.
     pub reference_ports: Vec<u16>,
+    /// Other agents the plan expects to reach the same destination, port
+    /// and transport: a blocked verdict also needs a control flow from the
+    /// first of them to arrive.
+    pub control_from: Vec<String>,
 }
 
 impl FlowCheck {
