@@ -228,8 +228,7 @@ impl Compiler<'_> {
                 }
             }
         }
-        reference_ports(&mut checks);
-        control_from(&mut checks);
+        learn_from_allowed(&mut checks);
         let ca_files = self.ca_files.to_vec();
         Ok(Plan {
             name: spec.name.unwrap_or_else(|| self.file.to_string()),
@@ -755,21 +754,44 @@ impl Compiler<'_> {
     }
 }
 
-/// Fills each flow's [`FlowCheck::control_from`]: the senders of the
-/// plan's other flows to the same destination agent, port and transport
-/// that expect `allowed`.
-fn control_from(checks: &mut [Check]) {
-    use super::FlowVerdict;
-    let allowed: Vec<(String, String, u16, crate::agent::wire::FlowProto)> = checks
+/// A flow of the plan expected to be allowed, to an agent.
+struct AllowedFlow {
+    from: String,
+    to: String,
+    port: u16,
+    proto: crate::agent::wire::FlowProto,
+    /// Whether it may arrive elsewhere too (`listen_on`, DNAT).
+    elsewhere: bool,
+}
+
+/// The plan's flows to agents that expect `allowed`.
+fn allowed_flows(checks: &[Check]) -> Vec<AllowedFlow> {
+    checks
         .iter()
         .filter_map(|c| match (&c.kind, c.expect.verdict) {
-            (CheckKind::Flow(f), Some(FlowVerdict::Allowed)) => match &f.to {
-                FlowTo::Agent(to) => Some((f.from.clone(), to.clone(), f.port, f.proto)),
+            (CheckKind::Flow(f), Some(super::FlowVerdict::Allowed)) => match &f.to {
+                FlowTo::Agent(to) => Some(AllowedFlow {
+                    from: f.from.clone(),
+                    to: to.clone(),
+                    port: f.port,
+                    proto: f.proto,
+                    elsewhere: !f.listen_on.is_empty(),
+                }),
                 FlowTo::Address(_) => None,
             },
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Fills each flow to an agent with what the plan's allowed flows tell
+/// about its destination: [`FlowCheck::control_from`] (the senders of
+/// other flows to the same destination, port and transport) and, for TCP,
+/// [`FlowCheck::reference_ports`] (the other ports of the destination that
+/// flows from the same sender reach, straight).
+fn learn_from_allowed(checks: &mut [Check]) {
+    use crate::agent::wire::FlowProto;
+    let allowed = allowed_flows(checks);
     for c in checks.iter_mut() {
         let CheckKind::Flow(f) = &mut c.kind else {
             continue;
@@ -779,58 +801,32 @@ fn control_from(checks: &mut [Check]) {
         };
         let mut from: Vec<String> = allowed
             .iter()
-            .filter(|(s, t, p, proto)| {
-                s != &f.from && t != &f.from && t == to && *p == f.port && *proto == f.proto
-            })
-            .map(|(s, ..)| s.clone())
+            .filter(|a| a.from != f.from && a.to == *to && a.port == f.port && a.proto == f.proto)
+            .map(|a| a.from.clone())
             .collect();
         from.sort();
         from.dedup();
-        if !from.is_empty() {
-            Arc::make_mut(f).control_from = from;
-        }
-    }
-}
-
-/// Fills each TCP flow's [`FlowCheck::reference_ports`]: the ports of the
-/// plan's other TCP flows from the same agent to the same agent that expect
-/// `allowed`.
-fn reference_ports(checks: &mut [Check]) {
-    use super::FlowVerdict;
-    use crate::agent::wire::FlowProto;
-    let allowed: Vec<(String, String, u16)> = checks
-        .iter()
-        .filter_map(|c| match (&c.kind, c.expect.verdict) {
-            (CheckKind::Flow(f), Some(FlowVerdict::Allowed))
-                if f.proto == FlowProto::Tcp && f.listen_on.is_empty() =>
-            {
-                match &f.to {
-                    FlowTo::Agent(to) => Some((f.from.clone(), to.clone(), f.port)),
-                    FlowTo::Address(_) => None,
-                }
-            }
-            _ => None,
-        })
-        .collect();
-    for c in checks.iter_mut() {
-        let CheckKind::Flow(f) = &mut c.kind else {
-            continue;
+        let mut ports: Vec<u16> = if f.proto == FlowProto::Tcp {
+            allowed
+                .iter()
+                .filter(|a| {
+                    a.proto == FlowProto::Tcp
+                        && !a.elsewhere
+                        && a.from == f.from
+                        && a.to == *to
+                        && a.port != f.port
+                })
+                .map(|a| a.port)
+                .collect()
+        } else {
+            Vec::new()
         };
-        let FlowTo::Agent(to) = &f.to else {
-            continue;
-        };
-        if f.proto != FlowProto::Tcp {
-            continue;
-        }
-        let mut ports: Vec<u16> = allowed
-            .iter()
-            .filter(|(from, t, p)| *from == f.from && t == to && *p != f.port)
-            .map(|(_, _, p)| *p)
-            .collect();
         ports.sort_unstable();
         ports.dedup();
-        if !ports.is_empty() {
-            Arc::make_mut(f).reference_ports = ports;
+        if !from.is_empty() || !ports.is_empty() {
+            let f = Arc::make_mut(f);
+            f.control_from = from;
+            f.reference_ports = ports;
         }
     }
 }
