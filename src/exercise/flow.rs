@@ -189,6 +189,7 @@ pub async fn run(
         unconfirmed: listeners.is_empty(),
         blocked_by: "unknown".into(),
         evidence,
+        other: Default::default(),
     };
     if let Some((agent, port, seen)) = arrived {
         record.verdict = FlowVerdict::Allowed.word().into();

@@ -51,7 +51,10 @@ pub struct CheckResult<Talk> {
 }
 
 /// What a flow check found: where the nonce went and what the sender saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Read back (run logs, `report html`) every field is optional, so that
+/// records of other versions stay readable.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlowRecord {
     /// The sending agent.
     pub from: String,
@@ -75,7 +78,6 @@ pub struct FlowRecord {
     pub redirect: bool,
     /// Proxy suspected: the sender connected (something answered the
     /// handshake) but the nonce arrived at no listener.
-    #[serde(default)]
     pub proxy: bool,
     /// No agent listened: only the sender's view.
     pub unconfirmed: bool,
@@ -84,6 +86,10 @@ pub struct FlowRecord {
     /// How the verdict was reached, step by step (the control flow's path
     /// named, so nobody mistakes it for the tested one).
     pub evidence: Vec<String>,
+    /// Fields a record read back has that this version does not know
+    /// (written again as they were); empty for a flow run now.
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// What a mail check's SMTP session did.

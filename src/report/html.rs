@@ -278,10 +278,7 @@ fn findings(flows: &[&CheckRecord]) -> Markup {
                 ),
             ));
         }
-        let flagged = f.other.get("proxy").and_then(Value::as_bool);
-        let suspected = flagged
-            .unwrap_or(f.sender_saw == "connected" && f.arrived_at.is_none() && !f.unconfirmed);
-        if suspected {
+        if f.proxy {
             proxy.push((
                 *c,
                 format!(

@@ -174,33 +174,9 @@ pub struct CheckRecord {
     #[serde(default)]
     pub elapsed_ms: u64,
     #[serde(default)]
-    pub flow: Option<FlowFindings>,
+    pub flow: Option<super::check::FlowRecord>,
     /// Everything else the check carries (a talk transcript, a probe's
     /// findings, a mail session, fields added later), shown as evidence.
-    #[serde(flatten)]
-    pub other: BTreeMap<String, Value>,
-}
-
-/// A flow check's findings; every field optional, so that fields added or
-/// left out by later versions do not make a report unreadable.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default)]
-pub struct FlowFindings {
-    pub from: String,
-    pub to: String,
-    pub address: String,
-    pub proto: String,
-    pub port: u16,
-    pub verdict: String,
-    pub sender_saw: String,
-    pub arrived_at: Option<String>,
-    pub source_seen: Option<String>,
-    pub nat: bool,
-    pub redirect: bool,
-    pub unconfirmed: bool,
-    pub blocked_by: String,
-    pub evidence: Vec<String>,
-    /// Fields this version does not know.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
