@@ -17,7 +17,7 @@ const SCAN_LIMIT: Duration = Duration::from_secs(120);
 
 /// A daemon started in a lab namespace: killed and reaped when dropped
 /// (the lab would kill it too, but not reap it).
-struct Daemon(Child);
+pub(crate) struct Daemon(pub(crate) Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ fn wait_udp_listener(lab: &Lab, ns: &str, port: u16) {
 
 /// socat echo on 7, dnsmasq on 53 and snmpd (community public) on 161,
 /// all on the target address; the lab kills them when it drops.
-fn start_services(lab: &Lab, dir: &Path) -> Vec<Daemon> {
+pub(crate) fn start_services(lab: &Lab, dir: &Path) -> Vec<Daemon> {
     let ns = lab.target_ns();
     let echo = start_echo(lab, TARGET_V4);
     let dns = Daemon(lab.spawn(
@@ -85,7 +85,7 @@ fn start_services(lab: &Lab, dir: &Path) -> Vec<Daemon> {
     vec![echo, dns, snmp]
 }
 
-fn scan_in(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
+pub(crate) fn scan_in(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
     let child = lab.spawn(lab.scanner_ns(), bin(), args);
     let out = wait_output(child, SCAN_LIMIT);
     let records = json_lines(&String::from_utf8_lossy(&out.stdout));
@@ -103,7 +103,7 @@ fn tools_present() -> bool {
 
 /// A new lab when the lab and the UDP daemons are there (`None`: skipped,
 /// loudly, by require_lab).
-fn udp_lab() -> Option<Lab> {
+pub(crate) fn udp_lab() -> Option<Lab> {
     if !require_lab() {
         return None;
     }
@@ -115,7 +115,7 @@ fn udp_lab() -> Option<Lab> {
 }
 
 /// socat's UDP echo on port 7 of `addr` in the target namespace, listening.
-fn start_echo(lab: &Lab, addr: &str) -> Daemon {
+pub(crate) fn start_echo(lab: &Lab, addr: &str) -> Daemon {
     let ns = lab.target_ns();
     let spec = if addr.contains(':') {
         format!("UDP6-RECVFROM:7,bind=[{addr}],fork")
@@ -410,8 +410,17 @@ fn udp_scan_refuses_what_it_cannot_do() {
     for args in [
         &["scan", "-sU", "--shard", "0/2", "--seed", "1", "127.0.0.1"][..],
         &["scan", "-sU", "--probe", "127.0.0.1"][..],
-        &["scan", "-sU", "-sT", "127.0.0.1"][..],
-        &["scan", "-sU", "-sS", "127.0.0.1"][..],
+        &["scan", "-p", "U:53", "--probe", "127.0.0.1"][..],
+        &[
+            "scan",
+            "-sU",
+            "-sT",
+            "--shard",
+            "0/2",
+            "--seed",
+            "1",
+            "127.0.0.1",
+        ][..],
     ] {
         let out = sockeye(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));

@@ -27,6 +27,7 @@
 //!   host that answers on every port (tarpit, SYN proxy).
 //! - `scan_udp`: `scan -sU` against socat, dnsmasq and snmpd in a namespace,
 //!   nftables drops and rejects, and the target's ICMP rate limit.
+//! - `scan_mixed`: TCP and UDP in one run, one report per host.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
@@ -66,6 +67,7 @@ mod scan_agents;
 mod scan_discover;
 mod scan_lab;
 mod scan_local;
+mod scan_mixed;
 mod scan_syn;
 mod scan_udp;
 mod talk;

@@ -248,10 +248,12 @@ pub async fn run(
         command: "scan",
         args: format!("sockeye agent: scan shard {}/{}", job.shard, job.shards),
         started,
-        scan_type: job.scan_type.word(),
-        proto: crate::target::Proto::Tcp,
-        ports_spec: compact_spec(&ports.tcp),
-        num_ports: ports.tcp.len() as u32,
+        scans: vec![crate::report::ScanInfo {
+            scan_type: job.scan_type.word(),
+            proto: crate::target::Proto::Tcp,
+            ports_spec: compact_spec(&ports.tcp),
+            num_ports: ports.tcp.len() as u32,
+        }],
         all_states: job.all_states,
         shard: Some(ShardRun {
             index: job.shard,

@@ -132,9 +132,13 @@ Examples:
   sockeye scan -sn 198.18.0.0/24                          which hosts are up
   sockeye scan -sn -PS22,80 -PE 198.18.8.0/24             up by SYN to 22 or 80, or echo
   sockeye scan -Pn -p- --resume scan.resume 198.18.0.0/24   (again after Ctrl-C: goes on)
+  sockeye scan -sU -p 53,123,161 198.18.0.2                 UDP
+  sockeye scan -sS -sU -p T:22,80,U:53,161 198.18.0.2       TCP and UDP, one report per host
 
 As root (or with CAP_NET_RAW) the scan is a SYN scan on raw sockets (-sS);
-otherwise, or with -sT, a connect scan.
+otherwise, or with -sT, a connect scan. -sU (or U: ports) scans UDP: with
+-sS, -sT or T: ports too, both at once. Ports before any T:/U: prefix go to
+every protocol scanned; a prefix holds until the next (as nmap).
 
 Host discovery (as nmap): -sn finds the hosts that are up and scans no port;
 a port scan of more than one host first finds which are up (-Pn skips that; for
@@ -203,8 +207,8 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with = "connect")]
     pub syn: bool,
 
-    /// UDP scan: plain and U: ports are UDP; a service's request to the well-known ports, an empty datagram elsewhere. (nmap: -sU)
-    #[arg(long, conflicts_with_all = ["connect", "syn"])]
+    /// UDP scan: a service's request to the well-known ports, an empty datagram elsewhere; with -sS or -sT (or T: ports) TCP too, one report per host. (nmap: -sU)
+    #[arg(long)]
     pub udp: bool,
 
     /// Host discovery only, no port scan: print the hosts that are up and

@@ -18,7 +18,7 @@ use super::values::parse_duration;
 use super::{UsageError, exit};
 use crate::probe::pipeline::probe_hosts;
 use crate::probe::{CLASSIC, ProbeConfig, Service};
-use crate::report::{Event, Proto, RunInfo};
+use crate::report::{Event, Proto, RunInfo, ScanInfo};
 use crate::target::ports::{compact_spec, parse_ports};
 use crate::target::resolve::resolve_targets;
 use crate::target::{Excludes, HostSpec, TargetSet, parse_host_spec};
@@ -182,14 +182,16 @@ pub fn run(args: ProbeArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u
         command: "probe",
         args: command_line,
         started,
-        scan_type: "connect",
-        proto: Proto::Tcp,
-        ports_spec: {
-            let mut sorted = port_list.clone();
-            sorted.sort_unstable();
-            compact_spec(&sorted)
-        },
-        num_ports: port_list.len() as u32,
+        scans: vec![ScanInfo {
+            scan_type: "connect",
+            proto: Proto::Tcp,
+            ports_spec: {
+                let mut sorted = port_list.clone();
+                sorted.sort_unstable();
+                compact_spec(&sorted)
+            },
+            num_ports: port_list.len() as u32,
+        }],
         all_states: true,
         shard: None,
     };

@@ -19,12 +19,14 @@ use super::progress::{self, Suspending};
 use super::run::{self, Notice, Threads};
 use super::values::parse_duration;
 use super::{UsageError, exit};
-use crate::report::{self, Discovered, Event, Format, MultiSink, RunInfo, Sink, SinkOptions};
+use crate::report::{
+    self, Discovered, Event, Format, MultiSink, RunInfo, ScanInfo, Sink, SinkOptions,
+};
 use crate::scan::resume;
 use crate::scan::{
     DiscoveryConfig, DiscoveryStats, Probes, Progress, RawSetup, RttLimits, ScanConfig, ScanStats,
-    Shard, SynSetup, Template, UdpStats, connect_scan, discover_connect, discover_raw, syn_scan,
-    udp_scan,
+    Shard, SynSetup, Template, UdpStats, add_stats, connect_scan, discover_connect, discover_raw,
+    join_protocols, syn_scan, udp_scan,
 };
 use crate::target::ports::{PortList, compact_spec, parse_ports, top_ports};
 use crate::target::resolve::{resolve_excludes, resolve_targets};
@@ -53,11 +55,13 @@ pub struct ScanPlan {
     pub specs: Vec<(String, HostSpec)>,
     pub excludes: Vec<(String, HostSpec)>,
     pub first_address: bool,
+    /// The TCP ports (the engine's `ports` too); empty when only UDP is
+    /// scanned.
     pub ports: Vec<u16>,
+    /// The UDP ports: the UDP engine runs when there are any.
+    pub udp_ports: Vec<u16>,
     /// `--shard` was typed: the JSON carries what `report merge` needs.
     pub sharded: bool,
-    /// `-sU`: the ports are UDP ports and the UDP engine runs.
-    pub udp: bool,
     pub list_only: bool,
     pub outputs: Vec<OutputSpec>,
     pub all_states: bool,
@@ -146,31 +150,20 @@ impl ScanPlan {
             }
         }
 
-        // A UDP scan: asked for, or only U: ports typed.
-        let udp = args.udp
-            || (!args.connect
-                && !args.syn
-                && args
-                    .ports
-                    .as_deref()
-                    .is_some_and(|s| parse_ports(s).is_ok_and(|p| p.tcp.is_empty())));
+        let (scan_tcp, scan_udp) = protocols(&args);
         let mut ports = match (&args.ports, args.top_ports) {
-            (Some(spec), _) if udp => udp_ports(spec)?,
-            (Some(spec), _) => parse_ports(spec).map_err(usage)?,
-            (None, Some(n)) if udp && n > 0 => PortList {
-                tcp: Vec::new(),
-                udp: sorted(top_ports(Proto::Udp, n)),
-            },
-            (None, None) if udp => PortList {
-                tcp: Vec::new(),
-                udp: sorted(top_ports(Proto::Udp, 1000)),
-            },
+            (Some(spec), _) => ports_for(spec, scan_tcp, scan_udp)?,
             (None, Some(0)) => {
                 return Err(UsageError::new("--top-ports 0: must be at least 1").into());
             }
-            (None, Some(n)) => {
-                let tcp = top_ports(Proto::Tcp, n);
-                if tcp.len() < n {
+            (None, n) => {
+                let n = n.unwrap_or(1000);
+                let tcp = if scan_tcp {
+                    top_ports(Proto::Tcp, n)
+                } else {
+                    Vec::new()
+                };
+                if scan_tcp && tcp.len() < n {
                     tracing::warn!(
                         "--top-ports {n}: the table has {} TCP ports; scanning all {}",
                         tcp.len(),
@@ -179,62 +172,46 @@ impl ScanPlan {
                 }
                 PortList {
                     tcp: sorted(tcp),
-                    udp: Vec::new(),
+                    udp: if scan_udp {
+                        sorted(top_ports(Proto::Udp, n))
+                    } else {
+                        Vec::new()
+                    },
                 }
             }
-            (None, None) => PortList {
-                tcp: sorted(top_ports(Proto::Tcp, 1000)),
-                udp: Vec::new(),
-            },
         };
         if let Some(spec) = &args.exclude_ports {
-            let excluded = if udp {
-                udp_ports(spec)?
-            } else {
-                parse_ports(spec).map_err(usage)?
-            };
-            ports.exclude(&excluded);
+            ports.exclude(&ports_for(spec, scan_tcp, scan_udp)?);
         }
-        if udp {
-            if !ports.tcp.is_empty() {
-                tracing::warn!(
-                    count = ports.tcp.len(),
-                    "TCP ports (T:) ignored: -sU scans UDP only; run -sT for them"
+        if !scan_tcp && !ports.tcp.is_empty() {
+            tracing::warn!(
+                count = ports.tcp.len(),
+                "TCP ports (T:) ignored: -sU alone scans UDP; add -sS or -sT to scan them too"
+            );
+            ports.tcp.clear();
+        }
+        if scan_udp {
+            if args.shard.is_some() {
+                return Err(
+                    UsageError::new("--shard is not available with UDP ports (-sU, U:)").into(),
                 );
             }
-            if args.shard.is_some() {
-                return Err(UsageError::new("--shard is not available with -sU").into());
-            }
             if args.resume.is_some() {
-                return Err(UsageError::new("--resume is not available with -sU").into());
+                return Err(
+                    UsageError::new("--resume is not available with UDP ports (-sU, U:)").into(),
+                );
             }
-            if args.probe {
+            if args.probe && ports.tcp.is_empty() {
                 return Err(UsageError::new(
-                    "--probe checks TCP services and is not available with -sU",
+                    "--probe checks TCP services: a UDP scan alone has none to check",
                 )
                 .into());
             }
-            // The engine takes its port list from `tcp`: swap the lists.
-            ports = PortList {
-                tcp: std::mem::take(&mut ports.udp),
-                udp: Vec::new(),
-            };
-        } else if !ports.udp.is_empty() {
-            if ports.tcp.is_empty() {
-                return Err(UsageError::new(
-                    "only UDP ports (U:) given, but this sockeye has no UDP scan yet; use T: or plain ports",
-                )
-                .into());
-            }
-            tracing::warn!(
-                count = ports.udp.len(),
-                "UDP ports (U:) ignored: no UDP scan yet"
-            );
         }
         if args.no_port_scan {
             ports = PortList::default();
         }
-        if ports.tcp.is_empty() && !args.list && !args.no_port_scan {
+        if ports.tcp.is_empty() && ports.udp.is_empty() && !args.list && !args.no_port_scan {
             return Err(UsageError::new("no ports left to scan after --exclude-ports").into());
         }
 
@@ -352,13 +329,19 @@ impl ScanPlan {
                 grace: rtt.max.min(Duration::from_secs(1)),
             },
         };
+        // A UDP scan alone opens no raw socket.
+        let syn = match (args.syn, args.connect || ports.tcp.is_empty()) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
         Ok(ScanPlan {
             specs,
             excludes,
             first_address: args.first_address,
             ports: ports.tcp.clone(),
+            udp_ports: ports.udp,
             sharded: args.shard.is_some(),
-            udp,
             list_only: args.list,
             outputs,
             all_states: args.all_states,
@@ -390,37 +373,76 @@ impl ScanPlan {
             },
             random_seed,
             probe,
-            // A UDP scan opens no raw socket.
-            syn: match (args.syn, args.connect || udp) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            },
+            syn,
             discovery,
             resume: args.resume,
         })
     }
 }
 
-/// `-p` of a UDP scan: ports without a prefix are UDP ports (service names
-/// too), as in nmap with `-sU` alone; T: items stay TCP (and are ignored).
-fn udp_ports(spec: &str) -> Result<PortList, UsageError> {
-    let has_tcp_prefix = spec.split(',').any(|item| {
-        item.trim()
-            .get(..2)
-            .is_some_and(|p| p.eq_ignore_ascii_case("t:"))
-    });
-    let spec = if has_tcp_prefix
-        || spec
-            .trim_start()
-            .get(..2)
-            .is_some_and(|p| p.eq_ignore_ascii_case("u:"))
-    {
-        spec.to_owned()
+/// Which protocols a scan covers: TCP when -sS or -sT is typed, or T:
+/// ports, or nothing says UDP; UDP when -sU is typed or U: ports.
+/// `-p U:53` alone is a UDP scan, `-p T:22,U:53` scans both.
+fn protocols(args: &ScanArgs) -> (bool, bool) {
+    let (t_typed, u_typed, plain) = args.ports.as_deref().map_or((false, false, true), prefixes);
+    let udp = args.udp || u_typed;
+    let tcp = args.syn || args.connect || t_typed || (!args.udp && (plain || !u_typed));
+    (tcp, udp)
+}
+
+/// Whether a `-p` list has T: items, U: items, and items before any prefix.
+fn prefixes(spec: &str) -> (bool, bool, bool) {
+    let prefix = |item: &str| item.trim().get(..2).map(str::to_ascii_lowercase);
+    let mut items = spec.split(',');
+    let plain = items
+        .clone()
+        .next()
+        .is_some_and(|first| !matches!(prefix(first).as_deref(), Some("t:" | "u:")));
+    let (mut t, mut u) = (false, false);
+    for item in items.by_ref() {
+        match prefix(item).as_deref() {
+            Some("t:") => t = true,
+            Some("u:") => u = true,
+            _ => {}
+        }
+    }
+    (t, u, plain)
+}
+
+/// A `-p` list (or `--exclude-ports`) for the protocols scanned, as nmap
+/// reads it: items before the first T: or U: belong to every protocol
+/// scanned; a prefix holds until the next.
+fn ports_for(spec: &str, tcp: bool, udp: bool) -> Result<PortList, UsageError> {
+    let items: Vec<&str> = spec.split(',').collect();
+    let first_prefixed = items
+        .iter()
+        .position(|item| {
+            item.trim()
+                .get(..2)
+                .is_some_and(|p| p.eq_ignore_ascii_case("t:") || p.eq_ignore_ascii_case("u:"))
+        })
+        .unwrap_or(items.len());
+    let (head, tail) = items.split_at(first_prefixed);
+    let mut list = if tail.is_empty() {
+        PortList::default()
     } else {
-        format!("U:{spec}")
+        parse_ports(&tail.join(",")).map_err(usage)?
     };
-    parse_ports(&spec).map_err(usage)
+    if !head.is_empty() {
+        let head = head.join(",");
+        if tcp {
+            list.tcp.extend(parse_ports(&head).map_err(usage)?.tcp);
+        }
+        if udp {
+            list.udp
+                .extend(parse_ports(&format!("U:{head}")).map_err(usage)?.udp);
+        }
+    }
+    list.tcp.sort_unstable();
+    list.tcp.dedup();
+    list.udp.sort_unstable();
+    list.udp.dedup();
+    Ok(list)
 }
 
 fn sorted(mut v: Vec<u16>) -> Vec<u16> {
@@ -508,18 +530,7 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
         command: "scan",
         args: command_line,
         started,
-        scan_type: if plan.discovery.only {
-            "ping"
-        } else if plan.udp {
-            "udp"
-        } else if syn.is_some() {
-            "syn"
-        } else {
-            "connect"
-        },
-        proto: if plan.udp { Proto::Udp } else { Proto::Tcp },
-        ports_spec: compact_spec(&plan.ports),
-        num_ports: plan.ports.len() as u32,
+        scans: scan_infos(&plan, syn.is_some()),
         all_states: plan.all_states,
         shard: plan.sharded.then(|| report::ShardRun {
             index: plan.engine.shard.index,
@@ -531,6 +542,31 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     };
     let runtime = run::runtime(Threads::Many(Some(plan.engine.workers)))?;
     runtime.block_on(scan_main(plan, syn, sink, info, progress, bar, clock))
+}
+
+/// What each protocol's scan of the run is, for the printers' headers.
+fn scan_infos(plan: &ScanPlan, syn: bool) -> Vec<ScanInfo> {
+    let mut scans = Vec::new();
+    if plan.discovery.only {
+        return scans;
+    }
+    if !plan.ports.is_empty() {
+        scans.push(ScanInfo {
+            scan_type: if syn { "syn" } else { "connect" },
+            proto: Proto::Tcp,
+            ports_spec: compact_spec(&plan.ports),
+            num_ports: plan.ports.len() as u32,
+        });
+    }
+    if !plan.udp_ports.is_empty() {
+        scans.push(ScanInfo {
+            scan_type: "udp",
+            proto: Proto::Udp,
+            ports_spec: compact_spec(&plan.udp_ports),
+            num_ports: plan.udp_ports.len() as u32,
+        });
+    }
+    scans
 }
 
 /// Targets or exclusions as typed, one space between them.
@@ -779,6 +815,9 @@ async fn scan_main(
         ));
         discovered = Some(stats);
         // The port scan starts its counts afresh.
+        progress
+            .total
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         progress.done.store(0, std::sync::atomic::Ordering::Relaxed);
         progress.sent.store(0, std::sync::atomic::Ordering::Relaxed);
         progress.open.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -808,33 +847,23 @@ async fn scan_main(
     let stats = if targets.is_empty() || discovered.as_ref().is_some_and(|d| d.up == 0) {
         drop(engine_tx); // lets the printer thread see the end of the events
         ScanStats::default()
-    } else if plan.udp {
-        let udp = udp_scan(
+    } else {
+        let (stats, limited) = run_engines(
+            &plan,
+            syn,
             Arc::clone(&targets),
-            plan.engine.clone(),
             engine_tx,
-            Arc::clone(&progress),
-            cancel.clone(),
+            &progress,
+            &cancel,
         )
         .await;
-        if let Some(limited) = rate_limit_note(&udp) {
+        if let Some(limited) = limited {
             note = Some(match note {
                 Some(n) => format!("{n}; {limited}"),
                 None => limited,
             });
         }
-        udp.scan
-    } else {
-        let (t, cfg, p, c) = (
-            Arc::clone(&targets),
-            plan.engine.clone(),
-            Arc::clone(&progress),
-            cancel.clone(),
-        );
-        match syn {
-            Some(setup) => syn_scan(setup, t, cfg, engine_tx, p, c).await,
-            None => connect_scan(t, cfg, engine_tx, p, c).await,
-        }
+        stats
     };
     if let Some(tag) = tag {
         let _ = tag.await;
@@ -880,6 +909,63 @@ async fn scan_main(
         return Ok(exit::FAILURE);
     }
     Ok(exit::OK)
+}
+
+/// Runs the port scan: the TCP engine (SYN when `syn` is there, else
+/// connect), the UDP engine, or both at once with their events joined so
+/// that each host gets one report. Returns the run's counts and, when a
+/// target's ICMP errors were rate limited, the note that says so.
+async fn run_engines(
+    plan: &ScanPlan,
+    syn: Option<SynSetup>,
+    targets: Arc<TargetSet>,
+    events: crate::report::Emit<Event>,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> (ScanStats, Option<String>) {
+    let udp_cfg = ScanConfig {
+        ports: plan.udp_ports.clone().into(),
+        resume: None,
+        ..plan.engine.clone()
+    };
+    let udp = |events| {
+        udp_scan(
+            Arc::clone(&targets),
+            udp_cfg,
+            events,
+            Arc::clone(progress),
+            cancel.clone(),
+        )
+    };
+    let tcp = |events| {
+        let (t, cfg, p, c) = (
+            Arc::clone(&targets),
+            plan.engine.clone(),
+            Arc::clone(progress),
+            cancel.clone(),
+        );
+        async move {
+            match syn {
+                Some(setup) => syn_scan(setup, t, cfg, events, p, c).await,
+                None => connect_scan(t, cfg, events, p, c).await,
+            }
+        }
+    };
+    match (plan.ports.is_empty(), plan.udp_ports.is_empty()) {
+        (false, true) => (tcp(events).await, None),
+        (true, _) => {
+            let stats = udp(events).await;
+            let note = rate_limit_note(&stats);
+            (stats.scan, note)
+        }
+        (false, false) => {
+            let (tcp_tx, udp_tx, joined) = join_protocols(events, EVENT_QUEUE, cancel.clone());
+            let (tcp_stats, udp_stats) = tokio::join!(tcp(tcp_tx), udp(udp_tx));
+            let hosts = joined.await.unwrap_or_default();
+            let note = rate_limit_note(&udp_stats);
+            (add_stats(tcp_stats, udp_stats.scan, hosts), note)
+        }
+    }
 }
 
 /// Runs host discovery: on raw sockets when this process may open them,
@@ -1043,5 +1129,43 @@ mod tests {
         for bad in ["3/3", "1/0", "a/2", "1", "1/2/3", "-1/2"] {
             assert!(parse_shard(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn ports_before_a_prefix_go_to_every_protocol_scanned() {
+        let list = ports_for("22,80,U:53,161,T:443", true, true).expect("ok");
+        assert_eq!(list.tcp, vec![22, 80, 443]);
+        assert_eq!(list.udp, vec![22, 53, 80, 161]);
+        let tcp_only = ports_for("22,U:53", true, false).expect("ok");
+        assert_eq!((tcp_only.tcp, tcp_only.udp), (vec![22], vec![53]));
+        let udp_only = ports_for("22,T:80", false, true).expect("ok");
+        assert_eq!((udp_only.tcp, udp_only.udp), (vec![80], vec![22]));
+        assert!(ports_for("22,U:", true, true).is_err());
+    }
+
+    #[test]
+    fn the_flags_and_prefixes_choose_the_protocols() {
+        use clap::Parser as _;
+        let protos = |line: &str| {
+            let mut words = vec!["sockeye", "scan"];
+            words.extend(line.split_whitespace());
+            match crate::cli::args::Cli::try_parse_from(words)
+                .expect("parses")
+                .command
+            {
+                crate::cli::args::Command::Scan(args) => protocols(&args),
+                _ => unreachable!("a scan"),
+            }
+        };
+        assert_eq!(protos("h"), (true, false));
+        assert_eq!(protos("-p 22 h"), (true, false));
+        assert_eq!(protos("--udp h"), (false, true));
+        assert_eq!(protos("--udp --syn h"), (true, true));
+        assert_eq!(protos("--udp --connect -p 53 h"), (true, true));
+        assert_eq!(protos("-p U:53 h"), (false, true));
+        assert_eq!(protos("-p U:53,T:22 h"), (true, true));
+        assert_eq!(protos("-p 22,U:53 h"), (true, true));
+        assert_eq!(protos("--udp -p T:22,U:53 h"), (true, true));
+        assert_eq!(protos("--udp -p 22 h"), (false, true));
     }
 }

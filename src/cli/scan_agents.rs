@@ -45,6 +45,9 @@ pub(super) fn run(mut args: ScanArgs, color: ColorChoice) -> anyhow::Result<u8> 
         );
     }
     let scan = ScanPlan::from_args(args)?;
+    if !scan.udp_ports.is_empty() {
+        return Err(UsageError::new("--agents scans TCP ports only: drop the U: ports").into());
+    }
     let plan =
         crate::exercise::plan::load(&plan_path).map_err(|e| UsageError::new(e.to_string()))?;
     let known: Vec<String> = {

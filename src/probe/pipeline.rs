@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Job, ProbeConfig, Service, check};
-use crate::report::{Emit, Event, HostDone, PortState, Proto, Reason, ServiceResult, Tally};
+use crate::report::{
+    Emit, Event, HostDone, PortCount, PortState, Proto, Reason, ServiceResult, Tally,
+};
 use crate::target::TargetSet;
 
 /// Checks running at once under `scan --probe`.
@@ -114,7 +116,16 @@ fn count(
         host: result.host.clone(),
         started: host.started,
         ended: SystemTime::now(),
-        counts: host.counts.iter().map(|((s, r), n)| (*s, *r, *n)).collect(),
+        counts: host
+            .counts
+            .iter()
+            .map(|(&(state, reason), &count)| PortCount {
+                proto: Proto::Tcp,
+                state,
+                reason,
+                count,
+            })
+            .collect(),
         // A probed port answered by the host is open or closed; filtered
         // says nothing of who answered.
         up: host

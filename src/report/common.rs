@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{Event, HostDone, PortResult, PortState, Proto, Reason, ServiceResult, TargetError};
+use super::{
+    Event, HostDone, PortCount, PortResult, PortState, Proto, Reason, ServiceResult, TargetError,
+};
 
 /// A closed or filtered state with more ports than this on a host is only
 /// counted in the table, as nmap does; engines send the ports of a state
@@ -33,7 +35,7 @@ pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Vec<PortState> 
         return Vec::new();
     }
     let mut per_state: Vec<(PortState, u64)> = Vec::new();
-    for &(state, _, count) in &done.counts {
+    for &PortCount { state, count, .. } in &done.counts {
         if is_shown(state, false) {
             continue;
         }
@@ -195,6 +197,7 @@ fn sort_ports(ports: &mut [PortResult]) {
 /// "Not shown: 65521 closed tcp ports (conn-refused)".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ignored {
+    pub(crate) proto: Proto,
     pub(crate) state: PortState,
     pub(crate) reason: Reason,
     pub(crate) count: u64,
@@ -215,16 +218,23 @@ pub(crate) fn ignored_groups_where(
     hidden: impl Fn(PortState) -> bool,
 ) -> Vec<Ignored> {
     let mut groups: Vec<Ignored> = Vec::new();
-    for &(state, reason, count) in &done.counts {
+    for &PortCount {
+        proto,
+        state,
+        reason,
+        count,
+    } in &done.counts
+    {
         if count == 0 || !hidden(state) {
             continue;
         }
         match groups
             .iter_mut()
-            .find(|g| g.state == state && g.reason == reason)
+            .find(|g| g.proto == proto && g.state == state && g.reason == reason)
         {
             Some(g) => g.count += u64::from(count),
             None => groups.push(Ignored {
+                proto,
                 state,
                 reason,
                 count: u64::from(count),
@@ -235,6 +245,7 @@ pub(crate) fn ignored_groups_where(
         b.count
             .cmp(&a.count)
             .then(a.state.cmp(&b.state))
+            .then(a.proto.cmp(&b.proto))
             .then(a.reason.cmp(&b.reason))
     });
     groups
@@ -259,15 +270,15 @@ pub(crate) fn ignored_states(groups: &[Ignored]) -> Vec<(PortState, u64, Vec<&Ig
 
 /// Every port of a host, whatever its state.
 pub(crate) fn total_ports(done: &HostDone) -> u64 {
-    done.counts.iter().map(|&(_, _, n)| u64::from(n)).sum()
+    done.counts.iter().map(|c| u64::from(c.count)).sum()
 }
 
 /// Ports of a host in one state.
 pub(crate) fn count_state(done: &HostDone, state: PortState) -> u64 {
     done.counts
         .iter()
-        .filter(|&&(s, _, _)| s == state)
-        .map(|&(_, _, n)| u64::from(n))
+        .filter(|c| c.state == state)
+        .map(|c| u64::from(c.count))
         .sum()
 }
 
@@ -291,7 +302,7 @@ pub(crate) fn host_reason(done: &HostDone) -> Cow<'static, str> {
     ];
     ANSWERS
         .iter()
-        .find(|r| done.counts.iter().any(|&(_, cr, n)| cr == **r && n > 0))
+        .find(|r| done.counts.iter().any(|c| c.reason == **r && c.count > 0))
         .map_or(Cow::Borrowed("user-set"), |r| r.name())
 }
 

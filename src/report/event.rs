@@ -133,8 +133,9 @@ pub struct HostDone {
     pub host: Option<Arc<str>>,
     pub started: SystemTime,
     pub ended: SystemTime,
-    /// Ports per (state, reason), over every port of the host (open included).
-    pub counts: Vec<(PortState, Reason, u32)>,
+    /// Ports per (protocol, state, reason), over every port of the host
+    /// (open included).
+    pub counts: Vec<PortCount>,
     /// Something the host itself sent answered a probe: a SYN-ACK, an RST,
     /// or an ICMP error from its own address. A router's or this machine's
     /// own unreachable, or silence, leaves it false: down, or unknown.
@@ -150,6 +151,37 @@ pub struct HostDone {
     /// proxy or a tarpit answers for the host, so its results say nothing.
     /// Its open ports were counted in `counts` but not sent as ports.
     pub answers_all: bool,
+}
+
+/// How many ports of a host share a protocol, a state and a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortCount {
+    pub proto: Proto,
+    pub state: PortState,
+    pub reason: Reason,
+    pub count: u32,
+}
+
+/// Adds `n` ports of (`proto`, `state`, `reason`) to a host's counts.
+pub fn add_count(
+    counts: &mut Vec<PortCount>,
+    proto: Proto,
+    state: PortState,
+    reason: Reason,
+    n: u32,
+) {
+    match counts
+        .iter_mut()
+        .find(|c| c.proto == proto && c.state == state && c.reason == reason)
+    {
+        Some(c) => c.count += n,
+        None => counts.push(PortCount {
+            proto,
+            state,
+            reason,
+            count: n,
+        }),
+    }
 }
 
 /// How host discovery found a host up: the answer, and the host's MAC
@@ -175,10 +207,35 @@ impl Discovered {
 }
 
 impl HostDone {
+    /// Folds another end of the same host into this one: two shards of a
+    /// scan, or the TCP and the UDP scan of one run. Counts add up, the host
+    /// is up when either saw it so, the faster timing is kept.
+    pub fn absorb(&mut self, other: HostDone) {
+        for c in other.counts {
+            add_count(&mut self.counts, c.proto, c.state, c.reason, c.count);
+        }
+        self.counts.sort();
+        self.up |= other.up;
+        let other_faster = match (self.srtt, other.srtt) {
+            (None, Some(_)) => true,
+            (Some(x), Some(y)) => y < x,
+            _ => false,
+        };
+        if other_faster {
+            self.srtt = other.srtt;
+            self.rttvar = other.rttvar;
+        }
+        self.timeout = self.timeout.max(other.timeout);
+        self.started = self.started.min(other.started);
+        self.ended = self.ended.max(other.ended);
+        self.discovery = self.discovery.or(other.discovery);
+        self.answers_all |= other.answers_all;
+    }
+
     /// What the printers say of a host that answered on every port.
     pub fn unreliable_note(&self) -> Option<String> {
         self.answers_all.then(|| {
-            let total: u64 = self.counts.iter().map(|(_, _, n)| u64::from(*n)).sum();
+            let total: u64 = self.counts.iter().map(|c| u64::from(c.count)).sum();
             format!("answers on all {total} probed ports: results for this host are unreliable")
         })
     }
@@ -195,7 +252,7 @@ pub struct TargetError {
 }
 
 /// What went wrong with a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TargetErrorKind {
     /// The host name did not resolve; nothing was sent.
     Resolve,
@@ -243,6 +300,20 @@ pub struct RunInfo {
     /// The command line as typed, for nmap XML's `args` and grepable headers.
     pub args: String,
     pub started: SystemTime,
+    /// The port scans of the run, one per protocol, TCP first; none for
+    /// host discovery alone (`-sn`).
+    pub scans: Vec<ScanInfo>,
+    /// Show every port, not only open ones (`--all-states`).
+    pub all_states: bool,
+    /// `--shard I/N`: which part of the work this run is, and what every
+    /// part must share. JSON Lines then open with a `run` record and carry
+    /// what `sockeye report merge` needs to put the parts back together.
+    pub shard: Option<ShardRun>,
+}
+
+/// One protocol's port scan in a run: nmap's `<scaninfo>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanInfo {
     /// nmap's scan type name: "connect", "syn", "udp".
     pub scan_type: &'static str,
     pub proto: Proto,
@@ -250,12 +321,14 @@ pub struct RunInfo {
     pub ports_spec: String,
     /// Number of ports per host.
     pub num_ports: u32,
-    /// Show every port, not only open ones (`--all-states`).
-    pub all_states: bool,
-    /// `--shard I/N`: which part of the work this run is, and what every
-    /// part must share. JSON Lines then open with a `run` record and carry
-    /// what `sockeye report merge` needs to put the parts back together.
-    pub shard: Option<ShardRun>,
+}
+
+impl RunInfo {
+    /// The scan type of the run's first port scan ("ping" for host
+    /// discovery alone), as a sharded run's header names it.
+    pub fn scan_type(&self) -> &'static str {
+        self.scans.first().map_or("ping", |s| s.scan_type)
+    }
 }
 
 /// One shard of a scan split with `--shard I/N --seed S`, and the scan

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Sink, SinkOptions, Summary,
-    TargetError,
+    Event, HostDone, PortCount, PortResult, PortState, Proto, Reason, RunInfo, ScanInfo, Sink,
+    SinkOptions, Summary, TargetError,
 };
 
 /// Tue Nov  3 18:01:25 2026 UTC.
@@ -32,10 +32,20 @@ pub(crate) fn run_info() -> RunInfo {
         args: "sockeye scan -p 22,25,80,443,8080,40000,U:53 lab.test 198.18.0.3 nope.invalid"
             .to_owned(),
         started: t0(),
-        scan_type: "connect",
-        proto: Proto::Tcp,
-        ports_spec: "22,25,80,443,8080,40000".to_owned(),
-        num_ports: 6,
+        scans: vec![
+            ScanInfo {
+                scan_type: "connect",
+                proto: Proto::Tcp,
+                ports_spec: "22,25,80,443,8080,40000".to_owned(),
+                num_ports: 6,
+            },
+            ScanInfo {
+                scan_type: "udp",
+                proto: Proto::Udp,
+                ports_spec: "53".to_owned(),
+                num_ports: 1,
+            },
+        ],
         all_states: false,
         shard: None,
     }
@@ -43,6 +53,15 @@ pub(crate) fn run_info() -> RunInfo {
 
 pub(crate) const A1: &str = "198.18.0.2";
 pub(crate) const A2: &str = "198.18.0.3";
+
+fn count(proto: Proto, state: PortState, reason: Reason, count: u32) -> PortCount {
+    PortCount {
+        proto,
+        state,
+        reason,
+        count,
+    }
+}
 
 fn addr(a: &str) -> IpAddr {
     a.parse().expect("test address")
@@ -82,10 +101,10 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         started: t0(),
         ended: t0() + Duration::from_millis(300),
         counts: vec![
-            (Open, SynAck, 2),
-            (Closed, ConnRefused, 2),
-            (Filtered, NoResponse, 1),
-            (Filtered, HostUnreach, 1),
+            count(Tcp, Open, SynAck, 2),
+            count(Tcp, Closed, ConnRefused, 2),
+            count(Tcp, Filtered, NoResponse, 1),
+            count(Tcp, Filtered, HostUnreach, 1),
         ],
         up: true,
         srtt: Some(Duration::from_micros(210)),
@@ -101,11 +120,11 @@ pub(crate) fn events(name: &str) -> Vec<Event> {
         started: t0(),
         ended: t0() + Duration::from_millis(400),
         counts: vec![
-            (Open, SynAck, 1),
-            (Closed, ConnRefused, 3),
-            (Filtered, NoResponse, 1),
-            (Filtered, AdminProhibited, 1),
-            (OpenFiltered, NoResponse, 1),
+            count(Tcp, Open, SynAck, 1),
+            count(Tcp, Closed, ConnRefused, 3),
+            count(Tcp, Filtered, NoResponse, 1),
+            count(Tcp, Filtered, AdminProhibited, 1),
+            count(Udp, OpenFiltered, NoResponse, 1),
         ],
         up: true,
         srtt: None,

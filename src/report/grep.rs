@@ -242,8 +242,9 @@ Host: 198.18.0.3 ()\tPorts: 443/open/tcp//https///, 53/open|filtered/udp//domain
                 }
                 Event::HostDone(d) => {
                     for c in &mut d.counts {
-                        if c.0 == PortState::Filtered {
-                            *c = (PortState::Closed, Reason::ConnRefused, c.2);
+                        if c.state == PortState::Filtered {
+                            c.state = PortState::Closed;
+                            c.reason = Reason::ConnRefused;
                         }
                     }
                 }

@@ -98,6 +98,7 @@ struct HostDetail {
 /// Ports of a host in one state for one reason.
 #[derive(Serialize)]
 struct CountRecord {
+    proto: &'static str,
     state: &'static str,
     reason: std::borrow::Cow<'static, str>,
     count: u32,
@@ -235,10 +236,11 @@ impl JsonSink {
                 counts: done
                     .counts
                     .iter()
-                    .map(|&(state, reason, count)| CountRecord {
-                        state: state.as_str(),
-                        reason: reason.name(),
-                        count,
+                    .map(|c| CountRecord {
+                        proto: c.proto.as_str(),
+                        state: c.state.as_str(),
+                        reason: c.reason.name(),
+                        count: c.count,
                     })
                     .collect(),
             }),
@@ -258,9 +260,9 @@ impl Sink for JsonSink {
             r#type: "run",
             command: info.command,
             version: self.version,
-            scan_type: info.scan_type,
-            proto: info.proto.as_str(),
-            ports: &info.ports_spec,
+            scan_type: info.scan_type(),
+            proto: info.scans.first().map_or("tcp", |s| s.proto.as_str()),
+            ports: info.scans.first().map_or("", |s| s.ports_spec.as_str()),
             targets: &shard.targets,
             excludes: &shard.excludes,
             all_states: self.all_states,

@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use super::records::{HostRecord, PortRecord, Record, RunRecord};
 use super::{
-    Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, Summary, Tally, TargetError,
-    TargetErrorKind,
+    Event, HostDone, PortCount, PortResult, PortState, Proto, Reason, RunInfo, ScanInfo, Summary,
+    Tally, TargetError, TargetErrorKind,
 };
 
 /// One shard's file, read.
@@ -203,7 +203,10 @@ impl Book {
                     let parts = self.hosts.entry(done.host_index).or_default();
                     parts.done = Some(match parts.done.take() {
                         None => done,
-                        Some(before) => add_host(before, done),
+                        Some(mut before) => {
+                            before.absorb(done);
+                            before
+                        }
                     });
                 }
                 Record::Error(e) => {
@@ -295,10 +298,12 @@ impl Book {
                 command: "scan",
                 args,
                 started,
-                scan_type,
-                proto,
-                ports_spec: run.ports.clone(),
-                num_ports,
+                scans: vec![ScanInfo {
+                    scan_type,
+                    proto,
+                    ports_spec: run.ports.clone(),
+                    num_ports,
+                }],
                 all_states: run.all_states,
                 shard: None,
             },
@@ -307,33 +312,6 @@ impl Book {
             interrupted: self.interrupted,
         })
     }
-}
-
-/// Two shards' ends of one host as one.
-fn add_host(mut a: HostDone, b: HostDone) -> HostDone {
-    for (state, reason, n) in b.counts {
-        match a
-            .counts
-            .iter_mut()
-            .find(|(s, r, _)| *s == state && *r == reason)
-        {
-            Some((_, _, m)) => *m += n,
-            None => a.counts.push((state, reason, n)),
-        }
-    }
-    a.counts.sort();
-    a.up |= b.up;
-    let b_faster = match (a.srtt, b.srtt) {
-        (None, Some(_)) => true,
-        (Some(x), Some(y)) => y < x,
-        _ => false,
-    };
-    if b_faster {
-        a.srtt = b.srtt;
-        a.rttvar = b.rttvar;
-    }
-    a.timeout = a.timeout.max(b.timeout);
-    a
 }
 
 fn ms(value: f64) -> Duration {
@@ -372,11 +350,15 @@ fn host_done(h: &HostRecord) -> Result<HostDone, String> {
         .ok_or_else(|| format!("{what} has no counts (not a shard's record)"))?
         .iter()
         .map(|c| {
-            Ok((
-                parse_state(&c.state).ok_or_else(|| format!("{what}: state {:?}", c.state))?,
-                parse_reason(&c.reason).ok_or_else(|| format!("{what}: reason {:?}", c.reason))?,
-                c.count,
-            ))
+            Ok(PortCount {
+                proto: parse_proto(&c.proto)
+                    .ok_or_else(|| format!("{what}: proto {:?}", c.proto))?,
+                state: parse_state(&c.state)
+                    .ok_or_else(|| format!("{what}: state {:?}", c.state))?,
+                reason: parse_reason(&c.reason)
+                    .ok_or_else(|| format!("{what}: reason {:?}", c.reason))?,
+                count: c.count,
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let now = SystemTime::now();

@@ -46,9 +46,10 @@ mod xml;
 
 pub use common::LIST_MAX;
 pub use emit::{Emit, Stopped};
+pub use event::add_count;
 pub use event::{
-    Discovered, Event, HostDone, PortResult, PortState, Proto, Reason, RunInfo, ShardRun, Summary,
-    Tally, TargetError, TargetErrorKind,
+    Discovered, Event, HostDone, PortCount, PortResult, PortState, Proto, Reason, RunInfo,
+    ScanInfo, ShardRun, Summary, Tally, TargetError, TargetErrorKind,
 };
 pub use format::{Format, SinkOptions, UnknownFormat, new_sink};
 pub use grep::GrepSink;

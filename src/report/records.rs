@@ -119,12 +119,19 @@ pub struct StateCounts {
     pub open_filtered: u64,
 }
 
-/// Ports of a host in one state, for one reason.
+/// Ports of a host in one protocol and state, for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CountRecord {
+    /// Absent in records written before scans mixed protocols: TCP then.
+    #[serde(default = "tcp")]
+    pub proto: String,
     pub state: String,
     pub reason: String,
     pub count: u32,
+}
+
+fn tcp() -> String {
+    "tcp".to_owned()
 }
 
 /// A target that could not be scanned.

@@ -14,8 +14,7 @@ use super::common::{
     printable, secs2, service, table_hidden, total_ports,
 };
 use super::{
-    Event, HostDone, PortResult, PortState, Proto, RunInfo, ServiceResult, Sink, SinkOptions,
-    Summary,
+    Event, HostDone, PortResult, PortState, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
 };
 
 /// Renders nmap-like per-host tables (see output.md, "table").
@@ -23,7 +22,6 @@ pub struct TableSink {
     out: Box<dyn Write + Send>,
     color: bool,
     all_states: bool,
-    proto: Proto,
     hosts: HostBuffer,
     /// "scan" or "probe", for the report headings.
     command: &'static str,
@@ -53,7 +51,6 @@ impl TableSink {
             out,
             color: opts.color,
             all_states: opts.all_states,
-            proto: Proto::Tcp,
             hosts: HostBuffer::default(),
             command: "scan",
             printed: false,
@@ -187,7 +184,7 @@ impl TableSink {
                     "{} {} {} {} ({})",
                     g.count,
                     g.state,
-                    self.proto,
+                    g.proto,
                     if g.count == 1 { "port" } else { "ports" },
                     g.reason
                 )
@@ -275,7 +272,6 @@ fn label(addr: std::net::IpAddr, host: Option<&str>) -> String {
 impl Sink for TableSink {
     fn start(&mut self, info: &RunInfo) -> io::Result<()> {
         self.all_states |= info.all_states;
-        self.proto = info.proto;
         self.command = info.command;
         Ok(())
     }
@@ -484,9 +480,14 @@ Scanned 2 hosts (13 ports) in 0.41 s: 3 open, 5 closed, 4 filtered, 1 open|filte
         });
         for event in &mut events {
             if let Event::HostDone(done) = event {
-                done.counts.retain(|c| c.0 == PortState::Closed);
-                done.counts
-                    .push((PortState::Closed, crate::report::Reason::ConnRefused, 2));
+                done.counts.retain(|c| c.state == PortState::Closed);
+                crate::report::add_count(
+                    &mut done.counts,
+                    crate::report::Proto::Tcp,
+                    PortState::Closed,
+                    crate::report::Reason::ConnRefused,
+                    2,
+                );
             }
         }
         let out = replay(

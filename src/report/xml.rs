@@ -19,9 +19,7 @@ use super::common::{
     HostBuffer, Routed, ctime, host_reason, host_reason_of_ports, ignored_groups, ignored_states,
     plural, secs2, service, unix_secs,
 };
-use super::{
-    Event, HostDone, PortResult, Proto, RunInfo, ServiceResult, Sink, SinkOptions, Summary,
-};
+use super::{Event, HostDone, PortResult, RunInfo, ServiceResult, Sink, SinkOptions, Summary};
 
 /// nmap's XML format version this output follows.
 const XML_OUTPUT_VERSION: &str = "1.05";
@@ -32,7 +30,6 @@ pub struct XmlSink {
     all_states: bool,
     version: &'static str,
     offset: UtcOffset,
-    proto: Proto,
     started: Option<SystemTime>,
     hosts: HostBuffer,
     /// Hosts nothing of their own came back from: `state="down"`.
@@ -112,7 +109,6 @@ impl XmlSink {
             all_states: opts.all_states,
             version: opts.version,
             offset,
-            proto: Proto::Tcp,
             started: None,
             hosts: HostBuffer::default(),
             down: 0,
@@ -256,7 +252,7 @@ impl XmlSink {
                     "<extrareasons reason=\"{}\" count=\"{}\" proto=\"{}\"/>",
                     attr(&g.reason.name()),
                     g.count,
-                    self.proto
+                    g.proto
                 );
             }
             text.push_str("</extraports>\n");
@@ -310,7 +306,6 @@ impl XmlSink {
 impl Sink for XmlSink {
     fn start(&mut self, info: &RunInfo) -> io::Result<()> {
         self.all_states |= info.all_states;
-        self.proto = info.proto;
         self.started = Some(info.started);
         let startstr = ctime(info.started, self.offset);
         let mut text = String::new();
@@ -333,14 +328,14 @@ impl Sink for XmlSink {
             attr(self.version),
         );
         // nmap writes no <scaninfo> for host discovery alone (-sn).
-        if info.num_ports > 0 {
+        for scan in &info.scans {
             let _ = writeln!(
                 text,
                 "<scaninfo type=\"{}\" protocol=\"{}\" numservices=\"{}\" services=\"{}\"/>",
-                attr(info.scan_type),
-                info.proto,
-                info.num_ports,
-                attr(&info.ports_spec)
+                attr(scan.scan_type),
+                scan.proto,
+                scan.num_ports,
+                attr(&scan.ports_spec)
             );
         }
         text.push_str("<verbose level=\"0\"/>\n<debugging level=\"0\"/>\n");
@@ -481,6 +476,7 @@ mod tests {
 <!-- sockeye 0.1.0 scan initiated Tue Nov  3 18:01:25 2026 as: sockeye scan -p 22,25,80,443,8080,40000,U:53 lab.test 198.18.0.3 nope.invalid -->
 <nmaprun scanner=\"nmap\" args=\"sockeye scan -p 22,25,80,443,8080,40000,U:53 lab.test 198.18.0.3 nope.invalid\" start=\"1793728885\" startstr=\"Tue Nov  3 18:01:25 2026\" version=\"0.1.0\" xmloutputversion=\"1.05\">
 <scaninfo type=\"connect\" protocol=\"tcp\" numservices=\"6\" services=\"22,25,80,443,8080,40000\"/>
+<scaninfo type=\"udp\" protocol=\"udp\" numservices=\"1\" services=\"53\"/>
 <verbose level=\"0\"/>
 <debugging level=\"0\"/>
 <host starttime=\"1793728885\" endtime=\"1793728885\"><status state=\"up\" reason=\"syn-ack\" reason_ttl=\"0\"/>

@@ -31,8 +31,8 @@ use super::resume::{
 };
 use super::timing::{Congestion, LossEstimate, RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
-    Emit, Event, HostDone, LIST_MAX, PortResult, PortState, Proto, Reason, Tally, TargetError,
-    TargetErrorKind,
+    Emit, Event, HostDone, LIST_MAX, PortCount, PortResult, PortState, Proto, Reason, Tally,
+    TargetError, TargetErrorKind, add_count,
 };
 use crate::target::permute::Permutation;
 use crate::target::{Target, TargetSet};
@@ -828,7 +828,7 @@ impl Shared {
         let Some(h) = st.hosts.get_mut(&work.host) else {
             return;
         };
-        if count_port(&mut h.counts, state, reason, self.cfg.emit_all) {
+        if count_port(&mut h.counts, Proto::Tcp, state, reason, self.cfg.emit_all) {
             let port = PortResult {
                 host_index: work.host,
                 addr: h.target.addr,
@@ -861,22 +861,17 @@ impl Shared {
 /// their state has few enough on this host for the table to list them, and
 /// every one with `--all-states`.
 pub(super) fn count_port(
-    counts: &mut Vec<(PortState, Reason, u32)>,
+    counts: &mut Vec<PortCount>,
+    proto: Proto,
     state: PortState,
     reason: Reason,
     emit_all: bool,
 ) -> bool {
-    match counts
-        .iter_mut()
-        .find(|(s, r, _)| *s == state && *r == reason)
-    {
-        Some((_, _, n)) => *n += 1,
-        None => counts.push((state, reason, 1)),
-    }
+    add_count(counts, proto, state, reason, 1);
     let in_state: u32 = counts
         .iter()
-        .filter(|(s, _, _)| *s == state)
-        .map(|(_, _, n)| n)
+        .filter(|c| c.proto == proto && c.state == state)
+        .map(|c| c.count)
         .sum();
     emit_all || state == PortState::Open || in_state <= LIST_MAX
 }
@@ -906,9 +901,9 @@ fn release_held(h: &mut HostState, out: &mut Vec<Event>) {
 
 /// True when every one of at least [`ANSWERS_ALL_MIN`] decided ports is
 /// open: something answers for the host on every port.
-pub(super) fn answers_all(counts: &[(PortState, Reason, u32)]) -> bool {
-    let total: u64 = counts.iter().map(|(_, _, n)| u64::from(*n)).sum();
-    total >= u64::from(ANSWERS_ALL_MIN) && counts.iter().all(|(s, _, _)| *s == PortState::Open)
+pub(super) fn answers_all(counts: &[PortCount]) -> bool {
+    let total: u64 = counts.iter().map(|c| u64::from(c.count)).sum();
+    total >= u64::from(ANSWERS_ALL_MIN) && counts.iter().all(|c| c.state == PortState::Open)
 }
 
 fn finish_hosts(
@@ -955,7 +950,7 @@ fn host_done(index: u64, h: HostState, answers_all: bool, limits: &RttLimits) ->
 
 /// What a host's `HostDone` says besides who and when.
 pub(super) struct HostEnd {
-    pub(super) counts: Vec<(PortState, Reason, u32)>,
+    pub(super) counts: Vec<PortCount>,
     pub(super) up: bool,
     pub(super) rtt: RttEstimator,
     /// See [`HostDone::answers_all`].
@@ -1033,9 +1028,10 @@ impl Shared {
         let n_hosts = targets.len();
         let n_ports = cfg.ports.len() as u64;
         let source = Source::new(n_hosts, n_ports, cfg.seed, cfg.shard);
+        // Added: the UDP engine may share the counters in the same run.
         progress
             .total
-            .store(source.shard_total(), Ordering::Relaxed);
+            .fetch_add(source.shard_total(), Ordering::Relaxed);
         let mut state = State {
             source,
             retry: VecDeque::new(),
@@ -1054,9 +1050,9 @@ impl Shared {
         if let Some(cp) = cfg.resume.as_ref().and_then(|r| r.restored.as_ref()) {
             state.restore(cp, &targets, cfg.max_inflight);
             let resumed = state.stats.resumed;
-            progress.done.store(resumed, Ordering::Relaxed);
-            progress.sent.store(resumed, Ordering::Relaxed);
-            progress.open.store(state.stats.open, Ordering::Relaxed);
+            progress.done.fetch_add(resumed, Ordering::Relaxed);
+            progress.sent.fetch_add(resumed, Ordering::Relaxed);
+            progress.open.fetch_add(state.stats.open, Ordering::Relaxed);
         }
         let shared = Arc::new(Shared {
             cfg,
@@ -1362,11 +1358,17 @@ mod tests {
 
     #[test]
     fn answers_all_needs_every_port_open_and_enough_of_them() {
-        let open = |n| vec![(PortState::Open, Reason::SynAck, n)];
+        let c = |state, reason, count| PortCount {
+            proto: Proto::Tcp,
+            state,
+            reason,
+            count,
+        };
+        let open = |n| vec![c(PortState::Open, Reason::SynAck, n)];
         assert!(answers_all(&open(ANSWERS_ALL_MIN)));
         assert!(!answers_all(&open(ANSWERS_ALL_MIN - 1)));
         let mut mixed = open(5000);
-        mixed.push((PortState::Closed, Reason::ConnRefused, 1));
+        mixed.push(c(PortState::Closed, Reason::ConnRefused, 1));
         assert!(!answers_all(&mixed));
         assert!(!answers_all(&[]));
     }

@@ -13,12 +13,14 @@
 //! - [`discover`]: host discovery (`-sn`, and before a port scan of many
 //!   hosts): ARP/NDP on the local link, ICMP and TCP/UDP pings beyond it,
 //!   connect pings without privilege.
+//! - [`mixed`]: TCP and UDP in one run: one report per host.
 //! - [`resume`]: `--resume` checkpoints: what was done, written atomically.
 //! - [`template`]: the `-T0`..`-T5` timing templates.
 
 pub mod connect;
 pub mod discover;
 pub mod engine;
+pub mod mixed;
 pub mod resume;
 pub mod syn;
 pub mod template;
@@ -29,6 +31,7 @@ pub use discover::{
     DiscoveryConfig, DiscoveryStats, Probes, RawSetup, discover_connect, discover_raw,
 };
 pub use engine::{Progress, ScanConfig, ScanStats, Shard, connect_scan};
+pub use mixed::{add_stats, join_protocols};
 pub use syn::{SynError, SynSetup, syn_scan};
 pub use template::Template;
 pub use timing::RttLimits;

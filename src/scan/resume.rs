@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::timing::RttEstimator;
-use crate::report::{Event, HostDone, PortResult, PortState, Reason, TargetError};
+use crate::report::{Event, HostDone, PortCount, PortResult, TargetError};
 
 /// What the first line of a checkpoint says, and the version of its shape.
 const FORMAT: &str = "sockeye scan checkpoint 1";
@@ -97,7 +97,7 @@ pub struct HostBook<T> {
     pub target: T,
     pub group: u64,
     pub rtt: RttEstimator,
-    pub counts: Vec<(PortState, Reason, u32)>,
+    pub counts: Vec<PortCount>,
     pub started: SystemTime,
     /// A probe of this host failed locally for good (reported once).
     pub failed: bool,

@@ -47,7 +47,7 @@ use super::connect::{reason_from_icmp4, reason_from_icmp6};
 use super::engine::{GROUP_PROBES, HostEnd, Progress, ScanConfig, ScanStats, count_port};
 use super::timing::{RateLimiter, RttEstimator};
 use crate::report::{
-    Emit, Event, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
+    Emit, Event, PortCount, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
 };
 use crate::target::permute::Permutation;
 use crate::target::{Target, TargetSet};
@@ -146,7 +146,7 @@ struct Host {
     queue: VecDeque<Queued>,
     flights: HashMap<u16, Flight>,
     undecided: u64,
-    counts: Vec<(PortState, Reason, u32)>,
+    counts: Vec<PortCount>,
     answered: bool,
     rtt: RttEstimator,
     pace: Pace,
@@ -502,7 +502,7 @@ impl Scan {
         if state == PortState::Open {
             self.progress.open.fetch_add(1, Ordering::Relaxed);
         }
-        if count_port(&mut h.counts, state, reason, self.cfg.emit_all) {
+        if count_port(&mut h.counts, Proto::Udp, state, reason, self.cfg.emit_all) {
             self.out.push(Event::Port(PortResult {
                 host_index: id,
                 addr: h.target.addr,
@@ -919,9 +919,10 @@ pub async fn udp_scan(
     cancel: CancellationToken,
 ) -> UdpStats {
     let n_ports = cfg.ports.len() as u64;
+    // Added: a TCP engine may share the counters in the same run.
     progress
         .total
-        .store(targets.len().saturating_mul(n_ports), Ordering::Relaxed);
+        .fetch_add(targets.len().saturating_mul(n_ports), Ordering::Relaxed);
     let active_max = (GROUP_PROBES / n_ports.max(1)).clamp(1, MAX_ACTIVE_HOSTS);
     let mut limiter = cfg.rate.map(RateLimiter::new);
     let grace = cfg.grace;

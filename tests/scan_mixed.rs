@@ -1,0 +1,227 @@
+//! TCP and UDP in one run (`-sT -sU`, `-sS -sU`, `-p T:..,U:..`): both
+//! engines against real listeners in a namespace (listen.py on TCP; socat,
+//! dnsmasq and snmpd on UDP), one report per host in every format.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::scan_udp::{scan_in, start_services, udp_lab};
+use crate::support::netns::TARGET_V4;
+use crate::util::{assert_valid_nmap_xml, show, summary};
+
+/// Port records keyed by (proto, port): (state, reason); a pair twice fails.
+fn states(records: &[Value]) -> BTreeMap<(String, u64), (String, String)> {
+    let mut map = BTreeMap::new();
+    for r in records.iter().filter(|r| r["type"] == "port") {
+        let key = (
+            r["proto"].as_str().expect("proto").to_owned(),
+            r["port"].as_u64().expect("port"),
+        );
+        let value = (
+            r["state"].as_str().expect("state").to_owned(),
+            r["reason"].as_str().expect("reason").to_owned(),
+        );
+        assert!(map.insert(key.clone(), value).is_none(), "{key:?} twice");
+    }
+    map
+}
+
+fn key(proto: &str, port: u64) -> (String, u64) {
+    (proto.to_owned(), port)
+}
+
+/// Both scan types with -sU, every port listed: the ports before the first
+/// prefix go to both protocols, U: ports to UDP only; one host record with
+/// both protocols' counts; XML with two scaninfo elements and one host.
+#[test]
+fn tcp_and_udp_in_one_run_make_one_report_per_host() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    let _tcp = lab.listen(lab.target_ns(), TARGET_V4, &[22, 80]);
+    lab.nft(
+        lab.target_ns(),
+        "table ip sockeye_mixed {
+           chain input {
+             type filter hook input priority 0; policy accept;
+             tcp dport 81 drop
+             udp dport 200 drop
+           }
+         }",
+    );
+    for scan_type in ["-sT", "-sS"] {
+        let xml = dir.path().join(format!("mixed{scan_type}.xml"));
+        let table = dir.path().join(format!("mixed{scan_type}.txt"));
+        let (out, records) = scan_in(
+            &lab,
+            &[
+                "scan",
+                scan_type,
+                "-sU",
+                "-p",
+                "22,80,81,U:7,53,161,200",
+                "--all-states",
+                "--retries",
+                "1",
+                "--max-rtt-timeout",
+                "300ms",
+                "-o",
+                "json",
+                "-o",
+                &format!("xml={}", xml.display()),
+                "-o",
+                &format!("table={}", table.display()),
+                TARGET_V4,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{scan_type}: {}", show(&out));
+        let got = states(&records);
+        let want = [
+            (key("tcp", 22), ("open", "syn-ack")),
+            (key("tcp", 80), ("open", "syn-ack")),
+            (key("tcp", 81), ("filtered", "no-response")),
+            (key("udp", 22), ("closed", "port-unreach")),
+            (key("udp", 80), ("closed", "port-unreach")),
+            (key("udp", 81), ("closed", "port-unreach")),
+            (key("udp", 7), ("open", "udp-response")),
+            (key("udp", 53), ("open", "udp-response")),
+            (key("udp", 161), ("open", "udp-response")),
+            (key("udp", 200), ("open|filtered", "no-response")),
+        ];
+        let want: BTreeMap<(String, u64), (String, String)> = want
+            .into_iter()
+            .map(|(k, (s, r))| (k, (s.to_owned(), r.to_owned())))
+            .collect();
+        assert_eq!(got, want, "{scan_type}");
+        let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
+        assert_eq!(hosts.len(), 1, "{scan_type}: one host record: {records:?}");
+        let h = hosts[0];
+        assert_eq!(
+            (
+                &h["open"],
+                &h["closed"],
+                &h["filtered"],
+                &h["open_filtered"]
+            ),
+            (&5.into(), &3.into(), &1.into(), &1.into()),
+            "{scan_type}: {h}"
+        );
+        let s = summary(&records);
+        assert_eq!((&s["hosts"], &s["ports"]), (&1.into(), &10.into()), "{s}");
+
+        assert_valid_nmap_xml(&xml);
+        let doc = std::fs::read_to_string(&xml).expect("xml");
+        let tcp_type = if scan_type == "-sS" { "syn" } else { "connect" };
+        for needle in [
+            format!("<scaninfo type=\"{tcp_type}\" protocol=\"tcp\" numservices=\"3\" services=\"22,80-81\"/>"),
+            "<scaninfo type=\"udp\" protocol=\"udp\" numservices=\"7\" services=\"7,22,53,80-81,161,200\"/>".to_owned(),
+            "<port protocol=\"tcp\" portid=\"22\"><state state=\"open\"".to_owned(),
+            "<port protocol=\"udp\" portid=\"22\"><state state=\"closed\" reason=\"port-unreach\"".to_owned(),
+        ] {
+            assert!(doc.contains(&needle), "{scan_type}: {needle} missing:\n{doc}");
+        }
+        assert_eq!(doc.matches("<host ").count(), 1, "{doc}");
+        let text = std::fs::read_to_string(&table).expect("table");
+        assert_eq!(text.matches("report for").count(), 1, "{text}");
+        for needle in ["22/tcp", "22/udp", "53/udp", "81/tcp", "200/udp"] {
+            assert!(
+                text.contains(needle),
+                "{scan_type}: {needle} missing:\n{text}"
+            );
+        }
+    }
+}
+
+/// Without --all-states the table counts each protocol's closed ports on
+/// its own ("39 closed tcp ports (conn-refused), 39 closed udp ports
+/// (port-unreach)") and lists the open ones of both.
+#[test]
+fn ignored_ports_are_counted_per_protocol() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    let _tcp = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    let table = dir.path().join("mixed.txt");
+    let xml = dir.path().join("mixed.xml");
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-sT",
+            "-sU",
+            "-p",
+            "1-40",
+            "--max-rtt-timeout",
+            "300ms",
+            "-o",
+            "json",
+            "-o",
+            &format!("table={}", table.display()),
+            "-o",
+            &format!("xml={}", xml.display()),
+            TARGET_V4,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let got = states(&records);
+    assert_eq!(
+        got.keys().cloned().collect::<Vec<_>>(),
+        vec![key("tcp", 22), key("udp", 7)],
+        "open ports only: {got:?}"
+    );
+    let text = std::fs::read_to_string(&table).expect("table");
+    assert!(
+        text.contains(
+            "Not shown: 39 closed tcp ports (conn-refused), 39 closed udp ports (port-unreach)"
+        ),
+        "{text}"
+    );
+    assert_valid_nmap_xml(&xml);
+    let doc = std::fs::read_to_string(&xml).expect("xml");
+    assert!(
+        doc.contains("<extraports state=\"closed\" count=\"78\">"),
+        "{doc}"
+    );
+    for needle in [
+        "<extrareasons reason=\"conn-refused\" count=\"39\" proto=\"tcp\"/>",
+        "<extrareasons reason=\"port-unreach\" count=\"39\" proto=\"udp\"/>",
+    ] {
+        assert!(doc.contains(needle), "{needle} missing:\n{doc}");
+    }
+}
+
+/// `-p U:53` alone is a UDP scan; `-p T:22,U:7` without a scan type scans
+/// both; `-sU -p T:22,U:7` too (the T: ports ask for TCP).
+#[test]
+fn port_prefixes_choose_the_protocols() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    let _tcp = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, u64)]);
+    let cases: [Case; 3] = [
+        (&["-p", "U:7,22"], &[("udp", 7)]),
+        (&["-p", "T:22,U:7"], &[("tcp", 22), ("udp", 7)]),
+        (&["-sU", "-p", "T:22,U:7"], &[("tcp", 22), ("udp", 7)]),
+    ];
+    for (flags, open) in cases {
+        let mut args = vec!["scan"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--max-rtt-timeout", "300ms", "-o", "json", TARGET_V4]);
+        let (out, records) = scan_in(&lab, &args);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", show(&out));
+        let got: Vec<(String, u64)> = states(&records).into_keys().collect();
+        let want: Vec<(String, u64)> = open.iter().map(|(p, n)| key(p, *n)).collect();
+        assert_eq!(got, want, "{flags:?}");
+    }
+}
