@@ -243,6 +243,7 @@ pub async fn run(
         grace: rtt.max.min(Duration::from_secs(1)),
         emit_all: job.all_states,
         resume: None,
+        sources: Arc::from([]),
     };
     let info = RunInfo {
         command: "scan",

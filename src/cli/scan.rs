@@ -7,6 +7,7 @@
 //! probes finish briefly, and still writes every result and the summary.
 
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -208,6 +209,18 @@ impl ScanPlan {
                 .into());
             }
         }
+        let sources = check_sources(&args.source)?;
+        if !sources.is_empty() && ports.udp.is_empty() {
+            return Err(UsageError::new(
+                "--source spreads UDP probes over addresses: this scan has no UDP ports (add -sU)",
+            )
+            .into());
+        }
+        if !sources.is_empty() && !ports.tcp.is_empty() {
+            tracing::warn!(
+                "--source spreads the UDP probes; TCP probes go from the address the routing table picks"
+            );
+        }
         if args.no_port_scan {
             ports = PortList::default();
         }
@@ -370,6 +383,7 @@ impl ScanPlan {
                 grace: rtt.max.min(Duration::from_secs(1)),
                 emit_all: args.all_states,
                 resume: None,
+                sources: sources.into(),
             },
             random_seed,
             probe,
@@ -378,6 +392,29 @@ impl ScanPlan {
             resume: args.resume,
         })
     }
+}
+
+/// `--source`: every address must be this machine's (a UDP socket binds
+/// to it), and each is used once.
+fn check_sources(sources: &[IpAddr]) -> Result<Vec<IpAddr>, UsageError> {
+    let mut seen = Vec::new();
+    for &addr in sources {
+        if seen.contains(&addr) {
+            return Err(UsageError::new(format!("--source {addr}: given twice")));
+        }
+        if addr.is_unspecified() || addr.is_multicast() {
+            return Err(UsageError::new(format!(
+                "--source {addr}: not an address to send from"
+            )));
+        }
+        if let Err(err) = std::net::UdpSocket::bind((addr, 0)) {
+            return Err(UsageError::new(format!(
+                "--source {addr}: cannot send from it ({err}); is it an address of this machine?"
+            )));
+        }
+        seen.push(addr);
+    }
+    Ok(seen)
 }
 
 /// Which protocols a scan covers: TCP when -sS or -sT is typed, or T:

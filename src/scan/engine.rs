@@ -15,7 +15,7 @@
 //! bookkeeping, never across an await.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -94,6 +94,9 @@ pub struct ScanConfig {
     pub emit_all: bool,
     /// `--resume FILE`: where checkpoints go and what an earlier run left.
     pub resume: Option<Arc<Resume>>,
+    /// `--source`: local addresses the UDP scan sends from, each a lane of
+    /// its own (empty: the routing table chooses). TCP scans ignore it.
+    pub sources: Arc<[IpAddr]>,
 }
 
 impl ScanConfig {

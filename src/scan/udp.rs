@@ -22,6 +22,11 @@
 //! that was silent and later refused proves the limit (and lengthens the
 //! pace); the run's [`UdpStats`] says which hosts were paced and how.
 //!
+//! The limit is per address the errors go to. With `--source A,B,...` each
+//! source address has a socket of its own (a lane), a host's probes take
+//! the lanes in turn, and each lane meets its own bucket at the target: the
+//! pace is measured per lane and the host is probed N times as often.
+//!
 //! The scheduler is one task: a UDP scan waits on other hosts' clocks, not
 //! on this machine, so one thread keeps up with any pace the targets allow.
 
@@ -110,7 +115,8 @@ enum Pace {
     /// silence counts for nothing, ICMP arrival times are kept.
     Measuring {
         since: Instant,
-        arrivals: Vec<Instant>,
+        /// (lane, arrival) of each ICMP error.
+        arrivals: Vec<(usize, Instant)>,
     },
     /// One probe per period, each expected to meet a token; silence counts.
     Paced { period: Duration },
@@ -125,6 +131,8 @@ struct Flight {
     counted: bool,
     /// Some probe of this port went unanswered, counted or not.
     missed: bool,
+    /// The lane it was sent from.
+    lane: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +168,10 @@ struct Host {
     paced: bool,
     /// A local error made the host unprobeable (reported once).
     failed: bool,
+    /// The lanes (source sockets) of the host's address family, and the
+    /// next to send from.
+    lanes: usize,
+    next_lane: usize,
 }
 
 impl Host {
@@ -190,29 +202,33 @@ impl Host {
 enum Heard {
     /// A datagram from this address and port.
     Reply(SocketAddr),
-    /// An ICMP error about a datagram sent to `dest`.
+    /// An ICMP error about a datagram sent to `dest` from lane `lane`.
     Icmp {
         dest: SocketAddr,
         state: PortState,
         reason: Reason,
         from: Option<IpAddr>,
+        lane: usize,
     },
 }
 
-/// The scan's sockets, one per address family, made when first needed.
+/// The scan's sockets: per address family, one per `--source` address of
+/// that family (its lanes), or one bound to the wildcard; made when first
+/// needed.
 #[derive(Default)]
 struct Sockets {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
+    sources: Vec<IpAddr>,
+    v4: Vec<UdpSocket>,
+    v6: Vec<UdpSocket>,
     /// Probes in flight whose errors the smallest receive buffer holds.
     room: Option<usize>,
 }
 
-fn open_socket(v6: bool) -> io::Result<UdpSocket> {
+fn open_socket(v6: bool, source: Option<IpAddr>) -> io::Result<UdpSocket> {
     let (domain, any) = if v6 {
-        (Domain::IPV6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+        (Domain::IPV6, IpAddr::from(Ipv6Addr::UNSPECIFIED))
     } else {
-        (Domain::IPV4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        (Domain::IPV4, IpAddr::from(Ipv4Addr::UNSPECIFIED))
     };
     let socket = Socket::new(
         domain,
@@ -229,47 +245,76 @@ fn open_socket(v6: bool) -> io::Result<UdpSocket> {
     if setsockopt(&socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
         let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     }
-    socket.bind(&any.into())?;
+    socket.bind(&SocketAddr::new(source.unwrap_or(any), 0).into())?;
     UdpSocket::from_std(socket.into())
 }
 
 impl Sockets {
-    fn get(&mut self, v6: bool) -> io::Result<&UdpSocket> {
+    fn new(sources: &[IpAddr]) -> Sockets {
+        Sockets {
+            sources: sources.to_vec(),
+            ..Sockets::default()
+        }
+    }
+
+    /// The `--source` addresses of a family.
+    fn sources_of(&self, v6: bool) -> Vec<IpAddr> {
+        self.sources
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv6() == v6)
+            .collect()
+    }
+
+    /// The socket of `lane` (taken modulo the family's lanes).
+    fn get(&mut self, v6: bool, lane: usize) -> io::Result<&UdpSocket> {
+        let sources = self.sources_of(v6);
         let slot = if v6 { &mut self.v6 } else { &mut self.v4 };
-        if slot.is_none() {
-            let socket = open_socket(v6)?;
-            let buffer = socket2::SockRef::from(&socket)
-                .recv_buffer_size()
-                .unwrap_or(BUFFER_PER_PROBE);
-            let room = (buffer / BUFFER_PER_PROBE).max(1);
-            self.room = Some(self.room.map_or(room, |r| r.min(room)));
-            *slot = Some(socket);
+        if slot.is_empty() {
+            let wanted: Vec<Option<IpAddr>> = if sources.is_empty() {
+                vec![None]
+            } else {
+                sources.into_iter().map(Some).collect()
+            };
+            let mut opened = Vec::with_capacity(wanted.len());
+            for source in wanted {
+                opened.push(open_socket(v6, source)?);
+            }
+            for socket in &opened {
+                let buffer = socket2::SockRef::from(socket)
+                    .recv_buffer_size()
+                    .unwrap_or(BUFFER_PER_PROBE);
+                // Errors of the probes in flight may all queue on one lane.
+                let room = (buffer / BUFFER_PER_PROBE).max(1);
+                self.room = Some(self.room.map_or(room, |r| r.min(room)));
+            }
+            *slot = opened;
         }
-        Ok(slot.as_ref().expect("just set"))
+        let n = slot.len();
+        Ok(&slot[lane % n])
     }
 
-    /// Waits until either socket has a datagram or an error queued.
+    /// Waits until some socket has a datagram or an error queued.
     async fn ready(&self) {
-        tokio::select! {
-            _ = wait_ready(self.v4.as_ref()) => {}
-            _ = wait_ready(self.v6.as_ref()) => {}
+        let waits: Vec<_> = self
+            .v4
+            .iter()
+            .chain(&self.v6)
+            .map(|s| Box::pin(s.ready(Interest::READABLE | Interest::ERROR)))
+            .collect();
+        if waits.is_empty() {
+            return std::future::pending::<()>().await;
         }
+        let _ = futures::future::select_all(waits).await;
     }
 
-    /// Everything queued on both sockets now, without waiting.
+    /// Everything queued on every socket now, without waiting.
     fn drain(&self, out: &mut Vec<(Heard, Instant)>) {
-        for s in [&self.v4, &self.v6].into_iter().flatten() {
-            drain_socket(s, out);
+        for lanes in [&self.v4, &self.v6] {
+            for (lane, s) in lanes.iter().enumerate() {
+                drain_socket(s, lane, out);
+            }
         }
-    }
-}
-
-async fn wait_ready(s: Option<&UdpSocket>) {
-    match s {
-        Some(s) => {
-            let _ = s.ready(Interest::READABLE | Interest::ERROR).await;
-        }
-        None => std::future::pending::<()>().await,
     }
 }
 
@@ -277,7 +322,7 @@ async fn wait_ready(s: Option<&UdpSocket>) {
 /// scheduler from its timers.
 const DRAIN_MAX: usize = 4096;
 
-fn drain_socket(s: &UdpSocket, out: &mut Vec<(Heard, Instant)>) {
+fn drain_socket(s: &UdpSocket, lane: usize, out: &mut Vec<(Heard, Instant)>) {
     let mut buf = [0u8; 2048];
     for _ in 0..DRAIN_MAX {
         match s.try_recv_from(&mut buf) {
@@ -290,7 +335,12 @@ fn drain_socket(s: &UdpSocket, out: &mut Vec<(Heard, Instant)>) {
     }
     for _ in 0..DRAIN_MAX {
         match s.try_io(Interest::ERROR, || read_error_queue(s.as_raw_fd())) {
-            Ok(Some(heard)) => out.push((heard, Instant::now())),
+            Ok(Some(mut heard)) => {
+                if let Heard::Icmp { lane: l, .. } = &mut heard {
+                    *l = lane;
+                }
+                out.push((heard, Instant::now()));
+            }
             Ok(None) => {}
             Err(_) => break,
         }
@@ -368,6 +418,7 @@ fn classify(kind: u8, code: u8, v6: bool, dest: SocketAddr, from: Option<IpAddr>
         state,
         reason,
         from,
+        lane: 0,
     })
 }
 
@@ -382,8 +433,8 @@ enum Sent {
     Fail(String),
 }
 
-fn send_probe(sockets: &mut Sockets, addr: SocketAddr) -> Sent {
-    let socket = match sockets.get(addr.is_ipv6()) {
+fn send_probe(sockets: &mut Sockets, addr: SocketAddr, lane: usize) -> Sent {
+    let socket = match sockets.get(addr.is_ipv6(), lane) {
         Ok(s) => s,
         Err(e) => return Sent::Fail(format!("cannot open a UDP socket: {e}")),
     };
@@ -452,6 +503,13 @@ impl Scan {
                 continue;
             };
             let key = self.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let lanes = self
+                .cfg
+                .sources
+                .iter()
+                .filter(|a| a.is_ipv6() == target.addr.is_ipv6())
+                .count()
+                .max(1);
             self.by_addr.entry(target.addr).or_default().push(index);
             self.hosts.insert(
                 index,
@@ -474,6 +532,8 @@ impl Scan {
                     cleared: false,
                     paced: false,
                     failed: false,
+                    lanes,
+                    next_lane: 0,
                 },
             );
         }
@@ -529,14 +589,21 @@ impl Scan {
     }
 
     fn heard(&mut self, heard: Heard, at: Instant) {
-        let (dest, state, reason, from) = match heard {
-            Heard::Reply(from) => (from, PortState::Open, Reason::UdpResponse, Some(from.ip())),
+        let (dest, state, reason, from, lane) = match heard {
+            Heard::Reply(from) => (
+                from,
+                PortState::Open,
+                Reason::UdpResponse,
+                Some(from.ip()),
+                0,
+            ),
             Heard::Icmp {
                 dest,
                 state,
                 reason,
                 from,
-            } => (dest, state, reason, from),
+                lane,
+            } => (dest, state, reason, from, lane),
         };
         let Some(id) = self.owner(dest.ip(), dest.port()) else {
             return;
@@ -565,17 +632,21 @@ impl Scan {
         if icmp {
             h.icmp += 1;
             if let Pace::Measuring { arrivals, .. } = &mut h.pace {
-                arrivals.push(at);
+                arrivals.push((lane, at));
             }
         }
         if let Pace::Paced { period } = h.pace {
             // The host's bucket as we model it: an error spends its token
-            // and the next is due a period later; a reply spends none.
-            h.next_send = if icmp {
-                at + period
+            // and the next is due a period later; a reply spends none, so
+            // its lane may send again at once.
+            if icmp {
+                h.next_send = at + period;
             } else {
-                at.min(h.next_send)
-            };
+                h.next_send = at.min(h.next_send);
+                if let Some(f) = flight {
+                    h.next_lane = f.lane;
+                }
+            }
         }
         if icmp && missed && state == PortState::Closed {
             // Silent before, refused now: the host's errors are limited.
@@ -590,7 +661,7 @@ impl Scan {
                 Pace::Free => {
                     h.pace = Pace::Measuring {
                         since: at,
-                        arrivals: vec![at],
+                        arrivals: vec![(lane, at)],
                     };
                     uncount_flights(h);
                 }
@@ -613,8 +684,10 @@ impl Scan {
             return;
         }
         if f.counted && matches!(h.pace, Pace::Paced { .. }) {
-            // Silence spent no token: the next probe need not wait.
+            // Silence spent no token: the next probe need not wait, on the
+            // lane whose token it is.
             h.next_send = h.next_send.min(now);
+            h.next_lane = f.lane;
         }
         if f.counted && h.pace == Pace::Free && h.icmp > 0 && !h.cleared {
             // Closed ports answered, now one is silent: measure the
@@ -661,34 +734,76 @@ impl Scan {
             let Pace::Measuring { since, arrivals } = &h.pace else {
                 continue;
             };
-            let last = arrivals.last().copied().unwrap_or(*since);
-            if arrivals.len() >= MEASURE_ARRIVALS {
-                let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
-                gaps.sort_unstable();
-                let median = gaps[gaps.len() / 2];
-                if median <= MEASURE_GAP * 2 {
-                    // Errors came as fast as we asked: no limit at this pace.
+            let last = arrivals.last().map_or(*since, |&(_, t)| t);
+            let lanes = h.lanes.max(1);
+            if arrivals.len() >= MEASURE_ARRIVALS * lanes {
+                // Each lane is its own bucket at the target, probed every
+                // `lanes` measuring gaps: its pace is measured alone, and
+                // the host is probed `lanes` times as often.
+                let lane_gap = MEASURE_GAP * lanes as u32;
+                let mut periods = Vec::with_capacity(lanes);
+                let mut unlimited = false;
+                for lane in 0..lanes {
+                    let times: Vec<Instant> = arrivals
+                        .iter()
+                        .filter(|&&(l, _)| l == lane)
+                        .map(|&(_, t)| t)
+                        .collect();
+                    if times.len() < 2 {
+                        continue;
+                    }
+                    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+                    gaps.sort_unstable();
+                    let median = gaps[gaps.len() / 2];
+                    if median <= lane_gap * 2 {
+                        // Errors came as fast as we asked: no limit at this pace.
+                        unlimited = true;
+                    }
+                    periods.push(pace_from(&times, median, lane_gap));
+                }
+                let Some(&slowest) = periods.iter().max() else {
+                    continue;
+                };
+                if unlimited {
                     h.pace = Pace::Free;
                     h.cleared = true;
                     continue;
                 }
-                let period = pace_from(arrivals, median).clamp(MIN_PERIOD, MAX_PERIOD);
-                tracing::debug!(host = %h.target.addr, ?period, "ICMP pace measured");
-                // The last error spent the host's token: the next one is
-                // due a period after it.
-                h.next_send = last + period;
+                let period = (slowest / lanes as u32).clamp(MIN_PERIOD, MAX_PERIOD);
+                tracing::debug!(host = %h.target.addr, ?period, lanes, "ICMP pace measured");
+                // Each error spent its lane's token: the lane whose last
+                // error came first has the first token again, a lane's
+                // period after it; the others follow a host period apart.
+                let (first_lane, first_at) = (0..lanes)
+                    .filter_map(|lane| {
+                        arrivals
+                            .iter()
+                            .rev()
+                            .find(|&&(l, _)| l == lane)
+                            .map(|&(_, t)| (lane, t))
+                    })
+                    .min_by_key(|&(_, t)| t)
+                    .unwrap_or((0, last));
+                h.next_lane = first_lane;
+                h.next_send = first_at + slowest.clamp(MIN_PERIOD, MAX_PERIOD);
                 h.pace = Pace::Paced { period };
                 h.paced = true;
             } else if now.saturating_duration_since(last) >= MEASURE_QUIET {
-                if arrivals.len() >= 2 {
+                // The slowest gap between two errors of one lane.
+                let slowest = (0..lanes)
+                    .filter_map(|lane| {
+                        let times: Vec<Instant> = arrivals
+                            .iter()
+                            .filter(|&&(l, _)| l == lane)
+                            .map(|&(_, t)| t)
+                            .collect();
+                        times.windows(2).map(|w| w[1] - w[0]).max()
+                    })
+                    .max();
+                if let Some(slowest) = slowest {
                     // Few errors but some: pace at the slowest gap seen.
-                    let slowest = arrivals
-                        .windows(2)
-                        .map(|w| w[1] - w[0])
-                        .max()
-                        .unwrap_or(MAX_PERIOD);
                     h.pace = Pace::Paced {
-                        period: (slowest * 51 / 50).clamp(MIN_PERIOD, MAX_PERIOD),
+                        period: (slowest * 51 / 50 / lanes as u32).clamp(MIN_PERIOD, MAX_PERIOD),
                     };
                     h.paced = true;
                 } else {
@@ -773,13 +888,16 @@ impl Scan {
                     self.progress.sent.fetch_add(1, Ordering::Relaxed);
                 }
                 let addr = SocketAddr::new(h.target.addr, q.port);
-                match send_probe(sockets, addr) {
+                let lane = h.next_lane % h.lanes.max(1);
+                match send_probe(sockets, addr, lane) {
                     Sent::Ok => {
+                        h.next_lane = lane + 1;
                         let flight = Flight {
                             sent: now,
                             silent: q.silent,
                             counted,
                             missed: q.missed,
+                            lane,
                         };
                         h.flights.insert(q.port, flight);
                         self.inflight += 1;
@@ -877,26 +995,26 @@ impl Scan {
 }
 
 /// The pace of a host's errors from their arrival times while it was probed
-/// every [`MEASURE_GAP`]: each error came with the first probe after the
-/// host earned a token, so one gap is the period give or take a gap of
+/// every `gap` (for one lane, [`MEASURE_GAP`] times the lanes): each error
+/// came with the first probe after the host earned a token, so one gap is the period give or take a gap of
 /// ours, but over a run of consecutive gaps those errors cancel (the host
 /// keeps the remainder of a token): the run's length over its count, plus
 /// the most it can be short by. Gaps far from the median (tokens saved up
 /// before measuring began) are left out, from the start only, so the run
 /// stays consecutive. A little over the host's period, so that each paced
 /// probe finds a token waiting.
-fn pace_from(arrivals: &[Instant], median: Duration) -> Duration {
-    let near = |g: Duration| g.abs_diff(median) <= MEASURE_GAP * 2;
+fn pace_from(arrivals: &[Instant], median: Duration, gap: Duration) -> Duration {
+    let near = |g: Duration| g.abs_diff(median) <= gap * 2;
     let mut start = arrivals.len() - 1;
     while start > 0 && near(arrivals[start] - arrivals[start - 1]) {
         start -= 1;
     }
     let count = (arrivals.len() - 1 - start) as u32;
     if count == 0 {
-        return median + MEASURE_GAP;
+        return median + gap;
     }
     let span = arrivals[arrivals.len() - 1] - arrivals[start];
-    (span + MEASURE_GAP) / count + Duration::from_millis(1)
+    (span + gap) / count + Duration::from_millis(1)
 }
 
 /// Silence from probes already out no longer counts (they were sent before
@@ -939,7 +1057,7 @@ pub async fn udp_scan(
         stats: UdpStats::default(),
         out: Vec::new(),
     };
-    let mut sockets = Sockets::default();
+    let mut sockets = Sockets::new(&scan.cfg.sources);
     let mut heard = Vec::new();
     let mut backoff = None;
     let mut stop_at: Option<Instant> = None;
@@ -1036,7 +1154,7 @@ mod tests {
         let arrivals: Vec<Instant> = late.iter().map(|&d| t0 + ms(d)).collect();
         let mut gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
         gaps.sort_unstable();
-        let pace = pace_from(&arrivals, gaps[gaps.len() / 2]);
+        let pace = pace_from(&arrivals, gaps[gaps.len() / 2], MEASURE_GAP);
         assert!(pace >= ms(1000), "{pace:?}");
         assert!(pace <= ms(1010), "{pace:?}");
     }
@@ -1062,8 +1180,8 @@ mod tests {
             }
         });
         let mut sockets = Sockets::default();
-        assert!(matches!(send_probe(&mut sockets, open), Sent::Ok));
-        assert!(matches!(send_probe(&mut sockets, closed), Sent::Ok));
+        assert!(matches!(send_probe(&mut sockets, open, 0), Sent::Ok));
+        assert!(matches!(send_probe(&mut sockets, closed, 0), Sent::Ok));
         let mut heard = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while heard.len() < 2 && Instant::now() < deadline {
