@@ -6,8 +6,13 @@
 # the same lab; each run's port states must be exactly the true ones.
 #
 #   sudo benches/scan-udp.sh [--runs N] [--tools sockeye,nmap] [--sockeye PATH] [--last-port N]
+#                            [--sources N]
 #
 # --last-port N scans 1-N instead of 1-1024 (a quick check of the harness).
+# --sources N gives the scanner namespace N addresses (198.18.0.1 and
+# 198.18.0.101...) and sockeye `--source` with all of them: the target limits
+# its ICMP errors per address, so each address has its own share. nmap's -S
+# takes one address; its command is unchanged.
 #
 # Every run takes minutes (the target's ICMP limit sets the pace: over 1,000 closed
 # ports at one refusal a second), so the default is one run per tool. Several copies
@@ -27,12 +32,14 @@ RUNS=1
 TOOLS="sockeye,nmap"
 SOCKEYE="target/release/sockeye"
 LAST=1024
+SOURCES=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --sockeye) SOCKEYE="$2"; shift 2 ;;
         --last-port) LAST="$2"; shift 2 ;;
+        --sources) SOURCES="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
         *) echo "scan-udp.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -40,6 +47,7 @@ done
 die() { echo "scan-udp.sh: $*" >&2; exit 1; }
 [[ "$RUNS" =~ ^[0-9]+$ && "$RUNS" -ge 1 && "$RUNS" -le 100 ]] || die "--runs takes 1..100"
 [[ "$LAST" =~ ^[0-9]+$ && "$LAST" -ge 161 && "$LAST" -le 65535 ]] || die "--last-port takes 161..65535"
+[[ "$SOURCES" =~ ^[0-9]+$ && "$SOURCES" -ge 1 && "$SOURCES" -le 8 ]] || die "--sources takes 1..8"
 [ "$(id -u)" = 0 ] || die "run as root (it creates network namespaces)"
 for t in ip nmap socat dnsmasq snmpd python3; do
     command -v "$t" >/dev/null || die "$t not found (apt-get install iproute2 nmap socat dnsmasq snmpd python3)"
@@ -61,6 +69,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ns_pair_up "$S" veth-s "$T" veth-t || die "veth link did not come up"
+SOURCE_LIST=198.18.0.1
+for i in $(seq 1 $((SOURCES - 1))); do
+    ip -n "$S" addr add "198.18.0.$((100 + i))/24" dev veth-s
+    SOURCE_LIST="$SOURCE_LIST,198.18.0.$((100 + i))"
+done
+SOURCE_ARGS=()
+[ "$SOURCES" -gt 1 ] && SOURCE_ARGS=(--source "$SOURCE_LIST")
 # The target keeps the kernel's default ICMP limits: that is the point.
 echo "sockeye UDP scan benchmark, $(date +%F), $(nproc) cores, kernel $(uname -r)"
 echo "  target $T: net.ipv4.icmp_ratelimit=$(ip netns exec "$T" sysctl -n net.ipv4.icmp_ratelimit)" \
@@ -88,7 +103,7 @@ for run in $(seq 1 "$RUNS"); do
         tool=${tools[$(( (k + run - 1) % n ))]}
         out="$TMPD/$tool.$run"
         case "$tool" in
-            sockeye) cmd=("$SOCKEYE" scan -sU -T4 -p "1-$LAST" --all-states -o "json=$out" 198.18.0.2); kind=json ;;
+            sockeye) cmd=("$SOCKEYE" scan -sU -T4 "${SOURCE_ARGS[@]}" -p "1-$LAST" --all-states -o "json=$out" 198.18.0.2); kind=json ;;
             nmap) cmd=(nmap -n -Pn -sU -T4 -p "1-$LAST" -oX "$out" 198.18.0.2); kind=xml ;;
             *) die "unknown tool $tool" ;;
         esac
@@ -100,7 +115,7 @@ for run in $(seq 1 "$RUNS"); do
         sleep 7
     done
 done
-echo "  commands: sockeye scan -sU -T4 -p 1-$LAST --all-states -o json=F 198.18.0.2"
+echo "  commands: sockeye scan -sU -T4 ${SOURCE_ARGS[*]} -p 1-$LAST --all-states -o json=F 198.18.0.2"
 echo "            nmap -n -Pn -sU -T4 -p 1-$LAST -oX F 198.18.0.2"
 }
 
