@@ -225,3 +225,59 @@ fn port_prefixes_choose_the_protocols() {
         assert_eq!(got, want, "{flags:?}");
     }
 }
+
+/// Ctrl-C while the UDP half still waits on the target's ICMP limit: exit
+/// 130, the TCP port found is kept in every format, and the host ends with
+/// what both halves decided (one host record, UDP's count short of 300),
+/// as an interrupted UDP scan alone ends its hosts.
+#[test]
+fn an_interrupted_run_keeps_both_halves_found_so_far() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    let _tcp = lab.listen(lab.target_ns(), TARGET_V4, &[22]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("mixed.txt");
+    // 300 closed UDP ports at the kernel's one error a second: minutes.
+    let child = lab.spawn(
+        lab.scanner_ns(),
+        crate::util::bin(),
+        &[
+            "scan",
+            "-sT",
+            "-sU",
+            "-p",
+            "T:22,U:1001-1300",
+            "-o",
+            "json",
+            "-o",
+            &format!("table={}", table.display()),
+            TARGET_V4,
+        ],
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal the scan");
+    let out = crate::support::netns::try_wait_output(child, std::time::Duration::from_secs(20))
+        .unwrap_or_else(|o| panic!("scan did not stop after SIGINT: {}", show(&o)));
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    let records = crate::util::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let got = states(&records);
+    assert_eq!(
+        got.get(&key("tcp", 22)),
+        Some(&("open".to_owned(), "syn-ack".to_owned())),
+        "{records:?}"
+    );
+    let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
+    assert_eq!(hosts.len(), 1, "{records:?}");
+    let closed = hosts[0]["closed"].as_u64().expect("closed count");
+    assert_eq!(hosts[0]["open"], 1, "{records:?}");
+    assert!(closed > 0 && closed < 300, "UDP was cut short: {records:?}");
+    let s = summary(&records);
+    assert_eq!(s["interrupted"], true, "{s}");
+    assert_eq!(s["ports"].as_u64(), Some(closed + 1), "{s}");
+    let text = std::fs::read_to_string(&table).expect("table");
+    assert_eq!(text.matches("report for").count(), 1, "{text}");
+    assert!(text.contains("22/tcp"), "{text}");
+    assert!(text.contains("closed udp ports (port-unreach)"), "{text}");
+}

@@ -996,7 +996,7 @@ async fn run_engines(
             (stats.scan, note)
         }
         (false, false) => {
-            let (tcp_tx, udp_tx, joined) = join_protocols(events, EVENT_QUEUE, cancel.clone());
+            let (tcp_tx, udp_tx, joined) = join_protocols(events, EVENT_QUEUE);
             let (tcp_stats, udp_stats) = tokio::join!(tcp(tcp_tx), udp(udp_tx));
             let hosts = joined.await.unwrap_or_default();
             let note = rate_limit_note(&udp_stats);

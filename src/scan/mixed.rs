@@ -7,14 +7,14 @@
 //! two ends become one ([`HostDone::absorb`]): counts of both protocols,
 //! the faster timing, up when either saw it. A target error both engines
 //! report (an address this machine cannot send to) is passed on once.
-//! When the run was interrupted, a host only one engine finished gets no end
-//! at all: the printers then show it as interrupted, with the ports found so
-//! far, rather than as a host whose other protocol had nothing to say.
+//! A host only one engine ended (the other could not probe it, or the run
+//! was interrupted before it began the host) is ended once both engines are
+//! done, with what that one found: as an interrupted single-protocol run
+//! ends the hosts it had begun.
 
 use std::collections::{HashMap, HashSet};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::engine::ScanStats;
 use crate::report::{Emit, Event, HostDone, TargetErrorKind};
@@ -25,11 +25,10 @@ use crate::report::{Emit, Event, HostDone, TargetErrorKind};
 pub fn join_protocols(
     out: Emit<Event>,
     queue: usize,
-    cancel: CancellationToken,
 ) -> (Emit<Event>, Emit<Event>, tokio::task::JoinHandle<u64>) {
     let (tcp_tx, tcp_rx) = Emit::channel(queue);
     let (udp_tx, udp_rx) = Emit::channel(queue);
-    let task = tokio::spawn(join(tcp_rx, udp_rx, out, cancel));
+    let task = tokio::spawn(join(tcp_rx, udp_rx, out));
     (tcp_tx, udp_tx, task)
 }
 
@@ -37,7 +36,6 @@ async fn join(
     mut tcp: mpsc::Receiver<Event>,
     mut udp: mpsc::Receiver<Event>,
     out: Emit<Event>,
-    cancel: CancellationToken,
 ) -> u64 {
     let mut joiner = Joiner::default();
     let (mut tcp_open, mut udp_open) = (true, true);
@@ -58,7 +56,7 @@ async fn join(
             // The printers are gone; the engines still finish their count.
         }
     }
-    for done in joiner.left(cancel.is_cancelled()) {
+    for done in joiner.left() {
         let _ = out.send(Event::HostDone(done)).await;
     }
     joiner.ended
@@ -97,13 +95,8 @@ impl Joiner {
         }
     }
 
-    /// Hosts only one engine ended, once both are done: passed on when the
-    /// run finished (the other engine had nothing to say of them: it could
-    /// not probe them, and said so), held back when it was interrupted.
-    fn left(&mut self, interrupted: bool) -> Vec<HostDone> {
-        if interrupted {
-            return Vec::new();
-        }
+    /// Hosts only one engine ended, once both are done, in target order.
+    fn left(&mut self) -> Vec<HostDone> {
         let mut left: Vec<HostDone> = self.waiting.drain().map(|(_, d)| d).collect();
         left.sort_by_key(|d| d.host_index);
         self.ended += left.len() as u64;
@@ -204,19 +197,17 @@ mod tests {
         assert!(both.up, "TCP saw it up");
         assert_eq!(both.srtt, Some(Duration::from_millis(3)), "UDP's timing");
         assert_eq!(j.ended, 1);
-        assert!(j.left(false).is_empty());
+        assert!(j.left().is_empty());
     }
 
     #[test]
-    fn a_lone_end_waits_for_the_run_and_is_dropped_when_interrupted() {
-        let lone = || done(3, Proto::Tcp, PortState::Open, Reason::SynAck, 1);
+    fn a_lone_end_waits_for_both_engines_to_be_done() {
+        let lone = |i| done(i, Proto::Tcp, PortState::Open, Reason::SynAck, 1);
         let mut j = Joiner::default();
-        assert_eq!(j.take(Event::HostDone(lone())), None);
-        assert!(j.left(true).is_empty());
-        let mut j = Joiner::default();
-        assert_eq!(j.take(Event::HostDone(lone())), None);
-        assert_eq!(j.left(false), vec![lone()]);
-        assert_eq!(j.ended, 1);
+        assert_eq!(j.take(Event::HostDone(lone(3))), None);
+        assert_eq!(j.take(Event::HostDone(lone(1))), None);
+        assert_eq!(j.left(), vec![lone(1), lone(3)]);
+        assert_eq!(j.ended, 2);
     }
 
     #[test]
