@@ -184,13 +184,6 @@ impl ScanPlan {
         if let Some(spec) = &args.exclude_ports {
             ports.exclude(&ports_for(spec, scan_tcp, scan_udp)?);
         }
-        if !scan_tcp && !ports.tcp.is_empty() {
-            tracing::warn!(
-                count = ports.tcp.len(),
-                "TCP ports (T:) ignored: -sU alone scans UDP; add -sS or -sT to scan them too"
-            );
-            ports.tcp.clear();
-        }
         if scan_udp {
             if args.shard.is_some() {
                 return Err(
