@@ -125,13 +125,13 @@ fn counts(records: &[Value]) -> Vec<u64> {
         .collect()
 }
 
-fn read_json(path: &std::path::Path) -> Value {
+pub(crate) fn read_json(path: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(path).expect("checkpoint file");
     serde_json::from_str(&text).expect("checkpoint is JSON")
 }
 
 /// `probes=N resumed=M` from the `-v` line at the end of a scan.
-fn probe_stat(stderr: &str) -> (u64, u64) {
+pub(crate) fn probe_stat(stderr: &str) -> (u64, u64) {
     let line = stderr
         .lines()
         .find(|l| l.contains("probes sent"))

@@ -30,6 +30,8 @@
 //! - `scan_mixed`: TCP and UDP in one run, one report per host.
 //! - `scan_udp_sources`: `-sU --source A,B,C`, the probes spread over
 //!   several addresses, each with its own share of the ICMP rate limit.
+//! - `scan_udp_resume`: `scan -sU --resume` stopped by SIGINT, SIGTERM and
+//!   SIGKILL under the ICMP rate limit and resumed: the same port states.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
@@ -72,5 +74,6 @@ mod scan_local;
 mod scan_mixed;
 mod scan_syn;
 mod scan_udp;
+mod scan_udp_resume;
 mod scan_udp_sources;
 mod talk;

@@ -190,11 +190,6 @@ impl ScanPlan {
                     UsageError::new("--shard is not available with UDP ports (-sU, U:)").into(),
                 );
             }
-            if args.resume.is_some() {
-                return Err(
-                    UsageError::new("--resume is not available with UDP ports (-sU, U:)").into(),
-                );
-            }
             if args.probe && ports.tcp.is_empty() {
                 return Err(UsageError::new(
                     "--probe checks TCP services: a UDP scan alone has none to check",
@@ -553,8 +548,8 @@ pub fn run(args: ScanArgs, quiet: bool, color: ColorChoice) -> anyhow::Result<u8
     };
     let mut plan = plan;
     if let Some(path) = plan.resume.clone() {
-        let scan_type = if syn.is_some() { "syn" } else { "connect" };
-        plan.engine.resume = Some(Arc::new(open_checkpoint(&mut plan, path, scan_type)?));
+        let scan_type = resume_scan_type(&plan, syn.is_some());
+        plan.engine.resume = Some(Arc::new(open_checkpoint(&mut plan, path, &scan_type)?));
     }
     let info = RunInfo {
         command: "scan",
@@ -615,11 +610,36 @@ fn scan_params(plan: &ScanPlan, scan_type: &str) -> Vec<resume::Param> {
         Param::new("targets", tokens(&plan.specs)),
         Param::new("--exclude", tokens(&plan.excludes)),
         Param::new("--first-address", yes_no(plan.first_address)),
-        Param::new("--ports", compact_spec(&plan.ports)),
+        Param::new("--ports", resume_ports(plan)),
         Param::new("scan type", scan_type),
         Param::new("--shard", format!("{}/{}", shard.index, shard.count)),
         Param::new("--all-states", yes_no(plan.all_states)),
     ]
+}
+
+/// The scan type a checkpoint records: the TCP engine's, `udp`, or both
+/// (`syn+udp`), so that a checkpoint of one protocol is refused for another.
+fn resume_scan_type(plan: &ScanPlan, syn: bool) -> String {
+    let tcp = if syn { "syn" } else { "connect" };
+    match (plan.ports.is_empty(), plan.udp_ports.is_empty()) {
+        (_, true) => tcp.to_owned(),
+        (true, false) => "udp".to_owned(),
+        (false, false) => format!("{tcp}+udp"),
+    }
+}
+
+/// The ports a checkpoint records: one protocol's as a list, both as
+/// `T:...,U:...`.
+fn resume_ports(plan: &ScanPlan) -> String {
+    match (plan.ports.is_empty(), plan.udp_ports.is_empty()) {
+        (_, true) => compact_spec(&plan.ports),
+        (true, false) => compact_spec(&plan.udp_ports),
+        (false, false) => format!(
+            "T:{},U:{}",
+            compact_spec(&plan.ports),
+            compact_spec(&plan.udp_ports)
+        ),
+    }
 }
 
 /// `--resume FILE`: reads what an earlier run left there, if anything, and
@@ -651,11 +671,7 @@ fn open_checkpoint(
             .into());
         }
     }
-    Ok(resume::Resume {
-        path,
-        params,
-        restored,
-    })
+    Ok(resume::Resume::new(path, params, restored))
 }
 
 /// The SYN scan's sockets, when it was asked for (or nothing was) and this
@@ -953,9 +969,9 @@ async fn run_engines(
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
 ) -> (ScanStats, Option<String>) {
+    // One `--resume` file for both engines: each saves its own part.
     let udp_cfg = ScanConfig {
         ports: plan.udp_ports.clone().into(),
-        resume: None,
         ..plan.engine.clone()
     };
     let udp = |events| {

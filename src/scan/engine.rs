@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Outcome, Started};
 use super::resume::{
-    self, Checkpoint, CountsSnap, DoneBits, GroupSnap, HostBook, HostSnap, Logged, Resume,
+    self, CountsSnap, DoneBits, GroupSnap, HostBook, HostSnap, Logged, Part, Resume, TcpPart,
 };
 use super::timing::{Congestion, LossEstimate, RateLimiter, RttEstimator, RttLimits};
 use crate::report::{
@@ -414,18 +414,10 @@ impl State {
         None
     }
 
-    /// Takes up where the run that wrote `cp` stopped: its finished groups
+    /// Takes up where the run that saved `cp` stopped: its finished groups
     /// and decided pairs are skipped, its hosts in flight and counts go on.
-    fn restore(&mut self, cp: &Checkpoint, targets: &TargetSet, max_window: usize) {
-        let c = &cp.counts;
-        self.stats.hosts = c.hosts;
-        self.stats.ports = c.ports;
-        self.stats.open = c.open;
-        self.stats.closed = c.closed;
-        self.stats.filtered = c.filtered;
-        self.stats.unprobed = c.unprobed;
-        self.stats.answers_all = c.answers_all;
-        self.stats.resumed = c.ports + c.unprobed;
+    fn restore(&mut self, cp: &TcpPart, targets: &TargetSet, max_window: usize) {
+        cp.counts.restore_into(&mut self.stats);
         if cp.complete {
             let groups = self.source.n_hosts.div_ceil(self.source.group_hosts);
             self.source.enter_group(groups);
@@ -1050,7 +1042,7 @@ impl Shared {
             ready: VecDeque::new(),
             waiting: 0,
         };
-        if let Some(cp) = cfg.resume.as_ref().and_then(|r| r.restored.as_ref()) {
+        if let Some(cp) = cfg.resume.as_ref().and_then(|r| r.tcp()) {
             state.restore(cp, &targets, cfg.max_inflight);
             let resumed = state.stats.resumed;
             progress.done.fetch_add(resumed, Ordering::Relaxed);
@@ -1073,7 +1065,7 @@ impl Shared {
         let Some(resume) = shared.cfg.resume.clone() else {
             return shared;
         };
-        if let Some(cp) = &resume.restored {
+        if let Some(cp) = resume.tcp() {
             let _sending = shared.send_lock.lock().await;
             for ev in &cp.events {
                 let _ = shared.events.send(ev.clone().into_event()).await;
@@ -1099,15 +1091,17 @@ impl Shared {
         let Some(resume) = &self.cfg.resume else {
             return;
         };
-        let Some(cp) = self.snapshot(complete) else {
+        let Some(part) = self.snapshot(complete) else {
             return;
         };
         let path = resume.path.clone();
-        let written = tokio::task::spawn_blocking(move || resume::write_atomic(&path, &cp)).await;
+        let (resume, seed, n_hosts) = (Arc::clone(resume), self.cfg.seed, self.targets.len());
+        let written =
+            tokio::task::spawn_blocking(move || resume.save(seed, n_hosts, Part::Tcp(part))).await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::warn!(
-                path = %resume.path.display(),
+                path = %path.display(),
                 %err,
                 "cannot write the checkpoint"
             ),
@@ -1115,22 +1109,16 @@ impl Shared {
         }
     }
 
-    /// The checkpoint of the run as it stands.
-    fn snapshot(&self, complete: bool) -> Option<Checkpoint> {
-        let resume = self.cfg.resume.as_ref()?;
+    /// This engine's part of the checkpoint, as the run stands.
+    fn snapshot(&self, complete: bool) -> Option<TcpPart> {
+        self.cfg.resume.as_ref()?;
         let st = self.lock();
         let books = st.books.as_ref()?;
-        let mut cp = Checkpoint::new(resume.params.clone(), self.cfg.seed, self.targets.len());
-        cp.complete = complete;
-        cp.counts = CountsSnap {
-            hosts: st.stats.hosts,
-            ports: st.stats.ports,
-            open: st.stats.open,
-            closed: st.stats.closed,
-            filtered: st.stats.filtered,
-            unprobed: st.stats.unprobed,
-            answers_all: st.stats.answers_all,
+        let mut cp = TcpPart {
+            complete,
+            ..TcpPart::default()
         };
+        cp.counts = CountsSnap::of(&st.stats);
         cp.next_group = st.groups.front().map_or(st.next_group, |g| g.id);
         cp.groups = st
             .groups

@@ -1,15 +1,23 @@
-//! `--resume FILE`: checkpoints of a TCP scan, so that an interrupted run
+//! `--resume FILE`: checkpoints of a scan, so that an interrupted run
 //! (Ctrl-C, SIGTERM, SIGKILL, a crash) goes on where it stopped.
 //!
 //! A checkpoint names the command line's scan-defining parameters (targets,
-//! exclusions, ports, scan type, seed, shard, `--all-states`) and what was
-//! done. The seeded permutation makes "what was done" small: hosts come in
-//! groups that finish in order, so a checkpoint holds the first group not
-//! finished, and for each group in flight a bitmap of its decided pairs
-//! (indexed as the permutation indexes them) and the state of its hosts.
+//! exclusions, ports, scan type, seed, shard, `--all-states`) and, in a part
+//! per protocol, what was done: a run that scans TCP and UDP at once runs
+//! two engines, each saving its own part of the one file ([`Resume::save`]
+//! writes the whole file with the latest of both).
+//!
+//! The TCP part ([`TcpPart`]): the seeded permutation makes "what was done"
+//! small: hosts come in groups that finish in order, so it holds the first
+//! group not finished, and for each group in flight a bitmap of its decided
+//! pairs (indexed as the permutation indexes them) and the state of its
+//! hosts. The UDP part ([`UdpPart`]): hosts start in target order, so it
+//! holds the first host not started and, for each host started and not
+//! finished, a bitmap over its ports (indexed as the port list is).
+//!
 //! The results found so far are the events sent to the printers, kept in
-//! order, so that a resumed run prints them again before it goes on: its
-//! output is that of a run that was never stopped.
+//! order in each part, so that a resumed run prints them again before it
+//! goes on: its output is that of a run that was never stopped.
 //!
 //! Files are replaced atomically (a temporary file in the same directory,
 //! fsync, rename, fsync of the directory): a kill at any moment leaves the
@@ -18,15 +26,17 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::engine::ScanStats;
 use super::timing::RttEstimator;
 use crate::report::{Event, HostDone, PortCount, PortResult, TargetError};
 
-/// What the first line of a checkpoint says, and the version of its shape.
-const FORMAT: &str = "sockeye scan checkpoint 1";
+/// What a checkpoint's `format` field says: the version of its shape.
+const FORMAT: &str = "sockeye scan checkpoint 2";
 
 /// How often a running scan writes its checkpoint.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -51,13 +61,79 @@ impl Param {
     }
 }
 
-/// What `--resume` gives the engine: where to write, what the command line
-/// was, and what an earlier run left (None: start afresh).
+/// What `--resume` gives the engines: where to write, what the command
+/// line was, what an earlier run left (None: start afresh), and the file
+/// as last saved, so that one engine's save keeps the other's part.
 #[derive(Debug)]
 pub struct Resume {
     pub path: PathBuf,
     pub params: Vec<Param>,
     pub restored: Option<Checkpoint>,
+    /// The file as written last (or as read), under the lock every save
+    /// holds while it writes: two engines never write at once.
+    latest: Mutex<Option<Checkpoint>>,
+}
+
+/// One protocol's part of a checkpoint, as an engine saves it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Tcp(TcpPart),
+    Udp(UdpPart),
+}
+
+impl Part {
+    fn complete(&self) -> bool {
+        match self {
+            Part::Tcp(p) => p.complete,
+            Part::Udp(p) => p.complete,
+        }
+    }
+}
+
+impl Resume {
+    /// The resume of a run with `params`, at `path`, from `restored`.
+    pub fn new(path: PathBuf, params: Vec<Param>, restored: Option<Checkpoint>) -> Resume {
+        Resume {
+            path,
+            params,
+            latest: Mutex::new(restored.clone()),
+            restored,
+        }
+    }
+
+    /// The TCP part an earlier run left, if any.
+    pub fn tcp(&self) -> Option<&TcpPart> {
+        self.restored.as_ref()?.tcp.as_ref()
+    }
+
+    /// The UDP part an earlier run left, if any.
+    pub fn udp(&self) -> Option<&UdpPart> {
+        self.restored.as_ref()?.udp.as_ref()
+    }
+
+    /// Replaces this engine's part and writes the whole file atomically,
+    /// the other part as it was last saved (or read). A part saved
+    /// complete stays complete: a later incomplete one is not written.
+    /// Blocking (fsync): call it off the runtime's threads.
+    pub fn save(&self, seed: u64, n_hosts: u64, part: Part) -> io::Result<()> {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let cp = latest.get_or_insert_with(|| Checkpoint::new(self.params.clone(), seed, n_hosts));
+        let slot_complete = match &part {
+            Part::Tcp(_) => cp.tcp.as_ref().is_some_and(|p| p.complete),
+            Part::Udp(_) => cp.udp.as_ref().is_some_and(|p| p.complete),
+        };
+        if slot_complete && !part.complete() {
+            return Ok(());
+        }
+        cp.params = self.params.clone();
+        cp.seed = seed;
+        cp.n_hosts = n_hosts;
+        match part {
+            Part::Tcp(p) => cp.tcp = Some(p),
+            Part::Udp(p) => cp.udp = Some(p),
+        }
+        write_atomic(&self.path, cp)
+    }
 }
 
 /// A result the printers were sent, kept to be sent again on resume.
@@ -151,9 +227,43 @@ pub struct CountsSnap {
     pub filtered: u64,
     pub unprobed: u64,
     pub answers_all: u64,
+    /// UDP ports that never answered (none in a TCP part).
+    #[serde(default)]
+    pub open_filtered: u64,
 }
 
-/// Everything a checkpoint file holds.
+impl CountsSnap {
+    /// The counts of `s` a checkpoint keeps.
+    pub(super) fn of(s: &ScanStats) -> CountsSnap {
+        CountsSnap {
+            hosts: s.hosts,
+            ports: s.ports,
+            open: s.open,
+            closed: s.closed,
+            filtered: s.filtered,
+            unprobed: s.unprobed,
+            answers_all: s.answers_all,
+            open_filtered: s.open_filtered,
+        }
+    }
+
+    /// Puts these counts back into `s`; `s.resumed` becomes the pairs they
+    /// decided (not probed again).
+    pub(super) fn restore_into(&self, s: &mut ScanStats) {
+        s.hosts = self.hosts;
+        s.ports = self.ports;
+        s.open = self.open;
+        s.closed = self.closed;
+        s.filtered = self.filtered;
+        s.unprobed = self.unprobed;
+        s.answers_all = self.answers_all;
+        s.open_filtered = self.open_filtered;
+        s.resumed = self.ports + self.unprobed;
+    }
+}
+
+/// Everything a checkpoint file holds: the command line it is of, and a
+/// part per protocol scanned (None: that engine saved nothing yet).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub format: String,
@@ -161,6 +271,26 @@ pub struct Checkpoint {
     pub seed: u64,
     /// Hosts the targets stood for when it was written.
     pub n_hosts: u64,
+    pub tcp: Option<TcpPart>,
+    pub udp: Option<UdpPart>,
+}
+
+impl Checkpoint {
+    pub(super) fn new(params: Vec<Param>, seed: u64, n_hosts: u64) -> Checkpoint {
+        Checkpoint {
+            format: FORMAT.to_owned(),
+            params,
+            seed,
+            n_hosts,
+            tcp: None,
+            udp: None,
+        }
+    }
+}
+
+/// What the TCP engine (connect or SYN) did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TcpPart {
     /// Every pair was decided: resuming prints the results and sends nothing.
     pub complete: bool,
     pub counts: CountsSnap,
@@ -171,21 +301,51 @@ pub struct Checkpoint {
     pub events: Vec<Logged>,
 }
 
-impl Checkpoint {
-    pub(super) fn new(params: Vec<Param>, seed: u64, n_hosts: u64) -> Checkpoint {
-        Checkpoint {
-            format: FORMAT.to_owned(),
-            params,
-            seed,
-            n_hosts,
-            complete: false,
-            counts: CountsSnap::default(),
-            next_group: 0,
-            groups: Vec::new(),
-            hosts: Vec::new(),
-            events: Vec::new(),
-        }
-    }
+/// What the UDP engine did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UdpPart {
+    /// Every port was decided: resuming prints the results and sends nothing.
+    pub complete: bool,
+    pub counts: CountsSnap,
+    /// Hosts before this index were started; those not in `hosts` are
+    /// finished (or excluded), their results in `events`.
+    pub next_host: u64,
+    /// Hosts started and not finished, by index.
+    pub hosts: Vec<UdpHostSnap>,
+    /// Hosts whose ICMP errors proved rate limited, over finished hosts.
+    pub limited_hosts: u64,
+    /// Closed ports of those hosts that answered only when sent again.
+    pub recovered: u64,
+    /// The longest pace a finished limited host was probed at, in
+    /// milliseconds.
+    pub slowest_period_ms: Option<u64>,
+    pub events: Vec<Logged>,
+}
+
+/// A UDP host in flight, as a checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpHostSnap {
+    /// Its index among the targets.
+    pub index: u64,
+    pub started: SystemTime,
+    /// One bit per port (in the order of the scan's port list) decided,
+    /// as [`GroupSnap::done`] spells it.
+    pub done: String,
+    pub counts: Vec<PortCount>,
+    pub answered: bool,
+    pub rtt: RttEstimator,
+    /// ICMP errors heard from it.
+    pub icmp: u64,
+    pub recovered: u64,
+    /// The pace its ICMP errors were found to need, in milliseconds
+    /// (None: probed freely).
+    pub period_ms: Option<u64>,
+    /// A pace was measured for it (it limits its errors).
+    pub paced: bool,
+    /// Measured once and found no limit.
+    pub cleared: bool,
+    /// A local error made it unprobeable (its ports counted unprobed).
+    pub failed: bool,
 }
 
 /// Why a checkpoint cannot be used.
@@ -195,6 +355,12 @@ pub enum ResumeError {
     Read { path: PathBuf, source: io::Error },
     #[error("{path} is not a sockeye scan checkpoint ({why})")]
     NotOurs { path: PathBuf, why: String },
+    /// A checkpoint of another version of sockeye.
+    #[error(
+        "{path} is a checkpoint of another sockeye version ({format:?}, this one reads {FORMAT:?}): \
+         remove it or name another file to start afresh"
+    )]
+    Format { path: PathBuf, format: String },
     /// The checkpoint is of another command line: the first difference.
     #[error("{path} is the checkpoint of another scan: {difference}")]
     Differs { path: PathBuf, difference: String },
@@ -218,17 +384,30 @@ pub fn load(path: &Path) -> Result<Option<Checkpoint>, ResumeError> {
             why: format!("{len} bytes"),
         });
     }
-    let cp: Checkpoint =
-        serde_json::from_reader(io::BufReader::new(file)).map_err(|e| ResumeError::NotOurs {
-            path: path.to_owned(),
-            why: e.to_string(),
-        })?;
-    if cp.format != FORMAT {
-        return Err(ResumeError::NotOurs {
-            path: path.to_owned(),
-            why: format!("its format is {:?}", cp.format),
-        });
+    let mut text = Vec::new();
+    io::Read::read_to_end(&mut &file, &mut text).map_err(read_err)?;
+    let not_ours = |why: String| ResumeError::NotOurs {
+        path: path.to_owned(),
+        why,
+    };
+    /// Only the format, read first: an older shape gets a clear word.
+    #[derive(Deserialize)]
+    struct Head {
+        format: Option<String>,
     }
+    let head: Head = serde_json::from_slice(&text).map_err(|e| not_ours(e.to_string()))?;
+    match head.format.as_deref() {
+        Some(FORMAT) => {}
+        Some(old) if old.starts_with("sockeye scan checkpoint ") => {
+            return Err(ResumeError::Format {
+                path: path.to_owned(),
+                format: old.to_owned(),
+            });
+        }
+        Some(other) => return Err(not_ours(format!("its format is {other:?}"))),
+        None => return Err(not_ours("it names no format".to_owned())),
+    }
+    let cp: Checkpoint = serde_json::from_slice(&text).map_err(|e| not_ours(e.to_string()))?;
     Ok(Some(cp))
 }
 
@@ -328,6 +507,11 @@ impl DoneBits {
             .is_some_and(|w| w & (1 << (k % 64)) != 0)
     }
 
+    /// How many pairs are decided.
+    pub(super) fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     pub(super) fn to_hex(&self) -> String {
         let mut s = String::with_capacity(self.words.len() * 16);
         for w in &self.words {
@@ -388,6 +572,7 @@ mod tests {
         let back = DoneBits::from_hex(&b.to_hex(), 130).expect("fits");
         assert_eq!(back, b);
         assert!(back.get(129) && !back.get(128));
+        assert_eq!(back.count(), 4);
         assert!(DoneBits::from_hex(&b.to_hex(), 200).is_none());
         assert!(DoneBits::from_hex("zz", 1).is_none());
     }
@@ -399,7 +584,10 @@ mod tests {
         assert!(load(&path).expect("no file is fine").is_none());
         let mut cp = Checkpoint::new(params("1-10"), 7, 1);
         write_atomic(&path, &cp).expect("write");
-        cp.complete = true;
+        cp.tcp = Some(TcpPart {
+            complete: true,
+            ..TcpPart::default()
+        });
         write_atomic(&path, &cp).expect("rewrite");
         assert_eq!(load(&path).expect("read"), Some(cp));
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -408,6 +596,109 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("scan.resume")]);
         fs::write(&path, "{}").expect("write junk");
+        assert!(matches!(load(&path), Err(ResumeError::NotOurs { .. })));
+    }
+
+    fn udp_part(next_host: u64) -> UdpPart {
+        UdpPart {
+            next_host,
+            hosts: vec![UdpHostSnap {
+                index: next_host - 1,
+                started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                done: DoneBits::with_len(10).to_hex(),
+                counts: vec![PortCount {
+                    proto: crate::report::Proto::Udp,
+                    state: crate::report::PortState::Closed,
+                    reason: crate::report::Reason::PortUnreach,
+                    count: 3,
+                }],
+                answered: true,
+                rtt: RttEstimator::default(),
+                icmp: 3,
+                recovered: 1,
+                period_ms: Some(1002),
+                paced: true,
+                cleared: false,
+                failed: false,
+            }],
+            ..UdpPart::default()
+        }
+    }
+
+    /// Each engine saves its own part; the other's stays as it was saved,
+    /// and both read back as written.
+    #[test]
+    fn one_part_saved_keeps_the_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scan.resume");
+        let resume = Resume::new(path.clone(), params("T:22,U:53"), None);
+        let tcp = TcpPart {
+            next_group: 3,
+            ..TcpPart::default()
+        };
+        resume.save(7, 4, Part::Tcp(tcp.clone())).expect("tcp");
+        resume.save(7, 4, Part::Udp(udp_part(2))).expect("udp");
+        let tcp2 = TcpPart {
+            next_group: 4,
+            ..TcpPart::default()
+        };
+        resume
+            .save(7, 4, Part::Tcp(tcp2.clone()))
+            .expect("tcp again");
+        let cp = load(&path).expect("read").expect("a file");
+        assert_eq!((cp.seed, cp.n_hosts), (7, 4));
+        assert_eq!(cp.params, params("T:22,U:53"));
+        assert_eq!(cp.tcp, Some(tcp2));
+        assert_eq!(cp.udp, Some(udp_part(2)));
+
+        // A resumed run keeps the part it has not saved yet.
+        let again = Resume::new(path.clone(), params("T:22,U:53"), Some(cp.clone()));
+        assert_eq!(again.udp(), Some(&udp_part(2)));
+        again.save(7, 4, Part::Tcp(tcp)).expect("tcp");
+        let read = load(&path).expect("read").expect("a file");
+        assert_eq!(read.udp, Some(udp_part(2)));
+        assert_eq!(read.tcp.map(|t| t.next_group), Some(3));
+    }
+
+    /// A part saved complete is not replaced by an incomplete one.
+    #[test]
+    fn a_complete_part_stays_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scan.resume");
+        let resume = Resume::new(path.clone(), params("U:53"), None);
+        let done = UdpPart {
+            complete: true,
+            next_host: 1,
+            ..UdpPart::default()
+        };
+        resume
+            .save(1, 1, Part::Udp(done.clone()))
+            .expect("complete");
+        resume.save(1, 1, Part::Udp(udp_part(1))).expect("ignored");
+        let cp = load(&path).expect("read").expect("a file");
+        assert_eq!(cp.udp, Some(done));
+        assert_eq!(cp.tcp, None);
+    }
+
+    /// A checkpoint of the first shape (one TCP scan, no parts) is refused
+    /// with the format named and what to do.
+    #[test]
+    fn an_older_format_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scan.resume");
+        fs::write(
+            &path,
+            r#"{"format":"sockeye scan checkpoint 1","params":[],"seed":1,"n_hosts":1,"complete":false}"#,
+        )
+        .expect("write");
+        let err = load(&path).expect_err("refused");
+        assert!(matches!(err, ResumeError::Format { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"sockeye scan checkpoint 1\"") && text.contains("start afresh"),
+            "{text}"
+        );
+        fs::write(&path, r#"{"format":"something else"}"#).expect("write");
         assert!(matches!(load(&path), Err(ResumeError::NotOurs { .. })));
     }
 }

@@ -29,6 +29,12 @@
 //!
 //! The scheduler is one task: a UDP scan waits on other hosts' clocks, not
 //! on this machine, so one thread keeps up with any pace the targets allow.
+//!
+//! With `--resume`, the same task saves the UDP part of the checkpoint
+//! ([`super::resume::UdpPart`]) every [`resume::CHECKPOINT_EVERY`] and when
+//! it stops: hosts start in target order, so the first host not started,
+//! and for each host in flight the ports it decided (a bitmap over the
+//! port list), its counts and its learned pace, say where to go on.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -50,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{reason_from_icmp4, reason_from_icmp6};
 use super::engine::{GROUP_PROBES, HostEnd, Progress, ScanConfig, ScanStats, count_port};
+use super::resume::{self, CountsSnap, DoneBits, Logged, Part, Resume, UdpHostSnap, UdpPart};
 use super::timing::{RateLimiter, RttEstimator};
 use crate::report::{
     Emit, Event, PortCount, PortResult, PortState, Proto, Reason, TargetError, TargetErrorKind,
@@ -151,6 +158,9 @@ struct Host {
     /// Ports in probe order; `next` is the first never sent.
     order: Permutation,
     next: u64,
+    /// Ports decided (or given up), by their place in the port list: a
+    /// resumed host skips them.
+    done: DoneBits,
     queue: VecDeque<Queued>,
     flights: HashMap<u16, Flight>,
     undecided: u64,
@@ -175,6 +185,34 @@ struct Host {
 }
 
 impl Host {
+    /// A host not probed yet: its ports in an order of its own.
+    fn new(index: u64, target: Target, n_ports: u64, seed: u64, lanes: usize) -> Host {
+        let key = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Host {
+            index,
+            target,
+            started: SystemTime::now(),
+            order: Permutation::new(n_ports, key),
+            next: 0,
+            done: DoneBits::with_len(n_ports),
+            queue: VecDeque::new(),
+            flights: HashMap::new(),
+            undecided: n_ports,
+            counts: Vec::new(),
+            answered: false,
+            rtt: RttEstimator::default(),
+            pace: Pace::Free,
+            next_send: Instant::now(),
+            icmp: 0,
+            recovered: 0,
+            cleared: false,
+            paced: false,
+            failed: false,
+            lanes,
+            next_lane: 0,
+        }
+    }
+
     fn has_work(&self, n_ports: u64) -> bool {
         !self.queue.is_empty() || self.next < n_ports
     }
@@ -183,9 +221,13 @@ impl Host {
         if let Some(q) = self.queue.pop_front() {
             return Some(q);
         }
-        if self.next < ports.len() as u64 {
+        while self.next < ports.len() as u64 {
             let i = self.order.get(self.next);
             self.next += 1;
+            if self.done.get(i) {
+                // Decided by the run this one resumes.
+                continue;
+            }
             return Some(Queued {
                 port: ports[i as usize],
                 silent: 0,
@@ -488,9 +530,23 @@ struct Scan {
     timers: BinaryHeap<Reverse<(Instant, u64, u16, Instant)>>,
     stats: UdpStats,
     out: Vec<Event>,
+    /// Each port's place in `cfg.ports` (the bit of a host's `done`).
+    port_index: HashMap<u16, u64>,
+    /// Every event sent to the printers, in order (`--resume` only).
+    journal: Option<Vec<Logged>>,
 }
 
 impl Scan {
+    /// The lanes (source addresses) a host at `addr` is probed from.
+    fn lanes_for(&self, addr: IpAddr) -> usize {
+        self.cfg
+            .sources
+            .iter()
+            .filter(|a| a.is_ipv6() == addr.is_ipv6())
+            .count()
+            .max(1)
+    }
+
     fn activate(&mut self) {
         while (self.hosts.len() as u64) < self.active_max && self.next_host < self.targets.len() {
             let index = self.next_host;
@@ -502,40 +558,10 @@ impl Scan {
                 self.progress.sent.fetch_add(n, Ordering::Relaxed);
                 continue;
             };
-            let key = self.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let lanes = self
-                .cfg
-                .sources
-                .iter()
-                .filter(|a| a.is_ipv6() == target.addr.is_ipv6())
-                .count()
-                .max(1);
+            let lanes = self.lanes_for(target.addr);
             self.by_addr.entry(target.addr).or_default().push(index);
-            self.hosts.insert(
-                index,
-                Host {
-                    index,
-                    target,
-                    started: SystemTime::now(),
-                    order: Permutation::new(n, key),
-                    next: 0,
-                    queue: VecDeque::new(),
-                    flights: HashMap::new(),
-                    undecided: n,
-                    counts: Vec::new(),
-                    answered: false,
-                    rtt: RttEstimator::default(),
-                    pace: Pace::Free,
-                    next_send: Instant::now(),
-                    icmp: 0,
-                    recovered: 0,
-                    cleared: false,
-                    paced: false,
-                    failed: false,
-                    lanes,
-                    next_lane: 0,
-                },
-            );
+            self.hosts
+                .insert(index, Host::new(index, target, n, self.cfg.seed, lanes));
         }
     }
 
@@ -550,6 +576,9 @@ impl Scan {
         });
         h.queue.retain(|q| q.port != port);
         h.undecided -= 1;
+        if let Some(&i) = self.port_index.get(&port) {
+            h.done.set(i);
+        }
         let st = &mut self.stats.scan;
         st.ports += 1;
         match state {
@@ -892,6 +921,7 @@ impl Scan {
                 match send_probe(sockets, addr, lane) {
                     Sent::Ok => {
                         h.next_lane = lane + 1;
+                        self.stats.scan.probes += 1;
                         let flight = Flight {
                             sent: now,
                             silent: q.silent,
@@ -935,6 +965,9 @@ impl Scan {
                         h.queue.clear();
                         h.next = n_ports;
                         h.undecided = 0;
+                        for i in 0..n_ports {
+                            h.done.set(i);
+                        }
                     }
                 }
             }
@@ -994,6 +1027,204 @@ impl Scan {
     }
 }
 
+impl Scan {
+    /// The events decided since the last call, noted in the journal.
+    fn take_out(&mut self) -> Vec<Event> {
+        let out = std::mem::take(&mut self.out);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.extend(out.iter().filter_map(Logged::of));
+        }
+        out
+    }
+
+    /// Takes up where the run that saved `part` stopped: hosts it finished
+    /// are not probed again, its hosts in flight keep their decided ports,
+    /// counts and pace, and the counts of the run go on.
+    fn restore(&mut self, part: &UdpPart) {
+        part.counts.restore_into(&mut self.stats.scan);
+        self.stats.limited_hosts = part.limited_hosts;
+        self.stats.recovered = part.recovered;
+        self.stats.slowest_period = part.slowest_period_ms.map(Duration::from_millis);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.clone_from(&part.events);
+        }
+        let n = self.cfg.ports.len() as u64;
+        let total = self.targets.len();
+        self.next_host = if part.complete {
+            total
+        } else {
+            part.next_host.min(total)
+        };
+        let mut undecided = 0u64;
+        for snap in part.hosts.iter().filter(|_| !part.complete) {
+            if snap.index >= self.next_host {
+                continue;
+            }
+            let Some(target) = self.targets.get(snap.index) else {
+                continue;
+            };
+            let lanes = self.lanes_for(target.addr);
+            let mut h = Host::new(snap.index, target, n, self.cfg.seed, lanes);
+            match DoneBits::from_hex(&snap.done, n) {
+                Some(done) => {
+                    h.undecided = n.saturating_sub(done.count());
+                    h.done = done;
+                    h.counts.clone_from(&snap.counts);
+                    h.started = snap.started;
+                    h.answered = snap.answered;
+                    h.rtt = snap.rtt;
+                    h.icmp = snap.icmp;
+                    h.recovered = snap.recovered;
+                    h.paced = snap.paced;
+                    h.cleared = snap.cleared;
+                    h.failed = snap.failed;
+                    if let Some(ms) = snap.period_ms {
+                        let period = Duration::from_millis(ms).clamp(MIN_PERIOD, MAX_PERIOD);
+                        h.pace = Pace::Paced { period };
+                        // Each lane's last token may have been spent just
+                        // before the stop: one is sure to be there a lane's
+                        // period (the host's, times the lanes) from now.
+                        h.next_send = Instant::now() + period * lanes as u32;
+                    }
+                }
+                None => {
+                    tracing::warn!(
+                        host = snap.index,
+                        "checkpoint bitmap does not fit; rescanning the host"
+                    );
+                    forget_counts(&mut self.stats.scan, &snap.counts);
+                }
+            }
+            undecided += h.undecided;
+            self.by_addr
+                .entry(h.target.addr)
+                .or_default()
+                .push(snap.index);
+            self.hosts.insert(snap.index, h);
+        }
+        let resumed = self.next_host.saturating_mul(n).saturating_sub(undecided);
+        // Added: a TCP engine may share the counters in the same run.
+        self.progress.done.fetch_add(resumed, Ordering::Relaxed);
+        self.progress.sent.fetch_add(resumed, Ordering::Relaxed);
+        self.progress
+            .open
+            .fetch_add(self.stats.scan.open, Ordering::Relaxed);
+    }
+
+    /// The UDP part of the checkpoint, as the run stands (None without
+    /// `--resume`).
+    fn snapshot(&self, complete: bool) -> Option<UdpPart> {
+        let journal = self.journal.as_ref()?;
+        let mut hosts: Vec<UdpHostSnap> = self
+            .hosts
+            .values()
+            .map(|h| UdpHostSnap {
+                index: h.index,
+                started: h.started,
+                done: h.done.to_hex(),
+                counts: h.counts.clone(),
+                answered: h.answered,
+                rtt: h.rtt,
+                icmp: h.icmp,
+                recovered: h.recovered,
+                period_ms: match h.pace {
+                    Pace::Paced { period } => Some(ceil_ms(period)),
+                    _ => None,
+                },
+                paced: h.paced,
+                cleared: h.cleared,
+                failed: h.failed,
+            })
+            .collect();
+        hosts.sort_by_key(|h| h.index);
+        Some(UdpPart {
+            complete,
+            counts: CountsSnap::of(&self.stats.scan),
+            next_host: self.next_host,
+            hosts,
+            limited_hosts: self.stats.limited_hosts,
+            recovered: self.stats.recovered,
+            slowest_period_ms: self.stats.slowest_period.map(ceil_ms),
+            events: journal.clone(),
+        })
+    }
+}
+
+/// Whole milliseconds, rounded up (a pace a little long still meets a
+/// token; a little short does not).
+fn ceil_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// Takes the ports of `counts` out of the run's counts (a host whose
+/// checkpoint could not be used is scanned again).
+fn forget_counts(stats: &mut ScanStats, counts: &[PortCount]) {
+    for c in counts {
+        let n = u64::from(c.count);
+        stats.ports = stats.ports.saturating_sub(n);
+        let slot = match c.state {
+            PortState::Open => &mut stats.open,
+            PortState::Closed => &mut stats.closed,
+            PortState::Filtered => &mut stats.filtered,
+            PortState::OpenFiltered => &mut stats.open_filtered,
+        };
+        *slot = slot.saturating_sub(n);
+    }
+    stats.resumed = stats.ports + stats.unprobed;
+}
+
+/// The UDP engine's checkpoint writer (`--resume`): one write at a time,
+/// off the scheduler's thread, so that an fsync never holds up probes.
+struct Saver {
+    resume: Arc<Resume>,
+    seed: u64,
+    n_hosts: u64,
+    writing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    /// When the next periodic checkpoint is due.
+    next: Instant,
+}
+
+impl Saver {
+    /// Starts writing `part`; the caller has waited for the previous write.
+    fn start(&mut self, part: UdpPart) {
+        let (resume, seed, n_hosts) = (Arc::clone(&self.resume), self.seed, self.n_hosts);
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            resume.save(seed, n_hosts, Part::Udp(part))
+        }));
+    }
+
+    /// True while a write is under way.
+    fn busy(&self) -> bool {
+        self.writing.as_ref().is_some_and(|w| !w.is_finished())
+    }
+
+    /// Waits for the write under way, if any; a failure is logged and the
+    /// scan goes on.
+    async fn wait(&mut self) {
+        let Some(writing) = self.writing.take() else {
+            return;
+        };
+        match writing.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(
+                path = %self.resume.path.display(),
+                %err,
+                "cannot write the checkpoint"
+            ),
+            Err(err) => tracing::warn!(%err, "the checkpoint writer failed"),
+        }
+    }
+
+    /// Writes `part` and waits until it is on disk.
+    async fn save_now(&mut self, part: Option<UdpPart>) {
+        self.wait().await;
+        if let Some(part) = part {
+            self.start(part);
+            self.wait().await;
+        }
+    }
+}
+
 /// The pace of a host's errors from their arrival times while it was probed
 /// every `gap` (for one lane, [`MEASURE_GAP`] times the lanes): each error
 /// came with the first probe after the host earned a token, so one gap is the period give or take a gap of
@@ -1044,7 +1275,13 @@ pub async fn udp_scan(
     let active_max = (GROUP_PROBES / n_ports.max(1)).clamp(1, MAX_ACTIVE_HOSTS);
     let mut limiter = cfg.rate.map(RateLimiter::new);
     let grace = cfg.grace;
+    let resume = cfg.resume.clone();
+    let port_index = (0u64..)
+        .zip(cfg.ports.iter())
+        .map(|(i, &p)| (p, i))
+        .collect();
     let mut scan = Scan {
+        journal: resume.as_ref().map(|_| Vec::new()),
         cfg,
         targets,
         progress,
@@ -1056,7 +1293,27 @@ pub async fn udp_scan(
         timers: BinaryHeap::new(),
         stats: UdpStats::default(),
         out: Vec::new(),
+        port_index,
     };
+    let mut saver = None;
+    if let Some(resume) = resume {
+        if let Some(part) = resume.udp() {
+            scan.restore(part);
+            for ev in &part.events {
+                let _ = events.send(ev.clone().into_event()).await;
+            }
+        }
+        let mut s = Saver {
+            seed: scan.cfg.seed,
+            n_hosts: scan.targets.len(),
+            resume,
+            writing: None,
+            next: Instant::now() + resume::CHECKPOINT_EVERY,
+        };
+        // The file exists from the start: a kill at any moment resumes.
+        s.save_now(scan.snapshot(false)).await;
+        saver = Some(s);
+    }
     let mut sockets = Sockets::new(&scan.cfg.sources);
     let mut heard = Vec::new();
     let mut backoff = None;
@@ -1085,7 +1342,7 @@ pub async fn udp_scan(
                 wake = scan.send_due(&mut sockets, &mut limiter, now, &mut backoff);
             }
             scan.finish_done(false);
-            for ev in scan.out.drain(..) {
+            for ev in scan.take_out() {
                 // A closed receiver means the printers are gone; the
                 // summary is still right.
                 let _ = events.send(ev).await;
@@ -1093,8 +1350,23 @@ pub async fn udp_scan(
             if scan.finished() || stop_at.is_some_and(|t| t <= now || scan.inflight == 0) {
                 break;
             }
+            if let Some(s) = saver.as_mut()
+                && now >= s.next
+            {
+                if s.busy() {
+                    // The last write is slow: try again shortly.
+                    s.next = now + LOCAL_BACKOFF;
+                } else {
+                    s.wait().await;
+                    if let Some(part) = scan.snapshot(false) {
+                        s.start(part);
+                    }
+                    s.next = now + resume::CHECKPOINT_EVERY;
+                }
+            }
             let timer = scan.timers.peek().map(|Reverse((t, ..))| *t);
-            let next = [wake, timer, stop_at, backoff]
+            let checkpoint = saver.as_ref().map(|s| s.next);
+            let next = [wake, timer, stop_at, backoff, checkpoint]
                 .into_iter()
                 .flatten()
                 .min()
@@ -1107,8 +1379,22 @@ pub async fn udp_scan(
         }
     }
     let interrupted = !scan.finished();
+    if let Some(s) = saver.as_mut() {
+        // Interrupted: the hosts in flight are kept as they are, not as
+        // ended below.
+        s.save_now(scan.snapshot(false).filter(|_| interrupted))
+            .await;
+    }
     scan.finish_done(true);
-    for ev in scan.out.drain(..) {
+    let out = if interrupted {
+        std::mem::take(&mut scan.out)
+    } else {
+        scan.take_out()
+    };
+    if !interrupted && let Some(s) = saver.as_mut() {
+        s.save_now(scan.snapshot(true)).await;
+    }
+    for ev in out {
         let _ = events.send(ev).await;
     }
     scan.stats.scan.interrupted = interrupted;

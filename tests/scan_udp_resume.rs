@@ -1,0 +1,211 @@
+//! `scan -sU --resume FILE`: a UDP scan of real services (socat echo on 7,
+//! dnsmasq on 53, snmpd on 161), closed ports and ports nftables drops, in a
+//! namespace with Linux's default ICMP rate limit (so that the scan takes
+//! many seconds), stopped mid-way by SIGINT, SIGTERM or SIGKILL and run
+//! again: the resumed run reports every port as an uninterrupted run does,
+//! sends fewer probes, and a checkpoint of another command line is refused.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::scan_acc::{probe_stat, read_json};
+use crate::scan_lab::err_text;
+use crate::scan_udp::{start_services, udp_lab};
+use crate::support::netns::{Lab, TARGET_V4, try_wait_output, wait_output};
+use crate::util::{bin, json_lines, port_states, summary};
+
+const SCAN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The scan: three services, 26 closed ports (6 answer at once, the others
+/// one a second: the limit), 4 dropped ones.
+const PORTS: &str = "7,53,161,1001-1030";
+const N_PORTS: u64 = 33;
+const DROPPED: [u64; 4] = [1005, 1010, 1015, 1020];
+
+fn dropped_ruleset() -> String {
+    let list: Vec<String> = DROPPED.iter().map(u64::to_string).collect();
+    format!(
+        "table ip drops {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    udp dport {{ {} }} drop\n  }}\n}}\n",
+        list.join(", ")
+    )
+}
+
+/// The numbers of a summary that must not depend on interruptions.
+fn counts(records: &[Value]) -> Vec<u64> {
+    let s = summary(records);
+    [
+        "hosts",
+        "ports",
+        "open",
+        "closed",
+        "filtered",
+        "open_filtered",
+    ]
+    .iter()
+    .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}")))
+    .collect()
+}
+
+fn run(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let child = lab.spawn(lab.scanner_ns(), bin(), args);
+    let out = wait_output(child, SCAN_LIMIT);
+    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
+    (out, records)
+}
+
+/// Whether the checkpoint at `path` has the host's ICMP pace measured
+/// (what a resumed run takes over instead of measuring it again).
+fn paced(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(cp) = serde_json::from_str::<Value>(&text) else {
+        return false;
+    };
+    cp["udp"]["hosts"][0]["period_ms"].is_u64()
+}
+
+/// Stops a UDP scan with `signal` once its checkpoint holds the target's
+/// ICMP pace (and it has not ended), resumes it, and compares.
+fn udp_scan_resumes_after(signal: Signal) {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    let ratelimit = lab.exec(
+        lab.target_ns(),
+        &["sysctl", "-n", "net.ipv4.icmp_ratelimit"],
+    );
+    assert_ne!(
+        String::from_utf8_lossy(&ratelimit.stdout).trim(),
+        "0",
+        "a new namespace should have the kernel's default ICMP limit"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    lab.nft(lab.target_ns(), &dropped_ruleset());
+    let base = [
+        "scan",
+        "-sU",
+        "-p",
+        PORTS,
+        "--all-states",
+        "-o",
+        "json",
+        "-v",
+    ];
+
+    let started = Instant::now();
+    let (whole, whole_records) = run(&lab, &[&base[..], &[TARGET_V4]].concat());
+    let whole_took = started.elapsed();
+    eprintln!("{signal}: whole run {whole_took:?}");
+    assert_eq!(whole.status.code(), Some(0), "{}", err_text(&whole));
+    let states = port_states(&whole_records);
+    assert_eq!(states.len(), N_PORTS as usize, "{states:?}");
+    for port in [7, 53, 161] {
+        assert_eq!(states[&port].0, "open", "port {port}: {states:?}");
+    }
+    for port in 1001..=1030 {
+        let want = if DROPPED.contains(&port) {
+            "open|filtered"
+        } else {
+            "closed"
+        };
+        assert_eq!(states[&port].0, want, "port {port}: {states:?}");
+    }
+    let (whole_probes, whole_resumed) = probe_stat(&err_text(&whole));
+    assert_eq!(whole_resumed, 0);
+
+    let file = dir.path().join("udp.resume");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let first = [&base[..], &["--resume", file_arg, TARGET_V4]].concat();
+    let mut child = lab.spawn(lab.scanner_ns(), bin(), &first);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Past the first burst of answers and the measure of the host's pace,
+    // well before the end (the limit lets one closed port answer a second).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !paced(&file) {
+        assert!(Instant::now() < deadline, "no checkpoint with a pace");
+        assert!(
+            child.try_wait().expect("poll the scan").is_none(),
+            "the scan ended before it could be stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(pid, signal).expect("signal the scan");
+    let stopped = try_wait_output(child, Duration::from_secs(30))
+        .unwrap_or_else(|o| panic!("scan did not stop after {signal}: {}", err_text(&o)));
+    match signal {
+        Signal::SIGKILL => assert_eq!(stopped.status.code(), None, "killed"),
+        _ => assert_eq!(stopped.status.code(), Some(130), "{}", err_text(&stopped)),
+    }
+    let cp = read_json(&file);
+    assert_eq!(cp["format"], "sockeye scan checkpoint 2", "{cp}");
+    assert!(cp["tcp"].is_null(), "a UDP scan saves no TCP part: {cp}");
+    assert_eq!(cp["udp"]["complete"], false, "stopped mid-way: {cp}");
+    let decided = cp["udp"]["counts"]["ports"].as_u64().expect("counts");
+    assert!((8..N_PORTS).contains(&decided), "{decided} ports decided");
+
+    let again = [&base[..], &["--resume", file_arg, TARGET_V4]].concat();
+    let (out, records) = run(&lab, &again);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(port_states(&records), states, "resumed port states");
+    assert_eq!(counts(&records), counts(&whole_records), "resumed summary");
+    let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
+    assert_eq!(hosts.len(), 1, "one host record: {records:?}");
+    let (probes, resumed) = probe_stat(&err_text(&out));
+    assert!(resumed >= decided, "resumed {resumed} of {decided}");
+    assert!(
+        probes < whole_probes,
+        "resumed run sent {probes} probes, a whole run {whole_probes}"
+    );
+    let cp = read_json(&file);
+    assert_eq!(cp["udp"]["complete"], true, "{cp}");
+    eprintln!(
+        "{signal}: whole run {whole_took:?}, {whole_probes} probes; stopped after {decided} ports; resumed run {probes} probes"
+    );
+
+    // A finished checkpoint resumes to the same output without a probe.
+    let (out, records) = run(&lab, &again);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(port_states(&records), states, "complete checkpoint");
+    assert_eq!(probe_stat(&err_text(&out)).0, 0, "nothing sent");
+
+    // Other ports, or a TCP scan, with this checkpoint: refused, named.
+    for (args, difference) in [
+        (
+            vec!["scan", "-sU", "-p", "7,53", "--resume", file_arg, TARGET_V4],
+            format!("--ports differs: {PORTS} in the checkpoint, 7,53 now"),
+        ),
+        (
+            vec!["scan", "-sT", "-p", PORTS, "--resume", file_arg, TARGET_V4],
+            "scan type differs: udp in the checkpoint, connect now".to_owned(),
+        ),
+    ] {
+        let child = lab.spawn(lab.scanner_ns(), bin(), &args);
+        let out = wait_output(child, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", err_text(&out));
+        assert!(
+            err_text(&out).contains(&difference),
+            "{args:?}: want {difference:?} in: {}",
+            err_text(&out)
+        );
+    }
+}
+
+#[test]
+fn udp_scan_resumes_after_sigint() {
+    udp_scan_resumes_after(Signal::SIGINT);
+}
+
+#[test]
+fn udp_scan_resumes_after_sigterm() {
+    udp_scan_resumes_after(Signal::SIGTERM);
+}
+
+#[test]
+fn udp_scan_resumes_after_sigkill() {
+    udp_scan_resumes_after(Signal::SIGKILL);
+}
