@@ -147,6 +147,20 @@ pub(crate) fn probe_stat(stderr: &str) -> (u64, u64) {
     (value("probes="), value("resumed="))
 }
 
+/// Sends `signal` to a running scan and waits (at most 30 s) until it
+/// stops: status 130 after Ctrl-C or SIGTERM (results printed, checkpoint
+/// written), killed by SIGKILL.
+pub(crate) fn stop_scan(child: std::process::Child, signal: Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).expect("signal the scan");
+    let stopped = try_wait_output(child, Duration::from_secs(30))
+        .unwrap_or_else(|o| panic!("scan did not stop after {signal}: {}", err_text(&o)));
+    match signal {
+        Signal::SIGKILL => assert_eq!(stopped.status.code(), None, "killed"),
+        _ => assert_eq!(stopped.status.code(), Some(130), "{}", err_text(&stopped)),
+    }
+}
+
 /// A full-range scan stopped by `signal` part-way and resumed from its
 /// checkpoint: the resumed run reports what an uninterrupted run reports
 /// (open ports and counts), and sends fewer probes than a whole scan.
@@ -176,17 +190,12 @@ fn resumed_scan_equals_an_uninterrupted_one(scan_type: &str, signal: Signal) {
     ]
     .concat();
     let child = lab.spawn(lab.scanner_ns(), bin(), &slow);
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // SIGKILL gives no chance to write: the periodic checkpoint must be there.
     std::thread::sleep(Duration::from_millis(3500));
-    nix::sys::signal::kill(pid, signal).expect("signal the scan");
-    let first = try_wait_output(child, Duration::from_secs(20))
-        .unwrap_or_else(|o| panic!("scan did not stop after {signal}: {}", err_text(&o)));
-    match signal {
-        Signal::SIGKILL => assert_eq!(first.status.code(), None, "killed"),
-        _ => assert_eq!(first.status.code(), Some(130), "{}", err_text(&first)),
-    }
+    stop_scan(child, signal);
     let cp = read_json(&file);
+    assert!(cp["udp"].is_null(), "a TCP scan saves no UDP part: {cp}");
+    let cp = &cp["tcp"];
     assert_eq!(cp["complete"], false, "stopped mid-way");
     let decided = cp["counts"]["ports"].as_u64().expect("counts");
     assert!(decided > 0 && decided < 65_535, "{decided} pairs decided");
@@ -206,7 +215,7 @@ fn resumed_scan_equals_an_uninterrupted_one(scan_type: &str, signal: Signal) {
         "probes {probes}, resumed {resumed}"
     );
     let cp = read_json(&file);
-    assert_eq!(cp["complete"], true);
+    assert_eq!(cp["tcp"]["complete"], true, "{cp}");
 
     // Another command line is refused, the difference named, nothing sent.
     let other = [&base[..], &["-p", "22", "--resume", file_arg]].concat();

@@ -246,15 +246,9 @@ fn udp_states_and_reasons_from_real_services() {
     assert!(table_text.contains("1 open|filtered"), "{table_text}");
 }
 
-/// Linux's default ICMP limit (6 errors, then one a second, per
-/// destination) is in force: after the burst the closed ports go silent,
-/// and the scan must still call every one of them closed, not
-/// open|filtered, and say that it slowed down for the limit.
-#[test]
-fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
-    let Some(lab) = udp_lab() else {
-        return;
-    };
+/// Fails unless the target namespace has the kernel's ICMP rate limit (a
+/// new namespace has it).
+pub(crate) fn assert_default_icmp_limit(lab: &Lab) {
     let ratelimit = lab.exec(
         lab.target_ns(),
         &["sysctl", "-n", "net.ipv4.icmp_ratelimit"],
@@ -264,6 +258,18 @@ fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
         "0",
         "a new namespace should have the kernel's default ICMP limit"
     );
+}
+
+/// Linux's default ICMP limit (6 errors, then one a second, per
+/// destination) is in force: after the burst the closed ports go silent,
+/// and the scan must still call every one of them closed, not
+/// open|filtered, and say that it slowed down for the limit.
+#[test]
+fn icmp_rate_limit_is_detected_and_closed_ports_stay_closed() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    assert_default_icmp_limit(&lab);
     let _echo = start_echo(&lab, TARGET_V4);
     // Dropped ports among the closed ones: their silence must not be taken
     // for the limit's, nor the limit's for theirs.
