@@ -13,11 +13,9 @@ use serde_json::Value;
 
 use crate::scan_acc::{probe_stat, read_json, stop_scan};
 use crate::scan_lab::err_text;
-use crate::scan_udp::{assert_default_icmp_limit, start_services, udp_lab};
-use crate::support::netns::{Lab, TARGET_V4, wait_output};
-use crate::util::{bin, json_lines, port_states, summary};
-
-const SCAN_LIMIT: Duration = Duration::from_secs(120);
+use crate::scan_udp::{assert_default_icmp_limit, scan_in, start_services, udp_lab};
+use crate::support::netns::{TARGET_V4, wait_output};
+use crate::util::{bin, port_states, summary};
 
 /// The scan: three services, 26 closed ports (6 answer at once, the others
 /// one a second: the limit), 4 dropped ones.
@@ -47,13 +45,6 @@ fn counts(records: &[Value]) -> Vec<u64> {
     .iter()
     .map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}")))
     .collect()
-}
-
-fn run(lab: &Lab, args: &[&str]) -> (std::process::Output, Vec<Value>) {
-    let child = lab.spawn(lab.scanner_ns(), bin(), args);
-    let out = wait_output(child, SCAN_LIMIT);
-    let records = json_lines(&String::from_utf8_lossy(&out.stdout));
-    (out, records)
 }
 
 /// When a test stops the scan, as its checkpoint shows it.
@@ -108,7 +99,7 @@ fn udp_scan_resumes_after(signal: Signal, stop: Stop) {
         "-v",
     ];
 
-    let (whole, whole_records) = run(&lab, &[&base[..], &[TARGET_V4]].concat());
+    let (whole, whole_records) = scan_in(&lab, &[&base[..], &[TARGET_V4]].concat());
     assert_eq!(whole.status.code(), Some(0), "{}", err_text(&whole));
     let states = port_states(&whole_records);
     assert_eq!(states.len(), N_PORTS as usize, "{states:?}");
@@ -149,10 +140,20 @@ fn udp_scan_resumes_after(signal: Signal, stop: Stop) {
     assert!((8..N_PORTS).contains(&decided), "{decided} ports decided");
 
     let again = [&base[..], &["--resume", file_arg, TARGET_V4]].concat();
-    let (out, records) = run(&lab, &again);
+    let (out, records) = scan_in(&lab, &again);
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     assert_eq!(port_states(&records), states, "resumed port states");
     assert_eq!(counts(&records), counts(&whole_records), "resumed summary");
+    // The limited host is still named once (its books came back with it).
+    for r in [&whole_records, &records] {
+        let s = summary(r);
+        assert!(
+            s["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("ICMP rate limiting detected on 1 host")),
+            "{s}"
+        );
+    }
     let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
     assert_eq!(hosts.len(), 1, "one host record: {records:?}");
     let (probes, resumed) = probe_stat(&err_text(&out));
@@ -167,7 +168,7 @@ fn udp_scan_resumes_after(signal: Signal, stop: Stop) {
     assert_eq!(cp["udp"]["complete"], true, "{cp}");
 
     // A finished checkpoint resumes to the same output without a probe.
-    let (out, records) = run(&lab, &again);
+    let (out, records) = scan_in(&lab, &again);
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
     assert_eq!(port_states(&records), states, "complete checkpoint");
     assert_eq!(probe_stat(&err_text(&out)).0, 0, "nothing sent");
@@ -209,4 +210,105 @@ fn udp_scan_resumes_after_sigterm() {
 #[test]
 fn udp_scan_resumes_after_sigkill() {
     udp_scan_resumes_after(Signal::SIGKILL, Stop::Paced);
+}
+
+/// TCP and UDP in one run with one `--resume` file: each engine saves its
+/// part; killed while the UDP part is under way (the TCP one done or
+/// nearly), the resumed run reports every port of both protocols right, in
+/// one host record.
+#[test]
+fn tcp_and_udp_in_one_run_resume_from_one_file() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    assert_default_icmp_limit(&lab);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    let _tcp = lab.listen(lab.target_ns(), TARGET_V4, &[22, 80]);
+    lab.nft(lab.target_ns(), &dropped_ruleset());
+    lab.nft(
+        lab.target_ns(),
+        "table ip tcp_drops {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 81 drop\n  }\n}\n",
+    );
+    let file = dir.path().join("mixed.resume");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let ports = format!("T:22,80,81,U:{PORTS}");
+    let args = [
+        "scan",
+        "-sS",
+        "-sU",
+        "-p",
+        &ports,
+        "--all-states",
+        "-o",
+        "json",
+        "-v",
+        "--resume",
+        file_arg,
+        TARGET_V4,
+    ];
+    let mut child = lab.spawn(lab.scanner_ns(), bin(), &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached(&file, Stop::Paced) {
+        assert!(Instant::now() < deadline, "no checkpoint with a pace");
+        assert!(
+            child.try_wait().expect("poll the scan").is_none(),
+            "the scan ended before it could be stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_scan(child, Signal::SIGKILL);
+    let cp = read_json(&file);
+    assert!(cp["tcp"].is_object() && cp["udp"].is_object(), "{cp}");
+    assert_eq!(cp["udp"]["complete"], false, "{cp}");
+    let decided = cp["tcp"]["counts"]["ports"].as_u64().unwrap_or(0)
+        + cp["udp"]["counts"]["ports"].as_u64().unwrap_or(0);
+
+    let (out, records) = scan_in(&lab, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    let mut got = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r["type"] == "port") {
+        let key = (
+            r["proto"].as_str().unwrap_or("?").to_owned(),
+            r["port"].as_u64().unwrap_or(0),
+        );
+        let value = (
+            r["state"].as_str().unwrap_or("?").to_owned(),
+            r["reason"].as_str().unwrap_or("?").to_owned(),
+        );
+        assert!(got.insert(key.clone(), value).is_none(), "{key:?} twice");
+    }
+    let mut want = std::collections::BTreeMap::new();
+    let mut put = |proto: &str, port: u64, state: &str, reason: &str| {
+        want.insert(
+            (proto.to_owned(), port),
+            (state.to_owned(), reason.to_owned()),
+        );
+    };
+    put("tcp", 22, "open", "syn-ack");
+    put("tcp", 80, "open", "syn-ack");
+    put("tcp", 81, "filtered", "no-response");
+    for port in [7, 53, 161] {
+        put("udp", port, "open", "udp-response");
+    }
+    for port in 1001..=1030 {
+        if DROPPED.contains(&port) {
+            put("udp", port, "open|filtered", "no-response");
+        } else {
+            put("udp", port, "closed", "port-unreach");
+        }
+    }
+    assert_eq!(got, want, "resumed mixed run");
+    let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
+    assert_eq!(hosts.len(), 1, "one host record: {records:?}");
+    let s = summary(&records);
+    assert_eq!((&s["hosts"], &s["ports"]), (&1.into(), &36.into()), "{s}");
+    let (_, resumed) = probe_stat(&err_text(&out));
+    assert!(resumed >= decided, "resumed {resumed} of {decided}");
+    let cp = read_json(&file);
+    assert_eq!(
+        (&cp["tcp"]["complete"], &cp["udp"]["complete"]),
+        (&true.into(), &true.into()),
+        "{cp}"
+    );
 }
