@@ -337,8 +337,9 @@ pub struct UdpHostSnap {
     /// ICMP errors heard from it.
     pub icmp: u64,
     pub recovered: u64,
-    /// The pace its ICMP errors were found to need, in milliseconds
-    /// (None: probed freely).
+    /// The pace its ICMP errors to one source address were found to need,
+    /// in milliseconds (None: probed freely); a run with N `--source`
+    /// addresses probes the host N times as often.
     pub period_ms: Option<u64>,
     /// A pace was measured for it (it limits its errors).
     pub paced: bool,

@@ -1079,12 +1079,15 @@ impl Scan {
                     h.cleared = snap.cleared;
                     h.failed = snap.failed;
                     if let Some(ms) = snap.period_ms {
-                        let period = Duration::from_millis(ms).clamp(MIN_PERIOD, MAX_PERIOD);
+                        // Kept per source address: this run may have
+                        // another number of them.
+                        let lane_period = Duration::from_millis(ms);
+                        let period = (lane_period / lanes as u32).clamp(MIN_PERIOD, MAX_PERIOD);
                         h.pace = Pace::Paced { period };
                         // Each lane's last token may have been spent just
                         // before the stop: one is sure to be there a lane's
-                        // period (the host's, times the lanes) from now.
-                        h.next_send = Instant::now() + period * lanes as u32;
+                        // period from now.
+                        h.next_send = Instant::now() + lane_period;
                     }
                 }
                 None => {
@@ -1128,7 +1131,7 @@ impl Scan {
                 icmp: h.icmp,
                 recovered: h.recovered,
                 period_ms: match h.pace {
-                    Pace::Paced { period } => Some(ceil_ms(period)),
+                    Pace::Paced { period } => Some(ceil_ms(period * h.lanes.max(1) as u32)),
                     _ => None,
                 },
                 paced: h.paced,
