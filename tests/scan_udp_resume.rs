@@ -5,6 +5,7 @@
 //! again: the resumed run reports every port as an uninterrupted run does,
 //! sends fewer probes, and a checkpoint of another command line is refused.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::scan_acc::{probe_stat, read_json, stop_scan};
 use crate::scan_lab::err_text;
 use crate::scan_udp::{assert_default_icmp_limit, scan_in, start_services, udp_lab};
-use crate::support::netns::{TARGET_V4, wait_output};
+use crate::support::netns::{Lab, SCANNER_IF, SCANNER_V4, TARGET_V4, wait_output};
 use crate::util::{bin, port_states, summary};
 
 /// The scan: three services, 26 closed ports (6 answer at once, the others
@@ -78,6 +79,47 @@ fn reached(path: &Path, stop: Stop) -> bool {
     }
 }
 
+/// What every UDP port of [`PORTS`] is: (state, reason).
+fn truth() -> BTreeMap<u64, (String, String)> {
+    truth_to(1030)
+}
+
+/// What every UDP port of `7,53,161,1001-LAST` is: (state, reason).
+fn truth_to(last: u64) -> BTreeMap<u64, (String, String)> {
+    let mut want = BTreeMap::new();
+    let mut put = |port: u64, state: &str, reason: &str| {
+        want.insert(port, (state.to_owned(), reason.to_owned()));
+    };
+    for port in [7, 53, 161] {
+        put(port, "open", "udp-response");
+    }
+    for port in 1001..=last {
+        if DROPPED.contains(&port) {
+            put(port, "open|filtered", "no-response");
+        } else {
+            put(port, "closed", "port-unreach");
+        }
+    }
+    want
+}
+
+/// Starts the scan `args` (with `--resume` to `file`) and stops it with
+/// `signal` once its checkpoint is at `stop`, before it ends.
+fn start_and_stop(lab: &Lab, args: &[&str], file: &Path, stop: Stop, signal: Signal) {
+    let mut child = lab.spawn(lab.scanner_ns(), bin(), args);
+    // Well before the end: the limit lets one closed port answer a second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached(file, stop) {
+        assert!(Instant::now() < deadline, "no checkpoint at {stop:?}");
+        assert!(
+            child.try_wait().expect("poll the scan").is_none(),
+            "the scan ended before it could be stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_scan(child, signal);
+}
+
 /// Stops a UDP scan with `signal` once its checkpoint is at `stop` (and
 /// the scan has not ended), resumes it, and compares.
 fn udp_scan_resumes_after(signal: Signal, stop: Stop) {
@@ -102,36 +144,14 @@ fn udp_scan_resumes_after(signal: Signal, stop: Stop) {
     let (whole, whole_records) = scan_in(&lab, &[&base[..], &[TARGET_V4]].concat());
     assert_eq!(whole.status.code(), Some(0), "{}", err_text(&whole));
     let states = port_states(&whole_records);
-    assert_eq!(states.len(), N_PORTS as usize, "{states:?}");
-    for port in [7, 53, 161] {
-        assert_eq!(states[&port].0, "open", "port {port}: {states:?}");
-    }
-    for port in 1001..=1030 {
-        let want = if DROPPED.contains(&port) {
-            "open|filtered"
-        } else {
-            "closed"
-        };
-        assert_eq!(states[&port].0, want, "port {port}: {states:?}");
-    }
+    assert_eq!(states, truth(), "the uninterrupted run");
     let (whole_probes, whole_resumed) = probe_stat(&err_text(&whole));
     assert_eq!(whole_resumed, 0);
 
     let file = dir.path().join("udp.resume");
     let file_arg = file.to_str().expect("utf-8 path");
     let first = [&base[..], &["--resume", file_arg, TARGET_V4]].concat();
-    let mut child = lab.spawn(lab.scanner_ns(), bin(), &first);
-    // Well before the end: the limit lets one closed port answer a second.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reached(&file, stop) {
-        assert!(Instant::now() < deadline, "no checkpoint at {stop:?}");
-        assert!(
-            child.try_wait().expect("poll the scan").is_none(),
-            "the scan ended before it could be stopped"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    stop_scan(child, signal);
+    start_and_stop(&lab, &first, &file, stop, signal);
     let cp = read_json(&file);
     assert_eq!(cp["format"], "sockeye scan checkpoint 2", "{cp}");
     assert!(cp["tcp"].is_null(), "a UDP scan saves no TCP part: {cp}");
@@ -247,17 +267,7 @@ fn tcp_and_udp_in_one_run_resume_from_one_file() {
         file_arg,
         TARGET_V4,
     ];
-    let mut child = lab.spawn(lab.scanner_ns(), bin(), &args);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !reached(&file, Stop::Paced) {
-        assert!(Instant::now() < deadline, "no checkpoint with a pace");
-        assert!(
-            child.try_wait().expect("poll the scan").is_none(),
-            "the scan ended before it could be stopped"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    stop_scan(child, Signal::SIGKILL);
+    start_and_stop(&lab, &args, &file, Stop::Paced, Signal::SIGKILL);
     let cp = read_json(&file);
     assert!(cp["tcp"].is_object() && cp["udp"].is_object(), "{cp}");
     assert_eq!(cp["udp"]["complete"], false, "{cp}");
@@ -266,7 +276,7 @@ fn tcp_and_udp_in_one_run_resume_from_one_file() {
 
     let (out, records) = scan_in(&lab, &args);
     assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
-    let mut got = std::collections::BTreeMap::new();
+    let mut got = BTreeMap::new();
     for r in records.iter().filter(|r| r["type"] == "port") {
         let key = (
             r["proto"].as_str().unwrap_or("?").to_owned(),
@@ -278,25 +288,19 @@ fn tcp_and_udp_in_one_run_resume_from_one_file() {
         );
         assert!(got.insert(key.clone(), value).is_none(), "{key:?} twice");
     }
-    let mut want = std::collections::BTreeMap::new();
-    let mut put = |proto: &str, port: u64, state: &str, reason: &str| {
+    let mut want: BTreeMap<(String, u64), (String, String)> = truth()
+        .into_iter()
+        .map(|(port, v)| (("udp".to_owned(), port), v))
+        .collect();
+    for (port, state, reason) in [
+        (22, "open", "syn-ack"),
+        (80, "open", "syn-ack"),
+        (81, "filtered", "no-response"),
+    ] {
         want.insert(
-            (proto.to_owned(), port),
+            ("tcp".to_owned(), port),
             (state.to_owned(), reason.to_owned()),
         );
-    };
-    put("tcp", 22, "open", "syn-ack");
-    put("tcp", 80, "open", "syn-ack");
-    put("tcp", 81, "filtered", "no-response");
-    for port in [7, 53, 161] {
-        put("udp", port, "open", "udp-response");
-    }
-    for port in 1001..=1030 {
-        if DROPPED.contains(&port) {
-            put("udp", port, "open|filtered", "no-response");
-        } else {
-            put("udp", port, "closed", "port-unreach");
-        }
     }
     assert_eq!(got, want, "resumed mixed run");
     let hosts: Vec<&Value> = records.iter().filter(|r| r["type"] == "host").collect();
@@ -311,4 +315,66 @@ fn tcp_and_udp_in_one_run_resume_from_one_file() {
         (&true.into(), &true.into()),
         "{cp}"
     );
+}
+
+/// Paced from two addresses (`--source`, not a scan-defining flag),
+/// resumed from one: the checkpoint keeps the pace of one address (about
+/// the limit's second, not the half second the host was probed at), so
+/// the one address is not probed twice as fast as its share allows and
+/// every closed port stays closed.
+#[test]
+fn a_resumed_run_with_fewer_source_addresses_keeps_each_paced() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    assert_default_icmp_limit(&lab);
+    let extra = "198.18.0.3";
+    lab.exec(
+        lab.scanner_ns(),
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{extra}/24"),
+            "dev",
+            SCANNER_IF,
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _services = start_services(&lab, dir.path());
+    lab.nft(lab.target_ns(), &dropped_ruleset());
+    let file = dir.path().join("udp.resume");
+    let file_arg = file.to_str().expect("utf-8 path");
+    // More closed ports than the other tests: two addresses learn them
+    // twice as fast, and the scan must still be running once paced.
+    let base = [
+        "scan",
+        "-sU",
+        "-p",
+        "7,53,161,1001-1060",
+        "--all-states",
+        "-o",
+        "json",
+        "--resume",
+        file_arg,
+    ];
+    let sources = format!("{SCANNER_V4},{extra}");
+    let two = [&base[..], &["--source", &sources, TARGET_V4]].concat();
+    start_and_stop(&lab, &two, &file, Stop::Paced, Signal::SIGTERM);
+    let lane_ms = read_json(&file)["udp"]["hosts"][0]["period_ms"]
+        .as_u64()
+        .expect("a pace");
+    assert!(
+        (900..1500).contains(&lane_ms),
+        "one address's pace: {lane_ms} ms"
+    );
+    let one = [&base[..], &[TARGET_V4]].concat();
+    let (out, records) = scan_in(&lab, &one);
+    assert_eq!(out.status.code(), Some(0), "{}", err_text(&out));
+    assert_eq!(
+        port_states(&records),
+        truth_to(1060),
+        "resumed from one address"
+    );
+    assert_eq!(read_json(&file)["udp"]["complete"], true);
 }

@@ -31,7 +31,9 @@
 //! - `scan_udp_sources`: `-sU --source A,B,C`, the probes spread over
 //!   several addresses, each with its own share of the ICMP rate limit.
 //! - `scan_udp_resume`: `scan -sU --resume` stopped by SIGINT, SIGTERM and
-//!   SIGKILL under the ICMP rate limit and resumed: the same port states.
+//!   SIGKILL under the ICMP rate limit and resumed: the same port states;
+//!   a TCP+UDP run resumed from its one file; fewer `--source` addresses on
+//!   resume.
 //! - `mail_lab`: `sockeye mail` against the lab's Postfix (587, 465, 2525), Dovecot SASL
 //!   and the scripted SMTP responders, delivered messages read back from the Maildir.
 //! - `talk`: `sockeye talk` and `exercise run` on 127.0.0.1 against scripted
