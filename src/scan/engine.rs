@@ -863,12 +863,15 @@ pub(super) fn count_port(
     emit_all: bool,
 ) -> bool {
     add_count(counts, proto, state, reason, 1);
+    if emit_all || state == PortState::Open {
+        return true;
+    }
     let in_state: u32 = counts
         .iter()
         .filter(|c| c.proto == proto && c.state == state)
         .map(|c| c.count)
         .sum();
-    emit_all || state == PortState::Open || in_state <= LIST_MAX
+    in_state <= LIST_MAX
 }
 
 /// Notes a decided pair in the checkpoint's books, when there are books.

@@ -18,9 +18,8 @@
 //! retries -> filtered (`no-response`). The kernel answers a SYN-ACK with a
 //! reset by itself (it has no socket for the connection), as under nmap.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::BuildHasher;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -43,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{LocalError, Outcome, reason_from_icmp4, reason_from_icmp6};
 use super::engine::{Progress, ScanConfig, ScanStats, Shared, Ticket};
-use super::timing::RateLimiter;
+use super::timing::{DeadlineWheel, RateLimiter};
 use crate::net::raw::{FamilySockets, HeldPort, SourceAddrs, hold_port};
 use crate::report::{Emit, Event, PortState, Reason};
 use crate::target::TargetSet;
@@ -190,8 +189,9 @@ pub async fn syn_scan(
                 port: lane.port.port,
             },
             sources: Arc::clone(&sources),
-            inflight: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            lane_sources: AddrMap::default(),
+            inflight: AddrMap::default(),
+            deadlines: DeadlineWheel::new(Instant::now()),
             done: Vec::new(),
             events: Vec::new(),
             queued: [Vec::new(), Vec::new()],
@@ -224,17 +224,74 @@ struct Prober {
     /// Source addresses by destination, shared by the lanes (each host is
     /// looked up once, not once per lane).
     sources: Arc<Mutex<SourceAddrs>>,
+    /// This lane's copy of the answers it needed from `sources`: no lock
+    /// per probe.
+    lane_sources: AddrMap<IpAddr, Result<IpAddr, i32>>,
     /// Probes awaiting an answer, by target address and port.
-    inflight: HashMap<SocketAddr, Sent>,
-    /// (deadline, target, tries at sending): a probe whose entry still has
-    /// that try count at its deadline went unanswered.
-    deadlines: BinaryHeap<Reverse<(Instant, SocketAddr, u8)>>,
+    inflight: AddrMap<SocketAddr, Sent>,
+    /// (target, tries at sending) at its deadline: a probe whose entry
+    /// still has that try count then went unanswered.
+    deadlines: DeadlineWheel<(SocketAddr, u8)>,
     done: Vec<(Ticket, Outcome)>,
     events: Vec<Event>,
     /// Probes written and not yet sent: IPv4, IPv6.
     queued: [Vec<Queued>; 2],
     recv: Vec<u8>,
     ip_id: u16,
+}
+
+/// Destinations a lane remembers the source address of; past this it
+/// starts over (the shared cache still has them).
+const LANE_SOURCES: usize = 1 << 16;
+
+/// A map keyed by addresses this scan chose to probe (so no peer can
+/// choose keys that collide): hashed by [`AddrHasher`], a multiply per word
+/// rather than SipHash's rounds.
+type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+
+/// FxHash's mixing (as rustc's own maps use): each word rotated into the
+/// state and multiplied by a constant whose high bits spread it.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl AddrHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// What writing a probe came to.
@@ -315,7 +372,7 @@ impl Prober {
             // rate limiter, a back-off, or at most IDLE_POLL (the scheduler
             // may have retries, or the scan may have been cancelled).
             let wait = [
-                self.deadlines.peek().map(|Reverse((t, _, _))| *t),
+                self.deadlines.next_due(),
                 rate_wait,
                 backoff_until,
                 grace_end,
@@ -337,11 +394,21 @@ impl Prober {
     /// Writes one probe into the send queue of its family.
     fn send(&mut self, ticket: Ticket) -> SendResult {
         let target = ticket.addr;
-        let looked_up = self
-            .sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(target.ip());
+        let looked_up = match self.lane_sources.get(&target.ip()) {
+            Some(r) => *r,
+            None => {
+                if self.lane_sources.len() >= LANE_SOURCES {
+                    self.lane_sources.clear();
+                }
+                let r = self
+                    .sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(target.ip());
+                self.lane_sources.insert(target.ip(), r);
+                r
+            }
+        };
         let local = match looked_up {
             Ok(a) => a,
             Err(errno) => return SendResult::Done(route_error(errno)),
@@ -470,7 +537,7 @@ impl Prober {
                 at: now,
             },
         );
-        self.deadlines.push(Reverse((deadline, target, tries)));
+        self.deadlines.push(deadline, (target, tries));
         self.shared.pending.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -592,21 +659,17 @@ impl Prober {
 
     /// Probes past their deadline went unanswered.
     fn expire(&mut self, now: Instant) {
-        while let Some(Reverse((deadline, target, tries))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
-            if self
-                .inflight
+        let (inflight, done, shared) = (&mut self.inflight, &mut self.done, &self.shared);
+        self.deadlines.expire(now, |(target, tries)| {
+            if inflight
                 .get(&target)
                 .is_some_and(|s| s.ticket.work.tries == tries)
-                && let Some(sent) = self.inflight.remove(&target)
+                && let Some(sent) = inflight.remove(&target)
             {
-                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
-                self.done.push((sent.ticket, Outcome::NoResponse));
+                shared.pending.fetch_sub(1, Ordering::Relaxed);
+                done.push((sent.ticket, Outcome::NoResponse));
             }
-        }
+        });
     }
 }
 

@@ -208,6 +208,110 @@ impl RateLimiter {
     }
 }
 
+/// Buckets of the deadline wheel: one millisecond each, 16.4 s in all
+/// (longer than any probe timeout the templates allow).
+const WHEEL_SLOTS: u64 = 16_384;
+
+/// Deadlines of probes in flight, in buckets of one millisecond: adding one
+/// costs a push, and expiring visits only the buckets that came due, where
+/// a heap pays a logarithm per probe in memory it misses in cache (a fast
+/// scan holds hundreds of thousands, most answered long before their
+/// deadline and skipped when it comes). A deadline beyond the wheel's span
+/// waits in a short list of its own. Items come out at most a millisecond
+/// late, never early.
+#[derive(Debug)]
+pub struct DeadlineWheel<T> {
+    origin: Instant,
+    /// The first bucket not yet expired, in milliseconds since `origin`.
+    cursor: u64,
+    slots: Vec<Vec<T>>,
+    far: Vec<(Instant, T)>,
+    len: usize,
+}
+
+impl<T> DeadlineWheel<T> {
+    pub fn new(origin: Instant) -> Self {
+        DeadlineWheel {
+            origin,
+            cursor: 0,
+            slots: (0..WHEEL_SLOTS).map(|_| Vec::new()).collect(),
+            far: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bucket of `t`: the first millisecond boundary at or after it.
+    fn tick_of(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.origin);
+        let ms = d.as_millis() as u64;
+        if d > Duration::from_millis(ms) {
+            ms + 1
+        } else {
+            ms
+        }
+    }
+
+    pub fn push(&mut self, deadline: Instant, item: T) {
+        let tick = self.tick_of(deadline).max(self.cursor);
+        if tick - self.cursor < WHEEL_SLOTS {
+            self.slots[(tick % WHEEL_SLOTS) as usize].push(item);
+        } else {
+            self.far.push((deadline, item));
+        }
+        self.len += 1;
+    }
+
+    /// Hands `due` every item whose deadline is at or before `now`, bucket
+    /// by bucket in deadline order.
+    pub fn expire(&mut self, now: Instant, mut due: impl FnMut(T)) {
+        let now_tick = now.saturating_duration_since(self.origin).as_millis() as u64;
+        if now_tick >= self.cursor {
+            let last = now_tick.min(self.cursor + WHEEL_SLOTS - 1);
+            for tick in self.cursor..=last {
+                let slot = &mut self.slots[(tick % WHEEL_SLOTS) as usize];
+                self.len -= slot.len();
+                for item in slot.drain(..) {
+                    due(item);
+                }
+            }
+            self.cursor = now_tick + 1;
+        }
+        if self.far.iter().any(|(t, _)| *t <= now) {
+            let mut keep = Vec::with_capacity(self.far.len());
+            for (t, item) in self.far.drain(..) {
+                if t <= now {
+                    self.len -= 1;
+                    due(item);
+                } else {
+                    keep.push((t, item));
+                }
+            }
+            self.far = keep;
+        }
+    }
+
+    /// When the next item comes due (the end of its bucket), if any.
+    pub fn next_due(&self) -> Option<Instant> {
+        if self.len == 0 {
+            return None;
+        }
+        let near = (self.cursor..self.cursor + WHEEL_SLOTS)
+            .find(|tick| !self.slots[(tick % WHEEL_SLOTS) as usize].is_empty())
+            .map(|tick| self.origin + Duration::from_millis(tick));
+        let far = self.far.iter().map(|(t, _)| *t).min();
+        near.into_iter().chain(far).min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +420,40 @@ mod tests {
             now += Duration::from_micros(10);
         }
         assert!((100..=117).contains(&taken), "took {taken}");
+    }
+
+    #[test]
+    fn the_wheel_hands_out_deadlines_in_order_never_early() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut w = DeadlineWheel::new(t0);
+        for (at, item) in [(30, 'c'), (10, 'a'), (20, 'b'), (20_000, 'z'), (10, 'A')] {
+            w.push(ms(at), item);
+        }
+        w.push(t0 + Duration::from_micros(10_500), 'h');
+        assert_eq!(w.len(), 6);
+        assert_eq!(w.next_due(), Some(ms(10)));
+        let mut out = Vec::new();
+        w.expire(ms(9), |i| out.push(i));
+        assert!(out.is_empty(), "nothing is due before 10 ms");
+        w.expire(ms(10), |i| out.push(i));
+        assert_eq!(out, vec!['a', 'A'], "10.5 ms is not due at 10 ms");
+        w.expire(ms(25), |i| out.push(i));
+        assert_eq!(out, vec!['a', 'A', 'h', 'b']);
+        // A deadline already past goes out at the next expiry.
+        w.push(ms(1), 'p');
+        w.expire(ms(26), |i| out.push(i));
+        assert_eq!(out.last(), Some(&'p'));
+        // Long idle: a wheel's span and more passes at once.
+        w.expire(ms(40_000), |i| out.push(i));
+        assert_eq!(out, vec!['a', 'A', 'h', 'b', 'p', 'c', 'z']);
+        assert!(w.is_empty() && w.next_due().is_none());
+        // Buckets are reused after the wheel turns.
+        w.push(ms(40_000 + WHEEL_SLOTS + 3), 'r');
+        assert_eq!(w.next_due(), Some(ms(40_000 + WHEEL_SLOTS + 3)));
+        w.expire(ms(40_000 + WHEEL_SLOTS + 2), |i| out.push(i));
+        assert_eq!(out.len(), 7);
+        w.expire(ms(40_000 + WHEEL_SLOTS + 3), |i| out.push(i));
+        assert_eq!(out.last(), Some(&'r'));
     }
 }
