@@ -281,3 +281,128 @@ fn an_interrupted_run_keeps_both_halves_found_so_far() {
     assert!(text.contains("22/tcp"), "{text}");
     assert!(text.contains("closed udp ports (port-unreach)"), "{text}");
 }
+
+/// A tarpit answering every TCP port, scanned with UDP in the same run:
+/// the TCP half is flagged and counted as before, and the UDP half is
+/// reported as usual (the echo port listed, the closed ports counted), not
+/// swallowed by the TCP verdict.
+#[test]
+fn a_tcp_tarpit_does_not_hide_the_udp_results() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    let _echo = crate::scan_udp::start_echo(&lab, TARGET_V4);
+    let _l = lab.listen(lab.target_ns(), TARGET_V4, &[7777]);
+    lab.nft(
+        lab.target_ns(),
+        "table ip tarpit {\n  chain pre {\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport 1-65535 redirect to :7777\n  }\n}\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("tarpit.txt");
+    let xml = dir.path().join("tarpit.xml");
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-sT",
+            "-sU",
+            "-p",
+            "1-200",
+            "--max-rtt-timeout",
+            "300ms",
+            "-o",
+            "json",
+            "-o",
+            &format!("table={}", table.display()),
+            "-o",
+            &format!("xml={}", xml.display()),
+            TARGET_V4,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        states(&records).into_keys().collect::<Vec<_>>(),
+        vec![key("udp", 7)],
+        "{records:?}"
+    );
+    let host = records.iter().find(|r| r["type"] == "host").expect("host");
+    assert_eq!(
+        host["unreliable"], "answers on all 200 probed ports: results for this host are unreliable",
+        "TCP ports only: {host}"
+    );
+    let text = std::fs::read_to_string(&table).expect("table");
+    for needle in [
+        "Host answers on all 200 probed ports",
+        "200 open tcp ports (syn-ack)",
+        "199 closed udp ports (port-unreach)",
+        "7/udp",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    assert_valid_nmap_xml(&xml);
+    let doc = std::fs::read_to_string(&xml).expect("xml");
+    assert!(
+        doc.contains("<port protocol=\"udp\" portid=\"7\">"),
+        "{doc}"
+    );
+    assert!(!doc.contains("<port protocol=\"tcp\""), "{doc}");
+}
+
+/// UDP ports that never answer are open|filtered: when they are many, the
+/// table counts them ("Not shown: 60 open|filtered udp ports
+/// (no-response)", the 10 closed ones listed) as nmap does, and JSON and
+/// XML carry every one of them, not the first 25.
+#[test]
+fn many_open_filtered_ports_are_counted_not_cut_short() {
+    let Some(lab) = udp_lab() else {
+        return;
+    };
+    lab.unlimit_icmp(lab.target_ns());
+    lab.nft(
+        lab.target_ns(),
+        "table ip drops {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 2001-2060 drop\n  }\n}\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("silent.txt");
+    let xml = dir.path().join("silent.xml");
+    let (out, records) = scan_in(
+        &lab,
+        &[
+            "scan",
+            "-sU",
+            "-p",
+            "2001-2070",
+            "--retries",
+            "0",
+            "--max-rtt-timeout",
+            "200ms",
+            "-o",
+            "json",
+            "-o",
+            &format!("table={}", table.display()),
+            "-o",
+            &format!("xml={}", xml.display()),
+            TARGET_V4,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let got = states(&records);
+    assert_eq!(got.len(), 60, "every open|filtered port in JSON: {got:?}");
+    assert!(
+        got.values()
+            .all(|(s, r)| s == "open|filtered" && r == "no-response"),
+        "{got:?}"
+    );
+    let text = std::fs::read_to_string(&table).expect("table");
+    // The most common state is counted; the 10 closed ports are listed.
+    assert!(
+        text.contains("Not shown: 60 open|filtered udp ports (no-response)")
+            && text.contains("2061/udp closed"),
+        "{text}"
+    );
+    assert!(!text.contains("2001/udp"), "counted, not listed:\n{text}");
+    assert_valid_nmap_xml(&xml);
+    let doc = std::fs::read_to_string(&xml).expect("xml");
+    assert_eq!(doc.matches("state=\"open|filtered\"").count(), 60, "{doc}");
+}

@@ -969,9 +969,26 @@ async fn run_engines(
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
 ) -> (ScanStats, Option<String>) {
+    // With both protocols, a rate cap (--rate, -T0..-T2) is shared out by
+    // the engines' work, so that together they keep to it.
+    let (tcp_n, udp_n) = (plan.ports.len() as f64, plan.udp_ports.len() as f64);
+    let share = |n: f64| {
+        plan.engine.rate.map(|r| {
+            if tcp_n > 0.0 && udp_n > 0.0 {
+                r * n / (tcp_n + udp_n)
+            } else {
+                r
+            }
+        })
+    };
     // One `--resume` file for both engines: each saves its own part.
     let udp_cfg = ScanConfig {
         ports: plan.udp_ports.clone().into(),
+        rate: share(udp_n),
+        ..plan.engine.clone()
+    };
+    let tcp_cfg = ScanConfig {
+        rate: share(tcp_n),
         ..plan.engine.clone()
     };
     let udp = |events| {
@@ -986,7 +1003,7 @@ async fn run_engines(
     let tcp = |events| {
         let (t, cfg, p, c) = (
             Arc::clone(&targets),
-            plan.engine.clone(),
+            tcp_cfg,
             Arc::clone(progress),
             cancel.clone(),
         );

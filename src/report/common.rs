@@ -17,26 +17,43 @@ use super::{
     Event, HostDone, PortCount, PortResult, PortState, Proto, Reason, ServiceResult, TargetError,
 };
 
-/// A closed or filtered state with more ports than this on a host is only
+/// A closed, filtered or open|filtered state with more ports than this on a host is only
 /// counted in the table, as nmap does; engines send the ports of a state
 /// only while it has at most this many, so the table can list the rest.
 pub const LIST_MAX: u32 = 25;
 
-/// The states the table only counts for a host: as nmap, the most common
-/// of the closed and filtered states, and any of them with more than
-/// [`LIST_MAX`] ports. Open ones are always listed; nothing is hidden
-/// with `--all-states`.
-pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Vec<PortState> {
-    if done.answers_all {
-        // Its open ports were never sent: they are only counted.
-        return vec![PortState::Open];
+/// What the table only counts for a host (see [`table_hidden`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Hidden {
+    states: Vec<PortState>,
+    /// The host answered on every TCP port: its open TCP ports were never
+    /// sent, only counted.
+    tcp_open: bool,
+}
+
+impl Hidden {
+    pub(crate) fn hides(&self, proto: Proto, state: PortState) -> bool {
+        self.states.contains(&state)
+            || (self.tcp_open && proto == Proto::Tcp && state == PortState::Open)
     }
+}
+
+/// What the table only counts for a host: as nmap, the most common of the
+/// closed, filtered and open|filtered states, and any of them with more
+/// than [`LIST_MAX`] ports. Open ones are listed, except the open TCP ports
+/// of a host that answered on every one (a tarpit); nothing else is hidden
+/// with `--all-states`.
+pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Hidden {
+    let tcp_open = done.answers_all;
     if all_states {
-        return Vec::new();
+        return Hidden {
+            states: Vec::new(),
+            tcp_open,
+        };
     }
     let mut per_state: Vec<(PortState, u64)> = Vec::new();
     for &PortCount { state, count, .. } in &done.counts {
-        if is_shown(state, false) {
+        if state == PortState::Open {
             continue;
         }
         match per_state.iter_mut().find(|(s, _)| *s == state) {
@@ -49,11 +66,12 @@ pub(crate) fn table_hidden(done: &HostDone, all_states: bool) -> Vec<PortState> 
         .filter(|(_, n)| *n > 0)
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(s, _)| *s);
-    per_state
+    let states = per_state
         .iter()
         .filter(|(s, n)| Some(*s) == most || *n > u64::from(LIST_MAX))
         .map(|(s, _)| *s)
-        .collect()
+        .collect();
+    Hidden { states, tcp_open }
 }
 
 /// Whether a port is printed line by line rather than only counted.
@@ -207,15 +225,16 @@ pub(crate) struct Ignored {
 /// them. Empty when every state is shown. The open ports of a host that
 /// answered on every port are counted here too (they were never sent).
 pub(crate) fn ignored_groups(done: &HostDone, all_states: bool) -> Vec<Ignored> {
-    ignored_groups_where(done, |state| {
-        !is_shown(state, all_states) || (done.answers_all && state == PortState::Open)
+    ignored_groups_where(done, |proto, state| {
+        !is_shown(state, all_states)
+            || (done.answers_all && proto == Proto::Tcp && state == PortState::Open)
     })
 }
 
 /// The groups of the states `hidden` says are only counted, largest first.
 pub(crate) fn ignored_groups_where(
     done: &HostDone,
-    hidden: impl Fn(PortState) -> bool,
+    hidden: impl Fn(Proto, PortState) -> bool,
 ) -> Vec<Ignored> {
     let mut groups: Vec<Ignored> = Vec::new();
     for &PortCount {
@@ -225,7 +244,7 @@ pub(crate) fn ignored_groups_where(
         count,
     } in &done.counts
     {
-        if count == 0 || !hidden(state) {
+        if count == 0 || !hidden(proto, state) {
             continue;
         }
         match groups

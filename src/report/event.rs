@@ -147,9 +147,10 @@ pub struct HostDone {
     pub timeout: Duration,
     /// Set when host discovery found the host up: how.
     pub discovery: Option<Discovered>,
-    /// Every probed port answered open, and there were many of them: a SYN
-    /// proxy or a tarpit answers for the host, so its results say nothing.
-    /// Its open ports were counted in `counts` but not sent as ports.
+    /// Every probed TCP port answered open, and there were many of them: a
+    /// SYN proxy or a tarpit answers for the host, so its TCP results say
+    /// nothing. Its open TCP ports were counted in `counts` but not sent as
+    /// ports (a UDP scan of the same run is reported as usual).
     pub answers_all: bool,
 }
 
@@ -232,10 +233,15 @@ impl HostDone {
         self.answers_all |= other.answers_all;
     }
 
-    /// What the printers say of a host that answered on every port.
+    /// What the printers say of a host that answered on every TCP port.
     pub fn unreliable_note(&self) -> Option<String> {
         self.answers_all.then(|| {
-            let total: u64 = self.counts.iter().map(|c| u64::from(c.count)).sum();
+            let total: u64 = self
+                .counts
+                .iter()
+                .filter(|c| c.proto == Proto::Tcp)
+                .map(|c| u64::from(c.count))
+                .sum();
             format!("answers on all {total} probed ports: results for this host are unreliable")
         })
     }

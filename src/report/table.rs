@@ -126,8 +126,8 @@ impl TableSink {
             return self.out.flush();
         }
         let hidden = table_hidden(done, self.all_states);
-        ports.retain(|p| !hidden.contains(&p.state));
-        let ignored = ignored_groups_where(done, |state| hidden.contains(&state));
+        ports.retain(|p| !hidden.hides(p.proto, p.state));
+        let ignored = ignored_groups_where(done, |proto, state| hidden.hides(proto, state));
         if let Some(note) = done.unreliable_note() {
             let _ = writeln!(
                 text,

@@ -852,7 +852,7 @@ impl Shared {
 }
 
 /// Counts a decided port in its host's `counts` and says whether its
-/// `Event::Port` goes out: open ports always, closed and filtered ones while
+/// `Event::Port` goes out: open and open|filtered ports always, closed and filtered ones while
 /// their state has few enough on this host for the table to list them, and
 /// every one with `--all-states`.
 pub(super) fn count_port(
@@ -863,7 +863,9 @@ pub(super) fn count_port(
     emit_all: bool,
 ) -> bool {
     add_count(counts, proto, state, reason, 1);
-    if emit_all || state == PortState::Open {
+    // An open|filtered UDP port may be open: every one is sent, and the
+    // printers decide which to list (nmap counts them when they are many).
+    if emit_all || matches!(state, PortState::Open | PortState::OpenFiltered) {
         return true;
     }
     let in_state: u32 = counts

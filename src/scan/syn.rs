@@ -250,7 +250,10 @@ const LANE_SOURCES: usize = 1 << 16;
 type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
 
 /// FxHash's mixing (as rustc's own maps use): each word rotated into the
-/// state and multiplied by a constant whose high bits spread it.
+/// state and multiplied by a constant; the last multiply leaves the low
+/// bits depending on the input's low bits only, and hashbrown buckets by
+/// the low bits, so `finish` rotates the well-mixed high bits down (as
+/// rustc-hash 2 does).
 #[derive(Debug, Default, Clone, Copy)]
 struct AddrHasher(u64);
 
@@ -290,7 +293,7 @@ impl Hasher for AddrHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
 }
 
@@ -799,5 +802,21 @@ mod tests {
         for (i, other) in others.iter().enumerate() {
             assert_ne!(*other, seq, "variant {i}");
         }
+    }
+
+    #[test]
+    fn the_address_hash_spreads_a_16_over_the_low_bits() {
+        use std::collections::HashSet;
+        let build = BuildHasherDefault::<AddrHasher>::default();
+        let mut addrs = HashSet::new();
+        let mut addr_ports = HashSet::new();
+        for host in 0..65_536u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0xC612_0000 | host));
+            addrs.insert(build.hash_one(ip) & 0xffff);
+            addr_ports.insert(build.hash_one(SocketAddr::new(ip, 80)) & 0xffff);
+        }
+        // A /16 over 65,536 buckets: a good hash fills most of them.
+        assert!(addrs.len() > 40_000, "{} buckets of 65,536", addrs.len());
+        assert!(addr_ports.len() > 40_000, "{} buckets", addr_ports.len());
     }
 }

@@ -5,6 +5,8 @@
 //! between the configured minimum and maximum. Before the first answer the
 //! initial timeout is used.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 /// Bounds and the starting point of the per-host timeout.
@@ -217,7 +219,7 @@ const WHEEL_SLOTS: u64 = 16_384;
 /// a heap pays a logarithm per probe in memory it misses in cache (a fast
 /// scan holds hundreds of thousands, most answered long before their
 /// deadline and skipped when it comes). A deadline beyond the wheel's span
-/// waits in a short list of its own. Items come out at most a millisecond
+/// waits in a heap of its own. Items come out at most a millisecond
 /// late, never early.
 #[derive(Debug)]
 pub struct DeadlineWheel<T> {
@@ -225,17 +227,17 @@ pub struct DeadlineWheel<T> {
     /// The first bucket not yet expired, in milliseconds since `origin`.
     cursor: u64,
     slots: Vec<Vec<T>>,
-    far: Vec<(Instant, T)>,
+    far: BinaryHeap<Reverse<(Instant, T)>>,
     len: usize,
 }
 
-impl<T> DeadlineWheel<T> {
+impl<T: Ord> DeadlineWheel<T> {
     pub fn new(origin: Instant) -> Self {
         DeadlineWheel {
             origin,
             cursor: 0,
             slots: (0..WHEEL_SLOTS).map(|_| Vec::new()).collect(),
-            far: Vec::new(),
+            far: BinaryHeap::new(),
             len: 0,
         }
     }
@@ -265,7 +267,7 @@ impl<T> DeadlineWheel<T> {
         if tick - self.cursor < WHEEL_SLOTS {
             self.slots[(tick % WHEEL_SLOTS) as usize].push(item);
         } else {
-            self.far.push((deadline, item));
+            self.far.push(Reverse((deadline, item)));
         }
         self.len += 1;
     }
@@ -285,17 +287,11 @@ impl<T> DeadlineWheel<T> {
             }
             self.cursor = now_tick + 1;
         }
-        if self.far.iter().any(|(t, _)| *t <= now) {
-            let mut keep = Vec::with_capacity(self.far.len());
-            for (t, item) in self.far.drain(..) {
-                if t <= now {
-                    self.len -= 1;
-                    due(item);
-                } else {
-                    keep.push((t, item));
-                }
+        while self.far.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            if let Some(Reverse((_, item))) = self.far.pop() {
+                self.len -= 1;
+                due(item);
             }
-            self.far = keep;
         }
     }
 
@@ -307,7 +303,7 @@ impl<T> DeadlineWheel<T> {
         let near = (self.cursor..self.cursor + WHEEL_SLOTS)
             .find(|tick| !self.slots[(tick % WHEEL_SLOTS) as usize].is_empty())
             .map(|tick| self.origin + Duration::from_millis(tick));
-        let far = self.far.iter().map(|(t, _)| *t).min();
+        let far = self.far.peek().map(|Reverse((t, _))| *t);
         near.into_iter().chain(far).min()
     }
 }

@@ -1081,7 +1081,8 @@ impl Scan {
                     if let Some(ms) = snap.period_ms {
                         // Kept per source address: this run may have
                         // another number of them.
-                        let lane_period = Duration::from_millis(ms);
+                        let lane_period =
+                            Duration::from_millis(ms).min(MAX_PERIOD * lanes.max(1) as u32);
                         let period = (lane_period / lanes as u32).clamp(MIN_PERIOD, MAX_PERIOD);
                         h.pace = Pace::Paced { period };
                         // Each lane's last token may have been spent just
@@ -1096,6 +1097,15 @@ impl Scan {
                         "checkpoint bitmap does not fit; rescanning the host"
                     );
                     forget_counts(&mut self.stats.scan, &snap.counts);
+                    // Its results so far are found again: not twice.
+                    let addr = h.target.addr.to_string();
+                    if let Some(journal) = self.journal.as_mut() {
+                        journal.retain(|ev| match ev {
+                            Logged::Port(p) => p.host_index != snap.index,
+                            Logged::Error(e) => e.target != addr,
+                            Logged::Host(_) => true,
+                        });
+                    }
                 }
             }
             undecided += h.undecided;
@@ -1302,8 +1312,10 @@ pub async fn udp_scan(
     if let Some(resume) = resume {
         if let Some(part) = resume.udp() {
             scan.restore(part);
-            for ev in &part.events {
-                let _ = events.send(ev.clone().into_event()).await;
+            // The journal as restored: without the results of a host that
+            // is scanned again.
+            for ev in scan.journal.clone().unwrap_or_default() {
+                let _ = events.send(ev.into_event()).await;
             }
         }
         let mut s = Saver {
