@@ -330,11 +330,12 @@ impl ScanPlan {
                 grace: rtt.max.min(Duration::from_secs(1)),
             },
         };
-        // A UDP scan alone opens no raw socket.
+        // A UDP scan alone opens no raw socket, even with -sS typed (as in
+        // `-sS -p U:53`: no TCP port to send a SYN to).
         let syn = match (args.syn, args.connect || ports.tcp.is_empty()) {
-            (true, _) => Some(true),
             (_, true) => Some(false),
-            _ => None,
+            (true, false) => Some(true),
+            (false, false) => None,
         };
         Ok(ScanPlan {
             specs,
@@ -1230,5 +1231,27 @@ mod tests {
         assert_eq!(protos("-p 22,U:53 h"), (true, true));
         assert_eq!(protos("--udp -p T:22,U:53 h"), (true, true));
         assert_eq!(protos("--udp -p 22 h"), (false, true));
+    }
+
+    #[test]
+    fn a_syn_flag_without_tcp_ports_opens_no_raw_socket() {
+        use clap::Parser as _;
+        let plan = |line: &str| {
+            let mut words = vec!["sockeye", "scan"];
+            words.extend(line.split_whitespace());
+            match crate::cli::args::Cli::try_parse_from(words)
+                .expect("parses")
+                .command
+            {
+                crate::cli::args::Command::Scan(args) => ScanPlan::from_args(*args).expect("plan"),
+                _ => unreachable!("a scan"),
+            }
+        };
+        let udp_only = plan("--syn -p U:53 198.18.0.2");
+        assert_eq!((udp_only.ports.len(), udp_only.udp_ports.len()), (0, 1));
+        assert_eq!(udp_only.syn, Some(false));
+        assert_eq!(plan("--syn -p T:22,U:53 198.18.0.2").syn, Some(true));
+        assert_eq!(plan("--udp --connect -p 22 198.18.0.2").syn, Some(false));
+        assert_eq!(plan("-p 22 198.18.0.2").syn, None);
     }
 }
